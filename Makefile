@@ -1,0 +1,51 @@
+# Two commands for a fresh machine: `make demo` and `make test`.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+VENV := .venv
+PY := $(VENV)/bin/python
+AGORA := $(VENV)/bin/agora
+FERRETDB := .agora/bin/ferretdb
+
+.PHONY: help setup up down status demo test lint bench clean
+
+help:
+	@echo "make demo    set up, start the local stack and run the scripted scenario"
+	@echo "make test    set up and run the whole suite against real services"
+	@echo "make up | down | status | lint | clean"
+
+$(VENV)/.installed: pyproject.toml
+	@test -x $(PY) || "$$(tools/python.sh)" -m venv $(VENV)
+	@$(PY) -m pip install -q --upgrade pip
+	@$(PY) -m pip install -q -e ".[dev]"
+	@touch $@
+
+$(FERRETDB): tools/ferretdb/go.mod tools/ferretdb/go.sum tools/ferretdb/build.sh
+	@tools/ferretdb/build.sh $(FERRETDB)
+	@touch $@
+
+## setup: Python deps in .venv, RabbitMQ from Debian, FerretDB built with Go (idempotent)
+setup: $(VENV)/.installed $(FERRETDB)
+	@tools/install-rabbitmq.sh
+
+## up: services, worker and API in the background; waits for /readyz
+up: setup
+	@$(AGORA) up
+
+down:
+	@test -x $(AGORA) && $(AGORA) down || true
+
+status:
+	@$(AGORA) status
+
+demo: up
+	@$(PY) -m cli.demo
+
+test: setup
+	@$(PY) -m pytest; code=$$?; \
+	if [ $$code -eq 5 ]; then echo "no tests were collected: failing" >&2; exit 1; fi; exit $$code
+
+lint: setup
+	@$(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check .
+
+clean: down
+	rm -rf .agora/data .agora/logs .agora/run

@@ -1,0 +1,1 @@
+"""Temporal activities: thin wrappers over the adapters (persistence, bus, llm)."""

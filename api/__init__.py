@@ -1,0 +1,1 @@
+"""The thin HTTP API: starts, signals, updates and queries workflows; reads MongoDB."""

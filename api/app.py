@@ -1,0 +1,108 @@
+"""``create_app()``: the FastAPI application and its lifespan."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+from fastapi import FastAPI, Request, Response
+from temporalio.client import Client
+
+from api.errors import install_error_handlers
+from api.routes import agents, health
+from bus import EventBus, open_bus
+from core.logging import configure_logging, correlation_id
+from core.settings import Settings, get_settings
+from core.temporal import connect_temporal
+from persistence import Database, open_database
+
+log = logging.getLogger("agora.api")
+
+
+@dataclass
+class Dependencies:
+    """The clients, opened once; a dependency that is down is retried in the background."""
+
+    settings: Settings
+    temporal: Client | None = None
+    database: Database | None = None
+    bus: EventBus | None = None
+
+    async def connect(self) -> None:
+        """Connect whatever is not connected yet; never raises."""
+        timeout = self.settings.readiness_timeout_seconds * 5
+        openers = {
+            "database": lambda: open_database(self.settings),
+            "bus": lambda: open_bus(self.settings),
+            "temporal": lambda: connect_temporal(self.settings),
+        }
+        for name, opener in openers.items():
+            if getattr(self, name) is not None:
+                continue
+            try:
+                setattr(self, name, await asyncio.wait_for(opener(), timeout))
+            except Exception as exc:  # retried by keep_connecting; readyz names it
+                log.warning("%s not connected: %s", name, type(exc).__name__)
+
+    @property
+    def complete(self) -> bool:
+        return None not in (self.temporal, self.database, self.bus)
+
+    async def keep_connecting(self) -> None:
+        while not self.complete:
+            await asyncio.sleep(1)
+            await self.connect()
+
+    async def close(self) -> None:
+        if self.bus is not None:
+            await self.bus.close()
+        if self.database is not None:
+            await self.database.close()
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or get_settings()
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if settings.env != "test":
+            configure_logging()
+        deps = Dependencies(settings)
+        await deps.connect()
+        app.state.deps = deps
+        retry = asyncio.create_task(deps.keep_connecting())
+        try:
+            yield
+        finally:
+            retry.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await retry
+            await deps.close()
+
+    app = FastAPI(
+        title="Agora",
+        version="0.1.0",
+        description="A durable backend for societies of software agents.",
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+
+    @app.middleware("http")
+    async def correlate(request: Request, call_next) -> Response:
+        cid = request.headers.get("x-correlation-id") or str(uuid.uuid4())
+        token = correlation_id.set(cid[:128])
+        try:
+            response = await call_next(request)
+        finally:
+            correlation_id.reset(token)
+        response.headers["X-Correlation-ID"] = cid[:128]
+        return response
+
+    install_error_handlers(app)
+    app.include_router(health.router)
+    app.include_router(agents.router, prefix="/v1")
+    return app

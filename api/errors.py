@@ -1,0 +1,65 @@
+"""Temporal and store errors mapped to HTTP once, for every route."""
+
+from __future__ import annotations
+
+import logging
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+from temporalio.client import WorkflowUpdateFailedError
+from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
+from temporalio.service import RPCError, RPCStatusCode
+
+from persistence import STORE_UNAVAILABLE
+
+log = logging.getLogger("agora.api")
+
+APPLICATION_ERROR_STATUS = {"NotFound": 404, "Forbidden": 403, "Conflict": 409, "Invalid": 422}
+
+
+class ServiceUnavailable(Exception):
+    """A dependency the request needs is not connected."""
+
+    def __init__(self, dependency: str) -> None:
+        super().__init__(dependency)
+        self.dependency = dependency
+
+
+def _problem(status: int, detail: str, headers: dict[str, str] | None = None) -> JSONResponse:
+    return JSONResponse({"detail": detail}, status_code=status, headers=headers)
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(WorkflowUpdateFailedError)
+    async def update_failed(_: Request, exc: WorkflowUpdateFailedError) -> JSONResponse:
+        cause = exc.cause
+        if isinstance(cause, ApplicationError):
+            return _problem(APPLICATION_ERROR_STATUS.get(cause.type or "", 409), cause.message)
+        return _problem(409, str(cause or exc))
+
+    @app.exception_handler(WorkflowAlreadyStartedError)
+    async def already_started(_: Request, exc: WorkflowAlreadyStartedError) -> JSONResponse:
+        return _problem(409, f"{exc.workflow_id} already exists")
+
+    @app.exception_handler(RPCError)
+    async def rpc_error(_: Request, exc: RPCError) -> JSONResponse:
+        if exc.status == RPCStatusCode.NOT_FOUND:
+            return _problem(404, "not found")
+        if exc.status == RPCStatusCode.ALREADY_EXISTS:
+            return _problem(409, "already exists")
+        if exc.status == RPCStatusCode.RESOURCE_EXHAUSTED:
+            return _problem(429, "too many requests in flight; retry", {"Retry-After": "1"})
+        if exc.status in (RPCStatusCode.UNAVAILABLE, RPCStatusCode.DEADLINE_EXCEEDED):
+            return _problem(503, "temporal is unavailable", {"Retry-After": "2"})
+        log.error("temporal rpc error", exc_info=exc)
+        return _problem(502, "temporal rejected the request")
+
+    @app.exception_handler(ServiceUnavailable)
+    async def unavailable(_: Request, exc: ServiceUnavailable) -> JSONResponse:
+        return _problem(503, f"{exc.dependency} is unavailable", {"Retry-After": "2"})
+
+    for error in STORE_UNAVAILABLE:
+        app.add_exception_handler(
+            error,
+            lambda _r, _e: _problem(503, "mongodb is unavailable", {"Retry-After": "2"}),
+        )

@@ -1,0 +1,192 @@
+"""Agents: introduce, read, discover, change, heartbeat, retire."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Annotated
+
+from fastapi import APIRouter, HTTPException, Query, status
+from temporalio.client import WithStartWorkflowOperation
+from temporalio.common import (
+    SearchAttributePair,
+    TypedSearchAttributes,
+    WorkflowIDConflictPolicy,
+    WorkflowIDReusePolicy,
+)
+
+from api.deps import (
+    AdminPrincipal,
+    CorrelationId,
+    CurrentPrincipal,
+    DatabaseDep,
+    ExistingAgent,
+    LiveOwnAgent,
+    SettingsDep,
+    TemporalDep,
+)
+from core.security import hash_token, new_agent_token
+from core.temporal import AGENT_ID, KIND, STATUS
+from models.agents import (
+    AgentCard,
+    AgentCreate,
+    AgentCreated,
+    AgentManifest,
+    AgentPage,
+    AgentSkill,
+    AgentStatus,
+    AgentUpdate,
+    PublicProfile,
+)
+from models.workflow_io import AgentStart, AgentState, Heartbeat, ManifestChange, RetireRequest
+from persistence import AgentRepository, decode_cursor
+from workflows.agent import AgentWorkflow, agent_workflow_id
+
+router = APIRouter(prefix="/agents", tags=["agents"])
+
+
+def _new_agent_id() -> str:
+    import uuid
+
+    return f"a-{uuid.uuid4().hex[:16]}"
+
+
+@router.post("", status_code=status.HTTP_201_CREATED, response_model=AgentCreated)
+async def create_agent(
+    body: AgentCreate,
+    _: AdminPrincipal,
+    settings: SettingsDep,
+    temporal: TemporalDep,
+    database: DatabaseDep,
+    cid: CorrelationId,
+) -> AgentCreated:
+    """Introduce an agent: starts its workflow, which stores the manifest and announces it."""
+    agent_id = body.agent_id or _new_agent_id()
+    if await AgentRepository(database).exists(agent_id):
+        raise HTTPException(status.HTTP_409_CONFLICT, f"agent {agent_id} already exists")
+    token = new_agent_token()
+    now = datetime.now(UTC)
+    manifest = AgentManifest(
+        agent_id=agent_id,
+        status=AgentStatus(body.status),
+        available_resources=body.available_resources,
+        public_profile=PublicProfile(name=body.name, bio=body.bio),
+        last_updated=now,
+        created_at=now,
+        hosted=body.brain is not None,
+    )
+    state = AgentState(
+        manifest=manifest,
+        token_hash=hash_token(token, settings.token_secret.get_secret_value()),
+        offline_after_seconds=settings.agent_offline_after_seconds,
+        continue_as_new_after_events=settings.continue_as_new_after_events,
+    )
+    start = WithStartWorkflowOperation(
+        AgentWorkflow.run,
+        AgentStart(state=state, correlation_id=cid),
+        id=agent_workflow_id(agent_id),
+        task_queue=settings.task_queue,
+        id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
+        id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+        search_attributes=TypedSearchAttributes(
+            [
+                SearchAttributePair(AGENT_ID, agent_id),
+                SearchAttributePair(STATUS, manifest.status.value),
+                SearchAttributePair(KIND, "agent"),
+            ]
+        ),
+        static_summary=f"Agent {body.name} ({agent_id})",
+    )
+    stored = await temporal.execute_update_with_start_workflow(
+        AgentWorkflow.introduce, start_workflow_operation=start
+    )
+    return AgentCreated(agent_id=agent_id, token=token, manifest=stored)
+
+
+@router.get("", response_model=AgentPage)
+async def read_agents(
+    _: CurrentPrincipal,
+    database: DatabaseDep,
+    status_: Annotated[AgentStatus | None, Query(alias="status")] = None,
+    resource: Annotated[str | None, Query(min_length=1, max_length=64)] = None,
+    q: Annotated[
+        str | None, Query(min_length=1, max_length=100, description="name contains")
+    ] = None,
+    cursor: Annotated[str | None, Query(max_length=200)] = None,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+) -> AgentPage:
+    """Discover agents by status, resource (skill, tool or service) and name."""
+    try:
+        after = decode_cursor(cursor) if cursor else None
+    except ValueError as exc:
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, f"cursor: {exc}") from exc
+    items, next_cursor = await AgentRepository(database).search(
+        status=status_.value if status_ else None, resource=resource, q=q, after=after, limit=limit
+    )
+    return AgentPage(items=items, next_cursor=next_cursor)
+
+
+@router.get("/{agent_id}", response_model=AgentManifest)
+async def read_agent(_: CurrentPrincipal, manifest: ExistingAgent) -> AgentManifest:
+    """An agent's public manifest (retired agents stay readable)."""
+    return manifest
+
+
+@router.get("/{agent_id}/card", response_model=AgentCard)
+async def read_agent_card(manifest: ExistingAgent, settings: SettingsDep) -> AgentCard:
+    """An A2A-style Agent Card, public like A2A's; presence is an Agora extension."""
+    base = f"{settings.api_url}/v1/agents/{manifest.agent_id}"
+    return AgentCard(
+        name=manifest.public_profile.name,
+        description=manifest.public_profile.bio or f"Agora agent {manifest.agent_id}",
+        url=base,
+        skills=[
+            AgentSkill(
+                id=f"{resource.kind}:{resource.name}",
+                name=resource.name,
+                description=resource.description or f"{resource.kind} {resource.name}",
+                tags=[resource.kind],
+            )
+            for resource in manifest.available_resources
+        ],
+        extensions={
+            "agora/presence": {
+                "status": manifest.status.value,
+                "online": manifest.online_status,
+                "last_seen": manifest.last_seen.isoformat() if manifest.last_seen else None,
+            },
+            "agora/endpoints": {
+                "manifest": base,
+                "heartbeat": f"{base}/heartbeat",
+            },
+        },
+    )
+
+
+@router.patch("/{agent_id}", response_model=AgentManifest)
+async def update_agent(
+    body: AgentUpdate, agent: LiveOwnAgent, temporal: TemporalDep, cid: CorrelationId
+) -> AgentManifest:
+    """Change status, activities, resources or profile (the agent itself or an admin)."""
+    handle = temporal.get_workflow_handle_for(AgentWorkflow.run, agent_workflow_id(agent.agent_id))
+    profile_fields = sorted(body.public_profile.model_fields_set) if body.public_profile else []
+    change = ManifestChange(update=body, profile_fields=profile_fields, correlation_id=cid)
+    return await handle.execute_update(AgentWorkflow.update_manifest, change)
+
+
+@router.post("/{agent_id}/heartbeat", status_code=status.HTTP_202_ACCEPTED)
+async def heartbeat_agent(
+    agent: LiveOwnAgent, temporal: TemporalDep, cid: CorrelationId
+) -> dict[str, str]:
+    """Mark the agent online; it goes offline after a configured silence."""
+    handle = temporal.get_workflow_handle_for(AgentWorkflow.run, agent_workflow_id(agent.agent_id))
+    await handle.signal(AgentWorkflow.heartbeat, Heartbeat(correlation_id=cid))
+    return {"status": "accepted"}
+
+
+@router.delete("/{agent_id}", response_model=AgentManifest)
+async def retire_agent(
+    agent: LiveOwnAgent, temporal: TemporalDep, cid: CorrelationId
+) -> AgentManifest:
+    """Retire the agent: leaves its chats, revokes its token, keeps its manifest readable."""
+    handle = temporal.get_workflow_handle_for(AgentWorkflow.run, agent_workflow_id(agent.agent_id))
+    return await handle.execute_update(AgentWorkflow.retire, RetireRequest(correlation_id=cid))

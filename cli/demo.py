@@ -1,0 +1,116 @@
+"""The scripted scenario behind ``make demo``: every part that exists, working, through the API."""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+import uuid
+from urllib.parse import quote
+
+import httpx
+from rich.console import Console
+from rich.table import Table
+
+from cli.stack import PROJECT_ROOT, Stack
+
+console = Console()
+
+CAST = [
+    ("ada", "Ada", "Counts, fits and doubts.", ["statistics", "data_analysis"]),
+    ("basho", "Basho", "Writes short poems on request.", ["poetry", "translation"]),
+    ("curie", "Curie", "Runs experiments and reports.", ["statistics", "lab_work"]),
+    ("dijkstra", "Dijkstra", "Finds the shortest path.", ["algorithms", "python"]),
+    ("eliza", "Eliza", "Listens, then asks a question back.", ["conversation"]),
+]
+
+
+def main() -> int:
+    stack = Stack.load(PROJECT_ROOT / ".agora")
+    env = stack.env()
+    api_url = os.environ.get("AGORA_API_URL", env["AGORA_API_URL"])
+    admin = {"Authorization": f"Bearer {env['AGORA_ADMIN_TOKEN']}"}
+    run = uuid.uuid4().hex[:4]
+    with httpx.Client(base_url=api_url, timeout=30) as http:
+        ready = http.get("/readyz").json()
+        console.rule("[bold]Agora demo")
+        console.print(f"ready: {ready['checks']}")
+
+        console.rule("1. Agents are introduced (each one is an AgentWorkflow)")
+        tokens: dict[str, str] = {}
+        for slug, name, bio, skills in CAST:
+            agent_id = f"{slug}-{run}"
+            body = {
+                "agent_id": agent_id,
+                "name": name,
+                "bio": bio,
+                "available_resources": [{"kind": "skill", "name": s} for s in skills],
+            }
+            started = time.perf_counter()
+            created = http.post("/v1/agents", json=body, headers=admin)
+            created.raise_for_status()
+            took = (time.perf_counter() - started) * 1000
+            tokens[slug] = created.json()["token"]
+            console.print(f"  introduced {agent_id:16} skills={skills}  ({took:.0f} ms)")
+
+        console.rule("2. They heartbeat and change their own manifests")
+        for slug in ("ada", "basho", "curie"):
+            own = {"Authorization": f"Bearer {tokens[slug]}"}
+            http.post(f"/v1/agents/{slug}-{run}/heartbeat", headers=own).raise_for_status()
+        own = {"Authorization": f"Bearer {tokens['curie']}"}
+        http.patch(
+            f"/v1/agents/curie-{run}",
+            json={"status": "busy", "current_activities": ["measuring radioactivity"]},
+            headers=own,
+        ).raise_for_status()
+        console.print("  ada, basho, curie are online; curie is busy measuring radioactivity")
+        denied = http.patch(f"/v1/agents/ada-{run}", json={"status": "idle"}, headers=own)
+        console.print(
+            f"  curie tries to change ada: {denied.status_code} {denied.json()['detail']}"
+        )
+        sneaky = http.patch(
+            f"/v1/agents/curie-{run}", json={"room_participation": ["x"]}, headers=own
+        )
+        console.print(f"  curie tries to set room_participation: {sneaky.status_code}")
+
+        console.rule("3. Discovery: who knows statistics?")
+        time.sleep(0.5)  # heartbeats are signals: let the workflows store them
+        found = http.get("/v1/agents", params={"resource": "statistics"}, headers=admin).json()
+        table = Table("agent", "name", "status", "online", "activities")
+        for item in found["items"]:
+            if item["agent_id"].endswith(run):
+                table.add_row(
+                    item["agent_id"],
+                    item["public_profile"]["name"],
+                    item["status"],
+                    "yes" if item["online_status"] else "no",
+                    ", ".join(item["current_activities"]),
+                )
+        console.print(table)
+
+        console.rule("4. An A2A-style agent card, with live presence")
+        card = http.get(f"/v1/agents/ada-{run}/card").json()
+        console.print_json(
+            data={k: card[k] for k in ("name", "description", "skills", "extensions")}
+        )
+
+        console.rule("5. Retirement")
+        gone = {"Authorization": f"Bearer {tokens['eliza']}"}
+        retired = http.delete(f"/v1/agents/eliza-{run}", headers=gone).json()
+        after = http.get("/v1/agents", headers=gone)
+        console.print(
+            f"  eliza-{run} is {retired['status']}; her old token now gets {after.status_code}"
+        )
+
+    ui = f"http://127.0.0.1:{stack.ports.temporal_ui}/namespaces/default/workflows"
+    query = quote(f'AgoraAgentId="ada-{run}"')
+    console.rule("Where to look")
+    console.print(f"  API docs (OpenAPI)   {api_url}/docs")
+    console.print(f"  Temporal UI          {ui}")
+    console.print(f"  one agent's history  {ui}?query={query}")
+    console.print(f"  settings for a shell source {stack.home / 'env'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,64 @@
+"""``agora``: start, stop and inspect the local stack."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from cli.stack import PROJECT_ROOT, Stack, StackError
+
+app = typer.Typer(
+    help="Agora: a durable backend for societies of software agents.", no_args_is_help=True
+)
+console = Console()
+err = Console(stderr=True)
+
+HomeOption = typer.Option(
+    PROJECT_ROOT / ".agora",
+    "--home",
+    envvar="AGORA_HOME",
+    help="Where the local stack keeps its data.",
+)
+
+
+@app.command()
+def up(home: Path = HomeOption) -> None:
+    """Start Temporal, FerretDB, RabbitMQ, the worker and the API; wait until /readyz is green."""
+    stack = Stack.load(home)
+    try:
+        with console.status("starting the local stack") as status:
+            outcome = stack.up(progress=lambda text: status.update(text))
+    except StackError as exc:
+        err.print(f"[red]could not start {exc.service}[/red]\n{exc}")
+        raise typer.Exit(1) from exc
+    for name, what in outcome.items():
+        console.print(f"  {name:9} {what}")
+    ports = stack.ports
+    console.print(
+        f"\nAPI docs     http://127.0.0.1:{ports.api}/docs\n"
+        f"Temporal UI  http://127.0.0.1:{ports.temporal_ui}\n"
+        f"Settings     source {stack.home / 'env'}"
+    )
+
+
+@app.command()
+def down(home: Path = HomeOption) -> None:
+    """Stop exactly what 'agora up' started."""
+    stopped = Stack.load(home).down()
+    console.print("stopped: " + (", ".join(stopped) if stopped else "nothing was running"))
+
+
+@app.command()
+def status(home: Path = HomeOption) -> None:
+    """Show what runs."""
+    table = Table("service", "state")
+    for name, state in Stack.load(home).status().items():
+        table.add_row(name, state)
+    console.print(table)
+
+
+if __name__ == "__main__":
+    app()

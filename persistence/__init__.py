@@ -1,0 +1,14 @@
+"""The only package that imports pymongo: the client, the indexes and the repositories."""
+
+from persistence.agents import AgentRepository, CredentialRepository, decode_cursor
+from persistence.client import Database, open_database
+from persistence.errors import STORE_UNAVAILABLE
+
+__all__ = [
+    "STORE_UNAVAILABLE",
+    "AgentRepository",
+    "CredentialRepository",
+    "Database",
+    "decode_cursor",
+    "open_database",
+]

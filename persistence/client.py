@@ -1,0 +1,69 @@
+"""The ``AsyncMongoClient`` factory and the indexes DESIGN.md lists, created idempotently."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from pymongo import ASCENDING, AsyncMongoClient, IndexModel
+from pymongo.asynchronous.database import AsyncDatabase
+
+from core.settings import Settings
+
+INDEXES: dict[str, list[IndexModel]] = {
+    "agents": [
+        IndexModel([("status", ASCENDING)], name="status"),
+        IndexModel([("available_resources.name", ASCENDING)], name="available_resources"),
+    ],
+    "agent_credentials": [IndexModel([("agent_id", ASCENDING)], name="agent_id")],
+    "messages": [
+        IndexModel([("chat_id", ASCENDING), ("seq", ASCENDING)], name="chat_seq"),
+        IndexModel([("to", ASCENDING), ("timestamp", ASCENDING)], name="to_timestamp"),
+    ],
+    "agent_chats": [
+        IndexModel(
+            [("agent_id", ASCENDING), ("chat_id", ASCENDING)], name="agent_chat", unique=True
+        )
+    ],
+    "chats": [IndexModel([("participants", ASCENDING)], name="participants")],
+}
+
+
+@dataclass
+class Database:
+    """The client and the database one process works in."""
+
+    client: AsyncMongoClient
+    db: AsyncDatabase
+
+    async def ping(self) -> None:
+        await self.db.command("ping")
+
+    async def close(self) -> None:
+        await self.client.close()
+
+
+async def open_database(settings: Settings, *, create_indexes: bool = True) -> Database:
+    """Connect and make sure every index exists (create_indexes is a no-op when they do)."""
+    client: AsyncMongoClient = AsyncMongoClient(
+        settings.mongodb_uri,
+        tz_aware=True,
+        serverSelectionTimeoutMS=int(settings.readiness_timeout_seconds * 1000) + 3000,
+        appname="agora",
+    )
+    database = Database(client, client[settings.mongodb_db])
+    if create_indexes:
+        await ensure_indexes(database)
+    return database
+
+
+async def ensure_indexes(database: Database) -> None:
+    """Create the indexes that do not exist yet.
+
+    Only the missing ones are sent: FerretDB v1 drops the connection when a compound
+    index that already exists is created again, which MongoDB would accept as a no-op.
+    """
+    for collection, indexes in INDEXES.items():
+        existing = set(await database.db[collection].index_information())
+        missing = [index for index in indexes if index.document["name"] not in existing]
+        if missing:
+            await database.db[collection].create_indexes(missing)

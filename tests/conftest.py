@@ -1,0 +1,130 @@
+"""Real services for the whole session; each test gets its own database, bus prefix and queue.
+
+The session starts Temporal's dev server, FerretDB and RabbitMQ in a temporary folder
+on free ports (``AGORA_TEST_STACK=<home>`` reuses a stack that ``agora up`` started
+there instead), and stops what it started at the end.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from pathlib import Path
+from typing import TypeVar
+
+import httpx
+import pytest
+import pytest_asyncio
+from temporalio.client import Client
+
+from api.app import create_app
+from bus import EventBus, open_bus
+from cli.stack import Ports, Stack
+from core.settings import Settings
+from core.temporal import connect_temporal
+from persistence import Database, open_database
+from workers.registry import build_worker
+
+T = TypeVar("T")
+
+
+@pytest.fixture(scope="session")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    reuse = os.environ.get("AGORA_TEST_STACK")
+    if reuse:
+        yield Stack.load(Path(reuse))
+        return
+    home = tmp_path_factory.mktemp("stack")
+    started = Stack(home, Ports.free(), with_ui=False, with_app=False)
+    try:
+        started.up()
+        yield started
+    finally:
+        started.down()
+
+
+@pytest.fixture
+def settings(stack: Stack) -> Settings:
+    env = stack.env()
+    unique = uuid.uuid4().hex[:12]
+    return Settings(
+        env="test",
+        mongodb_uri=env["AGORA_MONGODB_URI"],
+        mongodb_db=f"test_{unique}",
+        amqp_url=env["AGORA_AMQP_URL"],
+        bus_prefix=f"test.{unique}",
+        temporal_address=env["AGORA_TEMPORAL_ADDRESS"],
+        task_queue=f"test-{unique}",
+        llm_task_queue=f"test-llm-{unique}",
+        admin_token=f"admin-{unique}-{uuid.uuid4().hex}",
+        token_secret=f"secret-{uuid.uuid4().hex}",
+        agent_offline_after_seconds=60,
+    )
+
+
+@pytest_asyncio.fixture(scope="session")
+async def temporal_client(stack: Stack) -> Client:
+    return await connect_temporal(Settings(temporal_address=stack.env()["AGORA_TEMPORAL_ADDRESS"]))
+
+
+@pytest_asyncio.fixture
+async def database(settings: Settings) -> AsyncIterator[Database]:
+    database = await open_database(settings)
+    try:
+        yield database
+    finally:
+        await database.client.drop_database(settings.mongodb_db)
+        await database.close()
+
+
+@pytest_asyncio.fixture
+async def bus(settings: Settings) -> AsyncIterator[EventBus]:
+    bus = await open_bus(settings)
+    try:
+        yield bus
+    finally:
+        await bus.close()
+
+
+@pytest_asyncio.fixture
+async def worker(
+    temporal_client: Client, settings: Settings, database: Database, bus: EventBus
+) -> AsyncIterator[None]:
+    async with build_worker(temporal_client, settings, database, bus):
+        yield
+
+
+@pytest_asyncio.fixture
+async def api(settings: Settings, worker: None) -> AsyncIterator[httpx.AsyncClient]:
+    """The app in process, its lifespan run, with the admin token as default credential."""
+    app = create_app(settings)
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://agora.test") as client:
+            yield client
+
+
+@pytest.fixture
+def admin(settings: Settings) -> dict[str, str]:
+    return {"Authorization": f"Bearer {settings.admin_token.get_secret_value()}"}
+
+
+async def eventually(
+    probe: Callable[[], Awaitable[T]],
+    until: Callable[[T], bool],
+    *,
+    timeout: float = 15.0,
+    interval: float = 0.1,
+) -> T:
+    """Poll ``probe`` until ``until`` holds; fail with the last value at the deadline."""
+    deadline = time.monotonic() + timeout
+    value = await probe()
+    while not until(value):
+        if time.monotonic() > deadline:
+            raise AssertionError(f"condition not met within {timeout}s; last value: {value!r}")
+        await asyncio.sleep(interval)
+        value = await probe()
+    return value

@@ -1,0 +1,42 @@
+"""``python -m workers``: connect once, run until SIGTERM or SIGINT, close in ``finally``."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+
+from bus import open_bus
+from core.logging import configure_logging
+from core.settings import get_settings
+from core.temporal import connect_temporal
+from persistence import open_database
+from workers.registry import build_worker
+
+log = logging.getLogger("agora.worker")
+
+
+async def main() -> None:
+    settings = get_settings()
+    configure_logging()
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+
+    database = await open_database(settings)
+    bus = await open_bus(settings)
+    try:
+        client = await connect_temporal(settings)
+        worker = build_worker(client, settings, database, bus)
+        async with worker:
+            log.info("worker running", extra={"workflow_id": settings.task_queue})
+            await stop.wait()
+            log.info("worker stopping: finishing the tasks in hand")
+    finally:
+        await bus.close()
+        await database.close()
+
+
+if __name__ == "__main__":
+    asyncio.run(main())

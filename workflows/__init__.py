@@ -1,0 +1,1 @@
+"""Temporal workflows: where Agora's decisions are made. Deterministic code only."""

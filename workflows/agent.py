@@ -1,0 +1,258 @@
+"""AgentWorkflow: one per agent (id ``agent/<agent_id>``), the source of truth of its life."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from temporalio import workflow
+from temporalio.exceptions import ApplicationError
+
+with workflow.unsafe.imports_passed_through():
+    from activities.events import EventActivities
+    from activities.store import StoreActivities
+    from core.temporal import STATUS
+    from models.agents import AgentManifest, AgentStatus, PublicProfile
+    from models.events import EventEnvelope
+    from models.workflow_io import (
+        AgentStart,
+        Heartbeat,
+        ManifestChange,
+        PublishEventsInput,
+        RetireRequest,
+        StoreCredentialInput,
+        StoreManifestInput,
+    )
+    from workflows import options
+
+
+def agent_workflow_id(agent_id: str) -> str:
+    return f"agent/{agent_id}"
+
+
+@workflow.defn
+class AgentWorkflow:
+    """An agent's life: introduced, active/busy/idle/offline, retired.
+
+    Handlers change the state and bump the manifest's version; the main loop writes
+    the newest manifest and publishes the pending events in one batch, then the
+    handlers that wait for their change to be stored return.
+    """
+
+    @workflow.init
+    def __init__(self, start: AgentStart) -> None:
+        self.state = start.state
+        self._status_attribute = str(start.state.manifest.status)
+
+    @workflow.run
+    async def run(self, start: AgentStart) -> AgentManifest:
+        """Live until retired, continuing as new before the history grows large."""
+        state = self.state
+        if not state.introduced:
+            manifest = state.manifest
+            payload = {"agent_id": manifest.agent_id, "name": manifest.public_profile.name,
+                       "status": str(manifest.status)}  # fmt: skip
+            self._emit("agent.introduced", payload, start.correlation_id)
+            state.introduced = True
+        if not state.credential_stored:
+            await workflow.execute_activity_method(
+                StoreActivities.store_credential,
+                StoreCredentialInput(agent_id=state.manifest.agent_id, token_hash=state.token_hash),
+                **options.STORE,
+            )
+            state.credential_stored = True
+        while True:
+            try:
+                await workflow.wait_condition(self._has_work, timeout=self._until_offline())
+            except TimeoutError:
+                self._check_presence()
+            await self._flush()
+            if state.retired and not self._has_work():
+                await workflow.wait_condition(workflow.all_handlers_finished)
+                return state.manifest
+            if self._history_is_long() and not self._has_work():
+                await workflow.wait_condition(workflow.all_handlers_finished)
+                workflow.continue_as_new(AgentStart(state=state))
+
+    # ---- handlers ---------------------------------------------------------------------
+
+    @workflow.update
+    async def introduce(self) -> AgentManifest:
+        """Wait until the first manifest is stored and return it (update-with-start)."""
+        await workflow.wait_condition(lambda: self.state.stored_version >= 0)
+        return self.state.manifest
+
+    @workflow.update
+    async def update_manifest(self, change: ManifestChange) -> AgentManifest:
+        """Apply an agent's own change to its manifest; return it once stored."""
+        manifest = self.state.manifest
+        update = change.update
+        if update.status is not None and update.status != manifest.status:
+            self._set_status(AgentStatus(update.status), change.correlation_id)
+            self.state.status_before_offline = None
+        if update.current_activities is not None:
+            manifest.current_activities = list(update.current_activities)
+        if update.available_resources is not None:
+            manifest.available_resources = list(update.available_resources)
+        if update.public_profile is not None:
+            merged = manifest.public_profile.model_dump() | update.public_profile.model_dump(
+                include=set(change.profile_fields)
+            )
+            try:
+                manifest.public_profile = PublicProfile.model_validate(merged)
+            except ValueError as exc:
+                raise ApplicationError(str(exc), type="Invalid", non_retryable=True) from exc
+        version = self._touch()
+        await workflow.wait_condition(lambda: self.state.stored_version >= version)
+        return self.state.manifest
+
+    @update_manifest.validator
+    def _validate_update_manifest(self, change: ManifestChange) -> None:
+        self._reject_if_retired()
+
+    @workflow.signal
+    def heartbeat(self, beat: Heartbeat) -> None:
+        """Mark the agent online and stamp ``last_seen``; the offline timer restarts."""
+        if self.state.retiring:
+            return
+        manifest = self.state.manifest
+        manifest.last_seen = workflow.now()
+        manifest.online_status = True
+        if manifest.status == AgentStatus.OFFLINE:
+            back = self.state.status_before_offline or AgentStatus.ACTIVE
+            self._set_status(AgentStatus(back), beat.correlation_id)
+            self.state.status_before_offline = None
+        self._touch()
+
+    @workflow.update
+    async def retire(self, request: RetireRequest) -> AgentManifest:
+        """Leave every chat, revoke the token, mark the manifest retired, then complete."""
+        self.state.retiring = True
+        self.state.retire_correlation_id = request.correlation_id
+        await workflow.wait_condition(
+            lambda: self.state.retired and self.state.stored_version >= self.state.manifest.version
+        )
+        return self.state.manifest
+
+    @retire.validator
+    def _validate_retire(self, request: RetireRequest) -> None:
+        self._reject_if_retired()
+
+    @workflow.query
+    def manifest(self) -> AgentManifest:
+        """The live manifest (MongoDB may lag behind by one batch)."""
+        return self.state.manifest
+
+    # ---- the main loop's work ---------------------------------------------------------
+
+    def _has_work(self) -> bool:
+        state = self.state
+        return (
+            (state.retiring and not state.retired)
+            or state.manifest.version > state.stored_version
+            or bool(state.pending_events)
+        )
+
+    async def _flush(self) -> None:
+        state = self.state
+        if state.retiring and not state.retired:
+            await workflow.execute_activity_method(
+                StoreActivities.store_credential,
+                StoreCredentialInput(
+                    agent_id=state.manifest.agent_id, token_hash=state.token_hash, revoked=True
+                ),
+                **options.STORE,
+            )
+            state.manifest.online_status = False
+            self._set_status(AgentStatus.RETIRED, state.retire_correlation_id)
+            self._emit("agent.retired", {"agent_id": state.manifest.agent_id},
+                       state.retire_correlation_id)  # fmt: skip
+            self._touch()
+            state.retired = True
+        while state.manifest.version > state.stored_version:
+            snapshot = state.manifest.model_copy(deep=True)
+            await workflow.execute_activity_method(
+                StoreActivities.store_manifest,
+                StoreManifestInput(manifest=snapshot),
+                **options.STORE,
+            )
+            state.stored_version = snapshot.version
+            self._sync_search_attributes()
+        if state.pending_events:
+            batch, state.pending_events = state.pending_events, []
+            await workflow.execute_activity_method(
+                EventActivities.publish_events, PublishEventsInput(events=batch), **options.PUBLISH
+            )
+
+    def _check_presence(self) -> None:
+        manifest = self.state.manifest
+        if not manifest.online_status or manifest.last_seen is None:
+            return
+        silence = (workflow.now() - manifest.last_seen).total_seconds()
+        if silence < self.state.offline_after_seconds:
+            return
+        manifest.online_status = False
+        if manifest.status not in (AgentStatus.OFFLINE, AgentStatus.RETIRED):
+            self.state.status_before_offline = manifest.status
+            self._set_status(AgentStatus.OFFLINE, None)
+        self._touch()
+
+    def _until_offline(self) -> timedelta | None:
+        manifest = self.state.manifest
+        if not manifest.online_status or manifest.last_seen is None:
+            return None
+        due = manifest.last_seen + timedelta(seconds=self.state.offline_after_seconds)
+        return max(due - workflow.now(), timedelta(milliseconds=1))
+
+    # ---- helpers ----------------------------------------------------------------------
+
+    def _touch(self) -> int:
+        manifest = self.state.manifest
+        manifest.version += 1
+        manifest.last_updated = workflow.now()
+        return manifest.version
+
+    def _set_status(self, new: AgentStatus, correlation_id: str | None) -> None:
+        manifest = self.state.manifest
+        old = manifest.status
+        if old == new:
+            return
+        manifest.status = new
+        self._emit(
+            "agent.status_changed",
+            {
+                "agent_id": manifest.agent_id,
+                "old_status": str(old),
+                "new_status": str(new),
+                "online_status": manifest.online_status,
+            },
+            correlation_id,
+        )
+
+    def _emit(self, event_type: str, payload: dict, correlation_id: str | None) -> None:
+        self.state.pending_events.append(
+            EventEnvelope(
+                event_id=str(workflow.uuid4()),
+                type=event_type,
+                occurred_at=workflow.now(),
+                correlation_id=correlation_id,
+                payload=payload,
+                recipients=[],
+            )
+        )
+
+    def _sync_search_attributes(self) -> None:
+        status = str(self.state.manifest.status)
+        if status != self._status_attribute:
+            workflow.upsert_search_attributes([STATUS.value_set(status)])
+            self._status_attribute = status
+
+    def _history_is_long(self) -> bool:
+        info = workflow.info()
+        return (
+            info.is_continue_as_new_suggested()
+            or info.get_current_history_length() > self.state.continue_as_new_after_events
+        )
+
+    def _reject_if_retired(self) -> None:
+        if self.state.retiring or self.state.retired:
+            raise ApplicationError("the agent is retired", type="Conflict", non_retryable=True)
