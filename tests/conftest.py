@@ -8,6 +8,7 @@ there instead), and stops what it started at the end.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import time
 import uuid
@@ -97,14 +98,40 @@ async def worker(
         yield
 
 
-@pytest_asyncio.fixture
-async def api(settings: Settings, worker: None) -> AsyncIterator[httpx.AsyncClient]:
-    """The app in process, its lifespan run, with the admin token as default credential."""
+@contextlib.asynccontextmanager
+async def app_client(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
+    """The app in process with its lifespan run."""
     app = create_app(settings)
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://agora.test") as client:
             yield client
+
+
+@pytest_asyncio.fixture
+async def api(settings: Settings, worker: None) -> AsyncIterator[httpx.AsyncClient]:
+    """The API with an in-process worker behind it."""
+    async with app_client(settings) as client:
+        yield client
+
+
+@pytest_asyncio.fixture
+async def api_only(settings: Settings, database: Database) -> AsyncIterator[httpx.AsyncClient]:
+    """The API with no worker: the test runs its own (say, a subprocess it kills)."""
+    async with app_client(settings) as client:
+        yield client
+
+
+def settings_env(settings: Settings) -> dict[str, str]:
+    """The environment that gives a subprocess (``python -m workers``) these settings."""
+    env = {}
+    for name, value in settings.model_dump().items():
+        if value is None:
+            continue
+        if hasattr(value, "get_secret_value"):
+            value = value.get_secret_value()
+        env[f"AGORA_{name.upper()}"] = str(value)
+    return env
 
 
 @pytest.fixture

@@ -1,0 +1,60 @@
+"""Settings refuse unsafe defaults in production and read the AGORA_ environment."""
+
+from __future__ import annotations
+
+import pytest
+from pydantic import ValidationError
+
+from core.security import hash_token, new_agent_token
+from core.settings import Settings
+
+
+def test_local_defaults_are_accepted_outside_production():
+    assert Settings(env="local").token_secret.get_secret_value()
+
+
+@pytest.mark.parametrize(
+    ("overrides", "complaint"),
+    [
+        ({}, "AGORA_TOKEN_SECRET must be set"),
+        ({"token_secret": "s" * 40}, "AGORA_ADMIN_TOKEN"),
+        ({"token_secret": "s" * 40, "admin_token": "short"}, "AGORA_ADMIN_TOKEN"),
+        (
+            {"token_secret": "s" * 40, "admin_token": "a" * 40},
+            "guest account",
+        ),
+    ],
+)
+def test_production_refuses_unsafe_settings(overrides, complaint):
+    with pytest.raises(ValidationError, match=complaint):
+        Settings(env="production", **overrides)
+
+
+def test_production_accepts_real_secrets():
+    settings = Settings(
+        env="production",
+        token_secret="s" * 40,
+        admin_token="a" * 40,
+        amqp_url="amqp://agora:pw@rabbitmq:5672/",
+    )
+    assert settings.env == "production"
+
+
+def test_settings_come_from_the_agora_environment(monkeypatch):
+    monkeypatch.setenv("AGORA_TASK_QUEUE", "from-env")
+    monkeypatch.setenv("AGORA_AGENT_OFFLINE_AFTER_SECONDS", "2.5")
+    settings = Settings()
+    assert settings.task_queue == "from-env"
+    assert settings.agent_offline_after_seconds == 2.5
+
+
+def test_settings_repr_hides_secrets():
+    settings = Settings(admin_token="very-secret-admin-token")
+    assert "very-secret-admin-token" not in repr(settings)
+
+
+def test_token_hash_is_keyed_and_stable():
+    token = new_agent_token()
+    assert hash_token(token, "k1") == hash_token(token, "k1")
+    assert hash_token(token, "k1") != hash_token(token, "k2")
+    assert token not in hash_token(token, "k1")
