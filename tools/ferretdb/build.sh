@@ -6,7 +6,7 @@
 # module and write that file, which is what its build does.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
-out=${1:-"$here/../../.agora/bin/ferretdb"}
+out=$(realpath -m "${1:-"$here/../../.agora/bin/ferretdb"}")
 if [[ -x $out ]] && "$out" --version 2>/dev/null | grep -q "v1.24.2"; then
   exit 0
 fi
