@@ -15,6 +15,10 @@ class EventActivities:
     @activity.defn(name="publish_events")
     async def publish_events(self, data: PublishEventsInput) -> int:
         """Publish a batch of events in order; a retry republishes them with the same ids."""
-        for event in data.events:
-            await self._bus.publish(event)
+        await self._bus.publish_batch(data.events)
         return len(data.events)
+
+    @activity.defn(name="ensure_inbox")
+    async def ensure_inbox(self, agent_id: str) -> str:
+        """Declare the agent's durable inbox queue, so events wait there while it is away."""
+        return await self._bus.ensure_inbox(agent_id)

@@ -4,8 +4,20 @@ from __future__ import annotations
 
 from temporalio import activity
 
-from models.workflow_io import StoreCredentialInput, StoreManifestInput
-from persistence import AgentRepository, CredentialRepository, Database
+from models.workflow_io import (
+    StoreChatInput,
+    StoreCredentialInput,
+    StoreManifestInput,
+    StoreMessagesInput,
+    StoreReadMarksInput,
+)
+from persistence import (
+    AgentRepository,
+    ChatRepository,
+    CredentialRepository,
+    Database,
+    MessageRepository,
+)
 
 
 class StoreActivities:
@@ -14,6 +26,8 @@ class StoreActivities:
     def __init__(self, database: Database) -> None:
         self._agents = AgentRepository(database)
         self._credentials = CredentialRepository(database)
+        self._chats = ChatRepository(database)
+        self._messages = MessageRepository(database)
 
     @activity.defn(name="store_manifest")
     async def store_manifest(self, data: StoreManifestInput) -> bool:
@@ -24,3 +38,21 @@ class StoreActivities:
     async def store_credential(self, data: StoreCredentialInput) -> None:
         """Store (or revoke) the keyed hash of an agent's token."""
         await self._credentials.put(data.agent_id, data.token_hash, revoked=data.revoked)
+
+    @activity.defn(name="store_chat")
+    async def store_chat(self, data: StoreChatInput) -> bool:
+        """Store the chat and its memberships unless a newer version is already there."""
+        return await self._chats.upsert(data.chat)
+
+    @activity.defn(name="store_messages")
+    async def store_messages(self, data: StoreMessagesInput) -> int:
+        """Store a batch of messages by their deterministic ids (a retry rewrites the same)."""
+        await self._messages.store(data.messages)
+        last = data.messages[-1]
+        await self._chats.raise_last_seq(last.chat_id, last.seq)
+        return len(data.messages)
+
+    @activity.defn(name="store_read_marks")
+    async def store_read_marks(self, data: StoreReadMarksInput) -> None:
+        """Move members' read watermarks forward."""
+        await self._chats.mark_read(data.chat_id, data.read_seq)

@@ -15,7 +15,9 @@ from core.logging import correlation_id
 from core.security import hash_token, same_secret
 from core.settings import Settings
 from models.agents import AgentManifest, AgentStatus
-from persistence import AgentRepository, CredentialRepository, Database
+from models.chats import ChatPublic, Role, can_read
+from persistence import AgentRepository, ChatRepository, CredentialRepository, Database
+from workflows.chat import PLATFORM
 
 
 def get_settings(request: Request) -> Settings:
@@ -77,6 +79,16 @@ def _unauthorized(reason: str) -> HTTPException:
     )
 
 
+async def authenticate(token: str, settings: Settings, database: Database) -> Principal | None:
+    """The principal a bearer token stands for: the admin, a live agent, or nobody."""
+    admin = settings.admin_token.get_secret_value() if settings.admin_token else None
+    if admin and same_secret(token, admin):
+        return Principal("admin")
+    secret = settings.token_secret.get_secret_value()
+    agent_id = await CredentialRepository(database).agent_for(hash_token(token, secret))
+    return Principal("agent", agent_id) if agent_id else None
+
+
 async def current_principal(
     settings: SettingsDep,
     request: Request,
@@ -85,19 +97,22 @@ async def current_principal(
     """Authenticate the bearer token: the admin token, or a live agent token."""
     if credentials is None or not credentials.credentials:
         raise _unauthorized("missing bearer token")
-    token = credentials.credentials
-    admin = settings.admin_token.get_secret_value() if settings.admin_token else None
-    if admin and same_secret(token, admin):
-        return Principal("admin")
-    database = get_database(request)
-    secret = settings.token_secret.get_secret_value()
-    agent_id = await CredentialRepository(database).agent_for(hash_token(token, secret))
-    if agent_id is None:
+    principal = await authenticate(credentials.credentials, settings, get_database(request))
+    if principal is None:
         raise _unauthorized("invalid or revoked token")
-    return Principal("agent", agent_id)
+    return principal
 
 
 CurrentPrincipal = Annotated[Principal, Depends(current_principal)]
+
+
+def require_agent(principal: CurrentPrincipal) -> Principal:
+    if principal.agent_id is None:
+        raise HTTPException(status.HTTP_403_FORBIDDEN, "only an agent may do this")
+    return principal
+
+
+AgentPrincipal = Annotated[Principal, Depends(require_agent)]
 
 
 def require_admin(principal: CurrentPrincipal) -> Principal:
@@ -139,3 +154,49 @@ async def live_agent(_: SelfOrAdmin, manifest: ExistingAgent) -> AgentManifest:
 
 
 LiveOwnAgent = Annotated[AgentManifest, Depends(live_agent)]
+
+
+# ---- chats ---------------------------------------------------------------------------
+
+PathChatId = Annotated[str, Path(min_length=1, max_length=80)]
+
+
+@dataclass(frozen=True)
+class ChatView:
+    """A chat the caller may see, and the caller's role in it (None: not a member)."""
+
+    chat: ChatPublic
+    role: Role | None
+    principal: Principal
+
+    @property
+    def actor(self) -> str:
+        return self.principal.agent_id or PLATFORM
+
+
+async def visible_chat(
+    chat_id: PathChatId, principal: CurrentPrincipal, database: DatabaseDep
+) -> ChatView:
+    """404 for a chat the caller cannot see, whether or not it exists."""
+    chat = await ChatRepository(database).get(chat_id)
+    if chat is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, "chat not found")
+    if principal.is_admin:
+        return ChatView(chat, Role.OWNER, principal)
+    role = next((m.role for m in chat.members if m.agent_id == principal.agent_id), None)
+    if role is None and not (chat.join_rule == "public" and not chat.closed):
+        raise HTTPException(status.HTTP_404_NOT_FOUND, "chat not found")
+    return ChatView(chat, role, principal)
+
+
+VisibleChat = Annotated[ChatView, Depends(visible_chat)]
+
+
+async def readable_chat(view: VisibleChat) -> ChatView:
+    """Members (guests included) read; a visible public chat asks a non-member to join."""
+    if not can_read(view.role):
+        raise HTTPException(status.HTTP_403_FORBIDDEN, "join the chat to read it")
+    return view
+
+
+ReadableChat = Annotated[ChatView, Depends(readable_chat)]

@@ -29,6 +29,14 @@ class EventBus:
 
     async def publish(self, event: EventEnvelope) -> None:
         """Publish to the topic exchange and to each recipient's inbox; waits for confirms."""
+        await asyncio.gather(*self._publishes(event))
+
+    async def publish_batch(self, events: list[EventEnvelope]) -> None:
+        """Publish many events, pipelined: frames go out in order, confirms are awaited together."""
+        await asyncio.gather(*(p for event in events for p in self._publishes(event)))
+        log.debug("events published", extra={"event_id": events[-1].event_id if events else None})
+
+    def _publishes(self, event: EventEnvelope) -> list:
         body = event.model_dump_json().encode()
         headers = {"type": event.type, "version": event.version}
         message = aio_pika.Message(
@@ -48,15 +56,7 @@ class EventBus:
             self.inbox.publish(message, routing_key=agent_id, timeout=self.publish_timeout)
             for agent_id in event.recipients
         ]
-        await asyncio.gather(*confirms)
-        log.info(
-            "event published",
-            extra={
-                "event_type": event.type,
-                "event_id": event.event_id,
-                "correlation_id": event.correlation_id,
-            },
-        )
+        return confirms
 
     async def ensure_inbox(self, agent_id: str) -> str:
         """Declare an agent's durable inbox queue, bound to its key on the inbox exchange."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pydantic import BaseModel, Field
 
 from models.agents import AgentManifest, AgentUpdate
+from models.chats import ChatPublic, Member, Message, Role
 from models.events import EventEnvelope
 
 
@@ -61,3 +62,81 @@ class StoreCredentialInput(BaseModel):
 
 class PublishEventsInput(BaseModel):
     events: list[EventEnvelope] = Field(min_length=1)
+
+
+# ---- chats ---------------------------------------------------------------------------
+
+
+class RoomChange(BaseModel):
+    """Tells an agent's workflow that it joined or left a chat."""
+
+    agent_id: str
+    chat_id: str
+    joined: bool
+
+
+class ChatState(BaseModel):
+    """Everything ``ChatWorkflow`` knows; handed whole to ``continue_as_new``."""
+
+    chat: ChatPublic
+    members: dict[str, Member]
+    next_seq: int = 1
+    version: int = 0
+    stored_version: int = -1
+    read_seq: dict[str, int] = {}
+    pending_reads: dict[str, int] = {}
+    pending_messages: list[Message] = []
+    pending_events: list[EventEnvelope] = []
+    pending_rooms: list[RoomChange] = []
+    continue_as_new_after_events: int = 10_000
+    max_batch: int = 500
+
+
+class ChatStart(BaseModel):
+    state: ChatState
+    correlation_id: str | None = None
+
+
+class PostMessage(BaseModel):
+    sender: str
+    content: str
+    message_type: str = "text"
+    platform: bool = False
+    correlation_id: str | None = None
+
+
+class MembershipChange(BaseModel):
+    actor: str
+    target: str
+    role: Role | None = None
+    platform: bool = False
+    correlation_id: str | None = None
+
+
+class CloseChat(BaseModel):
+    actor: str
+    platform: bool = False
+    correlation_id: str | None = None
+
+
+class ReadInput(BaseModel):
+    agent_id: str
+    up_to_seq: int
+
+
+class MemberRetired(BaseModel):
+    agent_id: str
+    correlation_id: str | None = None
+
+
+class StoreMessagesInput(BaseModel):
+    messages: list[Message] = Field(min_length=1)
+
+
+class StoreChatInput(BaseModel):
+    chat: ChatPublic
+
+
+class StoreReadMarksInput(BaseModel):
+    chat_id: str
+    read_seq: dict[str, int]

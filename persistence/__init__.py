@@ -1,12 +1,15 @@
 """The only package that imports pymongo: the client, the indexes and the repositories."""
 
 from persistence.agents import AgentRepository, CredentialRepository, decode_cursor
+from persistence.chats import ChatRepository, MessageRepository
 from persistence.client import Database, open_database
 from persistence.errors import STORE_UNAVAILABLE
 
 __all__ = [
     "STORE_UNAVAILABLE",
     "AgentRepository",
+    "ChatRepository",
+    "MessageRepository",
     "CredentialRepository",
     "Database",
     "decode_cursor",

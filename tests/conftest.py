@@ -19,11 +19,12 @@ from typing import TypeVar
 import httpx
 import pytest
 import pytest_asyncio
+import uvicorn
 from temporalio.client import Client
 
 from api.app import create_app
 from bus import EventBus, open_bus
-from cli.stack import Ports, Stack
+from cli.stack import Ports, Stack, free_port
 from core.settings import Settings
 from core.temporal import connect_temporal
 from persistence import Database, open_database
@@ -120,6 +121,30 @@ async def api_only(settings: Settings, database: Database) -> AsyncIterator[http
     """The API with no worker: the test runs its own (say, a subprocess it kills)."""
     async with app_client(settings) as client:
         yield client
+
+
+@pytest_asyncio.fixture
+async def server(settings: Settings, worker: None) -> AsyncIterator[str]:
+    """The API served by uvicorn on a free port (for WebSocket streams); yields its base URL."""
+    port = free_port()
+    config = uvicorn.Config(
+        create_app(settings), host="127.0.0.1", port=port, log_level="warning", lifespan="on"
+    )
+    served = uvicorn.Server(config)
+    task = asyncio.create_task(served.serve())
+    await eventually(_value_of(lambda: served.started), bool, timeout=20)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        served.should_exit = True
+        await task
+
+
+def _value_of(read: Callable[[], T]) -> Callable[[], Awaitable[T]]:
+    async def probe() -> T:
+        return read()
+
+    return probe
 
 
 def settings_env(settings: Settings) -> dict[str, str]:

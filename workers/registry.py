@@ -11,8 +11,9 @@ from bus import EventBus
 from core.settings import Settings
 from persistence import Database
 from workflows.agent import AgentWorkflow
+from workflows.chat import ChatWorkflow
 
-WORKFLOWS = [AgentWorkflow]
+WORKFLOWS = [AgentWorkflow, ChatWorkflow]
 ACTIVITY_CLASSES = (StoreActivities, EventActivities)
 
 
@@ -26,6 +27,14 @@ def build_worker(
         client,
         task_queue=settings.task_queue,
         workflows=WORKFLOWS,
-        activities=[store.store_manifest, store.store_credential, events.publish_events],
+        activities=[
+            store.store_manifest,
+            store.store_credential,
+            store.store_chat,
+            store.store_messages,
+            store.store_read_marks,
+            events.publish_events,
+            events.ensure_inbox,
+        ],
         **worker_options,
     )

@@ -17,8 +17,10 @@ with workflow.unsafe.imports_passed_through():
         AgentStart,
         Heartbeat,
         ManifestChange,
+        MemberRetired,
         PublishEventsInput,
         RetireRequest,
+        RoomChange,
         StoreCredentialInput,
         StoreManifestInput,
     )
@@ -54,6 +56,9 @@ class AgentWorkflow:
             self._emit("agent.introduced", payload, start.correlation_id)
             state.introduced = True
         if not state.credential_stored:
+            await workflow.execute_activity_method(
+                EventActivities.ensure_inbox, state.manifest.agent_id, **options.PUBLISH
+            )
             await workflow.execute_activity_method(
                 StoreActivities.store_credential,
                 StoreCredentialInput(agent_id=state.manifest.agent_id, token_hash=state.token_hash),
@@ -123,6 +128,20 @@ class AgentWorkflow:
             self.state.status_before_offline = None
         self._touch()
 
+    @workflow.signal
+    def room_changed(self, change: RoomChange) -> None:
+        """A chat workflow says this agent joined or left it (room_participation)."""
+        if self.state.retired:
+            return
+        rooms = self.state.manifest.room_participation
+        if change.joined and change.chat_id not in rooms:
+            rooms.append(change.chat_id)
+        elif not change.joined and change.chat_id in rooms:
+            rooms.remove(change.chat_id)
+        else:
+            return
+        self._touch()
+
     @workflow.update
     async def retire(self, request: RetireRequest) -> AgentManifest:
         """Leave every chat, revoke the token, mark the manifest retired, then complete."""
@@ -162,6 +181,21 @@ class AgentWorkflow:
                 ),
                 **options.STORE,
             )
+            for chat_id in list(state.manifest.room_participation):
+                handle = workflow.get_external_workflow_handle_for(
+                    chat_workflows.ChatWorkflow.run, chat_workflows.chat_workflow_id(chat_id)
+                )
+                try:
+                    await handle.signal(
+                        chat_workflows.ChatWorkflow.member_retired,
+                        MemberRetired(
+                            agent_id=state.manifest.agent_id,
+                            correlation_id=state.retire_correlation_id,
+                        ),
+                    )
+                except Exception:  # the chat's workflow has ended (closed): nothing to leave
+                    workflow.logger.info("chat %s has no live workflow", chat_id)
+            state.manifest.room_participation = []
             state.manifest.online_status = False
             self._set_status(AgentStatus.RETIRED, state.retire_correlation_id)
             self._emit("agent.retired", {"agent_id": state.manifest.agent_id},
@@ -256,3 +290,9 @@ class AgentWorkflow:
     def _reject_if_retired(self) -> None:
         if self.state.retiring or self.state.retired:
             raise ApplicationError("the agent is retired", type="Conflict", non_retryable=True)
+
+
+# The chat workflow signals agents and agents signal chats: the module is bound here, at
+# the end, and its names are looked up when a retirement runs.
+with workflow.unsafe.imports_passed_through():
+    import workflows.chat as chat_workflows  # noqa: E402

@@ -1,0 +1,214 @@
+"""Chats and their members: open, list, show, close, invite, remove, change roles."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+
+from fastapi import APIRouter, HTTPException, Response, status
+from temporalio.client import WithStartWorkflowOperation
+from temporalio.common import (
+    SearchAttributePair,
+    TypedSearchAttributes,
+    WorkflowIDConflictPolicy,
+    WorkflowIDReusePolicy,
+)
+
+from api.deps import (
+    AgentPrincipal,
+    CorrelationId,
+    CurrentPrincipal,
+    DatabaseDep,
+    PathAgentId,
+    SettingsDep,
+    TemporalDep,
+    VisibleChat,
+)
+from core.temporal import CHAT_ID, KIND, STATUS
+from models.agents import AgentStatus
+from models.chats import (
+    ChatCreate,
+    ChatPage,
+    ChatPublic,
+    Member,
+    MemberAdd,
+    MemberUpdate,
+    Role,
+    direct_chat_id,
+)
+from models.workflow_io import ChatStart, ChatState, CloseChat, MembershipChange
+from persistence import AgentRepository, ChatRepository, Database
+from workflows.chat import ChatWorkflow, chat_workflow_id
+
+router = APIRouter(prefix="/chats", tags=["chats"])
+
+SPEAKER_POLICIES = ("fifo", "priority", "round_robin", "random", "moderator", "llm")
+
+
+async def _live_agents(database: Database, agent_ids: list[str]) -> None:
+    """404 for an unknown agent, 422 for a retired one: a chat is for living agents."""
+    agents = AgentRepository(database)
+    for agent_id in agent_ids:
+        manifest = await agents.get(agent_id)
+        if manifest is None:
+            raise HTTPException(status.HTTP_404_NOT_FOUND, f"agent {agent_id} not found")
+        if manifest.status == AgentStatus.RETIRED:
+            raise HTTPException(
+                status.HTTP_422_UNPROCESSABLE_CONTENT, f"agent {agent_id} is retired"
+            )
+
+
+@router.post(
+    "",
+    status_code=status.HTTP_201_CREATED,
+    response_model=ChatPublic,
+    responses={200: {"model": ChatPublic, "description": "the pair's existing direct chat"}},
+)
+async def create_chat(
+    body: ChatCreate,
+    principal: AgentPrincipal,
+    settings: SettingsDep,
+    temporal: TemporalDep,
+    database: DatabaseDep,
+    response: Response,
+    cid: CorrelationId,
+) -> ChatPublic:
+    """Open a direct chat with one agent (the pair's one chat), or a group you own."""
+    me = principal.agent_id
+    if me in body.participants:
+        raise HTTPException(
+            status.HTTP_422_UNPROCESSABLE_CONTENT, "participants: do not list yourself"
+        )
+    if body.type == "direct" and body.speaker_policy is not None:
+        raise HTTPException(
+            status.HTTP_422_UNPROCESSABLE_CONTENT, "speaker_policy: a direct chat has no floor"
+        )
+    if body.speaker_policy is not None and body.speaker_policy not in SPEAKER_POLICIES:
+        raise HTTPException(
+            status.HTTP_422_UNPROCESSABLE_CONTENT,
+            f"speaker_policy: one of {', '.join(SPEAKER_POLICIES)}",
+        )
+    await _live_agents(database, body.participants)
+    if body.type == "direct":
+        chat_id = direct_chat_id(me, body.participants[0])
+        existing = await ChatRepository(database).get(chat_id)
+        if existing is not None and not existing.closed:
+            response.status_code = status.HTTP_200_OK
+            return existing
+    else:
+        chat_id = f"g-{uuid.uuid4().hex[:20]}"
+    now = datetime.now(UTC)
+    creator_role = Role.OWNER if body.type == "group" else Role.MEMBER
+    members = {me: Member(agent_id=me, role=creator_role, joined_at=now)}
+    members |= {a: Member(agent_id=a, role=Role.MEMBER, joined_at=now) for a in body.participants}
+    chat = ChatPublic(
+        chat_id=chat_id,
+        type=body.type,
+        topic=body.topic,
+        join_rule=body.join_rule if body.type == "group" else "invite",
+        speaker_policy=body.speaker_policy,
+        created_by=me,
+        created_at=now,
+        members=list(members.values()),
+    )
+    state = ChatState(
+        chat=chat,
+        members=members,
+        continue_as_new_after_events=settings.continue_as_new_after_events,
+    )
+    start = WithStartWorkflowOperation(
+        ChatWorkflow.run,
+        ChatStart(state=state, correlation_id=cid),
+        id=chat_workflow_id(chat_id),
+        task_queue=settings.task_queue,
+        # a direct chat's pair may ask twice at once: both get the one chat
+        id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+        id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+        search_attributes=TypedSearchAttributes(
+            [
+                SearchAttributePair(CHAT_ID, chat_id),
+                SearchAttributePair(STATUS, "open"),
+                SearchAttributePair(KIND, f"chat.{body.type}"),
+            ]
+        ),
+        static_summary=f"{body.type.capitalize()} chat {chat_id}"
+        + (f": {body.topic}" if body.topic else ""),
+    )
+    return await temporal.execute_update_with_start_workflow(
+        ChatWorkflow.open, start_workflow_operation=start
+    )
+
+
+@router.get("", response_model=ChatPage)
+async def read_chats(principal: CurrentPrincipal, database: DatabaseDep) -> ChatPage:
+    """The caller's chats (an admin: none of its own; it reads chats by id)."""
+    if principal.agent_id is None:
+        return ChatPage(items=[])
+    return ChatPage(items=await ChatRepository(database).for_agent(principal.agent_id))
+
+
+@router.get("/{chat_id}", response_model=ChatPublic)
+async def read_chat(view: VisibleChat) -> ChatPublic:
+    """A chat its members (and, for a public chat, anyone) can see."""
+    return view.chat
+
+
+@router.delete("/{chat_id}", response_model=ChatPublic)
+async def close_chat(view: VisibleChat, temporal: TemporalDep, cid: CorrelationId) -> ChatPublic:
+    """Close the chat (owner): no more messages; the history stays readable."""
+    handle = temporal.get_workflow_handle_for(ChatWorkflow.run, chat_workflow_id(view.chat.chat_id))
+    request = CloseChat(actor=view.actor, platform=view.principal.is_admin, correlation_id=cid)
+    return await handle.execute_update(ChatWorkflow.close, request)
+
+
+@router.post("/{chat_id}/members", status_code=status.HTTP_201_CREATED, response_model=ChatPublic)
+async def create_member(
+    body: MemberAdd,
+    view: VisibleChat,
+    temporal: TemporalDep,
+    database: DatabaseDep,
+    cid: CorrelationId,
+) -> ChatPublic:
+    """Invite an agent (admins, owner), or join a public chat yourself."""
+    await _live_agents(database, [body.agent_id])
+    change = MembershipChange(
+        actor=view.actor,
+        target=body.agent_id,
+        role=Role(body.role),
+        platform=view.principal.is_admin,
+        correlation_id=cid,
+    )
+    handle = temporal.get_workflow_handle_for(ChatWorkflow.run, chat_workflow_id(view.chat.chat_id))
+    return await handle.execute_update(ChatWorkflow.add_member, change)
+
+
+@router.delete("/{chat_id}/members/{agent_id}", response_model=ChatPublic)
+async def delete_member(
+    agent_id: PathAgentId, view: VisibleChat, temporal: TemporalDep, cid: CorrelationId
+) -> ChatPublic:
+    """Remove a member below your role, or leave."""
+    change = MembershipChange(
+        actor=view.actor, target=agent_id, platform=view.principal.is_admin, correlation_id=cid
+    )
+    handle = temporal.get_workflow_handle_for(ChatWorkflow.run, chat_workflow_id(view.chat.chat_id))
+    return await handle.execute_update(ChatWorkflow.remove_member, change)
+
+
+@router.patch("/{chat_id}/members/{agent_id}", response_model=ChatPublic)
+async def update_member(
+    agent_id: PathAgentId,
+    body: MemberUpdate,
+    view: VisibleChat,
+    temporal: TemporalDep,
+    cid: CorrelationId,
+) -> ChatPublic:
+    """Change a member's role, below your own."""
+    change = MembershipChange(
+        actor=view.actor,
+        target=agent_id,
+        role=Role(body.role),
+        platform=view.principal.is_admin,
+        correlation_id=cid,
+    )
+    handle = temporal.get_workflow_handle_for(ChatWorkflow.run, chat_workflow_id(view.chat.chat_id))
+    return await handle.execute_update(ChatWorkflow.set_role, change)

@@ -1,0 +1,117 @@
+"""Messages: post through the chat workflow, page the history, mark as read."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Header, HTTPException, Query, status
+
+from api.deps import CorrelationId, DatabaseDep, ReadableChat, TemporalDep
+from models.chats import (
+    MAX_CONTENT_BYTES,
+    MessagePage,
+    MessagePost,
+    MessagePublic,
+    Posted,
+    ReadMark,
+    ReceiptStatus,
+)
+from models.workflow_io import PostMessage, ReadInput
+from persistence import ChatRepository, MessageRepository
+from workflows.chat import ChatWorkflow, chat_workflow_id
+
+router = APIRouter(prefix="/chats/{chat_id}", tags=["messages"])
+
+IdempotencyKey = Annotated[
+    str | None,
+    Header(
+        max_length=100,
+        description="Retrying a post with the same key returns the first answer, once.",
+    ),
+]
+
+
+@router.post(
+    "/messages",
+    status_code=status.HTTP_201_CREATED,
+    response_model=Posted,
+    responses={413: {"description": "content over 16 KiB"}},
+)
+async def create_message(
+    body: MessagePost,
+    view: ReadableChat,
+    temporal: TemporalDep,
+    cid: CorrelationId,
+    idempotency_key: IdempotencyKey = None,
+) -> Posted:
+    """Post: the chat workflow checks the right to post and assigns the next ``seq``."""
+    if len(body.content.encode()) > MAX_CONTENT_BYTES:
+        raise HTTPException(
+            status.HTTP_413_CONTENT_TOO_LARGE, f"content: at most {MAX_CONTENT_BYTES} bytes"
+        )
+    post = PostMessage(
+        sender=view.actor,
+        content=body.content,
+        message_type=body.message_type,
+        platform=view.principal.is_admin,
+        correlation_id=cid,
+    )
+    if body.message_type == "system" and not view.principal.is_admin:
+        raise HTTPException(status.HTTP_403_FORBIDDEN, "system messages come from the platform")
+    handle = temporal.get_workflow_handle_for(ChatWorkflow.run, chat_workflow_id(view.chat.chat_id))
+    update_id = f"post/{view.actor}/{idempotency_key}" if idempotency_key else None
+    return await handle.execute_update(ChatWorkflow.post_message, post, id=update_id)
+
+
+@router.get("/messages", response_model=MessagePage)
+async def read_messages(
+    view: ReadableChat,
+    database: DatabaseDep,
+    after_seq: Annotated[int, Query(ge=0)] = 0,
+    limit: Annotated[int, Query(ge=1, le=500)] = 100,
+) -> MessagePage:
+    """A page of the history in ``seq`` order; the caller's own messages carry receipts."""
+    messages = await MessageRepository(database).page(view.chat.chat_id, after_seq, limit)
+    marks = await ChatRepository(database).watermarks(view.chat.chat_id)
+    me = view.principal.agent_id
+    items = []
+    for message in messages:
+        receipts: dict[str, ReceiptStatus] | None = None
+        if me is not None and message.from_ == me:
+            receipts = {}
+            for agent_id, (delivered, read) in marks.items():
+                if agent_id == me:
+                    continue
+                receipts[agent_id] = (
+                    "read" if read >= message.seq else
+                    "delivered" if delivered >= message.seq else "sent"
+                )  # fmt: skip
+        items.append(
+            MessagePublic(
+                message_id=message.message_id,
+                chat_id=message.chat_id,
+                seq=message.seq,
+                sender=message.from_,
+                to=message.to,
+                timestamp=message.timestamp,
+                message_type=message.message_type,
+                content=message.content,
+                is_private=message.is_private,
+                receipts=receipts,
+            )
+        )
+    next_after = items[-1].seq if len(items) == limit else None
+    return MessagePage(items=items, next_after_seq=next_after)
+
+
+@router.post("/read")
+async def mark_read(body: ReadMark, view: ReadableChat, temporal: TemporalDep) -> dict[str, int]:
+    """Mark every message up to ``up_to_seq`` as read by the caller."""
+    if view.principal.agent_id is None:
+        raise HTTPException(status.HTTP_403_FORBIDDEN, "only members have read receipts")
+    handle = temporal.get_workflow_handle_for(ChatWorkflow.run, chat_workflow_id(view.chat.chat_id))
+    read = await handle.execute_update(
+        ChatWorkflow.mark_read,
+        ReadInput(agent_id=view.principal.agent_id, up_to_seq=body.up_to_seq),
+    )
+    return {"read_seq": read}

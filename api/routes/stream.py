@@ -1,0 +1,82 @@
+"""The live stream: an agent's inbox queue delivered over a WebSocket."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+
+from fastapi import APIRouter, WebSocket, WebSocketDisconnect, status
+
+from api.deps import authenticate
+from bus import InboxBusy, open_inbox
+from models.events import EventEnvelope
+from persistence import ChatRepository
+
+router = APIRouter(tags=["stream"])
+log = logging.getLogger("agora.api.stream")
+
+
+def _token(websocket: WebSocket) -> str | None:
+    header = websocket.headers.get("authorization", "")
+    if header.lower().startswith("bearer "):
+        return header[7:].strip() or None
+    return websocket.query_params.get("token")
+
+
+@router.websocket("/agents/{agent_id}/stream")
+async def stream_events(websocket: WebSocket, agent_id: str) -> None:
+    """Send the agent its inbox events as JSON, acknowledging each only after it was sent.
+
+    The token comes in the Authorization header or the ``token`` query parameter; only
+    the agent itself may open its stream, and one stream at a time. Events that arrived
+    while it was away come first, in order. A client drops a redelivered event by its
+    ``event_id``.
+    """
+    deps = websocket.app.state.deps
+    settings = websocket.app.state.settings
+    # accept first, so a refusal reaches the client as a close code with a reason
+    await websocket.accept()
+    if deps.database is None or deps.bus is None:
+        await websocket.close(code=status.WS_1013_TRY_AGAIN_LATER, reason="not ready")
+        return
+    token = _token(websocket)
+    principal = await authenticate(token, settings, deps.database) if token else None
+    if principal is None:
+        await websocket.close(code=4401, reason="invalid or missing token")
+        return
+    if principal.agent_id != agent_id:
+        await websocket.close(code=4403, reason="an agent reads only its own stream")
+        return
+    chats = ChatRepository(deps.database)
+    try:
+        inbox = await open_inbox(deps.bus, agent_id)
+    except InboxBusy:
+        await websocket.close(code=4409, reason="another stream of this agent is open")
+        return
+    closed = asyncio.Event()
+
+    async def watch_client() -> None:
+        with contextlib.suppress(WebSocketDisconnect, RuntimeError):
+            while True:
+                await websocket.receive_text()  # clients may send pings; nothing else
+        closed.set()
+
+    watcher = asyncio.create_task(watch_client())
+    try:
+        async for message in inbox.messages(closed):
+            try:
+                event = EventEnvelope.model_validate_json(message.body)
+            except ValueError:
+                await message.reject(requeue=False)  # to the dead letters
+                continue
+            await websocket.send_text(message.body.decode())
+            await message.ack()
+            if event.type == "message.sent":
+                sent = event.payload["message"]
+                await chats.mark_delivered(agent_id, sent["chat_id"], sent["seq"])
+    except (WebSocketDisconnect, RuntimeError):
+        pass  # the client left: what was not acked is redelivered next time
+    finally:
+        watcher.cancel()
+        await inbox.close()

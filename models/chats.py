@@ -1,0 +1,199 @@
+"""Chats, members, roles and messages: API shapes and the pure access rules."""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import datetime
+from enum import StrEnum
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+
+from models.agents import AgentId
+
+MAX_CONTENT_BYTES = 16 * 1024
+MAX_MEMBERS = 500
+
+
+class Role(StrEnum):
+    """Matrix-style roles; a higher rank includes every right of the lower ones."""
+
+    OWNER = "owner"
+    ADMIN = "admin"
+    MODERATOR = "moderator"
+    MEMBER = "member"
+    GUEST = "guest"
+
+
+RANK = {Role.OWNER: 100, Role.ADMIN: 75, Role.MODERATOR: 50, Role.MEMBER: 10, Role.GUEST: 0}
+
+
+def can_read(role: Role | None) -> bool:
+    return role is not None
+
+
+def can_post(role: Role | None) -> bool:
+    return role is not None and RANK[role] >= RANK[Role.MEMBER]
+
+
+def can_manage(role: Role | None) -> bool:
+    """Invite, remove and change roles (below one's own)."""
+    return role is not None and RANK[role] >= RANK[Role.ADMIN]
+
+
+def can_set_role(actor: Role | None, target_current: Role | None, new: Role) -> bool:
+    """Admins and the owner change roles strictly below their own, to roles below their own."""
+    if not can_manage(actor) or new == Role.OWNER:
+        return False
+    below = RANK[actor] > RANK[new]
+    target_below = target_current is None or RANK[actor] > RANK[target_current]
+    return below and target_below
+
+
+def can_remove(actor_id: str, actor: Role | None, target_id: str, target: Role | None) -> bool:
+    if target is None:
+        return False
+    if actor_id == target_id:
+        return target != Role.OWNER  # the owner closes the chat instead of leaving it
+    return can_manage(actor) and RANK[actor] > RANK[target]
+
+
+def direct_chat_id(a: str, b: str) -> str:
+    """The one chat of a pair: the same id whoever asks first."""
+    low, high = sorted((a, b))
+    return "dm-" + hashlib.sha256(f"{low}\x00{high}".encode()).hexdigest()[:24]
+
+
+ChatType = Literal["direct", "group"]
+JoinRule = Literal["invite", "public"]
+MessageType = Literal["text", "json", "system"]
+Topic = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=300)]
+
+
+class ChatCreate(BaseModel):
+    """``POST /v1/chats``: a direct chat with one other agent, or a group."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    type: ChatType
+    participants: Annotated[list[AgentId], Field(min_length=1, max_length=MAX_MEMBERS)]
+    topic: Topic | None = None
+    join_rule: JoinRule = "invite"
+    speaker_policy: str | None = None
+
+    @model_validator(mode="after")
+    def _shape(self) -> ChatCreate:
+        if len(set(self.participants)) != len(self.participants):
+            raise ValueError("participants must not repeat")
+        if self.type == "direct" and len(self.participants) != 1:
+            raise ValueError("a direct chat names exactly one other participant")
+        return self
+
+
+class MemberAdd(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    agent_id: AgentId
+    role: Literal["admin", "moderator", "member", "guest"] = "member"
+
+
+class MemberUpdate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    role: Literal["admin", "moderator", "member", "guest"]
+
+
+class Member(BaseModel):
+    agent_id: str
+    role: Role
+    joined_at: datetime
+
+
+class ChatPublic(BaseModel):
+    """A chat as its members see it."""
+
+    chat_id: str
+    type: ChatType
+    topic: str | None = None
+    join_rule: JoinRule
+    speaker_policy: str | None = None
+    created_by: str
+    created_at: datetime
+    members: list[Member]
+    last_seq: int = 0
+    closed: bool = False
+    version: int = 0
+
+
+class ChatPage(BaseModel):
+    items: list[ChatPublic]
+
+
+class MessagePost(BaseModel):
+    """``POST /v1/chats/{id}/messages``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    content: Annotated[str, StringConstraints(min_length=1)]
+    message_type: MessageType = "text"
+
+    @model_validator(mode="after")
+    def _size(self) -> MessagePost:
+        if not self.content.strip():
+            raise ValueError("content must not be blank")
+        return self
+
+
+class Message(BaseModel):
+    """A stored message (``_id`` is ``message_id``, deterministic from chat and seq)."""
+
+    model_config = ConfigDict(populate_by_name=True)
+
+    message_id: str
+    chat_id: str
+    seq: int
+    from_: str = Field(alias="from")
+    to: str | None = None
+    timestamp: datetime
+    message_type: MessageType
+    content: str
+    is_private: bool
+    correlation_id: str | None = None
+
+
+def message_id_for(chat_id: str, seq: int) -> str:
+    return f"{chat_id}:{seq:012d}"
+
+
+class Posted(BaseModel):
+    message_id: str
+    seq: int
+
+
+ReceiptStatus = Literal["sent", "delivered", "read"]
+
+
+class MessagePublic(BaseModel):
+    message_id: str
+    chat_id: str
+    seq: int
+    sender: str = Field(serialization_alias="from")
+    to: str | None = None
+    timestamp: datetime
+    message_type: MessageType
+    content: str
+    is_private: bool
+    receipts: dict[str, ReceiptStatus] | None = Field(
+        default=None, description="Per recipient, on the caller's own messages."
+    )
+
+
+class MessagePage(BaseModel):
+    items: list[MessagePublic]
+    next_after_seq: int | None = None
+
+
+class ReadMark(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    up_to_seq: int = Field(ge=0)

@@ -1,0 +1,119 @@
+"""Chats, memberships (``agent_chats``) with their receipt watermarks, and messages."""
+
+from __future__ import annotations
+
+from pymongo import ReplaceOne, UpdateOne
+from pymongo.errors import DuplicateKeyError
+
+from models.chats import ChatPublic, Message
+from persistence.client import Database
+
+
+class ChatRepository:
+    """``chats`` and ``agent_chats``: written by ChatWorkflow's activities, read by the API."""
+
+    def __init__(self, database: Database) -> None:
+        self._chats = database.db["chats"]
+        self._memberships = database.db["agent_chats"]
+
+    async def upsert(self, chat: ChatPublic) -> bool:
+        """Store the chat and its memberships unless a newer version is already stored."""
+        doc = chat.model_dump(mode="python")
+        doc["_id"] = chat.chat_id
+        doc["participants"] = [m.agent_id for m in chat.members]
+        try:
+            await self._chats.replace_one(
+                {"_id": chat.chat_id, "version": {"$lt": chat.version}}, doc, upsert=True
+            )
+        except DuplicateKeyError:
+            return False
+        members = [m.agent_id for m in chat.members]
+        if members:
+            await self._memberships.bulk_write(
+                [
+                    UpdateOne(
+                        {"agent_id": m.agent_id, "chat_id": chat.chat_id},
+                        {
+                            "$set": {"role": m.role.value, "joined_at": m.joined_at},
+                            "$setOnInsert": {"read_seq": 0, "delivered_seq": 0},
+                        },
+                        upsert=True,
+                    )
+                    for m in chat.members
+                ],
+                ordered=False,
+            )
+        await self._memberships.delete_many(
+            {"chat_id": chat.chat_id, "agent_id": {"$nin": members}}
+        )
+        return True
+
+    async def get(self, chat_id: str) -> ChatPublic | None:
+        doc = await self._chats.find_one({"_id": chat_id})
+        return ChatPublic.model_validate(doc) if doc else None
+
+    async def for_agent(self, agent_id: str, limit: int = 200) -> list[ChatPublic]:
+        docs = await self._chats.find({"participants": agent_id}).sort("_id", 1).to_list(limit)
+        return [ChatPublic.model_validate(doc) for doc in docs]
+
+    async def raise_last_seq(self, chat_id: str, seq: int) -> None:
+        await self._chats.update_one({"_id": chat_id}, {"$max": {"last_seq": seq}})
+
+    async def mark_read(self, chat_id: str, read_seq: dict[str, int]) -> None:
+        await self._memberships.bulk_write(
+            [
+                UpdateOne(
+                    {"agent_id": agent_id, "chat_id": chat_id},
+                    {"$max": {"read_seq": seq, "delivered_seq": seq}},
+                )
+                for agent_id, seq in read_seq.items()
+            ],
+            ordered=False,
+        )
+
+    async def mark_delivered(self, agent_id: str, chat_id: str, seq: int) -> None:
+        """Monotonic: a redelivered or late event never moves the watermark back."""
+        await self._memberships.update_one(
+            {"agent_id": agent_id, "chat_id": chat_id}, {"$max": {"delivered_seq": seq}}
+        )
+
+    async def watermarks(self, chat_id: str) -> dict[str, tuple[int, int]]:
+        """Per member: (delivered_seq, read_seq)."""
+        cursor = self._memberships.find({"chat_id": chat_id})
+        return {
+            doc["agent_id"]: (doc.get("delivered_seq", 0), doc.get("read_seq", 0))
+            async for doc in cursor
+        }
+
+
+class MessageRepository:
+    """``messages``: ``_id`` is the deterministic message id, so a retried batch rewrites
+    the same documents and stores nothing twice."""
+
+    def __init__(self, database: Database) -> None:
+        self._messages = database.db["messages"]
+
+    async def store(self, messages: list[Message]) -> None:
+        await self._messages.bulk_write(
+            [
+                ReplaceOne(
+                    {"_id": m.message_id},
+                    m.model_dump(mode="python", by_alias=True) | {"_id": m.message_id},
+                    upsert=True,
+                )
+                for m in messages
+            ],
+            ordered=False,
+        )
+
+    async def page(self, chat_id: str, after_seq: int, limit: int) -> list[Message]:
+        docs = (
+            await self._messages.find({"chat_id": chat_id, "seq": {"$gt": after_seq}})
+            .sort("seq", 1)
+            .limit(limit)
+            .to_list()
+        )
+        return [Message.model_validate(doc) for doc in docs]
+
+    async def count(self, chat_id: str) -> int:
+        return await self._messages.count_documents({"chat_id": chat_id})

@@ -1,0 +1,87 @@
+"""Live delivery over the WebSocket stream, offline delivery on reconnect, and receipts."""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+import websockets
+
+from tests.conftest import eventually
+from tests.helpers import Stream, group, introduce
+
+
+@pytest.fixture
+async def http(server):
+    async with httpx.AsyncClient(base_url=server, timeout=30) as client:
+        yield client
+
+
+async def test_members_receive_messages_live_and_what_they_missed_on_reconnect(http, server, admin):
+    ada, bob, cy = [await introduce(http, admin, n) for n in ("Ada", "Bob", "Cy")]
+    async with Stream(server, bob) as stream:
+        chat = await group(http, ada, bob, cy, topic="live")
+        created = await stream.until(lambda e: e["type"] == "chat.created")
+        assert created[-1]["payload"]["chat"]["chat_id"] == chat["chat_id"]
+        base = f"/v1/chats/{chat['chat_id']}/messages"
+        await http.post(base, json={"content": "hello bob"}, headers=ada.headers)
+        got = (await stream.until(lambda e: e["type"] == "message.sent"))[-1]
+        assert got["payload"]["message"]["content"] == "hello bob"
+        assert got["payload"]["message"]["from"] == ada.agent_id
+        assert {"event_id", "type", "version", "occurred_at", "correlation_id"} <= set(got)
+
+    # bob is away: three messages wait in his durable inbox
+    for i in range(3):
+        await http.post(base, json={"content": f"while away {i}"}, headers=ada.headers)
+    async with Stream(server, bob) as stream:
+        seen = await stream.until(
+            lambda e: (
+                e["type"] == "message.sent" and e["payload"]["message"]["content"] == "while away 2"
+            )
+        )
+    missed = [e["payload"]["message"] for e in seen if e["type"] == "message.sent"]
+    assert [m["content"] for m in missed] == [f"while away {i}" for i in range(3)]
+    assert [m["seq"] for m in missed] == [2, 3, 4]
+
+
+async def test_receipts_go_sent_delivered_read(http, server, admin):
+    ada, bob = await introduce(http, admin, "Ada"), await introduce(http, admin, "Bob")
+    chat = (
+        await http.post(
+            "/v1/chats",
+            json={"type": "direct", "participants": [bob.agent_id]},
+            headers=ada.headers,
+        )
+    ).json()
+    base = f"/v1/chats/{chat['chat_id']}"
+    await http.post(base + "/messages", json={"content": "one"}, headers=ada.headers)
+
+    async def receipt() -> str | None:
+        page = (await http.get(base + "/messages", headers=ada.headers)).json()
+        return page["items"][0]["receipts"][bob.agent_id] if page["items"] else None
+
+    assert await eventually(receipt, lambda r: r is not None) == "sent"
+    async with Stream(server, bob) as stream:
+        await stream.until(lambda e: e["type"] == "message.sent")
+        assert await eventually(receipt, lambda r: r == "delivered") == "delivered"
+    marked = await http.post(base + "/read", json={"up_to_seq": 1}, headers=bob.headers)
+    assert marked.json() == {"read_seq": 1}
+    assert await eventually(receipt, lambda r: r == "read") == "read"
+    # bob's view of his own receipts is not shown on ada's messages
+    bobs = (await http.get(base + "/messages", headers=bob.headers)).json()
+    assert bobs["items"][0]["receipts"] is None
+    too_far = await http.post(base + "/read", json={"up_to_seq": 5}, headers=bob.headers)
+    assert too_far.status_code == 422
+
+
+async def test_a_stream_is_the_agents_own_and_one_at_a_time(http, server, admin):
+    ada, bob = await introduce(http, admin, "Ada"), await introduce(http, admin, "Bob")
+    url = server.replace("http", "ws", 1) + f"/v1/agents/{ada.agent_id}/stream"
+    for headers, code in (({}, 4401), (bob.headers, 4403), ({"Authorization": "Bearer x"}, 4401)):
+        async with websockets.connect(url, additional_headers=headers) as ws:
+            with pytest.raises(websockets.ConnectionClosed) as closed:
+                await ws.recv()
+            assert closed.value.rcvd.code == code
+    async with Stream(server, ada), websockets.connect(url + f"?token={ada.token}") as second:
+        with pytest.raises(websockets.ConnectionClosed) as closed:
+            await second.recv()
+        assert closed.value.rcvd.code == 4409

@@ -1,0 +1,76 @@
+"""Small helpers the API tests share."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from dataclasses import dataclass
+
+import httpx
+import websockets
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+@dataclass(frozen=True)
+class Agent:
+    agent_id: str
+    token: str
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return bearer(self.token)
+
+
+async def introduce(api: httpx.AsyncClient, admin: dict, name: str, **body) -> Agent:
+    """An agent with a unique id (tests share one Temporal server, so workflow ids must differ)."""
+    agent_id = f"{name.lower()}-{uuid.uuid4().hex[:8]}"
+    response = await api.post(
+        "/v1/agents", json={"agent_id": agent_id, "name": name} | body, headers=admin
+    )
+    assert response.status_code == 201, response.text
+    return Agent(agent_id, response.json()["token"])
+
+
+async def group(api: httpx.AsyncClient, owner: Agent, *others: Agent, **body) -> dict:
+    response = await api.post(
+        "/v1/chats",
+        json={"type": "group", "participants": [a.agent_id for a in others]} | body,
+        headers=owner.headers,
+    )
+    assert response.status_code == 201, response.text
+    return response.json()
+
+
+class Stream:
+    """An agent's live stream over a real WebSocket."""
+
+    def __init__(self, base_url: str, agent: Agent) -> None:
+        self.url = base_url.replace("http", "ws", 1) + f"/v1/agents/{agent.agent_id}/stream"
+        self.agent = agent
+        self.connection = None
+
+    async def __aenter__(self) -> Stream:
+        self.connection = await websockets.connect(
+            self.url, additional_headers=self.agent.headers, open_timeout=10
+        )
+        return self
+
+    async def __aexit__(self, *exc) -> None:
+        await self.connection.close()
+
+    async def next(self, timeout: float = 15) -> dict:
+        import asyncio
+
+        return json.loads(await asyncio.wait_for(self.connection.recv(), timeout))
+
+    async def until(self, predicate, timeout: float = 15) -> list[dict]:
+        """Events received until one satisfies ``predicate`` (included)."""
+        seen = []
+        while True:
+            event = await self.next(timeout)
+            seen.append(event)
+            if predicate(event):
+                return seen

@@ -1,0 +1,117 @@
+"""ChatWorkflow survives: a worker killed during a burst loses and duplicates nothing, and a
+long chat continues as new without a gap in ``seq``."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+
+from bus import EventBus, consume
+from models.events import EventEnvelope
+from persistence import Database
+from tests.conftest import eventually
+from tests.helpers import group, introduce
+from tests.workflows.test_agent import worker_process
+from workflows.chat import chat_workflow_id
+
+
+async def post_burst(api, chat_id: str, poster, count: int, concurrency: int = 8) -> list[int]:
+    """Post ``count`` messages with a few in flight at once; retry 429 and 503 like a client."""
+    seqs: list[int] = []
+    numbers = iter(range(count))
+
+    async def lane() -> None:
+        for i in numbers:
+            while True:
+                r = await api.post(
+                    f"/v1/chats/{chat_id}/messages",
+                    json={"content": f"burst {i}"},
+                    headers=poster.headers | {"Idempotency-Key": f"burst-{i}"},
+                    timeout=120,
+                )
+                if r.status_code not in (429, 503):
+                    break
+                await asyncio.sleep(0.2)
+            assert r.status_code == 201, r.text
+            seqs.append(r.json()["seq"])
+
+    await asyncio.gather(*(lane() for _ in range(concurrency)))
+    return seqs
+
+
+async def test_killing_the_worker_during_a_burst_of_500_loses_and_duplicates_nothing(
+    api_only, admin, settings, database: Database, bus: EventBus
+):
+    api = api_only
+    with worker_process(settings) as first:
+        ada = await introduce(api, admin, "Ada")
+        bob = await introduce(api, admin, "Bob")
+        chat = await group(api, ada, bob)
+        chat_id = chat["chat_id"]
+        received: list[EventEnvelope] = []
+
+        async def on_event(event: EventEnvelope) -> None:
+            if event.type == "message.sent":
+                received.append(event)
+
+        cancel = await consume(
+            bus.connection, bus.topology.inbox_queue(bob.agent_id), on_event,
+            dead_letter_exchange=bus.topology.dead_letters,
+        )  # fmt: skip
+        burst = asyncio.create_task(post_burst(api, chat_id, ada, 500))
+        await eventually(_count(database, chat_id), lambda n: n >= 120, timeout=60)
+        os.killpg(first.pid, signal.SIGKILL)
+        first.wait()
+    with worker_process(settings) as second:
+        await eventually(_count(database, chat_id), lambda n: n >= 300, timeout=90)
+        os.killpg(second.pid, signal.SIGKILL)
+        second.wait()
+    with worker_process(settings):
+        seqs = await asyncio.wait_for(burst, timeout=240)
+        stored = await eventually(_count(database, chat_id), lambda n: n >= 500, timeout=90)
+        await eventually(
+            lambda: _value({e.event_id for e in received}), lambda ids: len(ids) >= 500, timeout=90
+        )
+    await cancel()
+
+    assert sorted(seqs) == list(range(1, 501))
+    assert stored == 500
+    docs = await database.db["messages"].find({"chat_id": chat_id}).to_list(None)
+    assert sorted(d["seq"] for d in docs) == list(range(1, 501))
+    assert len({d["content"] for d in docs}) == 500
+    unique = {e.event_id for e in received}
+    assert len(unique) == 500
+    delivered_seqs = {e.payload["message"]["seq"] for e in received}
+    assert delivered_seqs == set(range(1, 501))
+    print(f"\nworker-kill burst: {len(received) - len(unique)} duplicate deliveries dropped by id")
+
+
+async def test_a_long_chat_continues_as_new_without_a_gap(api, admin, settings, temporal_client):
+    settings.continue_as_new_after_events = 100
+    ada, bob = await introduce(api, admin, "Ada"), await introduce(api, admin, "Bob")
+    chat = await group(api, ada, bob)
+    handle = temporal_client.get_workflow_handle(chat_workflow_id(chat["chat_id"]))
+    first_run = (await handle.describe()).run_id
+    seqs = await post_burst(api, chat["chat_id"], ada, 120, concurrency=4)
+    assert sorted(seqs) == list(range(1, 121))
+    runs = await eventually(lambda: _describe_run(handle), lambda run: run != first_run, timeout=30)
+    assert runs != first_run
+    after = await api.post(
+        f"/v1/chats/{chat['chat_id']}/messages", json={"content": "after"}, headers=bob.headers
+    )
+    assert after.json()["seq"] == 121
+    shown = (await api.get(f"/v1/chats/{chat['chat_id']}", headers=bob.headers)).json()
+    assert {m["agent_id"] for m in shown["members"]} == {ada.agent_id, bob.agent_id}
+
+
+def _count(database: Database, chat_id: str):
+    return lambda: database.db["messages"].count_documents({"chat_id": chat_id})
+
+
+async def _value(value):
+    return value
+
+
+async def _describe_run(handle) -> str:
+    return (await handle.describe()).run_id
