@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import os
 import sys
+import threading
 import time
 import uuid
 from urllib.parse import quote
@@ -94,13 +96,75 @@ def main() -> int:
             data={k: card[k] for k in ("name", "description", "skills", "extensions")}
         )
 
-        console.rule("5. Retirement")
+        console.rule("5. Chats: a direct chat, a group chat, and a live stream")
+        stream_url = api_url.replace("http", "ws", 1) + f"/v1/agents/curie-{run}/stream"
+        arrived: list[dict] = []
+        listener = threading.Thread(
+            target=_listen, args=(stream_url, tokens["curie"], arrived, 3), daemon=True
+        )
+        listener.start()
+        time.sleep(0.5)
+        ada = {"Authorization": f"Bearer {tokens['ada']}"}
+        direct = http.post(
+            "/v1/chats", json={"type": "direct", "participants": [f"basho-{run}"]}, headers=ada
+        ).json()
+        console.print(f"  ada opened a direct chat with basho: {direct['chat_id']}")
+        room = http.post(
+            "/v1/chats",
+            json={
+                "type": "group",
+                "topic": "Measuring the world",
+                "participants": [f"curie-{run}", f"dijkstra-{run}", f"eliza-{run}"],
+            },
+            headers=ada,
+        ).json()
+        console.print(f"  ada opened the group '{room['topic']}' ({room['chat_id']}), owner")
+        lines = [
+            ("ada", "How do we measure the distance between two ideas?"),
+            ("dijkstra", "Build the graph first; then the shortest path is the distance."),
+            ("ada", "And the weights?"),
+        ]
+        for who, text in lines:
+            http.post(
+                f"/v1/chats/{room['chat_id']}/messages",
+                json={"content": text},
+                headers={"Authorization": f"Bearer {tokens[who]}"},
+            ).raise_for_status()
+        http.post(
+            f"/v1/chats/{direct['chat_id']}/messages",
+            json={"content": "A haiku about statistics, please?"},
+            headers=ada,
+        ).raise_for_status()
+        listener.join(timeout=15)
+        console.print(f"  curie's live stream (WebSocket) received {len(arrived)} events:")
+        for event in arrived:
+            if event["type"] == "message.sent":
+                message = event["payload"]["message"]
+                sender = message["from"].rsplit("-", 1)[0]
+                console.print(f"    #{message['seq']} {sender}: {message['content']}")
+            else:
+                console.print(f"    {event['type']}")
+        curie = {"Authorization": f"Bearer {tokens['curie']}"}
+        http.post(f"/v1/chats/{room['chat_id']}/read", json={"up_to_seq": 3}, headers=curie)
+        time.sleep(0.5)
+        page = http.get(f"/v1/chats/{room['chat_id']}/messages", headers=ada).json()
+        first = page["items"][0]
+        console.print(f"  receipts on ada's first message: {first['receipts']}")
+        guest_try = http.post(
+            f"/v1/chats/{direct['chat_id']}/messages", json={"content": "hi"}, headers=curie
+        )
+        console.print(f"  curie posts into ada and basho's direct chat: {guest_try.status_code}")
+
+        console.rule("6. Retirement")
         gone = {"Authorization": f"Bearer {tokens['eliza']}"}
         retired = http.delete(f"/v1/agents/eliza-{run}", headers=gone).json()
         after = http.get("/v1/agents", headers=gone)
         console.print(
             f"  eliza-{run} is {retired['status']}; her old token now gets {after.status_code}"
         )
+        time.sleep(0.5)  # the chat hears of it by a signal from her workflow
+        members = http.get(f"/v1/chats/{room['chat_id']}", headers=ada).json()["members"]
+        console.print(f"  the group's members now: {[m['agent_id'] for m in members]}")
 
     ui = f"http://127.0.0.1:{stack.ports.temporal_ui}/namespaces/default/workflows"
     query = quote(f'AgoraAgentId="ada-{run}"')
@@ -108,8 +172,26 @@ def main() -> int:
     console.print(f"  API docs (OpenAPI)   {api_url}/docs")
     console.print(f"  Temporal UI          {ui}")
     console.print(f"  one agent's history  {ui}?query={query}")
+    chat_query = quote(f'AgoraChatId="{room["chat_id"]}"')
+    console.print(f"  one chat's history   {ui}?query={chat_query}")
     console.print(f"  settings for a shell source {stack.home / 'env'}")
     return 0
+
+
+def _listen(url: str, token: str, into: list[dict], messages: int) -> None:
+    """Collect stream events until ``messages`` message.sent events arrived (or 10 s pass)."""
+    from websockets.sync.client import connect
+
+    with connect(url, additional_headers={"Authorization": f"Bearer {token}"}) as ws:
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            try:
+                event = json.loads(ws.recv(timeout=max(0.1, deadline - time.monotonic())))
+            except TimeoutError:
+                break
+            into.append(event)
+            if sum(e["type"] == "message.sent" for e in into) >= messages:
+                break
 
 
 if __name__ == "__main__":

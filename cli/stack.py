@@ -339,8 +339,18 @@ class Stack:
         return None
 
     def start(self, service: Service, progress: Callable[[str], None] = lambda _: None) -> str:
-        """Start one service unless it already answers; wait until it is ready."""
+        """Start one service unless it already answers; wait until it is ready.
+
+        The worker and the API are restarted when the code changed since they started,
+        so a second ``up`` never leaves old code serving.
+        """
         pid = self.owned_pid(service.name)
+        stamp = self.home / "run" / f"{service.name}.code"
+        stale = stamp.exists() and stamp.read_text() != code_fingerprint()
+        if service.name in APP_PROCESSES and pid and stale:
+            progress(f"restarting {service.name}: the code changed")
+            self.stop_service(service.name)
+            pid = None
         if pid and service.ready():
             return "running"
         if pid is None and service.port and service.name != "worker" and service.ready():
@@ -357,6 +367,8 @@ class Stack:
                 start_new_session=True,
             )
             self.pid_path(service.name).write_text(str(proc.pid))
+            if service.name in APP_PROCESSES:
+                stamp.write_text(code_fingerprint())
             pid = proc.pid
         deadline = time.monotonic() + service.start_timeout
         progress(f"waiting for {service.name}")
@@ -432,6 +444,20 @@ class Stack:
         ports_file = home / "ports.json"
         ports = Ports(**json.loads(ports_file.read_text())) if ports_file.exists() else Ports()
         return cls(home, ports)
+
+
+APP_PROCESSES = ("worker", "api")
+CODE_PACKAGES = ("core", "models", "persistence", "bus", "llm", "workflows", "activities",
+                 "workers", "api")  # fmt: skip
+
+
+def code_fingerprint() -> str:
+    """Changes whenever a source file of the worker or the API changes."""
+    newest = max(
+        (p.stat().st_mtime_ns for pkg in CODE_PACKAGES for p in (PROJECT_ROOT / pkg).rglob("*.py")),
+        default=0,
+    )
+    return str(newest)
 
 
 def _is_zombie(pid: int) -> bool:
