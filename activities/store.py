@@ -7,6 +7,7 @@ from temporalio import activity
 from models.workflow_io import (
     StoreChatInput,
     StoreCredentialInput,
+    StoreFloorInput,
     StoreManifestInput,
     StoreMessagesInput,
     StoreReadMarksInput,
@@ -16,6 +17,7 @@ from persistence import (
     ChatRepository,
     CredentialRepository,
     Database,
+    FloorRepository,
     MessageRepository,
 )
 
@@ -28,6 +30,7 @@ class StoreActivities:
         self._credentials = CredentialRepository(database)
         self._chats = ChatRepository(database)
         self._messages = MessageRepository(database)
+        self._floors = FloorRepository(database)
 
     @activity.defn(name="store_manifest")
     async def store_manifest(self, data: StoreManifestInput) -> bool:
@@ -56,3 +59,8 @@ class StoreActivities:
     async def store_read_marks(self, data: StoreReadMarksInput) -> None:
         """Move members' read watermarks forward."""
         await self._chats.mark_read(data.chat_id, data.read_seq)
+
+    @activity.defn(name="store_floor")
+    async def store_floor(self, data: StoreFloorInput) -> None:
+        """Project the floor (holder, queue) to ``speaker_queues``."""
+        await self._floors.put(data.chat_id, data.floor)

@@ -13,7 +13,7 @@ from fastapi import FastAPI, Request, Response
 from temporalio.client import Client
 
 from api.errors import install_error_handlers
-from api.routes import agents, chats, health, messages, stream
+from api.routes import agents, chats, floor, health, messages, stream
 from bus import EventBus, open_bus
 from core.logging import configure_logging, correlation_id
 from core.settings import Settings, get_settings
@@ -108,4 +108,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(stream.router, prefix="/v1")
     app.include_router(chats.router, prefix="/v1")
     app.include_router(messages.router, prefix="/v1")
+    app.include_router(floor.router, prefix="/v1")
     return app

@@ -31,6 +31,9 @@ class Settings(BaseSettings):
     task_queue: str = "agora"
     llm_task_queue: str = "agora-llm"
     api_url: str = "http://127.0.0.1:8000"
+    llm_model: str = "offline"
+    llm_base_url: str | None = None
+    llm_concurrency: int = Field(default=4, ge=1, le=256)
 
     admin_token: SecretStr | None = None
     token_secret: SecretStr = SecretStr(_LOCAL_SECRET)

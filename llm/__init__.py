@@ -1,4 +1,6 @@
-"""The only package that imports langchain: the model factory, prompts and the offline model.
+"""The only package that imports langchain: the model factory, prompts and the offline model."""
 
-The attention issue fills it; the foundation only fixes its place.
-"""
+from llm.models import OfflineChatModel, UnknownModel, chat_model
+from llm.speaker import choose_speaker
+
+__all__ = ["OfflineChatModel", "UnknownModel", "chat_model", "choose_speaker"]

@@ -10,6 +10,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
 from models.agents import AgentId
+from models.floor import FloorSettings, Policy
 
 MAX_CONTENT_BYTES = 16 * 1024
 MAX_MEMBERS = 500
@@ -79,7 +80,11 @@ class ChatCreate(BaseModel):
     participants: Annotated[list[AgentId], Field(min_length=1, max_length=MAX_MEMBERS)]
     topic: Topic | None = None
     join_rule: JoinRule = "invite"
-    speaker_policy: str | None = None
+    speaker_policy: Policy | None = None
+    floor: FloorSettings | None = Field(
+        default=None,
+        description="Turn limits; setting it (or speaker_policy) turns floor control on.",
+    )
 
     @model_validator(mode="after")
     def _shape(self) -> ChatCreate:
@@ -88,6 +93,15 @@ class ChatCreate(BaseModel):
         if self.type == "direct" and len(self.participants) != 1:
             raise ValueError("a direct chat names exactly one other participant")
         return self
+
+    def floor_settings(self) -> FloorSettings | None:
+        """The floor settings asked for, or None for a chat without floor control."""
+        if self.floor is None and self.speaker_policy is None:
+            return None
+        settings = self.floor or FloorSettings()
+        if self.speaker_policy is not None:
+            settings = settings.model_copy(update={"speaker_policy": self.speaker_policy})
+        return settings
 
 
 class MemberAdd(BaseModel):

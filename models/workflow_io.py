@@ -7,6 +7,7 @@ from pydantic import BaseModel, Field
 from models.agents import AgentManifest, AgentUpdate
 from models.chats import ChatPublic, Member, Message, Role
 from models.events import EventEnvelope
+from models.floor import FloorSettingsUpdate, FloorState
 
 
 class AgentState(BaseModel):
@@ -67,6 +68,11 @@ class PublishEventsInput(BaseModel):
 # ---- chats ---------------------------------------------------------------------------
 
 
+class TranscriptLine(BaseModel):
+    speaker: str
+    text: str
+
+
 class RoomChange(BaseModel):
     """Tells an agent's workflow that it joined or left a chat."""
 
@@ -90,6 +96,11 @@ class ChatState(BaseModel):
     pending_rooms: list[RoomChange] = []
     continue_as_new_after_events: int = 10_000
     max_batch: int = 500
+    floor: FloorState | None = None
+    floor_version: int = 0
+    floor_stored_version: int = 0
+    recent: list[TranscriptLine] = []
+    llm_task_queue: str = "agora-llm"
 
 
 class ChatStart(BaseModel):
@@ -140,3 +151,43 @@ class StoreChatInput(BaseModel):
 class StoreReadMarksInput(BaseModel):
     chat_id: str
     read_seq: dict[str, int]
+
+
+# ---- floor control -------------------------------------------------------------------
+
+
+class ChooseSpeakerInput(BaseModel):
+    topic: str
+    transcript: list[TranscriptLine]
+    candidates: list[str]
+    model: str | None = None
+
+
+class SpeakerChoice(BaseModel):
+    raw: str
+
+
+class FloorSignal(BaseModel):
+    agent_id: str
+    priority: int = 0
+    reason: str | None = None
+    correlation_id: str | None = None
+
+
+class FloorCommand(BaseModel):
+    actor: str
+    agent_id: str | None = None
+    platform: bool = False
+    correlation_id: str | None = None
+
+
+class FloorSettingsChange(BaseModel):
+    actor: str
+    update: FloorSettingsUpdate
+    platform: bool = False
+    correlation_id: str | None = None
+
+
+class StoreFloorInput(BaseModel):
+    chat_id: str
+    floor: FloorState

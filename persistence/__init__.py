@@ -1,7 +1,7 @@
 """The only package that imports pymongo: the client, the indexes and the repositories."""
 
 from persistence.agents import AgentRepository, CredentialRepository, decode_cursor
-from persistence.chats import ChatRepository, MessageRepository
+from persistence.chats import ChatRepository, FloorRepository, MessageRepository
 from persistence.client import Database, open_database
 from persistence.errors import STORE_UNAVAILABLE
 
@@ -12,6 +12,7 @@ __all__ = [
     "MessageRepository",
     "CredentialRepository",
     "Database",
+    "FloorRepository",
     "decode_cursor",
     "open_database",
 ]

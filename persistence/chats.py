@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
-from pymongo import ReplaceOne, UpdateOne
-from pymongo.errors import DuplicateKeyError
+from datetime import UTC, datetime
+
+from pymongo import UpdateOne
+from pymongo.errors import BulkWriteError, DuplicateKeyError
 
 from models.chats import ChatPublic, Message
+from models.floor import FloorState
 from persistence.client import Database
 
 
@@ -86,6 +89,33 @@ class ChatRepository:
         }
 
 
+class FloorRepository:
+    """``speaker_queues``: the floor of each chat with floor control, as last stored."""
+
+    def __init__(self, database: Database) -> None:
+        self._floors = database.db["speaker_queues"]
+
+    async def put(self, chat_id: str, floor: FloorState) -> None:
+        queue = sorted(floor.queue, key=lambda r: r.order)
+        await self._floors.replace_one(
+            {"_id": chat_id},
+            {
+                "_id": chat_id,
+                "chat_id": chat_id,
+                "policy": floor.settings.speaker_policy,
+                "current_speaker": floor.current_speaker,
+                "turn_ends_at": floor.turn_ends_at,
+                "queue": [r.model_dump(mode="python") for r in queue],
+                "round": floor.round,
+                "last_updated": datetime.now(UTC),
+            },
+            upsert=True,
+        )
+
+    async def get(self, chat_id: str) -> dict | None:
+        return await self._floors.find_one({"_id": chat_id})
+
+
 class MessageRepository:
     """``messages``: ``_id`` is the deterministic message id, so a retried batch rewrites
     the same documents and stores nothing twice."""
@@ -93,18 +123,24 @@ class MessageRepository:
     def __init__(self, database: Database) -> None:
         self._messages = database.db["messages"]
 
-    async def store(self, messages: list[Message]) -> None:
-        await self._messages.bulk_write(
-            [
-                ReplaceOne(
-                    {"_id": m.message_id},
-                    m.model_dump(mode="python", by_alias=True) | {"_id": m.message_id},
-                    upsert=True,
-                )
-                for m in messages
-            ],
-            ordered=False,
-        )
+    async def store(self, messages: list[Message]) -> int:
+        """Insert the batch; a message already stored (a retried batch) is left as it is.
+
+        Messages never change, so an insert that meets its own ``_id`` is a success.
+        Inserts, not replace-upserts: FerretDB v1 takes minutes for a bulk of
+        replace-upserts that meet existing documents, and milliseconds for this.
+        """
+        docs = [
+            m.model_dump(mode="python", by_alias=True) | {"_id": m.message_id} for m in messages
+        ]
+        try:
+            result = await self._messages.insert_many(docs, ordered=False)
+        except BulkWriteError as exc:
+            others = [e for e in exc.details.get("writeErrors", []) if e.get("code") != 11000]
+            if others:
+                raise
+            return exc.details.get("nInserted", 0)
+        return len(result.inserted_ids)
 
     async def page(self, chat_id: str, after_seq: int, limit: int) -> list[Message]:
         docs = (

@@ -28,7 +28,7 @@ from cli.stack import Ports, Stack, free_port
 from core.settings import Settings
 from core.temporal import connect_temporal
 from persistence import Database, open_database
-from workers.registry import build_worker
+from workers.registry import build_workers
 
 T = TypeVar("T")
 
@@ -95,7 +95,9 @@ async def bus(settings: Settings) -> AsyncIterator[EventBus]:
 async def worker(
     temporal_client: Client, settings: Settings, database: Database, bus: EventBus
 ) -> AsyncIterator[None]:
-    async with build_worker(temporal_client, settings, database, bus):
+    async with contextlib.AsyncExitStack() as running:
+        for worker in build_workers(temporal_client, settings, database, bus):
+            await running.enter_async_context(worker)
         yield
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import signal
 
@@ -11,7 +12,7 @@ from core.logging import configure_logging
 from core.settings import get_settings
 from core.temporal import connect_temporal
 from persistence import open_database
-from workers.registry import build_worker
+from workers.registry import build_workers
 
 log = logging.getLogger("agora.worker")
 
@@ -28,9 +29,10 @@ async def main() -> None:
     bus = await open_bus(settings)
     try:
         client = await connect_temporal(settings)
-        worker = build_worker(client, settings, database, bus)
-        async with worker:
-            log.info("worker running", extra={"workflow_id": settings.task_queue})
+        async with contextlib.AsyncExitStack() as running:
+            for worker in build_workers(client, settings, database, bus):
+                await running.enter_async_context(worker)
+            log.info("worker running on %s and %s", settings.task_queue, settings.llm_task_queue)
             await stop.wait()
             log.info("worker stopping: finishing the tasks in hand")
     finally:

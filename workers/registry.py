@@ -6,6 +6,7 @@ from temporalio.client import Client
 from temporalio.worker import Worker
 
 from activities.events import EventActivities
+from activities.llm import LlmActivities
 from activities.store import StoreActivities
 from bus import EventBus
 from core.settings import Settings
@@ -14,7 +15,28 @@ from workflows.agent import AgentWorkflow
 from workflows.chat import ChatWorkflow
 
 WORKFLOWS = [AgentWorkflow, ChatWorkflow]
-ACTIVITY_CLASSES = (StoreActivities, EventActivities)
+ACTIVITY_CLASSES = (StoreActivities, EventActivities, LlmActivities)
+
+
+def build_workers(
+    client: Client, settings: Settings, database: Database, bus: EventBus, **worker_options
+) -> list[Worker]:
+    """The workflow worker and the LLM worker (its own queue and concurrency limit)."""
+    return [
+        build_worker(client, settings, database, bus, **worker_options),
+        build_llm_worker(client, settings),
+    ]
+
+
+def build_llm_worker(client: Client, settings: Settings) -> Worker:
+    """LangChain calls on their own task queue, so a slow model delays no hand-over."""
+    llm = LlmActivities(settings.llm_model, settings.llm_base_url)
+    return Worker(
+        client,
+        task_queue=settings.llm_task_queue,
+        activities=[llm.choose_speaker],
+        max_concurrent_activities=settings.llm_concurrency,
+    )
 
 
 def build_worker(
@@ -33,6 +55,7 @@ def build_worker(
             store.store_chat,
             store.store_messages,
             store.store_read_marks,
+            store.store_floor,
             events.publish_events,
             events.ensure_inbox,
         ],

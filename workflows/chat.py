@@ -3,11 +3,15 @@ roles and message order."""
 
 from __future__ import annotations
 
+import contextlib
+from datetime import timedelta
+
 from temporalio import workflow
-from temporalio.exceptions import ApplicationError
+from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
     from activities.events import EventActivities
+    from activities.llm import LlmActivities
     from activities.store import StoreActivities
     from models.chats import (
         RANK,
@@ -16,15 +20,21 @@ with workflow.unsafe.imports_passed_through():
         Message,
         Posted,
         Role,
+        can_manage,
         can_post,
         can_remove,
         can_set_role,
         message_id_for,
     )
     from models.events import EventEnvelope
+    from models.floor import FloorSettings, FloorState, FloorView
     from models.workflow_io import (
         ChatStart,
+        ChooseSpeakerInput,
         CloseChat,
+        FloorCommand,
+        FloorSettingsChange,
+        FloorSignal,
         MemberRetired,
         MembershipChange,
         PostMessage,
@@ -32,11 +42,15 @@ with workflow.unsafe.imports_passed_through():
         ReadInput,
         RoomChange,
         StoreChatInput,
+        StoreFloorInput,
         StoreMessagesInput,
         StoreReadMarksInput,
+        TranscriptLine,
     )
     from workflows import options
     from workflows.agent import AgentWorkflow, agent_workflow_id
+    from workflows.floor import Floor, FloorError, FloorEvent
+    from workflows.policies import valid_pick
 
 PLATFORM = "platform"
 
@@ -83,7 +97,10 @@ class ChatWorkflow:
                 RoomChange(agent_id=m, chat_id=state.chat.chat_id, joined=True) for m in members
             ]
         while True:
-            await workflow.wait_condition(self._has_work)
+            with contextlib.suppress(TimeoutError):  # a floor timer is due
+                await workflow.wait_condition(self._has_work, timeout=self._until_deadline())
+            self._floor_tick()
+            await self._grant_if_free()
             await self._flush()
             if state.chat.closed and not self._has_work():
                 await workflow.wait_condition(workflow.all_handlers_finished)
@@ -126,6 +143,10 @@ class ChatWorkflow:
         )
         state.pending_messages.append(message)
         state.chat.last_seq = seq
+        state.recent = [
+            *state.recent[-19:],
+            TranscriptLine(speaker=sender, text=post.content[:500]),
+        ]
         self._emit(
             "message.sent",
             {"message": message.model_dump(mode="json", by_alias=True)},
@@ -133,6 +154,11 @@ class ChatWorkflow:
             post.correlation_id,
             event_id=f"message.sent/{message.message_id}",
         )
+        floor = self._floor()
+        if floor is not None and not post.platform:
+            self._floor_events(
+                floor.posted(sender, post.content, workflow.now()), post.correlation_id
+            )
         return Posted(message_id=message.message_id, seq=seq)
 
     @post_message.validator
@@ -147,6 +173,10 @@ class ChatWorkflow:
             raise _forbidden("system messages come from the platform only")
         if not can_post(role):
             raise _forbidden(f"a {role} may read but not post")
+        floor = self._floor()
+        refusal = floor.post_refusal(post.sender) if floor is not None else None
+        if refusal:
+            raise _conflict(refusal)
 
     @workflow.update
     async def add_member(self, change: MembershipChange) -> ChatPublic:
@@ -281,6 +311,110 @@ class ChatWorkflow:
             )
 
     @workflow.signal
+    def request_floor(self, ask: FloorSignal) -> None:
+        """A request to speak (RTS); many may arrive at once. The answer comes from
+        ``floor_status`` or the requester's stream."""
+        floor = self._floor()
+        if floor is None or self.state.chat.closed or not can_post(self._role(ask.agent_id)):
+            return  # the API refused these already; a late one changes nothing
+        events = floor.request(ask.agent_id, ask.priority, ask.reason, workflow.now())
+        self.state.floor_version += 1
+        self._floor_events(events, ask.correlation_id)
+        if floor.chooses_by_itself() and floor.needs_grant():
+            granted = floor.grant_next(workflow.now(), self._member_order(), workflow.random())
+            self._floor_events(granted, ask.correlation_id)
+
+    @workflow.update
+    async def floor_status(self, who: FloorCommand) -> FloorView:
+        """The floor as ``who`` sees it, once a policy that grants by itself has granted."""
+        floor = self._floor()
+        await workflow.wait_condition(
+            lambda: not (floor.needs_grant() and floor.chooses_by_itself())
+        )
+        return floor.view(who.actor)
+
+    @floor_status.validator
+    def _validate_floor_status(self, who: FloorCommand) -> None:
+        self._floor_member(who.actor, who.platform, post=True)
+
+    @workflow.update
+    def release_floor(self, who: FloorCommand) -> FloorView:
+        """Yield the floor, or withdraw a request to speak."""
+        floor = self._floor()
+        try:
+            events = floor.release(who.actor, workflow.now())
+        except FloorError as exc:
+            raise _conflict(str(exc)) from exc
+        self._floor_events(events, who.correlation_id)
+        return floor.view(who.actor)
+
+    @release_floor.validator
+    def _validate_release(self, who: FloorCommand) -> None:
+        self._floor_member(who.actor, who.platform, post=False)
+        floor = self._floor()
+        if who.actor != floor.state.current_speaker and floor.position(who.actor) is None:
+            raise _conflict(f"{who.actor} neither holds the floor nor waits for it")
+
+    @workflow.update
+    def grant_floor(self, command: FloorCommand) -> FloorView:
+        """A moderator hands the floor to an agent that asked for it."""
+        floor = self._floor()
+        try:
+            events = floor.grant(command.agent_id, workflow.now(), f"granted by {command.actor}")
+        except FloorError as exc:
+            raise _conflict(str(exc)) from exc
+        self._floor_events(events, command.correlation_id)
+        return floor.view(command.actor)
+
+    @grant_floor.validator
+    def _validate_grant(self, command: FloorCommand) -> None:
+        role = self._floor_member(command.actor, command.platform, post=False)
+        if RANK[role] < RANK[Role.MODERATOR]:
+            raise _forbidden("only a moderator (or an admin, or the owner) grants the floor")
+        floor = self._floor()
+        if floor.policy != "moderator":
+            raise _conflict(f"the {floor.policy} policy grants the floor by itself")
+        if floor.state.current_speaker is not None:
+            raise _conflict(f"the floor is held by {floor.state.current_speaker}")
+        if command.agent_id is None or floor.position(command.agent_id) is None:
+            raise _conflict(f"{command.agent_id} has not asked for the floor")
+
+    @workflow.update
+    async def set_floor(self, change: FloorSettingsChange) -> FloorView:
+        """Change the speaker policy or the turn limits (owner and admins)."""
+        state = self.state
+        if state.floor is None:
+            changes = change.update.model_dump(exclude_unset=True)
+            state.floor = FloorState(settings=FloorSettings().model_copy(update=changes))
+        else:
+            Floor(state.floor, state.chat.chat_id).apply(change.update)
+        state.chat.speaker_policy = state.floor.settings.speaker_policy
+        state.floor_version += 1
+        self._touch()
+        self._emit("chat.floor_settings_changed",
+                   {"chat_id": state.chat.chat_id,
+                    "settings": state.floor.settings.model_dump(mode="json"), "by": change.actor},
+                   list(state.members), change.correlation_id)  # fmt: skip
+        await self._stored()
+        return self._floor().view(change.actor)
+
+    @set_floor.validator
+    def _validate_set_floor(self, change: FloorSettingsChange) -> None:
+        self._reject_if_closed()
+        self._reject_if_direct()
+        role = self._actor_role(change.actor, change.platform)
+        if role is None:
+            raise _not_found()
+        if not can_manage(role):
+            raise _forbidden("only the owner and admins change the floor's settings")
+
+    @workflow.query
+    def floor(self, who: str | None = None) -> FloorView | None:
+        """The floor now: holder, turn end, messages left, the queue."""
+        floor = self._floor()
+        return floor.view(who) if floor is not None else None
+
+    @workflow.signal
     def member_retired(self, retired: MemberRetired) -> None:
         """A member retired: it leaves; an owner hands the chat to the next in rank."""
         if retired.agent_id not in self.state.members or self.state.chat.closed:
@@ -296,12 +430,15 @@ class ChatWorkflow:
 
     def _has_work(self) -> bool:
         state = self.state
+        floor = self._floor()
         return bool(
             state.pending_messages
             or state.pending_events
             or state.pending_rooms
             or state.pending_reads
             or state.version > state.stored_version
+            or state.floor_version > state.floor_stored_version
+            or (floor is not None and floor.needs_grant() and floor.policy != "moderator")
         )
 
     async def _flush(self) -> None:
@@ -318,6 +455,16 @@ class ChatWorkflow:
                 StoreActivities.store_chat, StoreChatInput(chat=self._public()), **options.STORE
             )
             state.stored_version = version
+        if state.floor is not None and state.floor_version > state.floor_stored_version:
+            version = state.floor_version
+            await workflow.execute_activity_method(
+                StoreActivities.store_floor,
+                StoreFloorInput(
+                    chat_id=state.chat.chat_id, floor=state.floor.model_copy(deep=True)
+                ),
+                **options.STORE,
+            )
+            state.floor_stored_version = version
         if state.pending_reads:
             reads, state.pending_reads = state.pending_reads, {}
             await workflow.execute_activity_method(
@@ -341,13 +488,96 @@ class ChatWorkflow:
             )
             del state.pending_events[: len(batch)]
 
+    # ---- the floor ------------------------------------------------------------------
+
+    def _floor(self) -> Floor | None:
+        floor = self.state.floor
+        return Floor(floor, self.state.chat.chat_id) if floor is not None else None
+
+    def _floor_member(self, actor: str, platform: bool, *, post: bool) -> Role:
+        self._reject_if_closed()
+        if self._floor() is None:
+            raise _conflict("this chat has no floor control")
+        role = self._actor_role(actor, platform)
+        if role is None:
+            raise _not_found()
+        if post and not can_post(role):
+            raise _forbidden(f"a {role} may not ask for the floor")
+        return role
+
+    def _floor_events(self, events: list[FloorEvent], correlation_id: str | None) -> None:
+        """Publish the floor's events; when the floor came free, a policy that chooses by
+        itself grants at once, in this handler, not after the I/O the main loop may be in."""
+        if not events:
+            return
+        self.state.floor_version += 1
+        for event in events:
+            payload = {"chat_id": self.state.chat.chat_id, **event.payload}
+            self._emit(event.type, payload, list(self.state.members), correlation_id)
+        floor = self._floor()
+        if floor.chooses_by_itself() and floor.needs_grant() and not self.state.chat.closed:
+            granted = floor.grant_next(workflow.now(), self._member_order(), workflow.random())
+            self._floor_events(granted, correlation_id)
+
+    def _until_deadline(self) -> timedelta | None:
+        floor = self._floor()
+        due = floor.next_deadline() if floor is not None else None
+        if due is None:
+            return None
+        return max(due - workflow.now(), timedelta(milliseconds=1))
+
+    def _floor_tick(self) -> None:
+        floor = self._floor()
+        if floor is not None:
+            self._floor_events(floor.expire_due(workflow.now()), None)
+
+    def _member_order(self) -> list[str]:
+        """The chat's fixed order (round robin goes round it): as members are listed."""
+        return [m.agent_id for m in self._sorted_members()]
+
+    def _sorted_members(self) -> list[Member]:
+        return sorted(
+            self.state.members.values(), key=lambda m: (m.joined_at, -RANK[m.role], m.agent_id)
+        )
+
+    async def _grant_if_free(self) -> None:
+        floor = self._floor()
+        if floor is None or not floor.needs_grant() or self.state.chat.closed:
+            return
+        if floor.chooses_by_itself():
+            events = floor.grant_next(workflow.now(), self._member_order(), workflow.random())
+            self._floor_events(events, None)
+        elif floor.policy == "llm":
+            await self._grant_by_model(floor)
+
+    async def _grant_by_model(self, floor: Floor) -> None:
+        candidates = [r.agent_id for r in sorted(floor.state.queue, key=lambda r: r.order)]
+        pick, why = None, "llm policy"
+        try:
+            choice = await workflow.execute_activity_method(
+                LlmActivities.choose_speaker,
+                ChooseSpeakerInput(topic=self.state.chat.topic or "", transcript=self.state.recent,
+                                   candidates=candidates),
+                task_queue=self.state.llm_task_queue,
+                **options.LLM,
+            )  # fmt: skip
+            pick = valid_pick(choice.raw, floor.state.queue)
+            if pick is None:
+                why = f"fifo fallback: the model answered {choice.raw[:60]!r}"
+        except ActivityError:
+            why = "fifo fallback: the model failed"
+        # the queue may have changed while the model thought
+        if not floor.needs_grant():
+            return
+        if pick is None or floor.position(pick) is None:
+            pick = min(floor.state.queue, key=lambda r: r.order).agent_id
+        self._floor_events(floor.grant(pick, workflow.now(), why), None)
+
     # ---- helpers ----------------------------------------------------------------------
 
     def _public(self) -> ChatPublic:
         chat = self.state.chat
-        chat.members = sorted(
-            self.state.members.values(), key=lambda m: (m.joined_at, -RANK[m.role], m.agent_id)
-        )
+        chat.members = self._sorted_members()
         chat.version = self.state.version
         return chat.model_copy(deep=True)
 
@@ -377,6 +607,9 @@ class ChatWorkflow:
         state = self.state
         left = state.members.pop(target)
         state.read_seq.pop(target, None)
+        floor = self._floor()
+        if floor is not None:
+            self._floor_events(floor.leave(target, workflow.now()), correlation_id)
         self._changed_membership(target, joined=False)
         recipients = [*state.members, target]
         self._emit(

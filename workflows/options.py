@@ -19,3 +19,16 @@ STORE = {
 
 PUBLISH = STORE
 """RabbitMQ publishes: idempotent by event id, same bounds as the store."""
+
+LLM = {
+    "start_to_close_timeout": timedelta(seconds=30),
+    "retry_policy": RetryPolicy(
+        initial_interval=timedelta(seconds=1),
+        backoff_coefficient=2.0,
+        maximum_interval=timedelta(seconds=10),
+        maximum_attempts=3,
+        non_retryable_error_types=["UnknownModel"],
+    ),
+}
+"""LangChain calls: a few bounded tries, then the caller falls back (a chat never waits on a
+model for long)."""

@@ -36,13 +36,12 @@ from models.chats import (
     Role,
     direct_chat_id,
 )
+from models.floor import FloorState
 from models.workflow_io import ChatStart, ChatState, CloseChat, MembershipChange
 from persistence import AgentRepository, ChatRepository, Database
 from workflows.chat import ChatWorkflow, chat_workflow_id
 
 router = APIRouter(prefix="/chats", tags=["chats"])
-
-SPEAKER_POLICIES = ("fifo", "priority", "round_robin", "random", "moderator", "llm")
 
 
 async def _live_agents(database: Database, agent_ids: list[str]) -> None:
@@ -79,14 +78,10 @@ async def create_chat(
         raise HTTPException(
             status.HTTP_422_UNPROCESSABLE_CONTENT, "participants: do not list yourself"
         )
-    if body.type == "direct" and body.speaker_policy is not None:
+    floor_settings = body.floor_settings()
+    if body.type == "direct" and floor_settings is not None:
         raise HTTPException(
             status.HTTP_422_UNPROCESSABLE_CONTENT, "speaker_policy: a direct chat has no floor"
-        )
-    if body.speaker_policy is not None and body.speaker_policy not in SPEAKER_POLICIES:
-        raise HTTPException(
-            status.HTTP_422_UNPROCESSABLE_CONTENT,
-            f"speaker_policy: one of {', '.join(SPEAKER_POLICIES)}",
         )
     await _live_agents(database, body.participants)
     if body.type == "direct":
@@ -106,7 +101,7 @@ async def create_chat(
         type=body.type,
         topic=body.topic,
         join_rule=body.join_rule if body.type == "group" else "invite",
-        speaker_policy=body.speaker_policy,
+        speaker_policy=floor_settings.speaker_policy if floor_settings else None,
         created_by=me,
         created_at=now,
         members=list(members.values()),
@@ -115,6 +110,8 @@ async def create_chat(
         chat=chat,
         members=members,
         continue_as_new_after_events=settings.continue_as_new_after_events,
+        floor=FloorState(settings=floor_settings) if floor_settings else None,
+        llm_task_queue=settings.llm_task_queue,
     )
     start = WithStartWorkflowOperation(
         ChatWorkflow.run,

@@ -171,13 +171,16 @@ async def test_a_long_life_continues_as_new_and_keeps_its_state(
 
 @contextlib.contextmanager
 def worker_process(settings):
+    """``python -m workers`` with the test's settings; its log goes to AGORA_TEST_WORKER_LOG."""
     env = {**os.environ, **settings_env(settings)}
+    log_path = os.environ.get("AGORA_TEST_WORKER_LOG")
+    log = open(log_path, "ab") if log_path else subprocess.DEVNULL  # noqa: SIM115
     proc = subprocess.Popen(
         [sys.executable, "-m", "workers"],
         cwd=PROJECT_ROOT,
         env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+        stdout=log,
+        stderr=log,
         start_new_session=True,
     )
     try:

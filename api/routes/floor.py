@@ -1,0 +1,81 @@
+"""Floor control: request to speak, yield, see the floor, grant by hand, change the policy."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, HTTPException, status
+
+from api.deps import CorrelationId, ReadableChat, TemporalDep, VisibleChat
+from models.chats import can_post
+from models.floor import FloorAsk, FloorGrant, FloorSettingsUpdate, FloorView
+from models.workflow_io import FloorCommand, FloorSettingsChange, FloorSignal
+from workflows.chat import ChatWorkflow, chat_workflow_id
+
+router = APIRouter(prefix="/chats/{chat_id}/floor", tags=["floor"])
+
+
+def _handle(temporal, view):
+    return temporal.get_workflow_handle_for(ChatWorkflow.run, chat_workflow_id(view.chat.chat_id))
+
+
+def _command(view, cid, agent_id: str | None = None) -> FloorCommand:
+    return FloorCommand(
+        actor=view.actor, agent_id=agent_id, platform=view.principal.is_admin, correlation_id=cid
+    )
+
+
+@router.post("", response_model=FloorView)
+async def request_floor(
+    body: FloorAsk, view: ReadableChat, temporal: TemporalDep, cid: CorrelationId
+) -> FloorView:
+    """Ask to speak (RTS): answers with your place in the queue, or with the grant."""
+    if view.principal.agent_id is None:
+        raise HTTPException(status.HTTP_403_FORBIDDEN, "only agents ask for the floor")
+    if view.chat.speaker_policy is None:
+        raise HTTPException(status.HTTP_409_CONFLICT, "this chat has no floor control")
+    if not can_post(view.role):
+        raise HTTPException(status.HTTP_403_FORBIDDEN, f"a {view.role} may not ask for the floor")
+    handle = _handle(temporal, view)
+    ask = FloorSignal(
+        agent_id=view.actor, priority=body.priority, reason=body.reason, correlation_id=cid
+    )
+    await handle.signal(ChatWorkflow.request_floor, ask)
+    # the update runs after the signal in the workflow: it sees the request (and a grant)
+    return await handle.execute_update(ChatWorkflow.floor_status, _command(view, cid))
+
+
+@router.delete("", response_model=FloorView)
+async def release_floor(view: ReadableChat, temporal: TemporalDep, cid: CorrelationId) -> FloorView:
+    """Yield the floor, or withdraw your request to speak."""
+    return await _handle(temporal, view).execute_update(
+        ChatWorkflow.release_floor, _command(view, cid)
+    )
+
+
+@router.get("", response_model=FloorView)
+async def read_floor(view: ReadableChat, temporal: TemporalDep) -> FloorView:
+    """Who holds the floor, until when, how many messages are left, and who waits."""
+    floor = await _handle(temporal, view).query(ChatWorkflow.floor, view.actor)
+    if floor is None:
+        raise HTTPException(status.HTTP_409_CONFLICT, "this chat has no floor control")
+    return floor
+
+
+@router.post("/grant", response_model=FloorView)
+async def grant_floor(
+    body: FloorGrant, view: ReadableChat, temporal: TemporalDep, cid: CorrelationId
+) -> FloorView:
+    """A moderator grants the floor to an agent that asked (``moderator`` policy)."""
+    return await _handle(temporal, view).execute_update(
+        ChatWorkflow.grant_floor, _command(view, cid, body.agent_id)
+    )
+
+
+@router.patch("", response_model=FloorView)
+async def update_floor(
+    body: FloorSettingsUpdate, view: VisibleChat, temporal: TemporalDep, cid: CorrelationId
+) -> FloorView:
+    """Change the speaker policy or the turn limits (owner and admins)."""
+    change = FloorSettingsChange(
+        actor=view.actor, update=body, platform=view.principal.is_admin, correlation_id=cid
+    )
+    return await _handle(temporal, view).execute_update(ChatWorkflow.set_floor, change)

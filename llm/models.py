@@ -1,0 +1,87 @@
+"""Chat models by name; with no provider configured, a deterministic offline model."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from langchain_core.language_models.chat_models import BaseChatModel
+from langchain_core.messages import AIMessage, BaseMessage
+from langchain_core.outputs import ChatGeneration, ChatResult
+
+CANDIDATES = re.compile(r"^Candidates:\s*(.+)$", re.MULTILINE)
+TRANSCRIPT_LINE = re.compile(r"^\[(?P<speaker>[^\]]+)\]\s*(?P<text>.*)$", re.MULTILINE)
+
+
+class UnknownModel(ValueError):
+    """A model name no installed provider serves."""
+
+
+class OfflineChatModel(BaseChatModel):
+    """A real LangChain chat model that needs no network and answers deterministically.
+
+    Asked to pick a speaker (a prompt with a ``Candidates:`` line), it names the
+    candidate mentioned most recently in the transcript, else the first candidate.
+    Otherwise it answers from the system prompt (persona) and the last message, and
+    says that it is offline.
+    """
+
+    persona: str = "an Agora agent"
+
+    @property
+    def _llm_type(self) -> str:
+        return "agora-offline"
+
+    def _generate(self, messages: list[BaseMessage], stop=None, run_manager=None, **kw: Any):
+        text = "\n".join(str(m.content) for m in messages)
+        listed = CANDIDATES.search(text)
+        if listed:
+            answer = self._pick_speaker(text, [c.strip() for c in listed.group(1).split(",")])
+        else:
+            last = str(messages[-1].content).strip() if messages else ""
+            system = next((str(m.content) for m in messages if m.type == "system"), self.persona)
+            answer = (
+                f"(offline model) As {system.splitlines()[0][:120]}, I read: "
+                f"\u201c{last[:200]}\u201d. "
+                "I have no model to think with, so I only acknowledge it."
+            )
+        message = AIMessage(content=answer, usage_metadata={
+            "input_tokens": len(text.split()), "output_tokens": len(answer.split()),
+            "total_tokens": len(text.split()) + len(answer.split()),
+        })  # fmt: skip
+        return ChatResult(generations=[ChatGeneration(message=message)])
+
+    @staticmethod
+    def _pick_speaker(text: str, candidates: list[str]) -> str:
+        candidates = [c for c in candidates if c]
+        if not candidates:
+            return "nobody"
+        lines = [m.group("text") for m in TRANSCRIPT_LINE.finditer(text)]
+        for line in reversed(lines):
+            for candidate in candidates:
+                if candidate in line:
+                    return candidate
+        return candidates[0]
+
+
+def chat_model(name: str, *, base_url: str | None = None, api_key: str | None = None):
+    """A chat model by name: ``offline``, or ``provider:model`` for an installed provider
+    (LangChain's ``init_chat_model``), or any model of an OpenAI-compatible server at
+    ``base_url``. Retries are off: Temporal retries the activity."""
+    if name in ("offline", "", None):
+        return OfflineChatModel()
+    try:
+        from langchain.chat_models import init_chat_model
+    except ImportError as exc:
+        raise UnknownModel(
+            f"model {name!r} needs the 'langchain' package and a provider package"
+        ) from exc
+    options: dict[str, Any] = {"max_retries": 0}
+    if base_url:
+        options |= {"base_url": base_url, "model_provider": "openai"}
+        if api_key:
+            options["api_key"] = api_key
+    try:
+        return init_chat_model(name, **options)
+    except (ImportError, ValueError) as exc:
+        raise UnknownModel(f"model {name!r}: {exc}") from exc

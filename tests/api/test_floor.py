@@ -1,0 +1,276 @@
+"""Floor control through the API against the real services, with short durations."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+
+import pytest
+
+from tests.conftest import eventually
+from tests.helpers import group, introduce
+from tests.workflows.test_agent import worker_process
+
+
+async def floor(api, chat_id, agent):
+    return (await api.get(f"/v1/chats/{chat_id}/floor", headers=agent.headers)).json()
+
+
+async def ask(api, chat_id, agent, **body):
+    response = await api.post(f"/v1/chats/{chat_id}/floor", json=body, headers=agent.headers)
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+async def say(api, chat_id, agent, text="hi"):
+    return await api.post(
+        f"/v1/chats/{chat_id}/messages", json={"content": text}, headers=agent.headers
+    )
+
+
+async def test_fifo_turns_with_message_limits_and_yields(api, admin, database):
+    a, b, c = [await introduce(api, admin, n) for n in ("Ann", "Ben", "Cat")]
+    chat = await group(api, a, b, c, speaker_policy="fifo", floor={"max_messages_per_turn": 2})
+    cid = chat["chat_id"]
+    assert chat["speaker_policy"] == "fifo"
+
+    refused = await say(api, cid, a)
+    assert refused.status_code == 409 and "request it first" in refused.json()["detail"]
+    granted = await ask(api, cid, a, reason="opening")
+    assert granted["you_hold_the_floor"] is True and granted["messages_left"] == 2
+    waiting = await ask(api, cid, b)
+    assert waiting["your_position"] == 1 and waiting["current_speaker"] == a.agent_id
+    assert (await ask(api, cid, c))["your_position"] == 2
+
+    held = await say(api, cid, b)
+    assert held.status_code == 409 and a.agent_id in held.json()["detail"]
+    assert (await say(api, cid, a, "one")).status_code == 201
+    assert (await say(api, cid, a, "two")).status_code == 201  # the limit: b is next
+    now = await floor(api, cid, b)
+    assert now["current_speaker"] == b.agent_id and [q["agent_id"] for q in now["queue"]] == [
+        c.agent_id
+    ]
+    assert (await say(api, cid, a, "three")).status_code == 409
+    yielded = await api.delete(f"/v1/chats/{cid}/floor", headers=b.headers)
+    assert yielded.status_code == 200
+    assert (await floor(api, cid, c))["current_speaker"] == c.agent_id
+    nothing = await api.delete(f"/v1/chats/{cid}/floor", headers=b.headers)
+    assert nothing.status_code == 409
+    projected = await eventually(
+        lambda: database.db["speaker_queues"].find_one({"_id": cid}),
+        lambda doc: doc is not None and doc["current_speaker"] == c.agent_id,
+    )
+    assert projected["queue"] == [] and projected["policy"] == "fifo"
+
+
+async def test_the_time_slot_expires_and_the_next_is_granted(api, admin):
+    a, b = await introduce(api, admin, "Ann"), await introduce(api, admin, "Ben")
+    chat = await group(api, a, b, speaker_policy="fifo", floor={"turn_seconds": 1})
+    cid = chat["chat_id"]
+    await ask(api, cid, a)
+    await ask(api, cid, b)
+    moved = await eventually(
+        lambda: floor(api, cid, b), lambda f: f["current_speaker"] == b.agent_id, timeout=10
+    )
+    assert moved["turn_ends_at"] is not None
+    assert (await say(api, cid, a)).status_code == 409
+
+
+async def test_priority_policy_grants_the_most_urgent_first(api, admin):
+    a, b, c, d = [await introduce(api, admin, n) for n in ("Ann", "Ben", "Cat", "Dan")]
+    chat = await group(api, a, b, c, d, speaker_policy="priority")
+    cid = chat["chat_id"]
+    await ask(api, cid, a)  # a holds; the others wait
+    await ask(api, cid, b, priority=1)
+    await ask(api, cid, c, priority=9)
+    await ask(api, cid, d, priority=9)
+    await api.delete(f"/v1/chats/{cid}/floor", headers=a.headers)
+    assert (await floor(api, cid, a))["current_speaker"] == c.agent_id
+    await api.delete(f"/v1/chats/{cid}/floor", headers=c.headers)
+    assert (await floor(api, cid, a))["current_speaker"] == d.agent_id
+
+
+async def test_round_robin_and_random_policies(api, admin):
+    a, b, c = [await introduce(api, admin, n) for n in ("Ann", "Ben", "Cat")]
+    rr = await group(api, a, b, c, speaker_policy="round_robin")
+    order = [m["agent_id"] for m in rr["members"]]  # the chat's fixed order
+    cid = rr["chat_id"]
+    agents = {x.agent_id: x for x in (a, b, c)}
+    spoke = []
+    for _ in range(6):
+        for x in (c, b, a):  # asked against the order: the policy, not arrival, decides
+            await ask(api, cid, x)
+        holder = (await floor(api, cid, a))["current_speaker"]
+        spoke.append(holder)
+        await api.delete(f"/v1/chats/{cid}/floor", headers=agents[holder].headers)
+    # c asked first on a free floor; from then on the turn goes round the fixed order
+    start = order.index(c.agent_id)
+    assert spoke == [order[(start + i) % 3] for i in range(6)]
+
+    rnd = await group(api, a, b, c, speaker_policy="random")
+    for x in (a, b, c):
+        await ask(api, rnd["chat_id"], x)
+    state = await floor(api, rnd["chat_id"], a)
+    assert state["current_speaker"] in agents
+    assert len(state["queue"]) == 2
+
+
+async def test_moderator_grants_by_hand(api, admin):
+    owner, mod, m1, m2 = [await introduce(api, admin, n) for n in ("Own", "Mod", "Mia", "Max")]
+    chat = await group(api, owner, mod, m1, m2, speaker_policy="moderator")
+    cid = chat["chat_id"]
+    await api.patch(
+        f"/v1/chats/{cid}/members/{mod.agent_id}", json={"role": "moderator"}, headers=owner.headers
+    )
+    waiting = await ask(api, cid, m1)
+    assert waiting["current_speaker"] is None and waiting["your_position"] == 1
+    await ask(api, cid, m2)
+    by_member = await api.post(
+        f"/v1/chats/{cid}/floor/grant", json={"agent_id": m2.agent_id}, headers=m1.headers
+    )
+    assert by_member.status_code == 403
+    not_asked = await api.post(
+        f"/v1/chats/{cid}/floor/grant", json={"agent_id": owner.agent_id}, headers=mod.headers
+    )
+    assert not_asked.status_code == 409
+    granted = await api.post(
+        f"/v1/chats/{cid}/floor/grant", json={"agent_id": m2.agent_id}, headers=mod.headers
+    )
+    assert granted.status_code == 200 and granted.json()["current_speaker"] == m2.agent_id
+    assert (await say(api, cid, m2)).status_code == 201
+
+
+async def test_llm_policy_lets_the_model_pick_from_the_transcript(api, admin):
+    a, b, c = [await introduce(api, admin, n) for n in ("Ann", "Ben", "Cat")]
+    chat = await group(api, a, b, c, speaker_policy="llm", topic="who knows best")
+    cid = chat["chat_id"]
+    await ask(api, cid, a)
+    held = await eventually(lambda: floor(api, cid, a), lambda f: f["current_speaker"] is not None)
+    assert held["current_speaker"] == a.agent_id
+    assert (await say(api, cid, a, f"I think {c.agent_id} knows this best.")).status_code == 201
+    await ask(api, cid, b)
+    await ask(api, cid, c)
+    await api.delete(f"/v1/chats/{cid}/floor", headers=a.headers)
+    # the offline model names the candidate mentioned last: c, although b asked first
+    picked = await eventually(
+        lambda: floor(api, cid, a), lambda f: f["current_speaker"] is not None, timeout=20
+    )
+    assert picked["current_speaker"] == c.agent_id
+
+
+async def test_rounds_end_by_max_turns_idle_and_termination_text(api, admin, server):
+    a, b = await introduce(api, admin, "Ann"), await introduce(api, admin, "Ben")
+    chat = await group(
+        api, a, b, speaker_policy="fifo",
+        floor={"max_turns": 2, "termination_text": "TERMINATE", "idle_timeout_seconds": 1},
+    )  # fmt: skip
+    cid = chat["chat_id"]
+    await ask(api, cid, a)
+    await api.delete(f"/v1/chats/{cid}/floor", headers=a.headers)
+    await ask(api, cid, b)
+    await api.delete(f"/v1/chats/{cid}/floor", headers=b.headers)
+    after_two = await floor(api, cid, a)
+    assert after_two["round"] == 1 and after_two["turns_in_round"] == 2
+    await ask(api, cid, a)  # opens round 2
+    state = await floor(api, cid, a)
+    assert state["round"] == 2 and state["current_speaker"] == a.agent_id
+    assert (await say(api, cid, a, "ok, TERMINATE")).status_code == 201
+    assert (await floor(api, cid, a))["current_speaker"] is None
+    await ask(api, cid, b)  # round 3; b then stays silent past the idle timeout
+    idle = await eventually(
+        lambda: floor(api, cid, a), lambda f: f["current_speaker"] is None, timeout=10
+    )
+    assert idle["round"] == 3
+
+
+async def test_a_member_who_leaves_loses_the_floor_and_the_next_is_granted(api, admin):
+    a, b, c = [await introduce(api, admin, n) for n in ("Ann", "Ben", "Cat")]
+    chat = await group(api, a, b, c, speaker_policy="fifo")
+    cid = chat["chat_id"]
+    await ask(api, cid, b)
+    await ask(api, cid, c)
+    assert (
+        await api.delete(f"/v1/chats/{cid}/members/{b.agent_id}", headers=b.headers)
+    ).status_code == 200
+    assert (await floor(api, cid, a))["current_speaker"] == c.agent_id
+    await api.delete(f"/v1/agents/{c.agent_id}", headers=admin)
+    gone = await eventually(lambda: floor(api, cid, a), lambda f: f["current_speaker"] is None)
+    assert gone["queue"] == []
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"speaker_policy": "loudest"}, "speaker_policy"),
+        ({"speaker_policy": "fifo", "floor": {"turn_seconds": 0.5}}, "turn_seconds"),
+        ({"speaker_policy": "fifo", "floor": {"turn_seconds": 3601}}, "turn_seconds"),
+        (
+            {"speaker_policy": "fifo", "floor": {"max_messages_per_turn": 0}},
+            "max_messages_per_turn",
+        ),
+        (
+            {"speaker_policy": "fifo", "floor": {"max_messages_per_turn": 1001}},
+            "max_messages_per_turn",
+        ),
+    ],
+)
+async def test_bad_floor_settings_are_422(api, admin, database, body, field):
+    a, b = await introduce(api, admin, "Ann"), await introduce(api, admin, "Ben")
+    response = await api.post(
+        "/v1/chats", json={"type": "group", "participants": [b.agent_id]} | body, headers=a.headers
+    )
+    assert response.status_code == 422
+    assert any(field in error["loc"] for error in response.json()["detail"])
+    assert await database.db["chats"].count_documents({}) == 0
+
+
+async def test_floor_access_and_bad_requests(api, admin):
+    owner, mem, guest, out = [await introduce(api, admin, n) for n in ("Own", "Mem", "Gus", "Out")]
+    chat = await group(api, owner, mem, guest, speaker_policy="fifo")
+    cid = chat["chat_id"]
+    await api.patch(f"/v1/chats/{cid}/members/{guest.agent_id}", json={"role": "guest"},
+                    headers=owner.headers)  # fmt: skip
+    base = f"/v1/chats/{cid}/floor"
+    assert (await api.post(base, json={}, headers=guest.headers)).status_code == 403
+    assert (await api.post(base, json={}, headers=out.headers)).status_code == 404
+    assert (await api.post(base, json={"priority": 11}, headers=mem.headers)).status_code == 422
+    assert (await api.post(base, json={"priority": -1}, headers=mem.headers)).status_code == 422
+    assert (await api.get(base, headers=guest.headers)).status_code == 200
+    assert (
+        await api.patch(base, json={"speaker_policy": "priority"}, headers=mem.headers)
+    ).status_code == 403
+    changed = await api.patch(base, json={"speaker_policy": "priority", "turn_seconds": 30},
+                              headers=owner.headers)  # fmt: skip
+    assert changed.status_code == 200 and changed.json()["speaker_policy"] == "priority"
+    assert (
+        await api.patch(base, json={"turn_seconds": 0}, headers=owner.headers)
+    ).status_code == 422
+    assert (await api.post(base + "/grant", json={"agent_id": mem.agent_id},
+                           headers=owner.headers)).status_code == 409  # fmt: skip
+    direct = await api.post("/v1/chats", json={"type": "direct", "participants": [mem.agent_id]},
+                            headers=owner.headers)  # fmt: skip
+    no_floor = await api.post(f"/v1/chats/{direct.json()['chat_id']}/floor", json={},
+                              headers=owner.headers)  # fmt: skip
+    assert no_floor.status_code == 409
+
+
+async def test_killing_the_worker_mid_turn_keeps_the_grant_and_its_timer(api_only, admin, settings):
+    api = api_only
+    with worker_process(settings) as first:
+        a, b = await introduce(api, admin, "Ann"), await introduce(api, admin, "Ben")
+        chat = await group(api, a, b, speaker_policy="fifo", floor={"turn_seconds": 4})
+        cid = chat["chat_id"]
+        await ask(api, cid, a)
+        await ask(api, cid, b)
+        os.killpg(first.pid, signal.SIGKILL)
+        first.wait()
+    await asyncio.sleep(1)
+    with worker_process(settings):
+        held = await floor(api, cid, a)
+        assert held["current_speaker"] == a.agent_id  # not lost, not granted twice
+        assert [q["agent_id"] for q in held["queue"]] == [b.agent_id]
+        moved = await eventually(
+            lambda: floor(api, cid, a), lambda f: f["current_speaker"] == b.agent_id, timeout=30
+        )
+        assert moved["queue"] == []

@@ -1,0 +1,230 @@
+"""Speaker policies and the floor state machine: unit tests and property tests (no Temporal)."""
+
+from __future__ import annotations
+
+import contextlib
+import random
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from models.floor import FloorRequest, FloorSettings, FloorSettingsUpdate, FloorState
+from workflows.floor import Floor, FloorError
+from workflows.policies import SELECTORS, valid_pick
+
+T0 = datetime(2026, 11, 24, tzinfo=UTC)
+MEMBERS = ["a", "b", "c", "d", "e"]
+
+
+def requests(*spec: tuple[str, int]) -> list[FloorRequest]:
+    return [
+        FloorRequest(agent_id=agent, priority=prio, requested_at=T0, order=i)
+        for i, (agent, prio) in enumerate(spec)
+    ]
+
+
+def pick(policy: str, queue, last=None, seed=0):
+    return SELECTORS[policy](queue, MEMBERS, last, random.Random(seed))
+
+
+def test_fifo_takes_the_longest_waiting():
+    assert pick("fifo", requests(("c", 0), ("a", 9), ("b", 0))) == "c"
+
+
+def test_priority_takes_the_highest_then_the_oldest():
+    assert pick("priority", requests(("c", 1), ("a", 5), ("b", 5))) == "a"
+
+
+def test_round_robin_goes_round_the_members_skipping_who_did_not_ask():
+    queue = requests(("a", 0), ("d", 0), ("b", 0))
+    assert pick("round_robin", queue, last="b") == "d"
+    assert pick("round_robin", queue, last="d") == "a"
+    assert pick("round_robin", queue, last=None) == "a"
+
+
+def test_random_is_a_requester_and_repeats_with_the_seed():
+    queue = requests(("a", 0), ("b", 0), ("c", 0), ("d", 0))
+    draws = {pick("random", queue, seed=s) for s in range(50)}
+    assert draws <= {"a", "b", "c", "d"} and len(draws) > 1
+    assert pick("random", queue, seed=7) == pick("random", queue, seed=7)
+
+
+def test_moderator_picks_nobody_by_itself():
+    assert pick("moderator", requests(("a", 0))) is None
+
+
+@pytest.mark.parametrize(
+    ("answer", "expected"),
+    [("b", "b"), (" b. ", "b"), ("'b'", "b"), ("z", None), ("", None), (None, None),
+     ("b and c", None)],
+)  # fmt: skip
+def test_a_model_pick_counts_only_when_it_names_a_requester(answer, expected):
+    assert valid_pick(answer, requests(("a", 0), ("b", 0))) == expected
+
+
+def floor(**settings) -> Floor:
+    return Floor(FloorState(settings=FloorSettings(**settings)), "chat")
+
+
+def test_a_turn_ends_at_the_message_limit_and_the_next_is_granted():
+    f = floor(max_messages_per_turn=2)
+    f.request("a", 0, None, T0)
+    f.request("b", 0, None, T0)
+    granted = f.grant_next(T0, MEMBERS, random.Random(0))
+    assert granted[0].type == "chat.floor_granted" and f.state.current_speaker == "a"
+    assert f.post_refusal("b") == "the floor is held by a"
+    assert f.posted("a", "one", T0) == []
+    released = f.posted("a", "two", T0)
+    assert [e.type for e in released] == ["chat.floor_released"]
+    assert released[0].payload["reason"] == "message_limit"
+    f.grant_next(T0, MEMBERS, random.Random(0))
+    assert f.state.current_speaker == "b"
+
+
+def test_the_time_slot_expires_the_turn():
+    f = floor(turn_seconds=5)
+    f.request("a", 0, None, T0)
+    f.grant_next(T0, MEMBERS, random.Random(0))
+    assert f.next_deadline() == T0 + timedelta(seconds=5)
+    assert f.expire_due(T0 + timedelta(seconds=4)) == []
+    expired = f.expire_due(T0 + timedelta(seconds=5))
+    assert [e.type for e in expired] == ["chat.floor_expired"]
+    assert f.state.current_speaker is None
+
+
+def test_max_turns_and_termination_end_the_round_and_a_request_opens_the_next():
+    f = floor(max_turns=1, termination_text="TERMINATE")
+    f.request("a", 0, None, T0)
+    f.request("b", 0, None, T0)
+    f.grant_next(T0, MEMBERS, random.Random(0))
+    events = f.release("a", T0)
+    assert [e.type for e in events] == ["chat.floor_released", "chat.round_ended"]
+    assert events[-1].payload["reason"] == "max_turns"
+    assert not f.needs_grant()  # b still waits, but the round is over
+    started = f.request("c", 0, None, T0)
+    assert started[0].type == "chat.round_started" and f.state.round == 2
+    f.grant_next(T0, MEMBERS, random.Random(0))
+    assert f.state.current_speaker == "b"
+    f.apply(FloorSettingsUpdate(max_turns=10))
+    ended = f.posted("b", "we are done. terminate", T0)
+    assert [e.payload.get("reason") for e in ended] == ["termination", "termination"]
+
+
+def test_idle_timeout_ends_the_round():
+    f = floor(idle_timeout_seconds=10)
+    f.request("a", 0, None, T0)
+    f.grant_next(T0, MEMBERS, random.Random(0))
+    events = f.expire_due(T0 + timedelta(seconds=10))
+    assert [e.type for e in events] == ["chat.floor_released", "chat.round_ended"]
+    assert events[-1].payload["reason"] == "idle"
+
+
+def test_grant_by_hand_needs_a_requester_and_a_free_floor():
+    f = floor(speaker_policy="moderator")
+    f.request("a", 0, None, T0)
+    assert f.grant_next(T0, MEMBERS, random.Random(0)) == []
+    with pytest.raises(FloorError):
+        f.grant("b", T0, "by hand")
+    f.grant("a", T0, "by hand")
+    f.request("b", 0, None, T0)
+    with pytest.raises(FloorError):
+        f.grant("b", T0, "by hand")
+
+
+def test_leaving_loses_the_floor_and_the_place():
+    f = floor()
+    for agent in "abc":
+        f.request(agent, 0, None, T0)
+    f.grant_next(T0, MEMBERS, random.Random(0))
+    f.leave("b", T0)
+    assert [r.agent_id for r in f.state.queue] == ["c"]
+    events = f.leave("a", T0)
+    assert events[0].payload["reason"] == "left" and f.state.current_speaker is None
+
+
+# ---- properties ----------------------------------------------------------------------
+
+agents = st.sampled_from(MEMBERS)
+actions = st.one_of(
+    st.tuples(st.just("request"), agents, st.integers(0, 10)),
+    st.tuples(st.just("release"), agents, st.just(0)),
+    st.tuples(st.just("post"), agents, st.just(0)),
+    st.tuples(st.just("expire"), agents, st.integers(0, 120)),
+    st.tuples(st.just("leave"), agents, st.just(0)),
+    st.tuples(st.just("join"), agents, st.just(0)),
+)
+
+
+def drive(policy: str, steps, seed: int):
+    """Run a random sequence; check the invariants after every step; return the grants."""
+    f = floor(speaker_policy=policy, turn_seconds=60, max_messages_per_turn=3)
+    members = set(MEMBERS)
+    rng = random.Random(seed)
+    now = T0
+    grants: list[str] = []
+    for kind, agent, n in steps:
+        now += timedelta(seconds=1)
+        if kind == "request" and agent in members:
+            f.request(agent, n, None, now)
+        elif kind == "release":
+            with contextlib.suppress(FloorError):  # neither holds nor waits: refused, no change
+                f.release(agent, now)
+        elif kind == "post":
+            accepted = f.post_refusal(agent) is None
+            assert accepted == (agent == f.state.current_speaker)
+            if accepted:
+                f.posted(agent, "hello", now)
+        elif kind == "expire":
+            now += timedelta(seconds=n)
+            f.expire_due(now)
+        elif kind == "leave":
+            members.discard(agent)
+            f.leave(agent, now)
+        elif kind == "join":
+            members.add(agent)
+        events = f.grant_next(now, [m for m in MEMBERS if m in members], rng)
+        grants += [e.payload["agent_id"] for e in events if e.type == "chat.floor_granted"]
+        queued = [r.agent_id for r in f.state.queue]
+        assert len(queued) == len(set(queued)), "an agent queued twice"
+        assert set(queued) <= members, "a non-member in the queue"
+        assert f.state.current_speaker not in queued, "the holder also waits"
+        assert f.state.current_speaker is None or f.state.current_speaker in members
+    return f, grants
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    policy=st.sampled_from(["fifo", "priority", "round_robin", "random", "moderator"]),
+    steps=st.lists(actions, max_size=80),
+    seed=st.integers(0, 2**32),
+)
+def test_at_most_one_holder_only_its_posts_and_a_clean_queue(policy, steps, seed):
+    drive(policy, steps, seed)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    policy=st.sampled_from(["fifo", "round_robin"]),
+    waiting=st.lists(agents, min_size=1, max_size=5, unique=True),
+    seed=st.integers(0, 2**32),
+)
+def test_fifo_and_round_robin_grant_every_requester_within_a_bounded_number_of_turns(
+    policy, waiting, seed
+):
+    f = floor(speaker_policy=policy)
+    now = T0
+    for agent in waiting:
+        f.request(agent, 0, None, now)
+    granted: list[str] = []
+    for _ in range(len(waiting)):  # the bound: one turn per requester
+        events = f.grant_next(now, MEMBERS, random.Random(seed))
+        granted += [e.payload["agent_id"] for e in events if e.type == "chat.floor_granted"]
+        if f.state.current_speaker:
+            # the holder speaks and asks again: it must not starve the others
+            holder = f.state.current_speaker
+            f.release(holder, now)
+            f.request(holder, 0, None, now)
+        now += timedelta(seconds=1)
+    assert set(waiting) <= set(granted)

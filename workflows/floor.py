@@ -1,0 +1,269 @@
+"""The floor of a group chat as a pure state machine (no Temporal in here).
+
+``ChatWorkflow`` owns one ``Floor`` per chat with a speaker policy and turns what it
+returns into published events; the property tests drive it directly.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from models.floor import FloorRequest, FloorSettingsUpdate, FloorState, FloorView, QueuedRequest
+from workflows.policies import AUTOMATIC, SELECTORS
+
+
+class FloorError(Exception):
+    """A floor command that cannot apply; ``kind`` maps to an HTTP status."""
+
+    def __init__(self, message: str, kind: str = "Conflict") -> None:
+        super().__init__(message)
+        self.kind = kind
+
+
+@dataclass
+class FloorEvent:
+    type: str
+    payload: dict = field(default_factory=dict)
+
+
+class Floor:
+    def __init__(self, state: FloorState, chat_id: str) -> None:
+        self.state = state
+        self.chat_id = chat_id
+
+    # ---- reads ----------------------------------------------------------------------
+
+    @property
+    def policy(self) -> str:
+        return self.state.settings.speaker_policy
+
+    def position(self, agent_id: str) -> int | None:
+        for index, request in enumerate(self._ordered(), start=1):
+            if request.agent_id == agent_id:
+                return index
+        return None
+
+    def post_refusal(self, agent_id: str) -> str | None:
+        """Why ``agent_id`` may not post now, or None when it holds the floor."""
+        holder = self.state.current_speaker
+        if holder == agent_id:
+            return None
+        if holder is None:
+            return "nobody holds the floor: request it first"
+        return f"the floor is held by {holder}"
+
+    def view(self, for_agent: str | None = None) -> FloorView:
+        s = self.state
+        left = s.settings.max_messages_per_turn - s.messages_in_turn if s.current_speaker else None
+        return FloorView(
+            chat_id=self.chat_id,
+            speaker_policy=self.policy,
+            current_speaker=s.current_speaker,
+            turn_started_at=s.turn_started_at,
+            turn_ends_at=s.turn_ends_at,
+            messages_left=left,
+            queue=[
+                QueuedRequest(
+                    agent_id=r.agent_id,
+                    position=i,
+                    priority=r.priority,
+                    reason=r.reason,
+                    requested_at=r.requested_at,
+                )
+                for i, r in enumerate(self._ordered(), start=1)
+            ],
+            round=s.round,
+            turns_in_round=s.turns_in_round,
+            your_position=self.position(for_agent) if for_agent else None,
+            you_hold_the_floor=for_agent is not None and for_agent == s.current_speaker,
+        )
+
+    def needs_grant(self) -> bool:
+        """The floor is free, the round open and someone waits."""
+        s = self.state
+        return s.current_speaker is None and s.round_open and bool(s.queue)
+
+    def chooses_by_itself(self) -> bool:
+        return self.policy in AUTOMATIC
+
+    def next_deadline(self) -> datetime | None:
+        """When a timer must fire: the end of the turn or the idle timeout."""
+        s = self.state
+        deadlines = []
+        if s.current_speaker and s.turn_ends_at:
+            deadlines.append(s.turn_ends_at)
+        idle = s.settings.idle_timeout_seconds
+        if idle and s.round_open and s.last_activity_at and (s.current_speaker or s.queue):
+            deadlines.append(s.last_activity_at + timedelta(seconds=idle))
+        return min(deadlines) if deadlines else None
+
+    # ---- commands -------------------------------------------------------------------
+
+    def request(
+        self, agent_id: str, priority: int, reason: str | None, now: datetime
+    ) -> list[FloorEvent]:
+        """Queue a request to speak; a repeated one keeps its place and takes the new priority."""
+        s = self.state
+        events: list[FloorEvent] = []
+        s.last_activity_at = now
+        if not s.round_open:
+            s.round += 1
+            s.turns_in_round = 0
+            s.round_open = True
+            events.append(FloorEvent("chat.round_started", {"round": s.round, "by": agent_id}))
+        if agent_id == s.current_speaker:
+            return events
+        for queued in s.queue:
+            if queued.agent_id == agent_id:
+                queued.priority = priority
+                queued.reason = reason
+                return events
+        s.queue.append(
+            FloorRequest(agent_id=agent_id, priority=priority, reason=reason,
+                         requested_at=now, order=s.next_order)
+        )  # fmt: skip
+        s.next_order += 1
+        return events
+
+    def release(self, agent_id: str, now: datetime) -> list[FloorEvent]:
+        """The holder yields, or a waiting agent withdraws its request."""
+        s = self.state
+        if agent_id == s.current_speaker:
+            s.last_activity_at = now
+            return self._end_turn("yielded", now)
+        before = len(s.queue)
+        s.queue = [r for r in s.queue if r.agent_id != agent_id]
+        if len(s.queue) == before:
+            raise FloorError(f"{agent_id} neither holds the floor nor waits for it")
+        return [FloorEvent("chat.floor_withdrawn", {"agent_id": agent_id})]
+
+    def posted(self, agent_id: str, content: str, now: datetime) -> list[FloorEvent]:
+        """Count a post by the holder; the turn ends at its message limit or on the
+        termination text, which also ends the round."""
+        s = self.state
+        if agent_id != s.current_speaker:
+            return []
+        s.messages_in_turn += 1
+        s.last_activity_at = now
+        termination = s.settings.termination_text
+        if termination and termination.lower() in content.lower():
+            events = self._end_turn("termination", now, count_turn=True)
+            if s.round_open:
+                events += self._end_round("termination")
+            return events
+        if s.messages_in_turn >= s.settings.max_messages_per_turn:
+            return self._end_turn("message_limit", now)
+        return []
+
+    def expire_due(self, now: datetime) -> list[FloorEvent]:
+        """Fire what is due: the turn's time slot, then the idle timeout."""
+        s = self.state
+        events: list[FloorEvent] = []
+        if s.current_speaker and s.turn_ends_at and now >= s.turn_ends_at:
+            events += self._end_turn("expired", now)
+        idle = s.settings.idle_timeout_seconds
+        if (
+            idle
+            and s.round_open
+            and s.last_activity_at
+            and now - s.last_activity_at >= timedelta(seconds=idle)
+            and (s.current_speaker or s.queue)
+        ):
+            if s.current_speaker:
+                events += self._end_turn("idle", now, count_turn=False)
+            if s.round_open:
+                events += self._end_round("idle")
+        return events
+
+    def leave(self, agent_id: str, now: datetime) -> list[FloorEvent]:
+        """A member left, was removed or retired: it loses the floor and its place."""
+        s = self.state
+        events: list[FloorEvent] = []
+        s.queue = [r for r in s.queue if r.agent_id != agent_id]
+        if s.current_speaker == agent_id:
+            events += self._end_turn("left", now)
+        if s.last_speaker == agent_id:
+            s.last_speaker = None
+        return events
+
+    def grant(self, agent_id: str, now: datetime, reason: str) -> list[FloorEvent]:
+        """Hand the floor to a waiting agent (by hand, or as the policy chose)."""
+        s = self.state
+        if s.current_speaker is not None:
+            raise FloorError(f"the floor is held by {s.current_speaker}")
+        if not s.round_open:
+            raise FloorError("the round has ended: the next request to speak opens a new one")
+        if all(r.agent_id != agent_id for r in s.queue):
+            raise FloorError(f"{agent_id} has not asked for the floor")
+        request = next(r for r in s.queue if r.agent_id == agent_id)
+        s.queue = [r for r in s.queue if r.agent_id != agent_id]
+        s.current_speaker = agent_id
+        s.turn_started_at = now
+        s.turn_ends_at = now + timedelta(seconds=s.settings.turn_seconds)
+        s.messages_in_turn = 0
+        s.last_activity_at = now
+        s.grant_reason = reason
+        return [
+            FloorEvent(
+                "chat.floor_granted",
+                {
+                    "agent_id": agent_id,
+                    "policy": self.policy,
+                    "reason": reason,
+                    "request_reason": request.reason,
+                    "priority": request.priority,
+                    "round": s.round,
+                    "turn": s.turns_in_round + 1,
+                    "turn_ends_at": s.turn_ends_at.isoformat(),
+                    "max_messages": s.settings.max_messages_per_turn,
+                },
+            )
+        ]
+
+    def grant_next(
+        self, now: datetime, members: Sequence[str], rng: random.Random
+    ) -> list[FloorEvent]:
+        """Grant by the chat's policy when the floor is free (moderator: nobody)."""
+        if not self.needs_grant():
+            return []
+        pick = SELECTORS[self.policy](self._ordered(), members, self.state.last_speaker, rng)
+        return self.grant(pick, now, f"{self.policy} policy") if pick else []
+
+    def apply(self, update: FloorSettingsUpdate) -> None:
+        settings = self.state.settings
+        changes = update.model_dump(exclude_unset=True)
+        self.state.settings = settings.model_copy(update=changes)
+
+    # ---- helpers --------------------------------------------------------------------
+
+    def _ordered(self) -> list[FloorRequest]:
+        return sorted(self.state.queue, key=lambda r: r.order)
+
+    def _end_turn(self, why: str, now: datetime, *, count_turn: bool = True) -> list[FloorEvent]:
+        s = self.state
+        holder = s.current_speaker
+        s.last_speaker = holder
+        s.current_speaker = None
+        s.turn_started_at = None
+        s.turn_ends_at = None
+        s.messages_in_turn = 0
+        if count_turn:
+            s.turns_in_round += 1
+        kind = "chat.floor_expired" if why == "expired" else "chat.floor_released"
+        events = [FloorEvent(kind, {"agent_id": holder, "reason": why, "round": s.round})]
+        max_turns = s.settings.max_turns
+        if max_turns and s.round_open and s.turns_in_round >= max_turns:
+            events += self._end_round("max_turns")
+        return events
+
+    def _end_round(self, why: str) -> list[FloorEvent]:
+        s = self.state
+        s.round_open = False
+        return [
+            FloorEvent(
+                "chat.round_ended", {"round": s.round, "reason": why, "turns": s.turns_in_round}
+            )
+        ]
