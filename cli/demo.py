@@ -155,7 +155,10 @@ def main() -> int:
         )
         console.print(f"  curie posts into ada and basho's direct chat: {guest_try.status_code}")
 
-        console.rule("6. Retirement")
+        console.rule("6. Floor control: two group chats under two speaker policies")
+        _floor_demo(http, api_url, run, tokens)
+
+        console.rule("7. Retirement")
         gone = {"Authorization": f"Bearer {tokens['eliza']}"}
         retired = http.delete(f"/v1/agents/eliza-{run}", headers=gone).json()
         after = http.get("/v1/agents", headers=gone)
@@ -176,6 +179,107 @@ def main() -> int:
     console.print(f"  one chat's history   {ui}?query={chat_query}")
     console.print(f"  settings for a shell source {stack.home / 'env'}")
     return 0
+
+
+def _floor_demo(http: httpx.Client, api_url: str, run: str, tokens: dict[str, str]) -> None:
+    def auth(who: str) -> dict[str, str]:
+        return {"Authorization": f"Bearer {tokens[who]}"}
+
+    def agent(who: str) -> str:
+        return f"{who}-{run}"
+
+    events: list[dict] = []
+    stop = threading.Event()
+    url = api_url.replace("http", "ws", 1) + f"/v1/agents/{agent('ada')}/stream"
+    watcher = threading.Thread(
+        target=_collect, args=(url, tokens["ada"], events, stop), daemon=True
+    )
+    watcher.start()
+    time.sleep(0.3)
+    started = time.monotonic()
+
+    rr = http.post(
+        "/v1/chats",
+        json={"type": "group", "topic": "Round robin", "speaker_policy": "round_robin",
+              "floor": {"max_messages_per_turn": 1, "turn_seconds": 30},
+              "participants": [agent("basho"), agent("curie"), agent("dijkstra")]},
+        headers=auth("ada"),
+    ).json()  # fmt: skip
+    lines = {
+        "basho": "An old pond; a frog.",
+        "curie": "Nothing in life is to be feared, only understood.",
+        "dijkstra": "Simplicity is prerequisite for reliability.",
+        "ada": "That brain of mine is something more than merely mortal.",
+    }
+    for who in ("dijkstra", "curie", "basho", "ada"):
+        http.post(f"/v1/chats/{rr['chat_id']}/floor", json={}, headers=auth(who))
+    for _ in range(4):
+        holder = http.get(f"/v1/chats/{rr['chat_id']}/floor", headers=auth("ada")).json()
+        speaker = holder["current_speaker"]
+        if speaker is None:
+            break
+        who = speaker.rsplit("-", 1)[0]
+        http.post(f"/v1/chats/{rr['chat_id']}/messages", json={"content": lines[who]},
+                  headers=auth(who))  # fmt: skip
+
+    llm = http.post(
+        "/v1/chats",
+        json={"type": "group", "topic": "Who should answer?", "speaker_policy": "llm",
+              "participants": [agent("basho"), agent("curie"), agent("dijkstra")]},
+        headers=auth("ada"),
+    ).json()  # fmt: skip
+    http.post(f"/v1/chats/{llm['chat_id']}/floor", json={"reason": "to ask"}, headers=auth("ada"))
+    http.post(
+        f"/v1/chats/{llm['chat_id']}/messages",
+        json={"content": f"What is radioactivity? {agent('curie')} should know."},
+        headers=auth("ada"),
+    )
+    for who in ("basho", "dijkstra", "curie"):
+        http.post(f"/v1/chats/{llm['chat_id']}/floor", json={"reason": "I know"}, headers=auth(who))
+    http.delete(f"/v1/chats/{llm['chat_id']}/floor", headers=auth("ada"))
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        now = http.get(f"/v1/chats/{llm['chat_id']}/floor", headers=auth("ada")).json()
+        if now["current_speaker"] and now["current_speaker"] != agent("ada"):
+            break
+        time.sleep(0.2)
+    time.sleep(0.5)
+    stop.set()
+    watcher.join(timeout=5)
+
+    names = {rr["chat_id"]: "round_robin room", llm["chat_id"]: "llm room"}
+    table = Table("t (s)", "room", "event", "agent", "why")
+    for event in events:
+        if not event["type"].startswith("chat.floor") and event["type"] != "chat.round_ended":
+            continue
+        payload = event["payload"]
+        offset = event.get("_received", started) - started
+        table.add_row(
+            f"{offset:5.2f}",
+            names.get(payload.get("chat_id"), "?"),
+            event["type"].removeprefix("chat."),
+            (payload.get("agent_id") or "").rsplit("-", 1)[0],
+            payload.get("reason") or "",
+        )
+    console.print(table)
+    console.print(
+        "  round robin goes round the members in their fixed order, one message a turn;"
+        " in the llm room the (offline) model picked the candidate ada mentioned, although"
+        " basho asked first."
+    )
+
+
+def _collect(url: str, token: str, into: list[dict], stop: threading.Event) -> None:
+    from websockets.sync.client import connect
+
+    with connect(url, additional_headers={"Authorization": f"Bearer {token}"}) as ws:
+        while not stop.is_set():
+            try:
+                event = json.loads(ws.recv(timeout=0.2))
+            except TimeoutError:
+                continue
+            event["_received"] = time.monotonic()
+            into.append(event)
 
 
 def _listen(url: str, token: str, into: list[dict], messages: int) -> None:
