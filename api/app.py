@@ -105,6 +105,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_error_handlers(app)
     app.include_router(health.router)
     app.include_router(agents.router, prefix="/v1")
+    app.include_router(agents.operators, prefix="/v1")
     app.include_router(stream.router, prefix="/v1")
     app.include_router(chats.router, prefix="/v1")
     app.include_router(messages.router, prefix="/v1")

@@ -16,7 +16,13 @@ from core.security import hash_token, same_secret
 from core.settings import Settings
 from models.agents import AgentManifest, AgentStatus
 from models.chats import ChatPublic, Role, can_read
-from persistence import AgentRepository, ChatRepository, CredentialRepository, Database
+from persistence import (
+    AgentRepository,
+    ChatRepository,
+    CredentialRepository,
+    Database,
+    OperatorRepository,
+)
 from workflows.chat import PLATFORM
 
 
@@ -62,8 +68,9 @@ CorrelationId = Annotated[str | None, Depends(get_correlation_id)]
 class Principal:
     """Who is calling: the platform admin or one agent."""
 
-    role: Literal["admin", "agent"]
+    role: Literal["admin", "operator", "agent"]
     agent_id: str | None = None
+    operator_id: str | None = None
 
     @property
     def is_admin(self) -> bool:
@@ -84,9 +91,12 @@ async def authenticate(token: str, settings: Settings, database: Database) -> Pr
     admin = settings.admin_token.get_secret_value() if settings.admin_token else None
     if admin and same_secret(token, admin):
         return Principal("admin")
-    secret = settings.token_secret.get_secret_value()
-    agent_id = await CredentialRepository(database).agent_for(hash_token(token, secret))
-    return Principal("agent", agent_id) if agent_id else None
+    hashed = hash_token(token, settings.token_secret.get_secret_value())
+    agent_id = await CredentialRepository(database).agent_for(hashed)
+    if agent_id:
+        return Principal("agent", agent_id)
+    operator_id = await OperatorRepository(database).operator_for(hashed)
+    return Principal("operator", operator_id=operator_id) if operator_id else None
 
 
 async def current_principal(
@@ -123,6 +133,15 @@ def require_admin(principal: CurrentPrincipal) -> Principal:
 
 AdminPrincipal = Annotated[Principal, Depends(require_admin)]
 
+
+def require_admin_or_operator(principal: CurrentPrincipal) -> Principal:
+    if principal.role not in ("admin", "operator"):
+        raise HTTPException(status.HTTP_403_FORBIDDEN, "admins and operators introduce agents")
+    return principal
+
+
+IntroducerPrincipal = Annotated[Principal, Depends(require_admin_or_operator)]
+
 PathAgentId = Annotated[str, Path(min_length=1, max_length=63)]
 
 
@@ -136,18 +155,17 @@ async def existing_agent(agent_id: PathAgentId, database: DatabaseDep) -> AgentM
 ExistingAgent = Annotated[AgentManifest, Depends(existing_agent)]
 
 
-async def agent_self_or_admin(agent_id: PathAgentId, principal: CurrentPrincipal) -> Principal:
-    """The agent acts on itself, or an admin acts on anyone."""
-    if principal.is_admin or principal.agent_id == agent_id:
-        return principal
-    raise HTTPException(status.HTTP_403_FORBIDDEN, "an agent may act only on itself")
-
-
-SelfOrAdmin = Annotated[Principal, Depends(agent_self_or_admin)]
-
-
-async def live_agent(_: SelfOrAdmin, manifest: ExistingAgent) -> AgentManifest:
-    """An agent that exists, may be acted on by the caller, and is not retired."""
+async def live_agent(
+    agent_id: PathAgentId, principal: CurrentPrincipal, database: DatabaseDep
+) -> AgentManifest:
+    """An agent that exists, is not retired, and the caller may act on: the agent itself,
+    the operator who introduced it, or an admin. Another agent gets 403 whether or not
+    the id exists; an operator or admin gets 404 for an unknown one."""
+    if principal.role == "agent" and principal.agent_id != agent_id:
+        raise HTTPException(status.HTTP_403_FORBIDDEN, "an agent may act only on itself")
+    manifest = await existing_agent(agent_id, database)
+    if principal.role == "operator" and manifest.operator_id != principal.operator_id:
+        raise HTTPException(status.HTTP_403_FORBIDDEN, "an operator acts on its own agents")
     if manifest.status == AgentStatus.RETIRED:
         raise HTTPException(status.HTTP_409_CONFLICT, f"agent {manifest.agent_id} is retired")
     return manifest
@@ -171,7 +189,11 @@ class ChatView:
 
     @property
     def actor(self) -> str:
-        return self.principal.agent_id or PLATFORM
+        """Who acts in the chat workflow: the agent, the platform (an admin), or an operator
+        (which is never a member, so it can only read public chats)."""
+        if self.principal.is_admin:
+            return PLATFORM
+        return self.principal.agent_id or f"operator:{self.principal.operator_id}"
 
 
 async def visible_chat(

@@ -123,7 +123,24 @@ class AgentManifest(BaseModel):
     last_updated: datetime
     created_at: datetime
     hosted: bool = False
+    operator_id: str | None = None
+    """The operator who introduced the agent (it may change and retire it); None: an admin."""
     version: int = 0
+
+
+class OperatorCreate(BaseModel):
+    """``POST /v1/operators`` (admin): someone who introduces and retires its own agents."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    operator_id: AgentId
+    name: Name
+
+
+class OperatorCreated(BaseModel):
+    operator_id: str
+    name: str
+    token: str
 
 
 class AgentCreated(BaseModel):

@@ -1,6 +1,11 @@
 """The only package that imports pymongo: the client, the indexes and the repositories."""
 
-from persistence.agents import AgentRepository, CredentialRepository, decode_cursor
+from persistence.agents import (
+    AgentRepository,
+    CredentialRepository,
+    OperatorRepository,
+    decode_cursor,
+)
 from persistence.chats import ChatRepository, FloorRepository, MessageRepository
 from persistence.client import Database, open_database
 from persistence.errors import STORE_UNAVAILABLE
@@ -10,6 +15,7 @@ __all__ = [
     "AgentRepository",
     "ChatRepository",
     "MessageRepository",
+    "OperatorRepository",
     "CredentialRepository",
     "Database",
     "FloorRepository",

@@ -96,3 +96,27 @@ class CredentialRepository:
         if doc is None or doc.get("revoked"):
             return None
         return doc["agent_id"]
+
+
+class OperatorRepository:
+    """``operators`` and their credentials: people or programs that run agents.
+
+    Operators are registered by an admin through the API (no workflow: they have no
+    life to orchestrate); their token, like an agent's, is stored only as a keyed hash.
+    """
+
+    def __init__(self, database: Database) -> None:
+        self._operators = database.db["operators"]
+        self._credentials = database.db["operator_credentials"]
+
+    async def create(self, operator_id: str, name: str, token_hash: str, at) -> bool:
+        try:
+            await self._operators.insert_one({"_id": operator_id, "name": name, "created_at": at})
+        except DuplicateKeyError:
+            return False
+        await self._credentials.insert_one({"_id": token_hash, "operator_id": operator_id})
+        return True
+
+    async def operator_for(self, token_hash: str) -> str | None:
+        doc = await self._credentials.find_one({"_id": token_hash})
+        return doc["operator_id"] if doc else None

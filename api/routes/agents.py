@@ -16,6 +16,7 @@ from temporalio.common import (
 
 from api.deps import (
     AdminPrincipal,
+    IntroducerPrincipal,
     CorrelationId,
     CurrentPrincipal,
     DatabaseDep,
@@ -35,10 +36,12 @@ from models.agents import (
     AgentSkill,
     AgentStatus,
     AgentUpdate,
+    OperatorCreate,
+    OperatorCreated,
     PublicProfile,
 )
 from models.workflow_io import AgentStart, AgentState, Heartbeat, ManifestChange, RetireRequest
-from persistence import AgentRepository, decode_cursor
+from persistence import AgentRepository, OperatorRepository, decode_cursor
 from workflows.agent import AgentWorkflow, agent_workflow_id
 
 router = APIRouter(prefix="/agents", tags=["agents"])
@@ -53,7 +56,7 @@ def _new_agent_id() -> str:
 @router.post("", status_code=status.HTTP_201_CREATED, response_model=AgentCreated)
 async def create_agent(
     body: AgentCreate,
-    _: AdminPrincipal,
+    introducer: IntroducerPrincipal,
     settings: SettingsDep,
     temporal: TemporalDep,
     database: DatabaseDep,
@@ -73,6 +76,7 @@ async def create_agent(
         last_updated=now,
         created_at=now,
         hosted=body.brain is not None,
+        operator_id=introducer.operator_id,
     )
     state = AgentState(
         manifest=manifest,
@@ -190,3 +194,21 @@ async def retire_agent(
     """Retire the agent: leaves its chats, revokes its token, keeps its manifest readable."""
     handle = temporal.get_workflow_handle_for(AgentWorkflow.run, agent_workflow_id(agent.agent_id))
     return await handle.execute_update(AgentWorkflow.retire, RetireRequest(correlation_id=cid))
+
+
+operators = APIRouter(prefix="/operators", tags=["operators"])
+
+
+@operators.post("", status_code=status.HTTP_201_CREATED, response_model=OperatorCreated)
+async def create_operator(
+    body: OperatorCreate, _: AdminPrincipal, settings: SettingsDep, database: DatabaseDep
+) -> OperatorCreated:
+    """Register an operator (admin): it introduces, changes and retires its own agents."""
+    token = new_agent_token()
+    hashed = hash_token(token, settings.token_secret.get_secret_value())
+    created = await OperatorRepository(database).create(
+        body.operator_id, body.name, hashed, datetime.now(UTC)
+    )
+    if not created:
+        raise HTTPException(status.HTTP_409_CONFLICT, f"operator {body.operator_id} exists")
+    return OperatorCreated(operator_id=body.operator_id, name=body.name, token=token)

@@ -242,3 +242,36 @@ async def test_retirement_revokes_the_token_and_keeps_the_manifest_readable(api,
     assert again.status_code == 409
     assert (await api.post("/v1/agents", json={"agent_id": f"old-{uid}", "name": "New"},
                            headers=admin)).status_code == 409  # fmt: skip
+
+
+async def test_operators_introduce_change_and_retire_only_their_own_agents(api, admin, uid):
+    made = await api.post(
+        "/v1/operators", json={"operator_id": f"op-{uid}", "name": "Ops"}, headers=admin
+    )
+    assert made.status_code == 201
+    op = bearer(made.json()["token"])
+    dup = await api.post("/v1/operators", json={"operator_id": f"op-{uid}", "name": "X"},
+                         headers=admin)  # fmt: skip
+    assert dup.status_code == 409
+    assert (await api.post("/v1/operators", json={"operator_id": f"o2-{uid}", "name": "X"},
+                           headers=op)).status_code == 403  # fmt: skip
+
+    mine = await api.post("/v1/agents", json={"agent_id": f"run-{uid}", "name": "Run"}, headers=op)
+    assert mine.status_code == 201
+    assert mine.json()["manifest"]["operator_id"] == f"op-{uid}"
+    agent = bearer(mine.json()["token"])
+    assert (await api.post("/v1/operators", json={"operator_id": f"o3-{uid}", "name": "X"},
+                           headers=agent)).status_code == 403  # fmt: skip
+    theirs = await introduce(api, admin, agent_id=f"adm-{uid}", name="Theirs")
+
+    assert (await api.patch(f"/v1/agents/run-{uid}", json={"status": "busy"},
+                            headers=op)).status_code == 200  # fmt: skip
+    assert (await api.patch(f"/v1/agents/adm-{uid}", json={"status": "busy"},
+                            headers=op)).status_code == 403  # fmt: skip
+    assert (await api.delete(f"/v1/agents/adm-{uid}", headers=op)).status_code == 403
+    assert (await api.patch(f"/v1/agents/nobody-{uid}", json={"status": "busy"},
+                            headers=op)).status_code == 404  # fmt: skip
+    assert (await api.get(f"/v1/agents/adm-{uid}", headers=op)).status_code == 200
+    assert (await api.delete(f"/v1/agents/run-{uid}", headers=op)).status_code == 200
+    assert (await api.get("/v1/agents", headers=agent)).status_code == 401
+    assert theirs["manifest"]["operator_id"] is None
