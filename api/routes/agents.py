@@ -16,11 +16,11 @@ from temporalio.common import (
 
 from api.deps import (
     AdminPrincipal,
-    IntroducerPrincipal,
     CorrelationId,
     CurrentPrincipal,
     DatabaseDep,
     ExistingAgent,
+    IntroducerPrincipal,
     LiveOwnAgent,
     SettingsDep,
     TemporalDep,
