@@ -5,6 +5,7 @@ from __future__ import annotations
 from temporalio import activity
 
 from models.workflow_io import (
+    StoreAttentionInput,
     StoreChatInput,
     StoreCredentialInput,
     StoreFloorInput,
@@ -14,6 +15,7 @@ from models.workflow_io import (
 )
 from persistence import (
     AgentRepository,
+    AttentionRepository,
     ChatRepository,
     CredentialRepository,
     Database,
@@ -31,6 +33,7 @@ class StoreActivities:
         self._chats = ChatRepository(database)
         self._messages = MessageRepository(database)
         self._floors = FloorRepository(database)
+        self._attention = AttentionRepository(database)
 
     @activity.defn(name="store_manifest")
     async def store_manifest(self, data: StoreManifestInput) -> bool:
@@ -64,3 +67,8 @@ class StoreActivities:
     async def store_floor(self, data: StoreFloorInput) -> None:
         """Project the floor (holder, queue) to ``speaker_queues``."""
         await self._floors.put(data.chat_id, data.floor)
+
+    @activity.defn(name="store_attention")
+    async def store_attention(self, data: StoreAttentionInput) -> None:
+        """Project the agent's attention (focus, scored dialogues) to MongoDB."""
+        await self._attention.put_state(data.agent_id, data.attention.model_dump(mode="python"))

@@ -1,6 +1,14 @@
 """The only package that imports langchain: the model factory, prompts and the offline model."""
 
+from llm.mind import compose_reply, roll
 from llm.models import OfflineChatModel, UnknownModel, chat_model
 from llm.speaker import choose_speaker
 
-__all__ = ["OfflineChatModel", "UnknownModel", "chat_model", "choose_speaker"]
+__all__ = [
+    "OfflineChatModel",
+    "UnknownModel",
+    "chat_model",
+    "choose_speaker",
+    "compose_reply",
+    "roll",
+]

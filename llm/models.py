@@ -27,12 +27,16 @@ class OfflineChatModel(BaseChatModel):
     """
 
     persona: str = "an Agora agent"
+    fail: bool = False
+    """``offline:fail``: a model that always fails, for drills and tests of the failure path."""
 
     @property
     def _llm_type(self) -> str:
         return "agora-offline"
 
     def _generate(self, messages: list[BaseMessage], stop=None, run_manager=None, **kw: Any):
+        if self.fail:
+            raise ConnectionError("offline:fail model: the model is unavailable (on purpose)")
         text = "\n".join(str(m.content) for m in messages)
         listed = CANDIDATES.search(text)
         if listed:
@@ -40,10 +44,11 @@ class OfflineChatModel(BaseChatModel):
         else:
             last = str(messages[-1].content).strip() if messages else ""
             system = next((str(m.content) for m in messages if m.type == "system"), self.persona)
+            earlier = max(sum(m.type in ("human", "ai") for m in messages) - 1, 0)
             answer = (
-                f"(offline model) As {system.splitlines()[0][:120]}, I read: "
-                f"\u201c{last[:200]}\u201d. "
-                "I have no model to think with, so I only acknowledge it."
+                f"(offline model) {system.splitlines()[0][:120]} I read: "
+                f"\u201c{last[:200]}\u201d, and I recall {earlier} earlier lines of this "
+                "dialogue. I have no model to think with, so I only acknowledge it."
             )
         message = AIMessage(content=answer, usage_metadata={
             "input_tokens": len(text.split()), "output_tokens": len(answer.split()),
@@ -70,6 +75,8 @@ def chat_model(name: str, *, base_url: str | None = None, api_key: str | None = 
     ``base_url``. Retries are off: Temporal retries the activity."""
     if name in ("offline", "", None):
         return OfflineChatModel()
+    if name == "offline:fail":
+        return OfflineChatModel(fail=True)
     try:
         from langchain.chat_models import init_chat_model
     except ImportError as exc:

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from pydantic import BaseModel, Field
 
-from models.agents import AgentManifest, AgentUpdate
+from models.agents import AgentManifest, AgentUpdate, Brain
+from models.attention import AttentionState, AttentionUpdate, AttentionView, DialogueNotice
 from models.chats import ChatPublic, Member, Message, Role
 from models.events import EventEnvelope
 from models.floor import FloorSettingsUpdate, FloorState
@@ -17,6 +20,15 @@ class AgentState(BaseModel):
     token_hash: str
     offline_after_seconds: float
     continue_as_new_after_events: int = 10_000
+    attention: AttentionState = AttentionState()
+    attention_version: int = 0
+    attention_stored_version: int = 0
+    brain: Brain | None = None
+    acts: list[datetime] = []
+    """When the hosted agent spoke in the last hour (its budget)."""
+    act_count: int = 0
+    budget_noted: bool = False
+    llm_task_queue: str = "agora-llm"
     status_before_offline: str | None = None
     stored_version: int = -1
     pending_events: list[EventEnvelope] = []
@@ -79,6 +91,7 @@ class RoomChange(BaseModel):
     agent_id: str
     chat_id: str
     joined: bool
+    chat_type: str = "group"
 
 
 class ChatState(BaseModel):
@@ -94,6 +107,7 @@ class ChatState(BaseModel):
     pending_messages: list[Message] = []
     pending_events: list[EventEnvelope] = []
     pending_rooms: list[RoomChange] = []
+    pending_notices: dict[str, DialogueNotice] = {}
     continue_as_new_after_events: int = 10_000
     max_batch: int = 500
     floor: FloorState | None = None
@@ -191,3 +205,39 @@ class FloorSettingsChange(BaseModel):
 class StoreFloorInput(BaseModel):
     chat_id: str
     floor: FloorState
+
+
+# ---- attention and hosted agents -----------------------------------------------------
+
+
+class AttentionChange(BaseModel):
+    update: AttentionUpdate
+    correlation_id: str | None = None
+
+
+class ComposeInput(BaseModel):
+    agent_id: str
+    chat_id: str
+    name: str
+    bio: str | None = None
+    skills: list[str] = []
+    persona: str | None = None
+    model: str = "offline"
+
+
+class Reply(BaseModel):
+    content: str
+    tokens: int = 0
+    context_lines: int = 0
+
+
+class ActAsAgentInput(BaseModel):
+    chat_id: str
+    agent_id: str
+    content: str | None = None
+    update_id: str
+
+
+class StoreAttentionInput(BaseModel):
+    agent_id: str
+    attention: AttentionView

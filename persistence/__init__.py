@@ -2,6 +2,7 @@
 
 from persistence.agents import (
     AgentRepository,
+    AttentionRepository,
     CredentialRepository,
     OperatorRepository,
     decode_cursor,
@@ -13,6 +14,7 @@ from persistence.errors import STORE_UNAVAILABLE
 __all__ = [
     "STORE_UNAVAILABLE",
     "AgentRepository",
+    "AttentionRepository",
     "ChatRepository",
     "MessageRepository",
     "OperatorRepository",

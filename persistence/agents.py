@@ -120,3 +120,31 @@ class OperatorRepository:
     async def operator_for(self, token_hash: str) -> str | None:
         doc = await self._credentials.find_one({"_id": token_hash})
         return doc["operator_id"] if doc else None
+
+
+class AttentionRepository:
+    """``agent_attention_states`` (the attention view) and ``dialogue_contexts``."""
+
+    def __init__(self, database: Database) -> None:
+        self._states = database.db["agent_attention_states"]
+        self._contexts = database.db["dialogue_contexts"]
+
+    async def put_state(self, agent_id: str, view: dict) -> None:
+        await self._states.replace_one({"_id": agent_id}, {"_id": agent_id, **view}, upsert=True)
+
+    async def get_state(self, agent_id: str) -> dict | None:
+        return await self._states.find_one({"_id": agent_id})
+
+    async def get_context(self, agent_id: str, chat_id: str) -> dict:
+        doc = await self._contexts.find_one({"_id": f"{agent_id}|{chat_id}"})
+        return doc or {"summary": "", "history": [], "last_seq": 0}
+
+    async def put_context(
+        self, agent_id: str, chat_id: str, summary: str, history: list[dict], last_seq: int
+    ) -> None:
+        await self._contexts.replace_one(
+            {"_id": f"{agent_id}|{chat_id}"},
+            {"_id": f"{agent_id}|{chat_id}", "agent_id": agent_id, "chat_id": chat_id,
+             "summary": summary, "history": history, "last_seq": last_seq},
+            upsert=True,
+        )  # fmt: skip

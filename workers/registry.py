@@ -5,6 +5,7 @@ from __future__ import annotations
 from temporalio.client import Client
 from temporalio.worker import Worker
 
+from activities.chat_actions import ChatActions
 from activities.events import EventActivities
 from activities.llm import LlmActivities
 from activities.store import StoreActivities
@@ -24,17 +25,17 @@ def build_workers(
     """The workflow worker and the LLM worker (its own queue and concurrency limit)."""
     return [
         build_worker(client, settings, database, bus, **worker_options),
-        build_llm_worker(client, settings),
+        build_llm_worker(client, settings, database),
     ]
 
 
-def build_llm_worker(client: Client, settings: Settings) -> Worker:
+def build_llm_worker(client: Client, settings: Settings, database: Database) -> Worker:
     """LangChain calls on their own task queue, so a slow model delays no hand-over."""
-    llm = LlmActivities(settings.llm_model, settings.llm_base_url)
+    llm = LlmActivities(database, settings.llm_model, settings.llm_base_url)
     return Worker(
         client,
         task_queue=settings.llm_task_queue,
-        activities=[llm.choose_speaker],
+        activities=[llm.choose_speaker, llm.compose_reply],
         max_concurrent_activities=settings.llm_concurrency,
     )
 
@@ -45,6 +46,7 @@ def build_worker(
     """A worker on ``settings.task_queue`` with every workflow and activity registered."""
     store = StoreActivities(database)
     events = EventActivities(bus)
+    actions = ChatActions(client)
     return Worker(
         client,
         task_queue=settings.task_queue,
@@ -56,6 +58,10 @@ def build_worker(
             store.store_messages,
             store.store_read_marks,
             store.store_floor,
+            store.store_attention,
+            actions.post_as_agent,
+            actions.yield_floor,
+            actions.request_floor,
             events.publish_events,
             events.ensure_inbox,
         ],

@@ -5,26 +5,34 @@ from __future__ import annotations
 from datetime import timedelta
 
 from temporalio import workflow
-from temporalio.exceptions import ApplicationError
+from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
+    from activities.chat_actions import ChatActions
     from activities.events import EventActivities
+    from activities.llm import LlmActivities
     from activities.store import StoreActivities
     from core.temporal import STATUS
     from models.agents import AgentManifest, AgentStatus, PublicProfile
+    from models.attention import AttentionView, DialogueEntry, DialogueNotice, DialogueScore
     from models.events import EventEnvelope
     from models.workflow_io import (
+        ActAsAgentInput,
         AgentStart,
+        AttentionChange,
+        ComposeInput,
         Heartbeat,
         ManifestChange,
         MemberRetired,
         PublishEventsInput,
         RetireRequest,
         RoomChange,
+        StoreAttentionInput,
         StoreCredentialInput,
         StoreManifestInput,
     )
     from workflows import options
+    from workflows.attention import choose_focus, scores
 
 
 def agent_workflow_id(agent_id: str) -> str:
@@ -67,10 +75,15 @@ class AgentWorkflow:
             state.credential_stored = True
         while True:
             try:
-                await workflow.wait_condition(self._has_work, timeout=self._until_offline())
+                await workflow.wait_condition(
+                    lambda: self._has_work() or self._should_act(), timeout=self._until_offline()
+                )
             except TimeoutError:
                 self._check_presence()
             await self._flush()
+            if self._should_act():
+                await self._act()
+                continue
             if state.retired and not self._has_work():
                 await workflow.wait_condition(workflow.all_handlers_finished)
                 return state.manifest
@@ -134,13 +147,88 @@ class AgentWorkflow:
         if self.state.retired:
             return
         rooms = self.state.manifest.room_participation
+        entries = self.state.attention.entries
         if change.joined and change.chat_id not in rooms:
             rooms.append(change.chat_id)
+            entries[change.chat_id] = DialogueEntry(
+                chat_id=change.chat_id, chat_type=change.chat_type
+            )
         elif not change.joined and change.chat_id in rooms:
             rooms.remove(change.chat_id)
+            entries.pop(change.chat_id, None)
         else:
             return
+        self.state.attention_version += 1
         self._touch()
+        self._refocus(None)
+
+    @workflow.signal
+    def dialogue_notice(self, notice: DialogueNotice) -> None:
+        """A chat's batch: new messages, a mention, the floor, a read mark."""
+        if self.state.retiring:
+            return
+        entry = self.state.attention.entries.get(notice.chat_id)
+        if entry is None:
+            entry = DialogueEntry(chat_id=notice.chat_id, chat_type=notice.chat_type)
+            self.state.attention.entries[notice.chat_id] = entry
+        entry.floor_control = notice.floor_control
+        entry.unread += notice.new_messages
+        entry.last_seq = max(entry.last_seq, notice.last_seq)
+        entry.mentioned = entry.mentioned or notice.mentioned
+        if notice.interacted:
+            entry.unread = 0
+            entry.mentioned = False
+            entry.last_interaction = notice.at
+        if notice.read_up_to is not None:
+            entry.unread = max(0, min(entry.unread, entry.last_seq - notice.read_up_to))
+            if entry.unread == 0:
+                entry.mentioned = False
+        if notice.floor is not None:
+            entry.floor_granted = notice.floor == "granted"
+            entry.requested = False
+        self.state.attention_version += 1
+        self._refocus(None)
+
+    @workflow.update
+    def tune_attention(self, change: AttentionChange) -> AttentionView:
+        """The agent sets its scheduler, weights, and per-dialogue importance."""
+        attention = self.state.attention
+        update = change.update
+        if update.scheduler is not None:
+            attention.scheduler = update.scheduler
+        if update.weights is not None:
+            attention.weights = update.weights
+        for chat_id, tuning in update.dialogues.items():
+            entry = attention.entries[chat_id]
+            # a null means "leave it": the data converter does not keep which fields were set
+            for field, value in tuning.model_dump(exclude_none=True).items():
+                setattr(entry, field, value)
+        self.state.attention_version += 1
+        self._refocus(change.correlation_id)
+        return self.attention()
+
+    @tune_attention.validator
+    def _validate_tune(self, change: AttentionChange) -> None:
+        self._reject_if_retired()
+        unknown = sorted(set(change.update.dialogues) - set(self.state.attention.entries))
+        if unknown:
+            raise ApplicationError(
+                f"dialogues: not a dialogue of this agent: {', '.join(unknown)}", type="Invalid"
+            )
+
+    @workflow.query
+    def attention(self) -> AttentionView:
+        """The attention queue with each dialogue's score, and the current focus."""
+        attention = self.state.attention
+        scored = scores(attention, workflow.now())
+        ranked = sorted(attention.entries.values(), key=lambda e: (-scored[e.chat_id], e.chat_id))
+        return AttentionView(
+            agent_id=self.state.manifest.agent_id,
+            scheduler=attention.scheduler,
+            weights=attention.weights,
+            current_focus=attention.focus,
+            dialogues=[DialogueScore(entry=e, score=round(scored[e.chat_id], 4)) for e in ranked],
+        )
 
     @workflow.update
     async def retire(self, request: RetireRequest) -> AgentManifest:
@@ -168,6 +256,7 @@ class AgentWorkflow:
         return (
             (state.retiring and not state.retired)
             or state.manifest.version > state.stored_version
+            or state.attention_version > state.attention_stored_version
             or bool(state.pending_events)
         )
 
@@ -211,6 +300,15 @@ class AgentWorkflow:
             )
             state.stored_version = snapshot.version
             self._sync_search_attributes()
+        if state.attention_version > state.attention_stored_version:
+            version = state.attention_version
+            await workflow.execute_activity_method(
+                StoreActivities.store_attention,
+                StoreAttentionInput(agent_id=state.manifest.agent_id,
+                                    attention=self.attention()),
+                **options.STORE,
+            )  # fmt: skip
+            state.attention_stored_version = version
         if state.pending_events:
             batch, state.pending_events = state.pending_events, []
             await workflow.execute_activity_method(
@@ -236,6 +334,116 @@ class AgentWorkflow:
             return None
         due = manifest.last_seen + timedelta(seconds=self.state.offline_after_seconds)
         return max(due - workflow.now(), timedelta(milliseconds=1))
+
+    # ---- attention and the hosted mind ----------------------------------------------
+
+    def _refocus(self, correlation_id: str | None) -> None:
+        attention = self.state.attention
+        new = choose_focus(attention, workflow.now())
+        if new == attention.focus:
+            return
+        old, attention.focus = attention.focus, new
+        attention.focus_changed_at = workflow.now()
+        self.state.manifest.current_activities = [f"attending chat {new}"] if new else []
+        self._touch()
+        self._emit(
+            "agent.focus_changed",
+            {"agent_id": self.state.manifest.agent_id, "from": old, "to": new},
+            correlation_id,
+        )
+
+    def _should_act(self) -> bool:
+        """A hosted agent acts on its focus: speaks where it holds the floor, in a direct chat
+        with unread messages, or where it is mentioned in a chat without floor control; asks
+        for the floor where a floor-controlled chat has something for it."""
+        state = self.state
+        focus = state.attention.focus
+        if state.brain is None or focus is None or state.retiring:
+            return False
+        entry = state.attention.entries.get(focus)
+        if entry is None:
+            return False
+        if entry.floor_granted:
+            return True
+        if entry.chat_type == "direct":
+            return entry.unread > 0
+        if entry.floor_control:
+            return (entry.unread > 0 or entry.mentioned) and not entry.requested
+        return entry.mentioned
+
+    async def _act(self) -> None:
+        """Think about the focused dialogue with the brain, post the reply, yield the floor."""
+        state = self.state
+        entry = state.attention.entries[state.attention.focus]
+        if entry.chat_type == "group" and entry.floor_control and not entry.floor_granted:
+            entry.requested = True
+            self.state.attention_version += 1
+            await workflow.execute_activity_method(
+                ChatActions.request_floor,
+                ActAsAgentInput(chat_id=entry.chat_id, agent_id=state.manifest.agent_id,
+                                update_id=f"hosted/{state.manifest.agent_id}/ask"),
+                **options.STORE,
+            )  # fmt: skip
+            self._refocus(None)
+            return
+        chat_id = entry.chat_id
+        now = workflow.now()
+        state.acts = [t for t in state.acts if (now - t).total_seconds() < 3600]
+        agent_id = state.manifest.agent_id
+        state.act_count += 1
+        key = f"hosted/{agent_id}/{chat_id}/{state.act_count}"
+        if len(state.acts) >= state.brain.turns_per_hour:
+            if not state.budget_noted:
+                self._emit("agent.budget_exhausted",
+                           {"agent_id": agent_id, "turns_per_hour": state.brain.turns_per_hour},
+                           None)  # fmt: skip
+                state.budget_noted = True
+            await self._let_go(entry, key)
+            return
+        state.budget_noted = False
+        state.acts.append(now)
+        manifest = state.manifest
+        try:
+            reply = await workflow.execute_activity_method(
+                LlmActivities.compose_reply,
+                ComposeInput(
+                    agent_id=agent_id, chat_id=chat_id, name=manifest.public_profile.name,
+                    bio=manifest.public_profile.bio, persona=state.brain.persona,
+                    skills=[r.name for r in manifest.available_resources],
+                    model=state.brain.model,
+                ),
+                task_queue=state.llm_task_queue,
+                **options.LLM,
+            )  # fmt: skip
+        except ActivityError:
+            self._emit("agent.reply_failed", {"agent_id": agent_id, "chat_id": chat_id}, None)
+            await self._let_go(entry, key)
+            return
+        posted = await workflow.execute_activity_method(
+            ChatActions.post_as_agent,
+            ActAsAgentInput(chat_id=chat_id, agent_id=agent_id, content=reply.content,
+                            update_id=key),
+            **options.STORE,
+        )  # fmt: skip
+        if not posted:  # the floor moved on while the model thought: nothing was said
+            entry.floor_granted = False
+        await self._let_go(entry, key)
+
+    async def _let_go(self, entry: DialogueEntry, key: str) -> None:
+        """Leave the dialogue for now: yield a floor it holds; its unread are handled."""
+        if entry.floor_granted:
+            await workflow.execute_activity_method(
+                ChatActions.yield_floor,
+                ActAsAgentInput(chat_id=entry.chat_id, agent_id=self.state.manifest.agent_id,
+                                update_id=f"{key}/yield"),
+                **options.STORE,
+            )  # fmt: skip
+            entry.floor_granted = False
+        entry.unread = 0
+        entry.mentioned = False
+        entry.last_interaction = workflow.now()
+        self.state.attention_version += 1
+        self._refocus(None)
 
     # ---- helpers ----------------------------------------------------------------------
 

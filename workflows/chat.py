@@ -13,6 +13,7 @@ with workflow.unsafe.imports_passed_through():
     from activities.events import EventActivities
     from activities.llm import LlmActivities
     from activities.store import StoreActivities
+    from models.attention import DialogueNotice
     from models.chats import (
         RANK,
         ChatPublic,
@@ -94,7 +95,10 @@ class ChatWorkflow:
             self._emit("chat.created", {"chat": self._public().model_dump(mode="json")},
                        members, start.correlation_id)  # fmt: skip
             state.pending_rooms += [
-                RoomChange(agent_id=m, chat_id=state.chat.chat_id, joined=True) for m in members
+                RoomChange(
+                    agent_id=m, chat_id=state.chat.chat_id, joined=True, chat_type=state.chat.type
+                )
+                for m in members
             ]
         while True:
             with contextlib.suppress(TimeoutError):  # a floor timer is due
@@ -154,6 +158,12 @@ class ChatWorkflow:
             post.correlation_id,
             event_id=f"message.sent/{message.message_id}",
         )
+        for member in state.members:
+            if member == sender:
+                self._notice(member, interacted=True, last_seq=seq)
+            else:
+                self._notice(member, new_messages=1, last_seq=seq,
+                             mentioned=member in post.content)  # fmt: skip
         floor = self._floor()
         if floor is not None and not post.platform:
             self._floor_events(
@@ -298,6 +308,7 @@ class ChatWorkflow:
         if mark.up_to_seq > current:
             state.read_seq[mark.agent_id] = mark.up_to_seq
             state.pending_reads[mark.agent_id] = mark.up_to_seq
+            self._notice(mark.agent_id, read_up_to=mark.up_to_seq)
         return state.read_seq.get(mark.agent_id, 0)
 
     @mark_read.validator
@@ -439,6 +450,7 @@ class ChatWorkflow:
             or state.pending_events
             or state.pending_rooms
             or state.pending_reads
+            or state.pending_notices
             or state.version > state.stored_version
             or state.floor_version > state.floor_stored_version
             or (floor is not None and floor.needs_grant() and floor.policy != "moderator")
@@ -484,6 +496,16 @@ class ChatWorkflow:
                 await handle.signal(AgentWorkflow.room_changed, change)
             except Exception:  # the agent's workflow is gone (retired): nothing to tell
                 workflow.logger.info("agent %s has no live workflow", change.agent_id)
+        if state.pending_notices:
+            notices, state.pending_notices = state.pending_notices, {}
+            for agent_id, notice in notices.items():
+                handle = workflow.get_external_workflow_handle_for(
+                    AgentWorkflow.run, agent_workflow_id(agent_id)
+                )
+                try:
+                    await handle.signal(AgentWorkflow.dialogue_notice, notice)
+                except Exception:  # the agent's workflow is gone (retired)
+                    workflow.logger.info("agent %s has no live workflow", agent_id)
         while state.pending_events:
             batch = state.pending_events[: state.max_batch]
             await workflow.execute_activity_method(
@@ -517,6 +539,11 @@ class ChatWorkflow:
         for event in events:
             payload = {"chat_id": self.state.chat.chat_id, **event.payload}
             self._emit(event.type, payload, list(self.state.members), correlation_id)
+            holder = event.payload.get("agent_id")
+            if event.type == "chat.floor_granted":
+                self._notice(holder, floor="granted")
+            elif event.type in ("chat.floor_released", "chat.floor_expired") and holder:
+                self._notice(holder, floor="released")
         floor = self._floor()
         if floor.chooses_by_itself() and floor.needs_grant() and not self.state.chat.closed:
             granted = floor.grant_next(workflow.now(), self._member_order(), workflow.random())
@@ -602,7 +629,12 @@ class ChatWorkflow:
 
     def _changed_membership(self, agent_id: str, *, joined: bool) -> None:
         self.state.pending_rooms.append(
-            RoomChange(agent_id=agent_id, chat_id=self.state.chat.chat_id, joined=joined)
+            RoomChange(
+                agent_id=agent_id,
+                chat_id=self.state.chat.chat_id,
+                joined=joined,
+                chat_type=self.state.chat.type,
+            )
         )
         self._touch()
 
@@ -635,6 +667,36 @@ class ChatWorkflow:
             )  # fmt: skip
         if not state.members:
             state.chat.closed = True
+
+    def _notice(
+        self,
+        agent_id: str,
+        *,
+        new_messages: int = 0,
+        last_seq: int = 0,
+        mentioned: bool = False,
+        interacted: bool = False,
+        floor: str | None = None,
+        read_up_to: int | None = None,
+    ) -> None:
+        """Gather what this batch tells one member's attention (one signal per batch)."""
+        if agent_id not in self.state.members:
+            return
+        chat = self.state.chat
+        notice = self.state.pending_notices.get(agent_id) or DialogueNotice(
+            chat_id=chat.chat_id, chat_type=chat.type, at=workflow.now(),
+            floor_control=self.state.floor is not None,
+        )  # fmt: skip
+        notice.new_messages += new_messages
+        notice.last_seq = max(notice.last_seq, last_seq)
+        notice.mentioned = notice.mentioned or mentioned
+        notice.interacted = notice.interacted or interacted
+        if floor is not None:
+            notice.floor = floor
+        if read_up_to is not None:
+            notice.read_up_to = max(notice.read_up_to or 0, read_up_to)
+        notice.at = workflow.now()
+        self.state.pending_notices[agent_id] = notice
 
     def _emit(
         self,

@@ -27,6 +27,7 @@ from api.deps import (
 )
 from core.security import hash_token, new_agent_token
 from core.temporal import AGENT_ID, KIND, STATUS
+from llm import UnknownModel, chat_model
 from models.agents import (
     AgentCard,
     AgentCreate,
@@ -40,7 +41,15 @@ from models.agents import (
     OperatorCreated,
     PublicProfile,
 )
-from models.workflow_io import AgentStart, AgentState, Heartbeat, ManifestChange, RetireRequest
+from models.attention import AttentionUpdate, AttentionView
+from models.workflow_io import (
+    AgentStart,
+    AgentState,
+    AttentionChange,
+    Heartbeat,
+    ManifestChange,
+    RetireRequest,
+)
 from persistence import AgentRepository, OperatorRepository, decode_cursor
 from workflows.agent import AgentWorkflow, agent_workflow_id
 
@@ -78,7 +87,17 @@ async def create_agent(
         hosted=body.brain is not None,
         operator_id=introducer.operator_id,
     )
+    if body.brain is not None:
+        try:
+            chat_model(body.brain.model, base_url=settings.llm_base_url)
+        except UnknownModel as exc:
+            raise HTTPException(
+                status.HTTP_422_UNPROCESSABLE_CONTENT,
+                [{"loc": ["body", "brain", "model"], "msg": str(exc), "type": "unknown_model"}],
+            ) from exc
     state = AgentState(
+        brain=body.brain,
+        llm_task_queue=settings.llm_task_queue,
         manifest=manifest,
         token_hash=hash_token(token, settings.token_secret.get_secret_value()),
         offline_after_seconds=settings.agent_offline_after_seconds,
@@ -185,6 +204,23 @@ async def heartbeat_agent(
     handle = temporal.get_workflow_handle_for(AgentWorkflow.run, agent_workflow_id(agent.agent_id))
     await handle.signal(AgentWorkflow.heartbeat, Heartbeat(correlation_id=cid))
     return {"status": "accepted"}
+
+
+@router.get("/{agent_id}/attention", response_model=AttentionView)
+async def read_attention(agent: LiveOwnAgent, temporal: TemporalDep) -> AttentionView:
+    """The agent's attention queue, scores and current focus (itself, its operator, admins)."""
+    handle = temporal.get_workflow_handle_for(AgentWorkflow.run, agent_workflow_id(agent.agent_id))
+    return await handle.query(AgentWorkflow.attention)
+
+
+@router.patch("/{agent_id}/attention", response_model=AttentionView)
+async def update_attention(
+    body: AttentionUpdate, agent: LiveOwnAgent, temporal: TemporalDep, cid: CorrelationId
+) -> AttentionView:
+    """Tune the scheduler, the weights, and per-dialogue importance and relationship."""
+    handle = temporal.get_workflow_handle_for(AgentWorkflow.run, agent_workflow_id(agent.agent_id))
+    change = AttentionChange(update=body, correlation_id=cid)
+    return await handle.execute_update(AgentWorkflow.tune_attention, change)
 
 
 @router.delete("/{agent_id}", response_model=AgentManifest)

@@ -1,0 +1,56 @@
+"""A hosted agent acts in a chat like any other member: through the chat workflow's updates.
+
+Workflows cannot send updates to other workflows, so these activities do, with the
+worker's Temporal client. Update ids are deterministic, so a retried post is one post.
+"""
+
+from __future__ import annotations
+
+from temporalio import activity
+from temporalio.client import Client, WorkflowUpdateFailedError
+
+from models.workflow_io import ActAsAgentInput, FloorCommand, FloorSignal, PostMessage
+
+
+class ChatActions:
+    def __init__(self, client: Client) -> None:
+        self._client = client
+
+    def _chat(self, chat_id: str):
+        from workflows.chat import ChatWorkflow, chat_workflow_id  # the workflows import us
+
+        return ChatWorkflow, self._client.get_workflow_handle_for(
+            ChatWorkflow.run, chat_workflow_id(chat_id)
+        )
+
+    @activity.defn(name="post_as_agent")
+    async def post_as_agent(self, data: ActAsAgentInput) -> bool:
+        """Post the hosted agent's reply; False when the chat refused it (the floor moved)."""
+        workflow_class, handle = self._chat(data.chat_id)
+        post = PostMessage(sender=data.agent_id, content=data.content or "")
+        try:
+            await handle.execute_update(workflow_class.post_message, post, id=data.update_id)
+        except WorkflowUpdateFailedError:
+            return False
+        return True
+
+    @activity.defn(name="yield_floor")
+    async def yield_floor(self, data: ActAsAgentInput) -> bool:
+        """Yield the floor the hosted agent holds (no-op if it no longer does)."""
+        workflow_class, handle = self._chat(data.chat_id)
+        try:
+            await handle.execute_update(
+                workflow_class.release_floor, FloorCommand(actor=data.agent_id), id=data.update_id
+            )
+        except WorkflowUpdateFailedError:
+            return False
+        return True
+
+    @activity.defn(name="request_floor")
+    async def request_floor(self, data: ActAsAgentInput) -> None:
+        """Ask for the floor on the hosted agent's behalf (a signal, like any member's RTS)."""
+        workflow_class, handle = self._chat(data.chat_id)
+        await handle.signal(
+            workflow_class.request_floor,
+            FloorSignal(agent_id=data.agent_id, reason="has something to say"),
+        )

@@ -1,0 +1,108 @@
+"""Attention: each dialogue's entry, the weights that score it, the agent's view of it all."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+Weight = Annotated[float, Field(ge=0, le=10)]
+Unit = Annotated[float, Field(ge=0, le=1)]
+Scheduler = Literal["priority", "weighted_round_robin"]
+
+
+class AttentionWeights(BaseModel):
+    """How much each signal counts in ``calculate_priority`` (each 0-10; the agent tunes them)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    importance: Weight = 2.0
+    relationship: Weight = 1.0
+    mentioned: Weight = 3.0
+    floor: Weight = 5.0
+    unread: Weight = 1.0
+    deadline: Weight = 3.0
+    recency: Weight = 0.5
+
+
+class DialogueEntry(BaseModel):
+    """One dialogue (a chat) as the agent's attention sees it."""
+
+    chat_id: str
+    chat_type: Literal["direct", "group"] = "group"
+    importance: Unit = 0.5
+    relationship_weight: Unit = 0.5
+    deadline: datetime | None = None
+    mentioned: bool = False
+    floor_granted: bool = False
+    unread: int = 0
+    last_seq: int = 0
+    last_interaction: datetime | None = None
+    floor_control: bool = False
+    requested: bool = False
+    """A hosted agent asked for the floor here and waits for it."""
+
+    def actionable(self) -> bool:
+        """Something to attend to: the floor, a mention, unread messages or a deadline."""
+        return self.floor_granted or self.mentioned or self.unread > 0 or self.deadline is not None
+
+
+class AttentionState(BaseModel):
+    """Inside ``AgentWorkflow``; projected to ``agent_attention_states``."""
+
+    scheduler: Scheduler = "priority"
+    weights: AttentionWeights = AttentionWeights()
+    entries: dict[str, DialogueEntry] = {}
+    focus: str | None = None
+    credit: dict[str, float] = {}
+    """Smooth weighted round robin's running credit per dialogue."""
+    focus_changed_at: datetime | None = None
+
+
+class DialogueScore(BaseModel):
+    entry: DialogueEntry
+    score: float
+
+
+class AttentionView(BaseModel):
+    """``GET /v1/agents/{id}/attention``."""
+
+    agent_id: str
+    scheduler: Scheduler
+    weights: AttentionWeights
+    current_focus: str | None
+    dialogues: list[DialogueScore]
+
+
+class DialogueTuning(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    importance: Unit | None = None
+    relationship_weight: Unit | None = None
+    deadline: datetime | None = None
+
+
+class AttentionUpdate(BaseModel):
+    """``PATCH /v1/agents/{id}/attention``: the agent tunes its own attention."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    scheduler: Scheduler | None = None
+    weights: AttentionWeights | None = None
+    dialogues: Annotated[dict[str, DialogueTuning], Field(max_length=500)] = {}
+
+
+class DialogueNotice(BaseModel):
+    """What a chat tells a member's agent workflow after a batch (one per agent per batch)."""
+
+    chat_id: str
+    chat_type: Literal["direct", "group"]
+    new_messages: int = 0
+    last_seq: int = 0
+    mentioned: bool = False
+    interacted: bool = False
+    floor: Literal["granted", "released"] | None = None
+    floor_control: bool = False
+    read_up_to: int | None = None
+    at: datetime

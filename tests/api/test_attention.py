@@ -1,0 +1,221 @@
+"""Attention fed by chats, tuned by the agent; hosted agents that think with LangChain."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.conftest import eventually
+from tests.helpers import group, introduce
+
+
+async def attention(api, agent):
+    response = await api.get(f"/v1/agents/{agent.agent_id}/attention", headers=agent.headers)
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+async def direct(api, a, b) -> str:
+    r = await api.post("/v1/chats", json={"type": "direct", "participants": [b.agent_id]},
+                       headers=a.headers)  # fmt: skip
+    return r.json()["chat_id"]
+
+
+async def post(api, chat_id, agent, text):
+    r = await api.post(
+        f"/v1/chats/{chat_id}/messages", json={"content": text}, headers=agent.headers
+    )
+    assert r.status_code == 201, r.text
+    return r.json()
+
+
+async def test_chats_feed_attention_and_the_focus_follows_the_scores(api, admin, database):
+    me, ann, ben = [await introduce(api, admin, n) for n in ("Me", "Ann", "Ben")]
+    busy = await group(api, ann, me, ben, topic="busy")
+    quiet = await group(api, ben, me, topic="quiet")
+    for i in range(3):
+        await post(api, busy["chat_id"], ann, f"news {i}")
+    view = await eventually(
+        lambda: attention(api, me),
+        lambda v: (
+            {d["entry"]["chat_id"]: d["entry"]["unread"] for d in v["dialogues"]}.get(
+                busy["chat_id"]
+            )
+            == 3
+        ),
+    )
+    assert view["current_focus"] == busy["chat_id"]
+    entries = {d["entry"]["chat_id"]: d for d in view["dialogues"]}
+    assert entries[quiet["chat_id"]]["entry"]["unread"] == 0
+
+    await post(api, quiet["chat_id"], ben, f"{me.agent_id}, a question for you")
+    view = await eventually(
+        lambda: attention(api, me), lambda v: v["current_focus"] == quiet["chat_id"]
+    )
+    assert {d["entry"]["chat_id"]: d["entry"]["mentioned"] for d in view["dialogues"]}[
+        quiet["chat_id"]
+    ]
+    manifest = (await api.get(f"/v1/agents/{me.agent_id}", headers=me.headers)).json()
+    assert manifest["current_activities"] == [f"attending chat {quiet['chat_id']}"]
+
+    tuned = await api.patch(
+        f"/v1/agents/{me.agent_id}/attention",
+        json={"weights": {"mentioned": 0, "unread": 10},
+              "dialogues": {busy["chat_id"]: {"importance": 1.0}}},
+        headers=me.headers,
+    )  # fmt: skip
+    assert tuned.status_code == 200 and tuned.json()["current_focus"] == busy["chat_id"]
+    stored = await eventually(
+        lambda: database.db["agent_attention_states"].find_one({"_id": me.agent_id}),
+        lambda doc: doc is not None and doc["weights"]["unread"] == 10,
+    )
+    assert stored["current_focus"] == busy["chat_id"]
+
+    await api.post(f"/v1/chats/{busy['chat_id']}/read", json={"up_to_seq": 3}, headers=me.headers)
+    after = await eventually(
+        lambda: attention(api, me),
+        lambda v: (
+            {d["entry"]["chat_id"]: d["entry"]["unread"] for d in v["dialogues"]}[busy["chat_id"]]
+            == 0
+        ),
+    )
+    assert after["current_focus"] == quiet["chat_id"]
+
+
+@pytest.mark.parametrize(
+    ("body", "expected"),
+    [
+        ({"weights": {"floor": 11}}, 422),
+        ({"weights": {"floor": -1}}, 422),
+        ({"dialogues": {"no-such-chat": {"importance": 0.5}}}, 422),
+        ({"scheduler": "lottery"}, 422),
+        ({"focus": "x"}, 422),
+    ],
+)
+async def test_bad_attention_tuning_is_422(api, admin, body, expected):
+    me = await introduce(api, admin, "Me")
+    response = await api.patch(f"/v1/agents/{me.agent_id}/attention", json=body, headers=me.headers)
+    assert response.status_code == expected, response.text
+
+
+async def test_attention_is_private(api, admin):
+    me, other = await introduce(api, admin, "Me"), await introduce(api, admin, "Other")
+    assert (
+        await api.get(f"/v1/agents/{me.agent_id}/attention", headers=other.headers)
+    ).status_code == 403
+    assert (await api.get(f"/v1/agents/{me.agent_id}/attention")).status_code == 401
+    assert (await api.get(f"/v1/agents/{me.agent_id}/attention", headers=admin)).status_code == 200
+
+
+async def test_a_brain_with_an_unknown_provider_is_422(api, admin, database):
+    response = await api.post(
+        "/v1/agents", json={"name": "Odd", "brain": {"model": "nowhere:gpt-0"}}, headers=admin
+    )
+    assert response.status_code == 422
+    assert response.json()["detail"][0]["loc"] == ["body", "brain", "model"]
+    assert await database.db["agents"].count_documents({}) == 0
+
+
+async def test_a_hosted_agent_speaks_only_when_it_holds_the_floor(api, admin, database):
+    host = await introduce(api, admin, "Host", brain={"persona": "You are a careful host."})
+    ext = await introduce(api, admin, "Ext")
+    room = await group(api, ext, host, speaker_policy="fifo", topic="turns")
+    cid = room["chat_id"]
+    await api.post(f"/v1/chats/{cid}/floor", json={}, headers=ext.headers)
+    await post(api, cid, ext, "Hello host, what do you think?")
+    # the host asks for the floor by itself and waits: the external agent still holds it
+    waiting = await eventually(
+        lambda: _json(api.get(f"/v1/chats/{cid}/floor", headers=ext.headers)),
+        lambda f: [q["agent_id"] for q in f["queue"]] == [host.agent_id],
+    )
+    assert waiting["current_speaker"] == ext.agent_id
+    assert (
+        await database.db["messages"].count_documents({"chat_id": cid, "from": host.agent_id}) == 0
+    )
+    await api.delete(f"/v1/chats/{cid}/floor", headers=ext.headers)
+    page = await eventually(
+        lambda: _json(api.get(f"/v1/chats/{cid}/messages", headers=ext.headers)),
+        lambda p: any(m["from"] == host.agent_id for m in p["items"]),
+        timeout=30,
+    )
+    reply = next(m for m in page["items"] if m["from"] == host.agent_id)
+    assert "offline model" in reply["content"] and "careful host" in reply["content"]
+    floor = await eventually(
+        lambda: _json(api.get(f"/v1/chats/{cid}/floor", headers=ext.headers)),
+        lambda f: f["current_speaker"] is None,
+    )
+    assert floor["queue"] == []  # it spoke, then yielded
+
+
+async def test_a_hosted_agent_resumes_each_dialogue_with_its_saved_context(api, admin, database):
+    host = await introduce(api, admin, "Host", brain={})
+    a, b = await introduce(api, admin, "Aa"), await introduce(api, admin, "Bb")
+    with_a, with_b = await direct(api, a, host), await direct(api, b, host)
+
+    async def replies(chat_id, agent, n):
+        page = await eventually(
+            lambda: _json(api.get(f"/v1/chats/{chat_id}/messages", headers=agent.headers)),
+            lambda p: sum(m["from"] == host.agent_id for m in p["items"]) >= n,
+            timeout=30,
+        )
+        return [m["content"] for m in page["items"] if m["from"] == host.agent_id]
+
+    await post(api, with_a, a, "first question from a")
+    await replies(with_a, a, 1)
+    await post(api, with_b, b, "something else from b")
+    await replies(with_b, b, 1)
+    await post(api, with_a, a, "second question from a")
+    second = (await replies(with_a, a, 2))[-1]
+    # back in a's dialogue, the host recalls a's question and its own first answer
+    assert "second question from a" in second
+    assert "recall 2 earlier lines" in second
+    saved = await database.db["dialogue_contexts"].find_one({"_id": f"{host.agent_id}|{with_b}"})
+    assert [line["content"] for line in saved["history"]] == ["something else from b"]
+
+
+async def test_a_hosted_agent_stops_at_its_budget(api, admin, database):
+    host = await introduce(api, admin, "Host", brain={"turns_per_hour": 1})
+    a = await introduce(api, admin, "Aa")
+    chat = await direct(api, a, host)
+    await post(api, chat, a, "one")
+    await eventually(
+        lambda: database.db["messages"].count_documents({"chat_id": chat, "from": host.agent_id}),
+        lambda n: n == 1, timeout=30,
+    )  # fmt: skip
+    await post(api, chat, a, "two")
+    await eventually(
+        lambda: attention(api, host),
+        lambda v: all(d["entry"]["unread"] == 0 for d in v["dialogues"]),
+        timeout=30,
+    )
+    assert (
+        await database.db["messages"].count_documents({"chat_id": chat, "from": host.agent_id}) == 1
+    )
+
+
+async def test_a_failing_model_yields_the_floor_and_the_room_moves_on(api, admin, database):
+    host = await introduce(api, admin, "Host", brain={"model": "offline:fail"})
+    ext, other = await introduce(api, admin, "Ext"), await introduce(api, admin, "Oth")
+    room = await group(api, ext, host, other, speaker_policy="fifo")
+    cid = room["chat_id"]
+    await api.post(f"/v1/chats/{cid}/floor", json={}, headers=ext.headers)
+    await post(api, cid, ext, "over to you, host")
+    await eventually(
+        lambda: _json(api.get(f"/v1/chats/{cid}/floor", headers=ext.headers)),
+        lambda f: host.agent_id in [q["agent_id"] for q in f["queue"]],
+    )
+    await api.post(f"/v1/chats/{cid}/floor", json={}, headers=other.headers)
+    await api.delete(f"/v1/chats/{cid}/floor", headers=ext.headers)
+    # the host gets the floor, its model fails within bounds, it yields: other speaks next
+    moved = await eventually(
+        lambda: _json(api.get(f"/v1/chats/{cid}/floor", headers=ext.headers)),
+        lambda f: f["current_speaker"] == other.agent_id,
+        timeout=60,
+    )
+    assert moved["current_speaker"] == other.agent_id
+    assert (
+        await database.db["messages"].count_documents({"chat_id": cid, "from": host.agent_id}) == 0
+    )
+
+
+async def _json(response_coro):
+    return (await response_coro).json()

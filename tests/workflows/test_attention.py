@@ -1,0 +1,112 @@
+"""Attention scoring and both schedulers: unit tests and properties (no Temporal)."""
+
+from __future__ import annotations
+
+import math
+from datetime import UTC, datetime, timedelta
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from models.attention import AttentionState, AttentionWeights, DialogueEntry
+from workflows.attention import (
+    calculate_priority,
+    choose_focus,
+    pick_priority,
+    pick_weighted_round_robin,
+)
+
+NOW = datetime(2026, 11, 24, 12, tzinfo=UTC)
+W = AttentionWeights()
+
+
+def entry(chat_id: str, **fields) -> DialogueEntry:
+    return DialogueEntry(chat_id=chat_id, **fields)
+
+
+def test_a_granted_floor_with_a_near_deadline_is_focused_first_under_priority():
+    state = AttentionState(
+        entries={
+            "busy-room": entry("busy-room", unread=40, importance=0.9, mentioned=True),
+            "my-turn": entry("my-turn", floor_granted=True, deadline=NOW + timedelta(minutes=5)),
+            "quiet": entry("quiet", unread=1),
+        }
+    )
+    assert choose_focus(state, NOW) == "my-turn"
+
+
+def test_a_mention_outranks_plain_unread_and_weights_can_change_that():
+    state = AttentionState(
+        entries={"a": entry("a", unread=5), "b": entry("b", mentioned=True, unread=1)}
+    )
+    assert choose_focus(state, NOW) == "b"
+    state.weights = AttentionWeights(mentioned=0, unread=10)
+    assert choose_focus(state, NOW) == "a"
+
+
+def test_nothing_to_attend_to_means_no_focus():
+    state = AttentionState(entries={"a": entry("a", importance=1.0)})
+    assert choose_focus(state, NOW) is None
+
+
+def test_overdue_deadlines_score_highest_urgency_and_recent_dialogues_warm_up():
+    overdue = calculate_priority(entry("x", deadline=NOW - timedelta(hours=1)), W, NOW)
+    later = calculate_priority(entry("x", deadline=NOW + timedelta(hours=10)), W, NOW)
+    assert overdue > later
+    fresh = calculate_priority(entry("x", last_interaction=NOW), W, NOW)
+    stale = calculate_priority(entry("x", last_interaction=NOW - timedelta(hours=5)), W, NOW)
+    assert fresh > stale
+
+
+def test_priority_ties_go_to_the_smaller_id():
+    assert pick_priority({"b": 1.0, "a": 1.0, "c": 0.5}) == "a"
+
+
+def test_weighted_round_robin_shares_in_proportion():
+    credit: dict[str, float] = {}
+    picks = [pick_weighted_round_robin({"a": 3.0, "b": 1.0}, credit) for _ in range(400)]
+    assert picks.count("a") == 300 and picks.count("b") == 100
+
+
+signals = st.builds(
+    DialogueEntry,
+    chat_id=st.just("x"),
+    importance=st.floats(0, 1),
+    relationship_weight=st.floats(0, 1),
+    mentioned=st.booleans(),
+    floor_granted=st.booleans(),
+    unread=st.integers(0, 10_000),
+)
+
+
+@given(base=signals, extra_unread=st.integers(1, 100))
+def test_more_signal_never_lowers_the_score(base, extra_unread):
+    score = calculate_priority(base, W, NOW)
+    more = base.model_copy(update={"unread": base.unread + extra_unread})
+    assert calculate_priority(more, W, NOW) >= score
+    for flag in ("mentioned", "floor_granted"):
+        assert calculate_priority(base.model_copy(update={flag: True}), W, NOW) >= score
+
+
+@given(st.dictionaries(st.text("abcdef", min_size=1, max_size=3), st.floats(0, 100), min_size=1))
+def test_priority_picks_a_highest_score(candidates):
+    chosen = pick_priority(candidates)
+    assert candidates[chosen] == max(candidates.values())
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.dictionaries(
+        st.text("abcdefgh", min_size=1, max_size=2), st.floats(0.5, 50), min_size=1, max_size=8
+    )
+)
+def test_weighted_round_robin_starves_nobody(candidates):
+    credit: dict[str, float] = {}
+    total = sum(candidates.values())
+    bound = 2 * math.ceil(total / min(candidates.values()))  # a share of w/W: a gap of ~W/w
+    last_pick = {chat_id: -1 for chat_id in candidates}
+    for step in range(3 * bound):
+        chosen = pick_weighted_round_robin(candidates, credit)
+        last_pick[chosen] = step
+        for chat_id in candidates:
+            assert step - last_pick[chat_id] <= bound, f"{chat_id} waited more than {bound}"
