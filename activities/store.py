@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
+
 from temporalio import activity
 
+from llm import analyse_messages
+from models.chats import MessageContext
 from models.workflow_io import (
     StoreAttentionInput,
     StoreChatInput,
@@ -11,6 +15,7 @@ from models.workflow_io import (
     StoreFloorInput,
     StoreManifestInput,
     StoreMessagesInput,
+    StoreMessagesResult,
     StoreReadMarksInput,
 )
 from persistence import (
@@ -51,12 +56,25 @@ class StoreActivities:
         return await self._chats.upsert(data.chat)
 
     @activity.defn(name="store_messages")
-    async def store_messages(self, data: StoreMessagesInput) -> int:
-        """Store a batch of messages by their deterministic ids (a retry rewrites the same)."""
-        await self._messages.store(data.messages)
-        last = data.messages[-1]
+    async def store_messages(self, data: StoreMessagesInput) -> StoreMessagesResult:
+        """Read each message with the processing step (bounded in time; a failure stores the
+        message without it), then store the batch by deterministic ids."""
+        contexts: dict[int, MessageContext] = {}
+        items = [{"content": m.content, "sender": m.from_, "members": data.members}
+                 for m in data.messages]  # fmt: skip
+        try:
+            read = await asyncio.wait_for(analyse_messages(items), data.analysis_timeout_seconds)
+            contexts = {
+                m.seq: MessageContext(**r) for m, r in zip(data.messages, read, strict=True)
+            }
+        except Exception:  # never hold a message back for its analysis
+            activity.logger.warning("message analysis failed; storing without it", exc_info=True)
+        messages = [m.model_copy(update={"langchain_context": contexts.get(m.seq)})
+                    for m in data.messages]  # fmt: skip
+        await self._messages.store(messages)
+        last = messages[-1]
         await self._chats.raise_last_seq(last.chat_id, last.seq)
-        return len(data.messages)
+        return StoreMessagesResult(stored=len(messages), contexts=contexts)
 
     @activity.defn(name="store_read_marks")
     async def store_read_marks(self, data: StoreReadMarksInput) -> None:

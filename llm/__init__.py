@@ -2,10 +2,12 @@
 
 from llm.mind import compose_reply, roll
 from llm.models import OfflineChatModel, UnknownModel, chat_model
+from llm.processing import analyse_messages
 from llm.speaker import choose_speaker
 
 __all__ = [
     "OfflineChatModel",
+    "analyse_messages",
     "UnknownModel",
     "chat_model",
     "choose_speaker",

@@ -39,6 +39,8 @@ class DialogueEntry(BaseModel):
     unread: int = 0
     last_seq: int = 0
     last_interaction: datetime | None = None
+    message_importance: Unit = 0.0
+    """The highest importance the processing step gave an unread message here."""
     floor_control: bool = False
     requested: bool = False
     """A hosted agent asked for the floor here and waits for it."""
@@ -104,5 +106,6 @@ class DialogueNotice(BaseModel):
     interacted: bool = False
     floor: Literal["granted", "released"] | None = None
     floor_control: bool = False
+    importance: float = 0.0
     read_up_to: int | None = None
     at: datetime

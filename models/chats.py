@@ -158,6 +158,14 @@ class MessagePost(BaseModel):
         return self
 
 
+class MessageContext(BaseModel):
+    """What the processing step read in a message: used by the recipients' attention."""
+
+    mentions: list[str] = []
+    importance: float = Field(default=0.0, ge=0, le=1)
+    intent: str = "statement"
+
+
 class Message(BaseModel):
     """A stored message (``_id`` is ``message_id``, deterministic from chat and seq)."""
 
@@ -173,6 +181,7 @@ class Message(BaseModel):
     content: str
     is_private: bool
     correlation_id: str | None = None
+    langchain_context: MessageContext | None = None
 
 
 def message_id_for(chat_id: str, seq: int) -> str:
@@ -197,6 +206,7 @@ class MessagePublic(BaseModel):
     message_type: MessageType
     content: str
     is_private: bool
+    langchain_context: MessageContext | None = None
     receipts: dict[str, ReceiptStatus] | None = Field(
         default=None, description="Per recipient, on the caller's own messages."
     )

@@ -8,7 +8,7 @@ from pydantic import BaseModel, Field
 
 from models.agents import AgentManifest, AgentUpdate, Brain
 from models.attention import AttentionState, AttentionUpdate, AttentionView, DialogueNotice
-from models.chats import ChatPublic, Member, Message, Role
+from models.chats import ChatPublic, Member, Message, MessageContext, Role
 from models.events import EventEnvelope
 from models.floor import FloorSettingsUpdate, FloorState
 
@@ -156,6 +156,14 @@ class MemberRetired(BaseModel):
 
 class StoreMessagesInput(BaseModel):
     messages: list[Message] = Field(min_length=1)
+    members: list[str] = []
+    analysis_timeout_seconds: float = 2.0
+
+
+class StoreMessagesResult(BaseModel):
+    stored: int
+    contexts: dict[int, MessageContext] = {}
+    """By seq: what the processing step read (empty where it failed or timed out)."""
 
 
 class StoreChatInput(BaseModel):

@@ -172,12 +172,14 @@ class AgentWorkflow:
             entry = DialogueEntry(chat_id=notice.chat_id, chat_type=notice.chat_type)
             self.state.attention.entries[notice.chat_id] = entry
         entry.floor_control = notice.floor_control
+        entry.message_importance = max(entry.message_importance, notice.importance)
         entry.unread += notice.new_messages
         entry.last_seq = max(entry.last_seq, notice.last_seq)
         entry.mentioned = entry.mentioned or notice.mentioned
         if notice.interacted:
             entry.unread = 0
             entry.mentioned = False
+            entry.message_importance = 0.0
             entry.last_interaction = notice.at
         if notice.read_up_to is not None:
             entry.unread = max(0, min(entry.unread, entry.last_seq - notice.read_up_to))
@@ -441,6 +443,7 @@ class AgentWorkflow:
             entry.floor_granted = False
         entry.unread = 0
         entry.mentioned = False
+        entry.message_importance = 0.0
         entry.last_interaction = workflow.now()
         self.state.attention_version += 1
         self._refocus(None)

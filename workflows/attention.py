@@ -19,7 +19,7 @@ def calculate_priority(entry: DialogueEntry, weights: AttentionWeights, now: dat
         minutes = max((now - entry.last_interaction).total_seconds() / 60, 0.0)
         recency = math.exp(-minutes / 30)
     return (
-        weights.importance * entry.importance
+        weights.importance * max(entry.importance, entry.message_importance)
         + weights.relationship * entry.relationship_weight
         + weights.mentioned * (1.0 if entry.mentioned else 0.0)
         + weights.floor * (1.0 if entry.floor_granted else 0.0)

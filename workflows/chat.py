@@ -19,6 +19,7 @@ with workflow.unsafe.imports_passed_through():
         ChatPublic,
         Member,
         Message,
+        MessageContext,
         Posted,
         Role,
         can_manage,
@@ -460,10 +461,13 @@ class ChatWorkflow:
         state = self.state
         while state.pending_messages:
             batch = state.pending_messages[: state.max_batch]
-            await workflow.execute_activity_method(
-                StoreActivities.store_messages, StoreMessagesInput(messages=batch), **options.STORE
+            result = await workflow.execute_activity_method(
+                StoreActivities.store_messages,
+                StoreMessagesInput(messages=batch, members=list(state.members)),
+                **options.STORE,
             )
             del state.pending_messages[: len(batch)]
+            self._read_contexts(batch, result.contexts)
         if state.version > state.stored_version:
             version = state.version
             await workflow.execute_activity_method(
@@ -496,7 +500,8 @@ class ChatWorkflow:
                 await handle.signal(AgentWorkflow.room_changed, change)
             except Exception:  # the agent's workflow is gone (retired): nothing to tell
                 workflow.logger.info("agent %s has no live workflow", change.agent_id)
-        if state.pending_notices:
+        if state.pending_notices and not state.pending_messages:
+            # after their messages are stored and read: the notices carry what was read
             notices, state.pending_notices = state.pending_notices, {}
             for agent_id, notice in notices.items():
                 handle = workflow.get_external_workflow_handle_for(
@@ -667,6 +672,21 @@ class ChatWorkflow:
             )  # fmt: skip
         if not state.members:
             state.chat.closed = True
+
+    def _read_contexts(self, batch: list[Message], contexts: dict[int, MessageContext]) -> None:
+        """The processing step's mentions and importance reach the recipients' attention."""
+        for message in batch:
+            context = contexts.get(message.seq)
+            if context is None:
+                continue
+            for agent_id in self.state.members:
+                if agent_id == message.from_:
+                    continue
+                notice = self.state.pending_notices.get(agent_id)
+                if notice is None:
+                    continue
+                notice.importance = max(notice.importance, context.importance)
+                notice.mentioned = notice.mentioned or agent_id in context.mentions
 
     def _notice(
         self,

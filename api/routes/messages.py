@@ -97,6 +97,7 @@ async def read_messages(
                 message_type=message.message_type,
                 content=message.content,
                 is_private=message.is_private,
+                langchain_context=message.langchain_context,
                 receipts=receipts,
             )
         )

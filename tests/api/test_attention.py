@@ -219,3 +219,23 @@ async def test_a_failing_model_yields_the_floor_and_the_room_moves_on(api, admin
 
 async def _json(response_coro):
     return (await response_coro).json()
+
+
+async def test_messages_carry_a_langchain_context_that_reaches_attention(api, admin):
+    me, ann = await introduce(api, admin, "Me"), await introduce(api, admin, "Ann")
+    room = await group(api, ann, me)
+    cid = room["chat_id"]
+    await post(api, cid, ann, f"Urgent: can {me.agent_id} check the deadline?")
+    await post(api, cid, ann, "hello")
+    page = await eventually(
+        lambda: _json(api.get(f"/v1/chats/{cid}/messages", headers=me.headers)),
+        lambda p: len(p["items"]) == 2,
+    )
+    urgent, hello = (m["langchain_context"] for m in page["items"])
+    assert urgent == {"mentions": [me.agent_id], "importance": 1.0, "intent": "question"}
+    assert hello["intent"] == "greeting" and hello["importance"] < urgent["importance"]
+    view = await eventually(
+        lambda: attention(api, me),
+        lambda v: v["dialogues"] and v["dialogues"][0]["entry"]["message_importance"] == 1.0,
+    )
+    assert view["dialogues"][0]["entry"]["mentioned"] is True
