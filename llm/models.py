@@ -42,7 +42,7 @@ class OfflineChatModel(BaseChatModel):
         if listed:
             answer = self._pick_speaker(text, [c.strip() for c in listed.group(1).split(",")])
         else:
-            last = str(messages[-1].content).strip() if messages else ""
+            last = _gist(str(messages[-1].content)) if messages else ""
             system = next((str(m.content) for m in messages if m.type == "system"), self.persona)
             earlier = max(sum(m.type in ("human", "ai") for m in messages) - 1, 0)
             answer = (
@@ -67,6 +67,18 @@ class OfflineChatModel(BaseChatModel):
                 if candidate in line:
                     return candidate
         return candidates[0]
+
+
+SPEAKER_TAG = re.compile(r"^\[[^\]]+\]\s*")
+
+
+def _gist(text: str) -> str:
+    """What a message says, without a speaker tag or other offline replies' wrapping."""
+    text = SPEAKER_TAG.sub("", text.strip())
+    if "(offline model)" in text and (start := text.rfind("\u201c")) >= 0:
+        end = text.find("\u201d", start)
+        text = SPEAKER_TAG.sub("", text[start + 1 : end if end > 0 else None].strip())
+    return text[:160]
 
 
 def chat_model(name: str, *, base_url: str | None = None, api_key: str | None = None):

@@ -7,7 +7,14 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+from pydantic import (
+    AliasChoices,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    model_validator,
+)
 
 from models.agents import AgentId
 from models.floor import FloorSettings, Policy
@@ -200,7 +207,7 @@ class MessagePublic(BaseModel):
     message_id: str
     chat_id: str
     seq: int
-    sender: str = Field(serialization_alias="from")
+    sender: str = Field(validation_alias=AliasChoices("from", "sender"), serialization_alias="from")
     to: str | None = None
     timestamp: datetime
     message_type: MessageType

@@ -259,7 +259,7 @@ async def test_killing_the_worker_mid_turn_keeps_the_grant_and_its_timer(api_onl
     api = api_only
     with worker_process(settings) as first:
         a, b = await introduce(api, admin, "Ann"), await introduce(api, admin, "Ben")
-        chat = await group(api, a, b, speaker_policy="fifo", floor={"turn_seconds": 4})
+        chat = await group(api, a, b, speaker_policy="fifo", floor={"turn_seconds": 15})
         cid = chat["chat_id"]
         await ask(api, cid, a)
         await ask(api, cid, b)
