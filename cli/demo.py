@@ -185,8 +185,10 @@ def main() -> int:
             if e["type"] == "message.sent" and e["payload"]["message"]["from"] == aid("curie")
         ]
         switches = sum(a != b for a, b in zip(curie_rooms, curie_rooms[1:], strict=False))
-        console.print(f"  Curie, in two rooms at once, switched focus between them {switches} times,"
-                      " each time resuming that room's own context.")  # fmt: skip
+        console.print(
+            f"  Curie, in two rooms at once, switched focus between them {switches} times,"
+            " each time resuming that room's own context."
+        )
 
         console.rule("4. Floor hand-overs, and why")
         table = Table("t (s)", "room", "event", "agent", "why")
