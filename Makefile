@@ -23,7 +23,8 @@ $(FERRETDB): tools/ferretdb/go.mod tools/ferretdb/go.sum tools/ferretdb/build.sh
 	@tools/ferretdb/build.sh $(FERRETDB)
 	@touch $@
 
-## setup: Python deps in .venv, RabbitMQ from Debian, FerretDB built with Go (idempotent)
+## setup: Python deps in .venv, RabbitMQ from Debian, FerretDB built with Go (idempotent;
+## cli/stack.py runs ferretdb with --telemetry=disable, on 127.0.0.1 only)
 setup: $(VENV)/.installed $(FERRETDB)
 	@tools/install-rabbitmq.sh
 

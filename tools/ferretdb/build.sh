@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
 # Builds FerretDB v1.24.2 (the MongoDB wire-compatible stand-in) into .agora/bin.
+# cli/stack.py runs it on 127.0.0.1 with --telemetry=disable: it never calls out.
 # The version is pinned by go.mod/go.sum beside this script. Go 1.26 stamps a tool
 # build with FerretDB as the main module, whose version check then wants the
 # version.txt that only FerretDB's own release build generates: we vendor the
