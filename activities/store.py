@@ -71,10 +71,10 @@ class StoreActivities:
             activity.logger.warning("message analysis failed; storing without it", exc_info=True)
         messages = [m.model_copy(update={"langchain_context": contexts.get(m.seq)})
                     for m in data.messages]  # fmt: skip
-        await self._messages.store(messages)
+        stored = await self._messages.store(messages)
         last = messages[-1]
         await self._chats.raise_last_seq(last.chat_id, last.seq)
-        return StoreMessagesResult(stored=len(messages), contexts=contexts)
+        return StoreMessagesResult(stored=stored, contexts=contexts)
 
     @activity.defn(name="store_read_marks")
     async def store_read_marks(self, data: StoreReadMarksInput) -> None:

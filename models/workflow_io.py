@@ -162,6 +162,7 @@ class StoreMessagesInput(BaseModel):
 
 class StoreMessagesResult(BaseModel):
     stored: int
+    """Newly stored: a retried batch stores 0 (its messages met their own ids)."""
     contexts: dict[int, MessageContext] = {}
     """By seq: what the processing step read (empty where it failed or timed out)."""
 
