@@ -511,7 +511,9 @@ class ChatWorkflow:
                     await handle.signal(AgentWorkflow.dialogue_notice, notice)
                 except Exception:  # the agent's workflow is gone (retired)
                     workflow.logger.info("agent %s has no live workflow", agent_id)
-        while state.pending_events:
+        # never announce a message before it is stored: a post that came in while this
+        # flush was past the store waits for the next round, and its events with it
+        while state.pending_events and not state.pending_messages:
             batch = state.pending_events[: state.max_batch]
             await workflow.execute_activity_method(
                 EventActivities.publish_events, PublishEventsInput(events=batch), **options.PUBLISH
