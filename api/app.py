@@ -13,6 +13,7 @@ from fastapi import FastAPI, Request, Response
 from temporalio.client import Client
 
 from api.errors import install_error_handlers
+from api.metrics import install_metrics
 from api.routes import agents, chats, floor, health, messages, stream
 from bus import EventBus, open_bus
 from core.logging import configure_logging, correlation_id
@@ -102,6 +103,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         response.headers["X-Correlation-ID"] = cid[:128]
         return response
 
+    install_metrics(app)
     install_error_handlers(app)
     app.include_router(health.router)
     app.include_router(agents.router, prefix="/v1")

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Annotated
 
-from fastapi import APIRouter, HTTPException, Query, status
+from fastapi import APIRouter, HTTPException, Query, Request, status
 from temporalio.client import WithStartWorkflowOperation
 from temporalio.common import (
     SearchAttributePair,
@@ -25,6 +25,7 @@ from api.deps import (
     SettingsDep,
     TemporalDep,
 )
+from api.metrics import count
 from core.security import hash_token, new_agent_token
 from core.temporal import AGENT_ID, KIND, STATUS
 from llm import UnknownModel, chat_model
@@ -70,6 +71,7 @@ async def create_agent(
     temporal: TemporalDep,
     database: DatabaseDep,
     cid: CorrelationId,
+    request: Request,
 ) -> AgentCreated:
     """Introduce an agent: starts its workflow, which stores the manifest and announces it."""
     agent_id = body.agent_id or _new_agent_id()
@@ -122,6 +124,7 @@ async def create_agent(
     stored = await temporal.execute_update_with_start_workflow(
         AgentWorkflow.introduce, start_workflow_operation=start
     )
+    count(request, "agent_introduced")
     return AgentCreated(agent_id=agent_id, token=token, manifest=stored)
 
 

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, HTTPException, status
+from fastapi import APIRouter, HTTPException, Request, status
 
 from api.deps import CorrelationId, ReadableChat, TemporalDep, VisibleChat
+from api.metrics import count
 from models.chats import can_post
 from models.floor import FloorAsk, FloorGrant, FloorSettingsUpdate, FloorView
 from models.workflow_io import FloorCommand, FloorSettingsChange, FloorSignal
@@ -25,7 +26,7 @@ def _command(view, cid, agent_id: str | None = None) -> FloorCommand:
 
 @router.post("", response_model=FloorView)
 async def request_floor(
-    body: FloorAsk, view: ReadableChat, temporal: TemporalDep, cid: CorrelationId
+    body: FloorAsk, view: ReadableChat, temporal: TemporalDep, cid: CorrelationId, request: Request
 ) -> FloorView:
     """Ask to speak (RTS): answers with your place in the queue, or with the grant."""
     if view.principal.agent_id is None:
@@ -39,6 +40,7 @@ async def request_floor(
         agent_id=view.actor, priority=body.priority, reason=body.reason, correlation_id=cid
     )
     await handle.signal(ChatWorkflow.request_floor, ask)
+    count(request, "floor_requested")
     # the update runs after the signal in the workflow: it sees the request (and a grant)
     return await handle.execute_update(ChatWorkflow.floor_status, _command(view, cid))
 

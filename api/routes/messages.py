@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Header, HTTPException, Query, status
+from fastapi import APIRouter, Header, HTTPException, Query, Request, status
 
 from api.deps import CorrelationId, DatabaseDep, ReadableChat, TemporalDep
+from api.metrics import count
 from models.chats import (
     MAX_CONTENT_BYTES,
     MessagePage,
@@ -42,6 +43,7 @@ async def create_message(
     view: ReadableChat,
     temporal: TemporalDep,
     cid: CorrelationId,
+    request: Request,
     idempotency_key: IdempotencyKey = None,
 ) -> Posted:
     """Post: the chat workflow checks the right to post and assigns the next ``seq``."""
@@ -60,7 +62,9 @@ async def create_message(
         raise HTTPException(status.HTTP_403_FORBIDDEN, "system messages come from the platform")
     handle = temporal.get_workflow_handle_for(ChatWorkflow.run, chat_workflow_id(view.chat.chat_id))
     update_id = f"post/{view.actor}/{idempotency_key}" if idempotency_key else None
-    return await handle.execute_update(ChatWorkflow.post_message, post, id=update_id)
+    posted = await handle.execute_update(ChatWorkflow.post_message, post, id=update_id)
+    count(request, "message_posted")
+    return posted
 
 
 @router.get("/messages", response_model=MessagePage)

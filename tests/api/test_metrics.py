@@ -1,0 +1,43 @@
+"""/metrics: Prometheus text; a posted message moves its counter; requests are counted by route."""
+
+from __future__ import annotations
+
+import re
+
+from tests.helpers import group, introduce
+
+
+def value(text: str, name: str, **labels: str) -> float:
+    """One sample's value from the Prometheus text format (0 when absent)."""
+    for line in text.splitlines():
+        if not line.startswith(name + "{") and line.split(" ")[0] != name:
+            continue
+        found = dict(re.findall(r'(\w+)="([^"]*)"', line))
+        if all(found.get(k) == v for k, v in labels.items()):
+            return float(line.rsplit(" ", 1)[1])
+    return 0.0
+
+
+async def test_a_posted_message_moves_the_counter(api, admin):
+    ann, ben = await introduce(api, admin, "Ann"), await introduce(api, admin, "Ben")
+    chat = await group(api, ann, ben)
+    before = (await api.get("/metrics")).text
+    posted = await api.post(
+        f"/v1/chats/{chat['chat_id']}/messages", json={"content": "hi"}, headers=ann.headers
+    )
+    assert posted.status_code == 201
+    refused = await api.post(
+        f"/v1/chats/{chat['chat_id']}/messages", json={"content": ""}, headers=ann.headers
+    )
+    assert refused.status_code == 422
+    after = (await api.get("/metrics")).text
+    kind = {"kind": "message_posted"}
+    assert (
+        value(after, "agora_domain_events_total", **kind)
+        == value(before, "agora_domain_events_total", **kind) + 1
+    )
+    route = {"route": "/v1/chats/{chat_id}/messages", "method": "POST"}
+    assert value(after, "agora_http_requests_total", **route, status="201") >= 1
+    assert value(after, "agora_http_requests_total", **route, status="422") >= 1
+    assert value(after, "agora_domain_events_total", kind="agent_introduced") >= 2
+    assert "agora_http_request_seconds_bucket" in after
