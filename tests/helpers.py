@@ -2,8 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
+import signal
+import subprocess
+import sys
 import uuid
+from collections.abc import Awaitable
 from dataclasses import dataclass
 
 import httpx
@@ -74,3 +80,38 @@ class Stream:
             seen.append(event)
             if predicate(event):
                 return seen
+
+
+async def json_of(response: Awaitable[httpx.Response]):
+    """The JSON body of a pending request (for ``eventually`` probes)."""
+    return (await response).json()
+
+
+async def value(value):
+    """A plain value as an awaitable (for ``eventually`` probes over local state)."""
+    return value
+
+
+@contextlib.contextmanager
+def worker_process(settings):
+    """``python -m workers`` with the test's settings; its log goes to AGORA_TEST_WORKER_LOG."""
+    from cli.stack import PROJECT_ROOT
+    from tests.conftest import settings_env
+
+    env = {**os.environ, **settings_env(settings)}
+    log_path = os.environ.get("AGORA_TEST_WORKER_LOG")
+    log = open(log_path, "ab") if log_path else subprocess.DEVNULL  # noqa: SIM115
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "workers"],
+        cwd=PROJECT_ROOT,
+        env=env,
+        stdout=log,
+        stderr=log,
+        start_new_session=True,
+    )
+    try:
+        yield proc
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()

@@ -234,12 +234,7 @@ class ChatWorkflow:
     @remove_member.validator
     def _validate_remove(self, change: MembershipChange) -> None:
         self._reject_if_closed()
-        actor = self._actor_role(change.actor, change.platform)
-        if actor is None:
-            raise _not_found()
-        target = self._role(change.target)
-        if target is None:
-            raise ApplicationError(f"{change.target} is not a member", type="NotFound")
+        actor, target = self._actor_and_target(change)
         if self.state.chat.type == "direct" and not change.platform:
             raise _conflict("a direct chat keeps its two members")
         if not change.platform and not can_remove(change.actor, actor, change.target, target):
@@ -267,12 +262,7 @@ class ChatWorkflow:
     def _validate_set_role(self, change: MembershipChange) -> None:
         self._reject_if_closed()
         self._reject_if_direct()
-        actor = self._actor_role(change.actor, change.platform)
-        if actor is None:
-            raise _not_found()
-        target = self._role(change.target)
-        if target is None:
-            raise ApplicationError(f"{change.target} is not a member", type="NotFound")
+        actor, target = self._actor_and_target(change)
         if change.role is None:
             raise ApplicationError("role is required", type="Invalid")
         if not can_set_role(actor, target, change.role):
@@ -624,6 +614,16 @@ class ChatWorkflow:
 
     def _actor_role(self, actor: str, platform: bool) -> Role | None:
         return Role.OWNER if platform else self._role(actor)
+
+    def _actor_and_target(self, change: MembershipChange) -> tuple[Role, Role]:
+        """Both roles, or 404: for a caller who cannot see the chat, or a target not in it."""
+        actor = self._actor_role(change.actor, change.platform)
+        if actor is None:
+            raise _not_found()
+        target = self._role(change.target)
+        if target is None:
+            raise ApplicationError(f"{change.target} is not a member", type="NotFound")
+        return actor, target
 
     def _touch(self) -> int:
         self.state.version += 1

@@ -63,6 +63,14 @@ async def stream_events(websocket: WebSocket, agent_id: str) -> None:
         closed.set()
 
     watcher = asyncio.create_task(watch_client())
+    delivered: dict[str, int] = {}  # chat -> highest seq sent and not yet recorded
+
+    async def record_delivered() -> None:
+        """One watermark write per chat per burst, not one per message."""
+        while delivered:
+            chat_id, seq = delivered.popitem()
+            await chats.mark_delivered(agent_id, chat_id, seq)
+
     try:
         async for message in inbox.messages(closed):
             try:
@@ -74,9 +82,14 @@ async def stream_events(websocket: WebSocket, agent_id: str) -> None:
             await message.ack()
             if event.type == "message.sent":
                 sent = event.payload["message"]
-                await chats.mark_delivered(agent_id, sent["chat_id"], sent["seq"])
+                chat_id = sent["chat_id"]
+                delivered[chat_id] = max(delivered.get(chat_id, 0), sent["seq"])
+            if inbox.buffer.empty():
+                await record_delivered()
     except (WebSocketDisconnect, RuntimeError):
         pass  # the client left: what was not acked is redelivered next time
     finally:
         watcher.cancel()
+        with contextlib.suppress(Exception):
+            await record_delivered()
         await inbox.close()

@@ -8,16 +8,13 @@ import httpx
 import pytest
 
 from tests.conftest import eventually
+from tests.helpers import bearer
 
 
 @pytest.fixture
 def uid() -> str:
     """A suffix that keeps this test's agent ids (and so workflow ids) its own."""
     return uuid.uuid4().hex[:8]
-
-
-def bearer(token: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {token}"}
 
 
 async def introduce(api: httpx.AsyncClient, admin: dict, **body) -> dict:

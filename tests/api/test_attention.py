@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from tests.conftest import eventually
-from tests.helpers import group, introduce
+from tests.helpers import group, introduce, json_of
 
 
 async def attention(api, agent):
@@ -124,7 +124,7 @@ async def test_a_hosted_agent_speaks_only_when_it_holds_the_floor(api, admin, da
     await post(api, cid, ext, "Hello host, what do you think?")
     # the host asks for the floor by itself and waits: the external agent still holds it
     waiting = await eventually(
-        lambda: _json(api.get(f"/v1/chats/{cid}/floor", headers=ext.headers)),
+        lambda: json_of(api.get(f"/v1/chats/{cid}/floor", headers=ext.headers)),
         lambda f: [q["agent_id"] for q in f["queue"]] == [host.agent_id],
     )
     assert waiting["current_speaker"] == ext.agent_id
@@ -133,14 +133,14 @@ async def test_a_hosted_agent_speaks_only_when_it_holds_the_floor(api, admin, da
     )
     await api.delete(f"/v1/chats/{cid}/floor", headers=ext.headers)
     page = await eventually(
-        lambda: _json(api.get(f"/v1/chats/{cid}/messages", headers=ext.headers)),
+        lambda: json_of(api.get(f"/v1/chats/{cid}/messages", headers=ext.headers)),
         lambda p: any(m["from"] == host.agent_id for m in p["items"]),
         timeout=30,
     )
     reply = next(m for m in page["items"] if m["from"] == host.agent_id)
     assert "offline model" in reply["content"] and "careful host" in reply["content"]
     floor = await eventually(
-        lambda: _json(api.get(f"/v1/chats/{cid}/floor", headers=ext.headers)),
+        lambda: json_of(api.get(f"/v1/chats/{cid}/floor", headers=ext.headers)),
         lambda f: f["current_speaker"] is None,
     )
     assert floor["queue"] == []  # it spoke, then yielded
@@ -153,7 +153,7 @@ async def test_a_hosted_agent_resumes_each_dialogue_with_its_saved_context(api, 
 
     async def replies(chat_id, agent, n):
         page = await eventually(
-            lambda: _json(api.get(f"/v1/chats/{chat_id}/messages", headers=agent.headers)),
+            lambda: json_of(api.get(f"/v1/chats/{chat_id}/messages", headers=agent.headers)),
             lambda p: sum(m["from"] == host.agent_id for m in p["items"]) >= n,
             timeout=30,
         )
@@ -200,14 +200,14 @@ async def test_a_failing_model_yields_the_floor_and_the_room_moves_on(api, admin
     await api.post(f"/v1/chats/{cid}/floor", json={}, headers=ext.headers)
     await post(api, cid, ext, "over to you, host")
     await eventually(
-        lambda: _json(api.get(f"/v1/chats/{cid}/floor", headers=ext.headers)),
+        lambda: json_of(api.get(f"/v1/chats/{cid}/floor", headers=ext.headers)),
         lambda f: host.agent_id in [q["agent_id"] for q in f["queue"]],
     )
     await api.post(f"/v1/chats/{cid}/floor", json={}, headers=other.headers)
     await api.delete(f"/v1/chats/{cid}/floor", headers=ext.headers)
     # the host gets the floor, its model fails within bounds, it yields: other speaks next
     moved = await eventually(
-        lambda: _json(api.get(f"/v1/chats/{cid}/floor", headers=ext.headers)),
+        lambda: json_of(api.get(f"/v1/chats/{cid}/floor", headers=ext.headers)),
         lambda f: f["current_speaker"] == other.agent_id,
         timeout=60,
     )
@@ -217,10 +217,6 @@ async def test_a_failing_model_yields_the_floor_and_the_room_moves_on(api, admin
     )
 
 
-async def _json(response_coro):
-    return (await response_coro).json()
-
-
 async def test_messages_carry_a_langchain_context_that_reaches_attention(api, admin):
     me, ann = await introduce(api, admin, "Me"), await introduce(api, admin, "Ann")
     room = await group(api, ann, me)
@@ -228,7 +224,7 @@ async def test_messages_carry_a_langchain_context_that_reaches_attention(api, ad
     await post(api, cid, ann, f"Urgent: can {me.agent_id} check the deadline?")
     await post(api, cid, ann, "hello")
     page = await eventually(
-        lambda: _json(api.get(f"/v1/chats/{cid}/messages", headers=me.headers)),
+        lambda: json_of(api.get(f"/v1/chats/{cid}/messages", headers=me.headers)),
         lambda p: len(p["items"]) == 2,
     )
     urgent, hello = (m["langchain_context"] for m in page["items"])

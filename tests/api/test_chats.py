@@ -8,7 +8,7 @@ import asyncio
 import pytest
 
 from tests.conftest import eventually
-from tests.helpers import Agent, group, introduce
+from tests.helpers import Agent, group, introduce, json_of
 
 
 async def manifest(api, agent: Agent) -> dict:
@@ -219,7 +219,7 @@ async def test_the_platform_posts_system_messages(api, admin):
     )
     assert response.status_code == 201
     page = await eventually(
-        lambda: _json(api.get(f"/v1/chats/{chat['chat_id']}/messages", headers=bob.headers)),
+        lambda: json_of(api.get(f"/v1/chats/{chat['chat_id']}/messages", headers=bob.headers)),
         lambda p: len(p["items"]) == 1,
     )
     assert page["items"][0]["from"] == "platform"
@@ -249,7 +249,7 @@ async def test_concurrent_posters_get_one_total_order_without_gaps(api, admin):
     for seqs in results:
         assert seqs == sorted(seqs)  # each poster's own messages keep its order
     stored = await eventually(
-        lambda: _json(api.get(base, params={"limit": 500}, headers=posters[1].headers)),
+        lambda: json_of(api.get(base, params={"limit": 500}, headers=posters[1].headers)),
         lambda p: len(p["items"]) == 100,
     )
     by_seq = {m["seq"]: m["content"] for m in stored["items"]}
@@ -267,7 +267,7 @@ async def test_an_idempotency_key_makes_a_retried_post_count_once(api, admin, da
     assert first.json() == again.json()
     await api.post(base, json={"content": "next"}, headers=ada.headers)
     page = await eventually(
-        lambda: _json(api.get(base, headers=ada.headers)), lambda p: len(p["items"]) == 2
+        lambda: json_of(api.get(base, headers=ada.headers)), lambda p: len(p["items"]) == 2
     )
     assert [m["content"] for m in page["items"]] == ["once", "next"]
 
@@ -281,7 +281,7 @@ async def test_retiring_members_leave_their_chats_and_the_owner_hands_over(api, 
         await api.delete(f"/v1/agents/{owner.agent_id}", headers=owner.headers)
     ).status_code == 200
     shown = await eventually(
-        lambda: _json(api.get(base, headers=adm.headers)),
+        lambda: json_of(api.get(base, headers=adm.headers)),
         lambda c: owner.agent_id not in {m["agent_id"] for m in c["members"]},
     )
     assert {m["agent_id"]: m["role"] for m in shown["members"]} == {
@@ -290,7 +290,3 @@ async def test_retiring_members_leave_their_chats_and_the_owner_hands_over(api, 
     }
     retired = (await api.get(f"/v1/agents/{owner.agent_id}", headers=admin)).json()
     assert retired["room_participation"] == []
-
-
-async def _json(response_coro):
-    return (await response_coro).json()

@@ -9,8 +9,7 @@ import signal
 import pytest
 
 from tests.conftest import eventually
-from tests.helpers import group, introduce
-from tests.workflows.test_agent import worker_process
+from tests.helpers import group, introduce, worker_process
 
 
 async def floor(api, chat_id, agent):

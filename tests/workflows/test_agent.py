@@ -4,11 +4,8 @@ and a worker killed in the middle of introductions."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
 import signal
-import subprocess
-import sys
 import uuid
 from collections.abc import AsyncIterator
 
@@ -17,10 +14,10 @@ import pytest_asyncio
 from temporalio.client import Client
 
 from bus import EventBus, consume
-from cli.stack import PROJECT_ROOT
 from models.events import EventEnvelope
 from persistence import Database
-from tests.conftest import eventually, settings_env
+from tests.conftest import eventually
+from tests.helpers import bearer, json_of, value, worker_process
 from workflows.agent import AgentWorkflow, agent_workflow_id
 
 
@@ -53,19 +50,14 @@ async def events(bus: EventBus) -> AsyncIterator[Events]:
     await cancel()
 
 
-def bearer(token: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {token}"}
-
-
 async def test_introduction_publishes_agent_introduced_once(api, admin, events):
     agent_id = f"herald-{uuid.uuid4().hex[:8]}"
     created = await api.post(
-        "/v1/agents", json={"agent_id": agent_id, "name": "Herald"}, headers=admin,
-        params={}, follow_redirects=False,
-    )  # fmt: skip
+        "/v1/agents", json={"agent_id": agent_id, "name": "Herald"}, headers=admin
+    )
     assert created.status_code == 201
     introduced = await eventually(
-        lambda: _value(events.of("agent.introduced", agent_id)), lambda found: len(found) >= 1
+        lambda: value(events.of("agent.introduced", agent_id)), lambda found: len(found) >= 1
     )
     assert introduced[0].payload == {"agent_id": agent_id, "name": "Herald", "status": "active"}
     assert introduced[0].correlation_id == created.headers["x-correlation-id"]
@@ -82,19 +74,19 @@ async def test_silence_marks_an_agent_offline_and_a_heartbeat_brings_it_back(
 
     assert (await api.post(f"/v1/agents/{agent_id}/heartbeat", headers=token)).status_code == 202
     online = await eventually(
-        lambda: _json(api.get(f"/v1/agents/{agent_id}", headers=token)),
+        lambda: json_of(api.get(f"/v1/agents/{agent_id}", headers=token)),
         lambda m: m["online_status"] is True,
     )
     assert online["last_seen"] is not None and online["status"] == "busy"
 
     offline = await eventually(
-        lambda: _json(api.get(f"/v1/agents/{agent_id}", headers=token)),
+        lambda: json_of(api.get(f"/v1/agents/{agent_id}", headers=token)),
         lambda m: m["online_status"] is False,
         timeout=20,
     )
     assert offline["status"] == "offline"
     changes = await eventually(
-        lambda: _value(events.of("agent.status_changed", agent_id)),
+        lambda: value(events.of("agent.status_changed", agent_id)),
         lambda found: any(e.payload["new_status"] == "offline" for e in found),
     )
     went_offline = next(e for e in changes if e.payload["new_status"] == "offline")
@@ -102,7 +94,7 @@ async def test_silence_marks_an_agent_offline_and_a_heartbeat_brings_it_back(
 
     await api.post(f"/v1/agents/{agent_id}/heartbeat", headers=token)
     back = await eventually(
-        lambda: _json(api.get(f"/v1/agents/{agent_id}", headers=token)),
+        lambda: json_of(api.get(f"/v1/agents/{agent_id}", headers=token)),
         lambda m: m["online_status"] is True,
     )
     assert back["status"] == "busy"
@@ -129,7 +121,7 @@ async def test_retirement_publishes_agent_retired_and_completes_the_workflow(
     created = await api.post("/v1/agents", json={"agent_id": agent_id, "name": "L"}, headers=admin)
     assert (await api.delete(f"/v1/agents/{agent_id}", headers=admin)).status_code == 200
     await eventually(
-        lambda: _value(events.of("agent.retired", agent_id)), lambda found: len(found) == 1
+        lambda: value(events.of("agent.retired", agent_id)), lambda found: len(found) == 1
     )
     handle = temporal_client.get_workflow_handle_for(AgentWorkflow.run, agent_workflow_id(agent_id))
     final = await asyncio.wait_for(handle.result(), timeout=15)
@@ -169,28 +161,6 @@ async def test_a_long_life_continues_as_new_and_keeps_its_state(
     assert (await api.get(f"/v1/agents/{agent_id}", headers=token)).status_code == 200
 
 
-@contextlib.contextmanager
-def worker_process(settings):
-    """``python -m workers`` with the test's settings; its log goes to AGORA_TEST_WORKER_LOG."""
-    env = {**os.environ, **settings_env(settings)}
-    log_path = os.environ.get("AGORA_TEST_WORKER_LOG")
-    log = open(log_path, "ab") if log_path else subprocess.DEVNULL  # noqa: SIM115
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "workers"],
-        cwd=PROJECT_ROOT,
-        env=env,
-        stdout=log,
-        stderr=log,
-        start_new_session=True,
-    )
-    try:
-        yield proc
-    finally:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait()
-
-
 @pytest.mark.parametrize("kill_after", [0.05, 0.3, 0.8])
 async def test_killing_the_worker_mid_introduction_leaves_one_manifest_and_one_event(
     api_only, admin, settings, database: Database, events, kill_after
@@ -208,21 +178,13 @@ async def test_killing_the_worker_mid_introduction_leaves_one_manifest_and_one_e
         created = await asyncio.wait_for(post, timeout=60)
         assert created.status_code == 201, created.text
         await eventually(
-            lambda: _value(events.of("agent.introduced", agent_id)),
+            lambda: value(events.of("agent.introduced", agent_id)),
             lambda found: len(found) >= 1,
             timeout=30,
         )
     assert await database.db["agents"].count_documents({"_id": agent_id}) == 1
     ids = {e.event_id for e in events.of("agent.introduced", agent_id)}
     assert len(ids) == 1
-
-
-async def _value(value):
-    return value
-
-
-async def _json(response_coro):
-    return (await response_coro).json()
 
 
 async def _run_id(client: Client, agent_id: str) -> str:

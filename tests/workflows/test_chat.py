@@ -11,8 +11,7 @@ from bus import EventBus, consume
 from models.events import EventEnvelope
 from persistence import Database
 from tests.conftest import eventually
-from tests.helpers import group, introduce
-from tests.workflows.test_agent import worker_process
+from tests.helpers import group, introduce, value, worker_process
 from workflows.chat import chat_workflow_id
 
 
@@ -71,7 +70,7 @@ async def test_killing_the_worker_during_a_burst_of_500_loses_and_duplicates_not
         seqs = await asyncio.wait_for(burst, timeout=240)
         stored = await eventually(_count(database, chat_id), lambda n: n >= 500, timeout=90)
         await eventually(
-            lambda: _value({e.event_id for e in received}), lambda ids: len(ids) >= 500, timeout=90
+            lambda: value({e.event_id for e in received}), lambda ids: len(ids) >= 500, timeout=90
         )
     await cancel()
 
@@ -107,10 +106,6 @@ async def test_a_long_chat_continues_as_new_without_a_gap(api, admin, settings, 
 
 def _count(database: Database, chat_id: str):
     return lambda: database.db["messages"].count_documents({"chat_id": chat_id})
-
-
-async def _value(value):
-    return value
 
 
 async def _describe_run(handle) -> str:
