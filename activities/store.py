@@ -9,6 +9,7 @@ from temporalio import activity
 from llm import analyse_messages
 from models.chats import MessageContext
 from models.workflow_io import (
+    RevokeCredentialsInput,
     StoreAttentionInput,
     StoreChatInput,
     StoreCredentialInput,
@@ -47,8 +48,17 @@ class StoreActivities:
 
     @activity.defn(name="store_credential")
     async def store_credential(self, data: StoreCredentialInput) -> None:
-        """Store (or revoke) the keyed hash of an agent's token."""
-        await self._credentials.put(data.agent_id, data.token_hash, revoked=data.revoked)
+        """Record an agent's token id (idempotent); on rotation, revoke the others after."""
+        await self._credentials.put(data.token_id, data.agent_id, "agent", data.expires_at)
+        if data.revoke_others:
+            await self._credentials.revoke_subject(
+                data.agent_id, "agent", data.at or data.expires_at, keep=data.token_id
+            )
+
+    @activity.defn(name="revoke_credentials")
+    async def revoke_credentials(self, data: RevokeCredentialsInput) -> int:
+        """Revoke every live token of an agent (retirement); a retry finds none left."""
+        return await self._credentials.revoke_subject(data.agent_id, "agent", data.at)
 
     @activity.defn(name="store_chat")
     async def store_chat(self, data: StoreChatInput) -> bool:

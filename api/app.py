@@ -12,11 +12,15 @@ from dataclasses import dataclass
 from fastapi import FastAPI, Request, Response
 from temporalio.client import Client
 
+from api import audit
+from api.deps import declare_access
 from api.errors import install_error_handlers
+from api.limits import RequestLimits, message_buckets
 from api.metrics import install_metrics
 from api.routes import agents, chats, floor, health, messages, stream
 from bus import EventBus, open_bus
 from core.logging import configure_logging, correlation_id
+from core.security import TokenCodec
 from core.settings import Settings, get_settings
 from core.temporal import connect_temporal
 from persistence import Database, open_database
@@ -91,6 +95,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.settings = settings
+    app.state.tokens = TokenCodec(settings)
+    app.state.message_buckets = message_buckets(settings)
+
+    # innermost first: limits answer before any route runs; the audit sees their answers
+    app.add_middleware(RequestLimits, settings=settings)
+    audit.install_audit(app)
 
     @app.middleware("http")
     async def correlate(request: Request, call_next) -> Response:
@@ -105,11 +115,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     install_metrics(app)
     install_error_handlers(app)
-    app.include_router(health.router)
-    app.include_router(agents.router, prefix="/v1")
-    app.include_router(agents.operators, prefix="/v1")
-    app.include_router(stream.router, prefix="/v1")
-    app.include_router(chats.router, prefix="/v1")
-    app.include_router(messages.router, prefix="/v1")
-    app.include_router(floor.router, prefix="/v1")
+    app.include_router(declare_access(health.router))
+    for router in (agents.router, agents.operators, stream.router, chats.router,
+                   messages.router, floor.router, audit.router):  # fmt: skip
+        app.include_router(declare_access(router), prefix="/v1")
     return app

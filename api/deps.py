@@ -2,28 +2,68 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
-from fastapi import Depends, HTTPException, Path, Request, status
+from fastapi import APIRouter, Depends, HTTPException, Path, Request, status
+from fastapi.dependencies.models import Dependant
+from fastapi.routing import APIRoute
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from temporalio.client import Client
 
 from api.errors import ServiceUnavailable
 from bus import EventBus
 from core.logging import correlation_id
-from core.security import hash_token, same_secret
+from core.security import InvalidToken, TokenCodec, same_secret
 from core.settings import Settings
 from models.agents import AgentManifest, AgentStatus
-from models.chats import ChatPublic, Role, can_read
-from persistence import (
-    AgentRepository,
-    ChatRepository,
-    CredentialRepository,
-    Database,
-    OperatorRepository,
-)
+from models.chats import RANK, ChatPublic, Role, can_manage, can_post, can_read
+from persistence import AgentRepository, ChatRepository, CredentialRepository, Database
 from workflows.chat import PLATFORM
+
+# ---- the declared requirements --------------------------------------------------------
+
+ACCESS: dict[Callable[..., Any], str] = {}
+"""Each access dependency and the requirement it stands for; ``declare_access`` writes
+the requirements of every route into the OpenAPI (``x-agora-access``)."""
+
+
+def requirement(label: str):
+    """Register a dependency as an access requirement."""
+
+    def register(dependency: Callable[..., Any]) -> Callable[..., Any]:
+        ACCESS[dependency] = label
+        return dependency
+
+    return register
+
+
+def _requirements(dependant: Dependant) -> list[str]:
+    found = [ACCESS[dependant.call]] if dependant.call in ACCESS else []
+    for sub in dependant.dependencies:
+        found += _requirements(sub)
+    return found
+
+
+def declare_access(router: APIRouter) -> APIRouter:
+    """Write each route's declared requirements into its OpenAPI operation (call before
+    the router is included). A route without one gets none, and the suite's OpenAPI
+    walk fails on it."""
+    for route in router.routes:
+        if isinstance(route, APIRoute):
+            labels = sorted(set(_requirements(route.dependant)))
+            if labels:
+                route.openapi_extra = (route.openapi_extra or {}) | {"x-agora-access": labels}
+    return router
+
+
+@requirement("public")
+def public() -> None:
+    """No credential: health, readiness, metrics and the A2A agent card."""
+
+
+Public = Depends(public)
 
 
 def get_settings(request: Request) -> Settings:
@@ -66,18 +106,26 @@ CorrelationId = Annotated[str | None, Depends(get_correlation_id)]
 
 @dataclass(frozen=True)
 class Principal:
-    """Who is calling: the platform admin or one agent."""
+    """Who is calling: the platform admin, an operator or one agent."""
 
     role: Literal["admin", "operator", "agent"]
     agent_id: str | None = None
     operator_id: str | None = None
+    token_id: str | None = None
+
+    @property
+    def name(self) -> str:
+        """How the audit log names the caller."""
+        if self.role == "admin":
+            return "admin"
+        return f"agent:{self.agent_id}" if self.agent_id else f"operator:{self.operator_id}"
 
     @property
     def is_admin(self) -> bool:
         return self.role == "admin"
 
 
-_bearer = HTTPBearer(auto_error=False, description="An agent token or the admin token.")
+_bearer = HTTPBearer(auto_error=False, description="An agent or operator JWT, or the admin token.")
 
 
 def _unauthorized(reason: str) -> HTTPException:
@@ -86,36 +134,57 @@ def _unauthorized(reason: str) -> HTTPException:
     )
 
 
-async def authenticate(token: str, settings: Settings, database: Database) -> Principal | None:
-    """The principal a bearer token stands for: the admin, a live agent, or nobody."""
+def get_tokens(request: Request) -> TokenCodec:
+    return request.app.state.tokens
+
+
+TokensDep = Annotated[TokenCodec, Depends(get_tokens)]
+
+
+async def authenticate(
+    token: str, settings: Settings, database: Database, tokens: TokenCodec
+) -> Principal:
+    """The principal a bearer token stands for; ``InvalidToken`` with the reason if none.
+
+    The admin token is the bootstrap secret from settings. Every other token is a JWT
+    this server signed (one algorithm, its issuer and audience, inside ``nbf``..``exp``)
+    whose id is still live in ``credentials`` (rotation and retirement revoke it)."""
     admin = settings.admin_token.get_secret_value() if settings.admin_token else None
     if admin and same_secret(token, admin):
         return Principal("admin")
-    hashed = hash_token(token, settings.token_secret.get_secret_value())
-    agent_id = await CredentialRepository(database).agent_for(hashed)
-    if agent_id:
-        return Principal("agent", agent_id)
-    operator_id = await OperatorRepository(database).operator_for(hashed)
-    return Principal("operator", operator_id=operator_id) if operator_id else None
+    claims = tokens.verify(token)
+    if not await CredentialRepository(database).is_live(
+        claims.token_id, claims.subject, claims.role
+    ):
+        raise InvalidToken("token revoked")
+    if claims.role == "agent":
+        return Principal("agent", agent_id=claims.subject, token_id=claims.token_id)
+    return Principal("operator", operator_id=claims.subject, token_id=claims.token_id)
 
 
+@requirement("authenticated")
 async def current_principal(
     settings: SettingsDep,
     request: Request,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> Principal:
-    """Authenticate the bearer token: the admin token, or a live agent token."""
+    """Authenticate the bearer token; 401 with the reason (never the token) otherwise."""
     if credentials is None or not credentials.credentials:
         raise _unauthorized("missing bearer token")
-    principal = await authenticate(credentials.credentials, settings, get_database(request))
-    if principal is None:
-        raise _unauthorized("invalid or revoked token")
+    try:
+        principal = await authenticate(
+            credentials.credentials, settings, get_database(request), get_tokens(request)
+        )
+    except InvalidToken as exc:
+        raise _unauthorized(str(exc)) from None
+    request.state.principal = principal
     return principal
 
 
 CurrentPrincipal = Annotated[Principal, Depends(current_principal)]
 
 
+@requirement("role:agent")
 def require_agent(principal: CurrentPrincipal) -> Principal:
     if principal.agent_id is None:
         raise HTTPException(status.HTTP_403_FORBIDDEN, "only an agent may do this")
@@ -125,6 +194,7 @@ def require_agent(principal: CurrentPrincipal) -> Principal:
 AgentPrincipal = Annotated[Principal, Depends(require_agent)]
 
 
+@requirement("role:admin")
 def require_admin(principal: CurrentPrincipal) -> Principal:
     if not principal.is_admin:
         raise HTTPException(status.HTTP_403_FORBIDDEN, "admin only")
@@ -134,6 +204,7 @@ def require_admin(principal: CurrentPrincipal) -> Principal:
 AdminPrincipal = Annotated[Principal, Depends(require_admin)]
 
 
+@requirement("role:admin|operator")
 def require_admin_or_operator(principal: CurrentPrincipal) -> Principal:
     if principal.role not in ("admin", "operator"):
         raise HTTPException(status.HTTP_403_FORBIDDEN, "admins and operators introduce agents")
@@ -145,6 +216,7 @@ IntroducerPrincipal = Annotated[Principal, Depends(require_admin_or_operator)]
 PathAgentId = Annotated[str, Path(min_length=1, max_length=63)]
 
 
+@requirement("object:agent-exists")
 async def existing_agent(agent_id: PathAgentId, database: DatabaseDep) -> AgentManifest:
     manifest = await AgentRepository(database).get(agent_id)
     if manifest is None:
@@ -155,6 +227,7 @@ async def existing_agent(agent_id: PathAgentId, database: DatabaseDep) -> AgentM
 ExistingAgent = Annotated[AgentManifest, Depends(existing_agent)]
 
 
+@requirement("object:own-agent (itself, its operator, admin)")
 async def live_agent(
     agent_id: PathAgentId, principal: CurrentPrincipal, database: DatabaseDep
 ) -> AgentManifest:
@@ -196,8 +269,15 @@ class ChatView:
         return self.principal.agent_id or f"operator:{self.principal.operator_id}"
 
 
+def _hidden(request: Request) -> HTTPException:
+    """A chat the caller may not see is answered as missing, and audited as denied."""
+    request.state.denied = True
+    return HTTPException(status.HTTP_404_NOT_FOUND, "chat not found")
+
+
+@requirement("chat:visible (member, or a public chat)")
 async def visible_chat(
-    chat_id: PathChatId, principal: CurrentPrincipal, database: DatabaseDep
+    request: Request, chat_id: PathChatId, principal: CurrentPrincipal, database: DatabaseDep
 ) -> ChatView:
     """404 for a chat the caller cannot see, whether or not it exists."""
     chat = await ChatRepository(database).get(chat_id)
@@ -207,13 +287,14 @@ async def visible_chat(
         return ChatView(chat, Role.OWNER, principal)
     role = next((m.role for m in chat.members if m.agent_id == principal.agent_id), None)
     if role is None and not (chat.join_rule == "public" and not chat.closed):
-        raise HTTPException(status.HTTP_404_NOT_FOUND, "chat not found")
+        raise _hidden(request)
     return ChatView(chat, role, principal)
 
 
 VisibleChat = Annotated[ChatView, Depends(visible_chat)]
 
 
+@requirement("chat-role:guest")
 async def readable_chat(view: VisibleChat) -> ChatView:
     """Members (guests included) read; a visible public chat asks a non-member to join."""
     if not can_read(view.role):
@@ -222,3 +303,46 @@ async def readable_chat(view: VisibleChat) -> ChatView:
 
 
 ReadableChat = Annotated[ChatView, Depends(readable_chat)]
+
+
+@requirement("chat-role:member")
+async def posting_chat(view: ReadableChat) -> ChatView:
+    """Members and above post and ask for the floor; guests only read."""
+    if not can_post(view.role):
+        raise HTTPException(status.HTTP_403_FORBIDDEN, f"a {view.role} may only read")
+    return view
+
+
+PostingChat = Annotated[ChatView, Depends(posting_chat)]
+
+
+@requirement("chat-role:moderator")
+async def moderating_chat(view: ReadableChat) -> ChatView:
+    if RANK[view.role] < RANK[Role.MODERATOR]:
+        raise HTTPException(
+            status.HTTP_403_FORBIDDEN, "only a moderator (or an admin, or the owner) may do this"
+        )
+    return view
+
+
+ModeratingChat = Annotated[ChatView, Depends(moderating_chat)]
+
+
+@requirement("chat-role:admin")
+async def managed_chat(view: ReadableChat) -> ChatView:
+    if not can_manage(view.role):
+        raise HTTPException(status.HTTP_403_FORBIDDEN, "only the owner and admins may do this")
+    return view
+
+
+ManagedChat = Annotated[ChatView, Depends(managed_chat)]
+
+
+@requirement("chat-role:owner")
+async def owned_chat(view: ReadableChat) -> ChatView:
+    if view.role != Role.OWNER:
+        raise HTTPException(status.HTTP_403_FORBIDDEN, "only the owner closes the chat")
+    return view
+
+
+OwnedChat = Annotated[ChatView, Depends(owned_chat)]

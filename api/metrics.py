@@ -12,6 +12,8 @@ from fastapi import APIRouter, FastAPI, Request, Response
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram
 from prometheus_client.exposition import generate_latest
 
+from api.deps import Public, declare_access
+
 
 class Metrics:
     def __init__(self) -> None:
@@ -41,23 +43,23 @@ def install_metrics(app: FastAPI) -> Metrics:
     async def measure(request: Request, call_next) -> Response:
         started = time.perf_counter()
         response = await call_next(request)
-        template = _template(request)
+        template = route_template(request)
         metrics.requests.labels(template, request.method, str(response.status_code)).inc()
         metrics.latency.labels(template, request.method).observe(time.perf_counter() - started)
         return response
 
-    router = APIRouter(tags=["health"])
+    router = APIRouter(tags=["health"], dependencies=[Public])
 
     @router.get("/metrics", response_class=Response)
     async def read_metrics() -> Response:
         """Prometheus text format; in-memory figures only (never waits on a dependency)."""
         return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
-    app.include_router(router)
+    app.include_router(declare_access(router))
     return metrics
 
 
-def _template(request: Request) -> str:
+def route_template(request: Request) -> str:
     """The route's template (``/v1/chats/{chat_id}``): ids never become label values."""
     if request.scope.get("route") is None:
         return "unmatched"

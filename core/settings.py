@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from functools import lru_cache
+from pathlib import Path
 from typing import Literal
 
 from pydantic import Field, SecretStr, model_validator
@@ -37,6 +38,33 @@ class Settings(BaseSettings):
 
     admin_token: SecretStr | None = None
     token_secret: SecretStr = SecretStr(_LOCAL_SECRET)
+    """The HS256 signing key of agent and operator tokens (JWTs)."""
+    jwt_algorithm: Literal["HS256", "RS256", "EdDSA"] = "HS256"
+    """The one algorithm the server signs and accepts; RS256 and EdDSA need a key pair."""
+    jwt_private_key_file: Path | None = None
+    jwt_public_key_file: Path | None = None
+    jwt_issuer: str = "agora"
+    jwt_audience: str = "agora-api"
+    token_ttl_seconds: int = Field(default=30 * 24 * 3600, ge=60)
+
+    message_keys: dict[str, SecretStr] = {}
+    """AES-256-GCM keys for message content at rest, by key id: base64 of 32 bytes
+    (``AGORA_MESSAGE_KEYS='{"k2": "...", "k1": "..."}'``). Old ids stay to read old rows."""
+    message_key_id: str | None = None
+    """The key id new content is sealed with; the only key when unset and one is given."""
+
+    tls_cert_file: Path | None = None
+    tls_key_file: Path | None = None
+    """HTTPS for the API when both are set."""
+    tls_ca_file: Path | None = None
+    """The CA that signed the services' certificates (clients of the API, MongoDB, AMQPS)."""
+
+    max_body_bytes: int = Field(default=256 * 1024, ge=1024)
+    max_message_bytes: int = Field(default=16 * 1024, ge=1)
+    rate_per_token_per_second: float = Field(default=20.0, gt=0)
+    rate_burst_per_token: int = Field(default=60, ge=1)
+    messages_per_agent_per_minute: float = Field(default=120.0, gt=0)
+    message_burst_per_agent: int = Field(default=30, ge=1)
 
     publish_timeout_seconds: float = Field(default=10.0, gt=0)
     readiness_timeout_seconds: float = Field(default=2.0, gt=0)
@@ -55,6 +83,8 @@ class Settings(BaseSettings):
         admin = self.admin_token.get_secret_value() if self.admin_token else ""
         if len(admin) < 32:
             problems.append("AGORA_ADMIN_TOKEN must be set to at least 32 characters")
+        if not self.message_keys:
+            problems.append("AGORA_MESSAGE_KEYS must hold at least one key")
         if "guest:guest@" in self.amqp_url:
             problems.append("AGORA_AMQP_URL must not use RabbitMQ's guest account")
         if problems:

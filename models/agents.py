@@ -141,6 +141,7 @@ class OperatorCreated(BaseModel):
     operator_id: str
     name: str
     token: str
+    token_expires_at: datetime
 
 
 class AgentCreated(BaseModel):
@@ -148,7 +149,17 @@ class AgentCreated(BaseModel):
 
     agent_id: str
     token: str
+    token_expires_at: datetime
     manifest: AgentManifest
+
+
+class TokenIssued(BaseModel):
+    """A rotated token: shown once; every earlier token of the agent is revoked."""
+
+    agent_id: str
+    token: str
+    token_id: str
+    expires_at: datetime
 
 
 class AgentPage(BaseModel):

@@ -19,7 +19,6 @@ from pydantic import (
 from models.agents import AgentId
 from models.floor import FloorSettings, Policy
 
-MAX_CONTENT_BYTES = 16 * 1024
 MAX_MEMBERS = 500
 
 

@@ -17,7 +17,9 @@ class AgentState(BaseModel):
     """Everything ``AgentWorkflow`` knows; handed whole to ``continue_as_new``."""
 
     manifest: AgentManifest
-    token_hash: str
+    token_id: str
+    """The id (``jti``) of the agent's first token; the token itself never enters history."""
+    token_expires_at: datetime
     offline_after_seconds: float
     continue_as_new_after_events: int = 10_000
     attention: AttentionState = AttentionState()
@@ -68,9 +70,26 @@ class StoreManifestInput(BaseModel):
 
 
 class StoreCredentialInput(BaseModel):
+    """Record a token id for an agent; ``revoke_others`` makes it the agent's only live one."""
+
     agent_id: str
-    token_hash: str
-    revoked: bool = False
+    token_id: str
+    expires_at: datetime
+    revoke_others: bool = False
+    at: datetime | None = None
+
+
+class RevokeCredentialsInput(BaseModel):
+    agent_id: str
+    at: datetime
+
+
+class TokenRotation(BaseModel):
+    """A new token id minted by the API; the workflow records it and revokes the rest."""
+
+    token_id: str
+    expires_at: datetime
+    correlation_id: str | None = None
 
 
 class PublishEventsInput(BaseModel):

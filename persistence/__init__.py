@@ -7,6 +7,7 @@ from persistence.agents import (
     OperatorRepository,
     decode_cursor,
 )
+from persistence.audit import AuditRepository
 from persistence.chats import ChatRepository, FloorRepository, MessageRepository
 from persistence.client import Database, open_database
 from persistence.errors import STORE_UNAVAILABLE
@@ -14,6 +15,7 @@ from persistence.errors import STORE_UNAVAILABLE
 __all__ = [
     "STORE_UNAVAILABLE",
     "AgentRepository",
+    "AuditRepository",
     "AttentionRepository",
     "ChatRepository",
     "MessageRepository",

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import base64
+import json
+from datetime import datetime
 from typing import Any
 
 from pymongo.errors import DuplicateKeyError
@@ -78,48 +80,57 @@ class AgentRepository:
 
 
 class CredentialRepository:
-    """``agent_credentials``: a token's keyed hash and whom it belongs to; never the token."""
+    """``credentials``: one document per issued token id (the JWT's ``jti``), never the
+    token itself. A token is accepted only while its id is here and not revoked."""
 
     def __init__(self, database: Database) -> None:
-        self._credentials = database.db["agent_credentials"]
+        self._credentials = database.db["credentials"]
 
-    async def put(self, agent_id: str, token_hash: str, *, revoked: bool) -> None:
+    async def put(self, token_id: str, subject: str, role: str, expires_at: datetime) -> None:
+        """Record an issued token id (idempotent: a retried write changes nothing)."""
         await self._credentials.update_one(
-            {"_id": token_hash},
-            {"$set": {"agent_id": agent_id, "revoked": revoked}},
+            {"_id": token_id},
+            {"$setOnInsert": {"subject": subject, "role": role, "expires_at": expires_at,
+                              "revoked_at": None}},
             upsert=True,
-        )
+        )  # fmt: skip
 
-    async def agent_for(self, token_hash: str) -> str | None:
-        """The agent a live token belongs to, or None for an unknown or revoked token."""
-        doc = await self._credentials.find_one({"_id": token_hash})
-        if doc is None or doc.get("revoked"):
-            return None
-        return doc["agent_id"]
+    async def revoke_subject(
+        self, subject: str, role: str, at: datetime, *, keep: str | None = None
+    ) -> int:
+        """Revoke every live token of a subject, except ``keep`` (a rotation's new one)."""
+        query: dict[str, Any] = {"subject": subject, "role": role, "revoked_at": None}
+        if keep is not None:
+            query["_id"] = {"$ne": keep}
+        result = await self._credentials.update_many(query, {"$set": {"revoked_at": at}})
+        return result.modified_count
+
+    async def is_live(self, token_id: str, subject: str, role: str) -> bool:
+        doc = await self._credentials.find_one({"_id": token_id})
+        return (
+            doc is not None
+            and doc.get("revoked_at") is None
+            and doc.get("subject") == subject
+            and doc.get("role") == role
+        )
 
 
 class OperatorRepository:
-    """``operators`` and their credentials: people or programs that run agents.
+    """``operators``: people or programs that run agents.
 
     Operators are registered by an admin through the API (no workflow: they have no
-    life to orchestrate); their token, like an agent's, is stored only as a keyed hash.
+    life to orchestrate); their tokens are JWTs recorded in ``credentials``.
     """
 
     def __init__(self, database: Database) -> None:
         self._operators = database.db["operators"]
-        self._credentials = database.db["operator_credentials"]
 
-    async def create(self, operator_id: str, name: str, token_hash: str, at) -> bool:
+    async def create(self, operator_id: str, name: str, at: datetime) -> bool:
         try:
             await self._operators.insert_one({"_id": operator_id, "name": name, "created_at": at})
         except DuplicateKeyError:
             return False
-        await self._credentials.insert_one({"_id": token_hash, "operator_id": operator_id})
         return True
-
-    async def operator_for(self, token_hash: str) -> str | None:
-        doc = await self._credentials.find_one({"_id": token_hash})
-        return doc["operator_id"] if doc else None
 
 
 class AttentionRepository:
@@ -128,6 +139,7 @@ class AttentionRepository:
     def __init__(self, database: Database) -> None:
         self._states = database.db["agent_attention_states"]
         self._contexts = database.db["dialogue_contexts"]
+        self._cipher = database.cipher
 
     async def put_state(self, agent_id: str, view: dict) -> None:
         await self._states.replace_one({"_id": agent_id}, {"_id": agent_id, **view}, upsert=True)
@@ -136,15 +148,24 @@ class AttentionRepository:
         return await self._states.find_one({"_id": agent_id})
 
     async def get_context(self, agent_id: str, chat_id: str) -> dict:
-        doc = await self._contexts.find_one({"_id": f"{agent_id}|{chat_id}"})
-        return doc or {"summary": "", "history": [], "last_seq": 0}
+        """The saved context of one dialogue; its summary and lines are message content,
+        so they are stored sealed like messages."""
+        key = f"{agent_id}|{chat_id}"
+        doc = await self._contexts.find_one({"_id": key})
+        if doc is None:
+            return {"summary": "", "history": [], "last_seq": 0}
+        opened = json.loads(self._cipher.open(doc["sealed"], key))
+        return {"summary": opened["summary"], "history": opened["history"],
+                "last_seq": doc["last_seq"]}  # fmt: skip
 
     async def put_context(
         self, agent_id: str, chat_id: str, summary: str, history: list[dict], last_seq: int
     ) -> None:
+        key = f"{agent_id}|{chat_id}"
+        sealed = self._cipher.seal(json.dumps({"summary": summary, "history": history}), key)
         await self._contexts.replace_one(
-            {"_id": f"{agent_id}|{chat_id}"},
-            {"_id": f"{agent_id}|{chat_id}", "agent_id": agent_id, "chat_id": chat_id,
-             "summary": summary, "history": history, "last_seq": last_seq},
+            {"_id": key},
+            {"_id": key, "agent_id": agent_id, "chat_id": chat_id, "sealed": sealed,
+             "last_seq": last_seq},
             upsert=True,
         )  # fmt: skip

@@ -122,6 +122,20 @@ class MessageRepository:
 
     def __init__(self, database: Database) -> None:
         self._messages = database.db["messages"]
+        self._cipher = database.cipher
+
+    def _to_doc(self, message: Message) -> dict:
+        """The stored form: the content sealed with AES-GCM under the current key, bound
+        to the message id; the key id is kept with it (``content_sealed.kid``)."""
+        doc = message.model_dump(mode="python", by_alias=True, exclude={"content"})
+        doc["_id"] = message.message_id
+        doc["content_sealed"] = self._cipher.seal(message.content, message.message_id)
+        return doc
+
+    def _from_doc(self, doc: dict) -> Message:
+        doc = dict(doc)
+        doc["content"] = self._cipher.open(doc.pop("content_sealed"), doc["_id"])
+        return Message.model_validate(doc)
 
     async def store(self, messages: list[Message]) -> int:
         """Insert the batch; a message already stored (a retried batch) is left as it is.
@@ -130,9 +144,7 @@ class MessageRepository:
         Inserts, not replace-upserts: FerretDB v1 takes minutes for a bulk of
         replace-upserts that meet existing documents, and milliseconds for this.
         """
-        docs = [
-            m.model_dump(mode="python", by_alias=True) | {"_id": m.message_id} for m in messages
-        ]
+        docs = [self._to_doc(m) for m in messages]
         try:
             result = await self._messages.insert_many(docs, ordered=False)
         except BulkWriteError as exc:
@@ -149,7 +161,7 @@ class MessageRepository:
             .limit(limit)
             .to_list()
         )
-        return [Message.model_validate(doc) for doc in docs]
+        return [self._from_doc(doc) for doc in docs]
 
     async def count(self, chat_id: str) -> int:
         return await self._messages.count_documents({"chat_id": chat_id})

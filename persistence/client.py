@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from pymongo import ASCENDING, AsyncMongoClient, IndexModel
 from pymongo.asynchronous.database import AsyncDatabase
 
+from core.crypto import ContentCipher
 from core.settings import Settings
 
 INDEXES: dict[str, list[IndexModel]] = {
@@ -14,7 +15,11 @@ INDEXES: dict[str, list[IndexModel]] = {
         IndexModel([("status", ASCENDING)], name="status"),
         IndexModel([("available_resources.name", ASCENDING)], name="available_resources"),
     ],
-    "agent_credentials": [IndexModel([("agent_id", ASCENDING)], name="agent_id")],
+    "credentials": [IndexModel([("subject", ASCENDING)], name="subject")],
+    "audit_log": [
+        IndexModel([("at", ASCENDING)], name="at"),
+        IndexModel([("actor", ASCENDING)], name="actor"),
+    ],
     "messages": [
         IndexModel([("chat_id", ASCENDING), ("seq", ASCENDING)], name="chat_seq"),
         IndexModel([("to", ASCENDING), ("timestamp", ASCENDING)], name="to_timestamp"),
@@ -30,10 +35,12 @@ INDEXES: dict[str, list[IndexModel]] = {
 
 @dataclass
 class Database:
-    """The client and the database one process works in."""
+    """The client and the database one process works in, and the cipher that seals
+    message content at rest (so every repository seals and opens it the same way)."""
 
     client: AsyncMongoClient
     db: AsyncDatabase
+    cipher: ContentCipher
 
     async def ping(self) -> None:
         await self.db.command("ping")
@@ -50,7 +57,7 @@ async def open_database(settings: Settings, *, create_indexes: bool = True) -> D
         serverSelectionTimeoutMS=int(settings.readiness_timeout_seconds * 1000) + 3000,
         appname="agora",
     )
-    database = Database(client, client[settings.mongodb_db])
+    database = Database(client, client[settings.mongodb_db], ContentCipher.from_settings(settings))
     if create_indexes:
         await ensure_indexes(database)
     return database

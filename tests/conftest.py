@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
 import time
 import uuid
@@ -28,6 +29,7 @@ from cli.stack import Ports, Stack, free_port
 from core.settings import Settings
 from core.temporal import connect_temporal
 from persistence import Database, open_database
+from tests.helpers import app_client
 from workers.registry import build_workers
 
 T = TypeVar("T")
@@ -64,6 +66,11 @@ def settings(stack: Stack) -> Settings:
         admin_token=f"admin-{unique}-{uuid.uuid4().hex}",
         token_secret=f"secret-{uuid.uuid4().hex}",
         agent_offline_after_seconds=60,
+        # bursts in these tests are the point; the limits' own tests set small bounds
+        rate_per_token_per_second=10_000,
+        rate_burst_per_token=10_000,
+        messages_per_agent_per_minute=1_000_000,
+        message_burst_per_agent=10_000,
     )
 
 
@@ -99,16 +106,6 @@ async def worker(
         for worker in build_workers(temporal_client, settings, database, bus):
             await running.enter_async_context(worker)
         yield
-
-
-@contextlib.asynccontextmanager
-async def app_client(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
-    """The app in process with its lifespan run."""
-    app = create_app(settings)
-    async with app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://agora.test") as client:
-            yield client
 
 
 @pytest_asyncio.fixture
@@ -157,6 +154,11 @@ def settings_env(settings: Settings) -> dict[str, str]:
             continue
         if hasattr(value, "get_secret_value"):
             value = value.get_secret_value()
+        if isinstance(value, dict):
+            value = json.dumps(
+                {k: v.get_secret_value() if hasattr(v, "get_secret_value") else v
+                 for k, v in value.items()}
+            )  # fmt: skip
         env[f"AGORA_{name.upper()}"] = str(value)
     return env
 

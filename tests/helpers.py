@@ -9,11 +9,23 @@ import signal
 import subprocess
 import sys
 import uuid
-from collections.abc import Awaitable
+from collections.abc import AsyncIterator, Awaitable
 from dataclasses import dataclass
 
 import httpx
 import websockets
+
+
+@contextlib.asynccontextmanager
+async def app_client(settings) -> AsyncIterator[httpx.AsyncClient]:
+    """The app in process with its lifespan run."""
+    from api.app import create_app
+
+    app = create_app(settings)
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://agora.test") as client:
+            yield client
 
 
 def bearer(token: str) -> dict[str, str]:

@@ -54,6 +54,7 @@ def build_worker(
         activities=[
             store.store_manifest,
             store.store_credential,
+            store.revoke_credentials,
             store.store_chat,
             store.store_messages,
             store.store_read_marks,

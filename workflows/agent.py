@@ -26,10 +26,12 @@ with workflow.unsafe.imports_passed_through():
         MemberRetired,
         PublishEventsInput,
         RetireRequest,
+        RevokeCredentialsInput,
         RoomChange,
         StoreAttentionInput,
         StoreCredentialInput,
         StoreManifestInput,
+        TokenRotation,
     )
     from workflows import options
     from workflows.attention import choose_focus, scores
@@ -51,6 +53,7 @@ class AgentWorkflow:
     @workflow.init
     def __init__(self, start: AgentStart) -> None:
         self.state = start.state
+        self._rotations = 0
         self._status_attribute = str(start.state.manifest.status)
 
     @workflow.run
@@ -69,7 +72,11 @@ class AgentWorkflow:
             )
             await workflow.execute_activity_method(
                 StoreActivities.store_credential,
-                StoreCredentialInput(agent_id=state.manifest.agent_id, token_hash=state.token_hash),
+                StoreCredentialInput(
+                    agent_id=state.manifest.agent_id,
+                    token_id=state.token_id,
+                    expires_at=state.token_expires_at,
+                ),
                 **options.STORE,
             )
             state.credential_stored = True
@@ -242,6 +249,31 @@ class AgentWorkflow:
         )
         return self.state.manifest
 
+    @workflow.update
+    async def rotate_token(self, rotation: TokenRotation) -> None:
+        """Make a new token id the agent's only live one (the API minted the token)."""
+        self._rotations += 1
+        try:
+            await workflow.execute_activity_method(
+                StoreActivities.store_credential,
+                StoreCredentialInput(
+                    agent_id=self.state.manifest.agent_id,
+                    token_id=rotation.token_id,
+                    expires_at=rotation.expires_at,
+                    revoke_others=True,
+                    at=workflow.now(),
+                ),
+                **options.STORE,
+            )
+        finally:
+            self._rotations -= 1
+        self._emit("agent.token_rotated", {"agent_id": self.state.manifest.agent_id},
+                   rotation.correlation_id)  # fmt: skip
+
+    @rotate_token.validator
+    def _validate_rotate(self, rotation: TokenRotation) -> None:
+        self._reject_if_retired()
+
     @retire.validator
     def _validate_retire(self, request: RetireRequest) -> None:
         self._reject_if_retired()
@@ -265,11 +297,11 @@ class AgentWorkflow:
     async def _flush(self) -> None:
         state = self.state
         if state.retiring and not state.retired:
+            # a rotation in flight records its token first; then every token is revoked
+            await workflow.wait_condition(lambda: self._rotations == 0)
             await workflow.execute_activity_method(
-                StoreActivities.store_credential,
-                StoreCredentialInput(
-                    agent_id=state.manifest.agent_id, token_hash=state.token_hash, revoked=True
-                ),
+                StoreActivities.revoke_credentials,
+                RevokeCredentialsInput(agent_id=state.manifest.agent_id, at=workflow.now()),
                 **options.STORE,
             )
             for chat_id in list(state.manifest.room_participation):

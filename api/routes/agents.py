@@ -22,11 +22,12 @@ from api.deps import (
     ExistingAgent,
     IntroducerPrincipal,
     LiveOwnAgent,
+    Public,
     SettingsDep,
     TemporalDep,
+    TokensDep,
 )
 from api.metrics import count
-from core.security import hash_token, new_agent_token
 from core.temporal import AGENT_ID, KIND, STATUS
 from llm import UnknownModel, chat_model
 from models.agents import (
@@ -41,6 +42,7 @@ from models.agents import (
     OperatorCreate,
     OperatorCreated,
     PublicProfile,
+    TokenIssued,
 )
 from models.attention import AttentionUpdate, AttentionView
 from models.workflow_io import (
@@ -50,8 +52,9 @@ from models.workflow_io import (
     Heartbeat,
     ManifestChange,
     RetireRequest,
+    TokenRotation,
 )
-from persistence import AgentRepository, OperatorRepository, decode_cursor
+from persistence import AgentRepository, CredentialRepository, OperatorRepository, decode_cursor
 from workflows.agent import AgentWorkflow, agent_workflow_id
 
 router = APIRouter(prefix="/agents", tags=["agents"])
@@ -72,13 +75,14 @@ async def create_agent(
     database: DatabaseDep,
     cid: CorrelationId,
     request: Request,
+    tokens: TokensDep,
 ) -> AgentCreated:
     """Introduce an agent: starts its workflow, which stores the manifest and announces it."""
     agent_id = body.agent_id or _new_agent_id()
     if await AgentRepository(database).exists(agent_id):
         raise HTTPException(status.HTTP_409_CONFLICT, f"agent {agent_id} already exists")
-    token = new_agent_token()
     now = datetime.now(UTC)
+    issued = tokens.issue(agent_id, "agent", now=now)
     manifest = AgentManifest(
         agent_id=agent_id,
         status=AgentStatus(body.status),
@@ -101,7 +105,8 @@ async def create_agent(
         brain=body.brain,
         llm_task_queue=settings.llm_task_queue,
         manifest=manifest,
-        token_hash=hash_token(token, settings.token_secret.get_secret_value()),
+        token_id=issued.token_id,
+        token_expires_at=issued.expires_at,
         offline_after_seconds=settings.agent_offline_after_seconds,
         continue_as_new_after_events=settings.continue_as_new_after_events,
     )
@@ -125,7 +130,9 @@ async def create_agent(
         AgentWorkflow.introduce, start_workflow_operation=start
     )
     count(request, "agent_introduced")
-    return AgentCreated(agent_id=agent_id, token=token, manifest=stored)
+    return AgentCreated(
+        agent_id=agent_id, token=issued.token, token_expires_at=issued.expires_at, manifest=stored
+    )
 
 
 @router.get("", response_model=AgentPage)
@@ -157,7 +164,7 @@ async def read_agent(_: CurrentPrincipal, manifest: ExistingAgent) -> AgentManif
     return manifest
 
 
-@router.get("/{agent_id}/card", response_model=AgentCard)
+@router.get("/{agent_id}/card", response_model=AgentCard, dependencies=[Public])
 async def read_agent_card(manifest: ExistingAgent, settings: SettingsDep) -> AgentCard:
     """An A2A-style Agent Card, public like A2A's; presence is an Agora extension."""
     base = f"{settings.api_url}/v1/agents/{manifest.agent_id}"
@@ -235,19 +242,45 @@ async def retire_agent(
     return await handle.execute_update(AgentWorkflow.retire, RetireRequest(correlation_id=cid))
 
 
+@router.post("/{agent_id}/tokens", status_code=status.HTTP_201_CREATED, response_model=TokenIssued)
+async def rotate_token(
+    agent: LiveOwnAgent, tokens: TokensDep, temporal: TemporalDep, cid: CorrelationId
+) -> TokenIssued:
+    """Issue a new token and revoke every earlier one (the agent itself, its operator, an
+    admin). The agent's workflow records it, so a rotation and a retirement never cross."""
+    issued = tokens.issue(agent.agent_id, "agent")
+    handle = temporal.get_workflow_handle_for(AgentWorkflow.run, agent_workflow_id(agent.agent_id))
+    rotation = TokenRotation(
+        token_id=issued.token_id, expires_at=issued.expires_at, correlation_id=cid
+    )
+    await handle.execute_update(AgentWorkflow.rotate_token, rotation)
+    return TokenIssued(
+        agent_id=agent.agent_id,
+        token=issued.token,
+        token_id=issued.token_id,
+        expires_at=issued.expires_at,
+    )
+
+
 operators = APIRouter(prefix="/operators", tags=["operators"])
 
 
 @operators.post("", status_code=status.HTTP_201_CREATED, response_model=OperatorCreated)
 async def create_operator(
-    body: OperatorCreate, _: AdminPrincipal, settings: SettingsDep, database: DatabaseDep
+    body: OperatorCreate, _: AdminPrincipal, tokens: TokensDep, database: DatabaseDep
 ) -> OperatorCreated:
     """Register an operator (admin): it introduces, changes and retires its own agents."""
-    token = new_agent_token()
-    hashed = hash_token(token, settings.token_secret.get_secret_value())
-    created = await OperatorRepository(database).create(
-        body.operator_id, body.name, hashed, datetime.now(UTC)
-    )
+    now = datetime.now(UTC)
+    created = await OperatorRepository(database).create(body.operator_id, body.name, now)
     if not created:
         raise HTTPException(status.HTTP_409_CONFLICT, f"operator {body.operator_id} exists")
-    return OperatorCreated(operator_id=body.operator_id, name=body.name, token=token)
+    issued = tokens.issue(body.operator_id, "operator", now=now)
+    await CredentialRepository(database).put(
+        issued.token_id, body.operator_id, "operator", issued.expires_at
+    )
+    return OperatorCreated(
+        operator_id=body.operator_id,
+        name=body.name,
+        token=issued.token,
+        token_expires_at=issued.expires_at,
+    )

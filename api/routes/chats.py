@@ -19,6 +19,7 @@ from api.deps import (
     CorrelationId,
     CurrentPrincipal,
     DatabaseDep,
+    OwnedChat,
     PathAgentId,
     SettingsDep,
     TemporalDep,
@@ -151,7 +152,7 @@ async def read_chat(view: VisibleChat) -> ChatPublic:
 
 
 @router.delete("/{chat_id}", response_model=ChatPublic)
-async def close_chat(view: VisibleChat, temporal: TemporalDep, cid: CorrelationId) -> ChatPublic:
+async def close_chat(view: OwnedChat, temporal: TemporalDep, cid: CorrelationId) -> ChatPublic:
     """Close the chat (owner): no more messages; the history stays readable."""
     handle = temporal.get_workflow_handle_for(ChatWorkflow.run, chat_workflow_id(view.chat.chat_id))
     request = CloseChat(actor=view.actor, platform=view.principal.is_admin, correlation_id=cid)

@@ -4,9 +4,15 @@ from __future__ import annotations
 
 from fastapi import APIRouter, HTTPException, Request, status
 
-from api.deps import CorrelationId, ReadableChat, TemporalDep, VisibleChat
+from api.deps import (
+    CorrelationId,
+    ManagedChat,
+    ModeratingChat,
+    PostingChat,
+    ReadableChat,
+    TemporalDep,
+)
 from api.metrics import count
-from models.chats import can_post
 from models.floor import FloorAsk, FloorGrant, FloorSettingsUpdate, FloorView
 from models.workflow_io import FloorCommand, FloorSettingsChange, FloorSignal
 from workflows.chat import ChatWorkflow, chat_workflow_id
@@ -26,15 +32,13 @@ def _command(view, cid, agent_id: str | None = None) -> FloorCommand:
 
 @router.post("", response_model=FloorView)
 async def request_floor(
-    body: FloorAsk, view: ReadableChat, temporal: TemporalDep, cid: CorrelationId, request: Request
+    body: FloorAsk, view: PostingChat, temporal: TemporalDep, cid: CorrelationId, request: Request
 ) -> FloorView:
     """Ask to speak (RTS): answers with your place in the queue, or with the grant."""
     if view.principal.agent_id is None:
         raise HTTPException(status.HTTP_403_FORBIDDEN, "only agents ask for the floor")
     if view.chat.speaker_policy is None:
         raise HTTPException(status.HTTP_409_CONFLICT, "this chat has no floor control")
-    if not can_post(view.role):
-        raise HTTPException(status.HTTP_403_FORBIDDEN, f"a {view.role} may not ask for the floor")
     handle = _handle(temporal, view)
     ask = FloorSignal(
         agent_id=view.actor, priority=body.priority, reason=body.reason, correlation_id=cid
@@ -64,7 +68,7 @@ async def read_floor(view: ReadableChat, temporal: TemporalDep) -> FloorView:
 
 @router.post("/grant", response_model=FloorView)
 async def grant_floor(
-    body: FloorGrant, view: ReadableChat, temporal: TemporalDep, cid: CorrelationId
+    body: FloorGrant, view: ModeratingChat, temporal: TemporalDep, cid: CorrelationId
 ) -> FloorView:
     """A moderator grants the floor to an agent that asked (``moderator`` policy)."""
     return await _handle(temporal, view).execute_update(
@@ -74,7 +78,7 @@ async def grant_floor(
 
 @router.patch("", response_model=FloorView)
 async def update_floor(
-    body: FloorSettingsUpdate, view: VisibleChat, temporal: TemporalDep, cid: CorrelationId
+    body: FloorSettingsUpdate, view: ManagedChat, temporal: TemporalDep, cid: CorrelationId
 ) -> FloorView:
     """Change the speaker policy or the turn limits (owner and admins)."""
     change = FloorSettingsChange(

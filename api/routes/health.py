@@ -9,7 +9,9 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
-router = APIRouter(tags=["health"])
+from api.deps import Public
+
+router = APIRouter(tags=["health"], dependencies=[Public])
 
 
 class Health(BaseModel):

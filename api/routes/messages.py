@@ -6,10 +6,17 @@ from typing import Annotated
 
 from fastapi import APIRouter, Header, HTTPException, Query, Request, status
 
-from api.deps import CorrelationId, DatabaseDep, ReadableChat, TemporalDep
+from api.deps import (
+    CorrelationId,
+    DatabaseDep,
+    PostingChat,
+    ReadableChat,
+    SettingsDep,
+    TemporalDep,
+)
+from api.limits import MessageQuota
 from api.metrics import count
 from models.chats import (
-    MAX_CONTENT_BYTES,
     MessagePage,
     MessagePost,
     MessagePublic,
@@ -40,16 +47,19 @@ IdempotencyKey = Annotated[
 )
 async def create_message(
     body: MessagePost,
-    view: ReadableChat,
+    view: PostingChat,
     temporal: TemporalDep,
     cid: CorrelationId,
     request: Request,
+    settings: SettingsDep,
+    _quota: MessageQuota,
     idempotency_key: IdempotencyKey = None,
 ) -> Posted:
     """Post: the chat workflow checks the right to post and assigns the next ``seq``."""
-    if len(body.content.encode()) > MAX_CONTENT_BYTES:
+    if len(body.content.encode()) > settings.max_message_bytes:
         raise HTTPException(
-            status.HTTP_413_CONTENT_TOO_LARGE, f"content: at most {MAX_CONTENT_BYTES} bytes"
+            status.HTTP_413_CONTENT_TOO_LARGE,
+            f"content: at most {settings.max_message_bytes} bytes",
         )
     post = PostMessage(
         sender=view.actor,

@@ -8,8 +8,10 @@ import logging
 
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect, status
 
+from api.audit import audit_websocket
 from api.deps import authenticate
 from bus import InboxBusy, open_inbox
+from core.security import InvalidToken
 from models.events import EventEnvelope
 from persistence import ChatRepository
 
@@ -41,18 +43,27 @@ async def stream_events(websocket: WebSocket, agent_id: str) -> None:
         await websocket.close(code=status.WS_1013_TRY_AGAIN_LATER, reason="not ready")
         return
     token = _token(websocket)
-    principal = await authenticate(token, settings, deps.database) if token else None
-    if principal is None:
-        await websocket.close(code=4401, reason="invalid or missing token")
+    principal = None
+
+    async def refuse(code: int, reason: str) -> None:
+        await audit_websocket(deps.database, principal, agent_id, code, reason)
+        await websocket.close(code=code, reason=reason)
+
+    try:
+        if not token:
+            raise InvalidToken("missing token")
+        principal = await authenticate(token, settings, deps.database, websocket.app.state.tokens)
+    except InvalidToken as exc:
+        await refuse(4401, str(exc))
         return
     if principal.agent_id != agent_id:
-        await websocket.close(code=4403, reason="an agent reads only its own stream")
+        await refuse(4403, "an agent reads only its own stream")
         return
     chats = ChatRepository(deps.database)
     try:
         inbox = await open_inbox(deps.bus, agent_id)
     except InboxBusy:
-        await websocket.close(code=4409, reason="another stream of this agent is open")
+        await refuse(4409, "another stream of this agent is open")
         return
     closed = asyncio.Event()
 

@@ -33,7 +33,8 @@ async def test_introduction_answers_with_a_token_and_the_stored_manifest(api, ad
         available_resources=[{"kind": "skill", "name": "statistics"}],
     )
     assert created["agent_id"] == f"ada-{uid}"
-    assert created["token"].startswith("agora_")
+    assert created["token"].count(".") == 2  # a JWT
+    assert created["token_expires_at"] > created["manifest"]["created_at"]
     manifest = created["manifest"]
     assert manifest["status"] == "active"
     assert manifest["public_profile"] == {

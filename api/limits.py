@@ -1,0 +1,144 @@
+"""Bounds on what one caller can ask: body size, request rate per token, messages per agent.
+
+Past a bound the API answers 413 or 429 with ``Retry-After`` before any route runs, so
+neither MongoDB nor a Temporal worker is reached. The buckets live in the API process:
+behind several API replicas each replica enforces its own share (README, Security).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import time
+from collections import OrderedDict
+from typing import Annotated
+
+from fastapi import Depends, HTTPException, Request, status
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from api.deps import ChatView, PostingChat
+from core.settings import Settings
+
+EXEMPT = ("/healthz", "/readyz", "/metrics")
+
+
+class TokenBucket:
+    """Token buckets by key: ``rate`` per second, at most ``burst`` saved up.
+
+    ``take`` answers 0.0 when the request may go, else the seconds until it may. Memory
+    is bounded: past ``max_keys`` the least recently used key is forgotten (a full
+    bucket, the state a forgotten key would come back to after a pause anyway).
+    """
+
+    def __init__(self, rate: float, burst: int, max_keys: int = 100_000) -> None:
+        self.rate = rate
+        self.burst = burst
+        self.max_keys = max_keys
+        self._buckets: OrderedDict[str, tuple[float, float]] = OrderedDict()
+
+    def take(self, key: str, now: float | None = None) -> float:
+        now = time.monotonic() if now is None else now
+        tokens, last = self._buckets.pop(key, (float(self.burst), now))
+        tokens = min(float(self.burst), tokens + max(0.0, now - last) * self.rate)
+        if tokens >= 1.0:
+            wait, tokens = 0.0, tokens - 1.0
+        else:
+            wait = (1.0 - tokens) / self.rate
+        self._buckets[key] = (tokens, now)
+        while len(self._buckets) > self.max_keys:
+            self._buckets.popitem(last=False)
+        return wait
+
+
+def retry_after(wait: float) -> str:
+    return str(max(1, math.ceil(wait)))
+
+
+def _caller_key(scope: Scope) -> str:
+    """The token (hashed: keys are never secrets) or, without one, the client address."""
+    for name, value in scope.get("headers", []):
+        if name == b"authorization":
+            return "token:" + hashlib.sha256(value).hexdigest()[:32]
+    client = scope.get("client")
+    return "ip:" + (client[0] if client else "unknown")
+
+
+async def _refuse(send: Send, code: int, detail: str, headers: dict[str, str]) -> None:
+    body = json.dumps({"detail": detail}).encode()
+    raw = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+    raw += [(k.lower().encode(), v.encode()) for k, v in headers.items()]
+    await send({"type": "http.response.start", "status": code, "headers": raw})
+    await send({"type": "http.response.body", "body": body})
+
+
+class RequestLimits:
+    """ASGI middleware: the per-token request rate and the request body size."""
+
+    def __init__(self, app: ASGIApp, settings: Settings) -> None:
+        self.app = app
+        self.max_body = settings.max_body_bytes
+        self.buckets = TokenBucket(
+            settings.rate_per_token_per_second, settings.rate_burst_per_token
+        )
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["path"] in EXEMPT:
+            await self.app(scope, receive, send)
+            return
+        wait = self.buckets.take(_caller_key(scope))
+        if wait > 0:
+            scope.setdefault("state", {})["limited"] = "request rate"
+            await _refuse(send, 429, "too many requests for this token; slow down",
+                          {"Retry-After": retry_after(wait)})  # fmt: skip
+            return
+        length = dict(scope.get("headers", [])).get(b"content-length")
+        if length is not None and length.isdigit() and int(length) > self.max_body:
+            await _refuse(send, 413, f"request body over {self.max_body} bytes", {})
+            return
+        await self.app(scope, self._bounded(receive, send), send)
+
+    def _bounded(self, receive: Receive, send: Send) -> Receive:
+        """A body sent without a length (chunked) is cut off at the bound with a 413."""
+        seen = 0
+
+        async def bounded_receive() -> Message:
+            nonlocal seen
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > self.max_body:
+                    raise HTTPException(
+                        status.HTTP_413_CONTENT_TOO_LARGE,
+                        f"request body over {self.max_body} bytes",
+                    )
+            return message
+
+        return bounded_receive
+
+
+def _message_buckets(request: Request) -> TokenBucket:
+    return request.app.state.message_buckets
+
+
+async def message_quota(request: Request, view: PostingChat) -> ChatView:
+    """Each agent posts at most ``messages_per_agent_per_minute`` (with a burst); the
+    429 comes before the chat workflow is asked."""
+    wait = _message_buckets(request).take(view.actor)
+    if wait > 0:
+        request.state.limited = "message rate"
+        raise HTTPException(
+            status.HTTP_429_TOO_MANY_REQUESTS,
+            f"{view.actor} is posting too fast; retry later",
+            headers={"Retry-After": retry_after(wait)},
+        )
+    return view
+
+
+MessageQuota = Annotated[ChatView, Depends(message_quota)]
+
+
+def message_buckets(settings: Settings) -> TokenBucket:
+    return TokenBucket(
+        settings.messages_per_agent_per_minute / 60.0, settings.message_burst_per_agent
+    )
