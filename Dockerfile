@@ -16,4 +16,5 @@ COPY cli cli
 RUN pip install --no-cache-dir . && useradd --system agora
 USER agora
 EXPOSE 8000
-CMD ["uvicorn", "api.app:create_app", "--factory", "--host", "0.0.0.0", "--port", "8000"]
+ENV AGORA_API_HOST=0.0.0.0
+CMD ["python", "-m", "api"]

@@ -33,9 +33,12 @@ CAST = [
 class Transcript(threading.Thread):
     """The visitor's live stream, printed as it happens; stops after ``quiet`` silent seconds."""
 
-    def __init__(self, url: str, token: str, names: dict[str, str], rooms: dict[str, str]):
+    def __init__(
+        self, url: str, token: str, names: dict[str, str], rooms: dict[str, str], verify=True
+    ):
         super().__init__(daemon=True)
         self.url, self.token, self.names, self.rooms = url, token, names, rooms
+        self.ssl = verify if url.startswith("wss") and verify is not True else None
         self.events: list[dict] = []
         self.stop = threading.Event()
         self.started_at = time.monotonic()
@@ -45,7 +48,7 @@ class Transcript(threading.Thread):
         from websockets.sync.client import connect
 
         headers = {"Authorization": f"Bearer {self.token}"}
-        with connect(self.url, additional_headers=headers) as ws:
+        with connect(self.url, additional_headers=headers, ssl=self.ssl) as ws:
             while not self.stop.is_set():
                 try:
                     event = json.loads(ws.recv(timeout=0.2))
@@ -86,7 +89,8 @@ def main() -> int:
     def aid(slug: str) -> str:
         return f"{slug}-{run}"
 
-    with httpx.Client(base_url=api_url, timeout=60) as http:
+    verify = stack.http_verify()
+    with httpx.Client(base_url=api_url, timeout=60, verify=verify) as http:
         ready = http.get("/readyz").json()
         console.rule("[bold]Agora demo")
         console.print(f"ready: {ready['checks']}")
@@ -137,7 +141,7 @@ def main() -> int:
         names["platform"] = "platform"
         rooms: dict[str, str] = {}
         stream_url = api_url.replace("http", "ws", 1) + f"/v1/agents/{aid('visitor')}/stream"
-        transcript = Transcript(stream_url, tokens["visitor"], names, rooms)
+        transcript = Transcript(stream_url, tokens["visitor"], names, rooms, verify)
         transcript.start()
         time.sleep(0.3)
 

@@ -24,11 +24,20 @@ HomeOption = typer.Option(
 )
 
 
+TlsOption = typer.Option(
+    False,
+    "--tls",
+    envvar="AGORA_LOCAL_TLS",
+    help="Run every service on TLS with a throwaway CA (API on HTTPS, MongoDB TLS and "
+    "SCRAM, AMQPS).",
+)
+
+
 @app.command()
-def up(home: Path = HomeOption) -> None:
+def up(home: Path = HomeOption, tls: bool = TlsOption) -> None:
     """Start Temporal, FerretDB, RabbitMQ, the worker and the API; wait until /readyz is green."""
-    stack = Stack.load(home)
     try:
+        stack = Stack.load(home, tls=tls)
         with console.status("starting the local stack") as status:
             outcome = stack.up(progress=lambda text: status.update(text))
     except StackError as exc:
@@ -38,10 +47,12 @@ def up(home: Path = HomeOption) -> None:
         console.print(f"  {name:9} {what}")
     ports = stack.ports
     console.print(
-        f"\nAPI docs     http://127.0.0.1:{ports.api}/docs\n"
+        f"\nAPI docs     {stack.env()['AGORA_API_URL']}/docs\n"
         f"Temporal UI  http://127.0.0.1:{ports.temporal_ui}\n"
         f"Settings     source {stack.home / 'env'}"
     )
+    if stack.certs is not None:
+        console.print(f"TLS          throwaway CA at {stack.certs.ca_file}")
 
 
 @app.command()

@@ -13,9 +13,11 @@ import json
 import os
 import random
 import secrets
+import shlex
 import shutil
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import time
@@ -23,10 +25,13 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from cli.tls import local_certificates
 from core.temporal import SEARCH_ATTRIBUTES
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 RABBITMQ_BIN = Path("/usr/lib/rabbitmq/bin")
+MONGODB_USER = "agora"
+MONGODB_AUTH_DB = "admin"
 
 
 class StackError(RuntimeError):
@@ -69,10 +74,18 @@ def port_open(port: int, host: str = "127.0.0.1", timeout: float = 0.5) -> bool:
         return False
 
 
-def amqp_answers(port: int, host: str = "127.0.0.1", timeout: float = 2.0) -> bool:
-    """True when an AMQP 0-9-1 broker answers the protocol header with Connection.Start."""
+def amqp_answers(
+    port: int, host: str = "127.0.0.1", timeout: float = 2.0, ca_file: Path | None = None
+) -> bool:
+    """True when an AMQP 0-9-1 broker answers the protocol header with Connection.Start
+    (over TLS, checked against ``ca_file``, when one is given)."""
     try:
-        with socket.create_connection((host, port), timeout=timeout) as sock:
+        with socket.create_connection((host, port), timeout=timeout) as raw:
+            sock = raw
+            if ca_file is not None:
+                sock = ssl.create_default_context(cafile=str(ca_file)).wrap_socket(
+                    raw, server_hostname=host
+                )
             sock.settimeout(timeout)
             sock.sendall(b"AMQP\x00\x00\x09\x01")
             return sock.recv(1) == b"\x01"
@@ -133,11 +146,16 @@ class Stack:
     amqp_url: str | None = None
     with_ui: bool = True
     with_app: bool = True
+    tls: bool = False
+    """Every service Agora talks to on TLS with a throwaway CA (``AGORA_LOCAL_TLS=1``):
+    the API on HTTPS, FerretDB on its TLS listener with a SCRAM user, RabbitMQ on AMQPS.
+    Temporal's dev server has no TLS listener; it stays on loopback."""
 
     def __post_init__(self) -> None:
         self.home = self.home.resolve()
         for sub in ("data", "logs", "run"):
             (self.home / sub).mkdir(parents=True, exist_ok=True)
+        self.certs = local_certificates(self.home) if self.tls else None
         self.mongodb_uri = self.mongodb_uri or os.environ.get("AGORA_MONGODB_URI")
         self.amqp_url = self.amqp_url or os.environ.get("AGORA_AMQP_URL")
 
@@ -165,20 +183,46 @@ class Stack:
             path.chmod(0o600)
         return path.read_text().strip()
 
+    @property
+    def mongodb_password(self) -> str:
+        path = self.home / "mongodb_password"
+        if not path.exists():
+            path.write_text(secrets.token_urlsafe(24))
+            path.chmod(0o600)
+        return path.read_text().strip()
+
     def env(self) -> dict[str, str]:
         """The settings every Agora process of this stack runs with."""
-        return {
+        env = {
             "AGORA_API_URL": f"http://127.0.0.1:{self.ports.api}",
+            "AGORA_API_PORT": str(self.ports.api),
             "AGORA_ADMIN_TOKEN": self.admin_token,
             "AGORA_TOKEN_SECRET": self.token_secret,
             "AGORA_MONGODB_URI": self.mongodb_uri or f"mongodb://127.0.0.1:{self.ports.mongodb}/",
             "AGORA_AMQP_URL": self.amqp_url or f"amqp://guest:guest@127.0.0.1:{self.ports.amqp}/",
             "AGORA_TEMPORAL_ADDRESS": f"127.0.0.1:{self.ports.temporal}",
         }
+        if self.certs is not None:
+            ca = self.certs.ca_file
+            env |= {
+                "AGORA_API_URL": f"https://127.0.0.1:{self.ports.api}",
+                "AGORA_TLS_CERT_FILE": str(self.certs.cert_file),
+                "AGORA_TLS_KEY_FILE": str(self.certs.key_file),
+                "AGORA_TLS_CA_FILE": str(ca),
+                "AGORA_MONGODB_URI": self.mongodb_uri
+                or (
+                    f"mongodb://{MONGODB_USER}:{self.mongodb_password}@127.0.0.1:"
+                    f"{self.ports.mongodb}/?tls=true&tlsCAFile={ca}"
+                    f"&authMechanism=SCRAM-SHA-256&authSource={MONGODB_AUTH_DB}"
+                ),
+                "AGORA_AMQP_URL": self.amqp_url
+                or f"amqps://guest:guest@127.0.0.1:{self.ports.amqp}/?cafile={ca}",
+            }
+        return env
 
     def write_env_file(self) -> Path:
         path = self.home / "env"
-        lines = [f"export {key}={value}" for key, value in self.env().items()]
+        lines = [f"export {key}={shlex.quote(value)}" for key, value in self.env().items()]
         path.write_text("\n".join(lines) + "\n")
         path.chmod(0o600)
         return path
@@ -229,13 +273,30 @@ class Stack:
             str(binary),
             "--handler=sqlite",
             f"--sqlite-url=file:{data}/",
-            f"--listen-addr=127.0.0.1:{self.ports.mongodb}",
             f"--debug-addr=127.0.0.1:{debug_port}",
             f"--state-dir={data}",
             "--telemetry=disable",
             "--log-level=warn",
         ]
-        return Service("ferretdb", self.ports.mongodb, argv, lambda: port_open(self.ports.mongodb))
+        env: dict[str, str] = {}
+        if self.certs is None:
+            argv.append(f"--listen-addr=127.0.0.1:{self.ports.mongodb}")
+        else:
+            # TLS only (no plain listener), and SCRAM users; the password goes by the
+            # environment, not the command line that ps shows
+            argv += [
+                "--listen-addr=",
+                f"--listen-tls=127.0.0.1:{self.ports.mongodb}",
+                f"--listen-tls-cert-file={self.certs.cert_file}",
+                f"--listen-tls-key-file={self.certs.key_file}",
+                "--test-enable-new-auth",
+                f"--setup-database={MONGODB_AUTH_DB}",
+                f"--setup-username={MONGODB_USER}",
+            ]
+            env["FERRETDB_SETUP_PASSWORD"] = self.mongodb_password
+        return Service(
+            "ferretdb", self.ports.mongodb, argv, lambda: port_open(self.ports.mongodb), env=env
+        )
 
     def rabbitmq(self) -> Service:
         server = RABBITMQ_BIN / "rabbitmq-server"
@@ -248,10 +309,27 @@ class Stack:
             plugins.write_text("[].\n")
         node = f"agora{self.ports.amqp}@localhost"
         dist_port = self.ports.rabbitmq_dist or free_port()
-        env = {
-            "RABBITMQ_NODENAME": node,
+        config = data / "rabbitmq.conf"
+        listener = {
             "RABBITMQ_NODE_IP_ADDRESS": "127.0.0.1",
             "RABBITMQ_NODE_PORT": str(self.ports.amqp),
+        }
+        if self.certs is None:
+            config.unlink(missing_ok=True)
+        else:
+            listener = {}  # AMQPS only: the plain listener is off
+            config.write_text(
+                "listeners.tcp = none\n"
+                f"listeners.ssl.default = 127.0.0.1:{self.ports.amqp}\n"
+                f"ssl_options.cacertfile = {self.certs.ca_file}\n"
+                f"ssl_options.certfile = {self.certs.cert_file}\n"
+                f"ssl_options.keyfile = {self.certs.key_file}\n"
+                "ssl_options.verify = verify_none\n"
+                "ssl_options.fail_if_no_peer_cert = false\n"
+            )
+        env = {
+            "RABBITMQ_NODENAME": node,
+            **listener,
             "RABBITMQ_DIST_PORT": str(dist_port),
             "ERL_EPMD_ADDRESS": "127.0.0.1",
             "RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS": "-kernel inet_dist_use_interface {127,0,0,1}",
@@ -275,7 +353,7 @@ class Stack:
             "rabbitmq",
             self.ports.amqp,
             [str(server)],
-            lambda: amqp_answers(self.ports.amqp),
+            lambda: amqp_answers(self.ports.amqp, ca_file=self._ca),
             env=env,
             stop=stop,
         )
@@ -290,21 +368,27 @@ class Stack:
         )
 
     def api(self) -> Service:
-        argv = [
-            sys.executable, "-m", "uvicorn", "api.app:create_app", "--factory",
-            "--host", "127.0.0.1", "--port", str(self.ports.api), "--no-access-log",
-        ]  # fmt: skip
+        argv = [sys.executable, "-m", "api"]
         return Service(
             "api", self.ports.api, argv, lambda: self._api_ready(), env=self.env(), start_timeout=60
         )
 
+    @property
+    def _ca(self) -> Path | None:
+        return self.certs.ca_file if self.certs else None
+
+    def http_verify(self) -> ssl.SSLContext | bool:
+        """What an HTTP client of this stack's API verifies the server with."""
+        if self.certs is None:
+            return True
+        return ssl.create_default_context(cafile=str(self.certs.ca_file))
+
     def _api_ready(self) -> bool:
         import httpx
 
+        url = self.env()["AGORA_API_URL"] + "/readyz"
         try:
-            return (
-                httpx.get(f"http://127.0.0.1:{self.ports.api}/readyz", timeout=3).status_code == 200
-            )
+            return httpx.get(url, timeout=3, verify=self.http_verify()).status_code == 200
         except httpx.HTTPError:
             return False
 
@@ -312,7 +396,7 @@ class Stack:
         services = [self.temporal()]
         if not self.mongodb_uri:
             services.append(self.ferretdb())
-        if not self.amqp_url or not amqp_answers(self._amqp_port()):
+        if not self.amqp_url or not amqp_answers(self._amqp_port(), ca_file=self._ca):
             services.append(self.rabbitmq())
         if self.with_app:
             services += [self.worker(), self.api()]
@@ -388,11 +472,13 @@ class Stack:
         )
 
     def up(self, progress: Callable[[str], None] = lambda _: None) -> dict[str, str]:
+        # written first, so that 'down' finds what a failed 'up' left running
+        (self.home / "ports.json").write_text(json.dumps(self.ports.__dict__))
+        (self.home / "stack.json").write_text(json.dumps({"tls": self.tls}))
         outcome: dict[str, str] = {}
         for service in self.services():
             outcome[service.name] = self.start(service, progress)
         self.write_env_file()
-        (self.home / "ports.json").write_text(json.dumps(self.ports.__dict__))
         return outcome
 
     def stop_service(self, name: str, stop: Callable[[], None] | None = None) -> bool:
@@ -439,11 +525,22 @@ class Stack:
         return out
 
     @classmethod
-    def load(cls, home: Path) -> Stack:
-        """The stack as ``up`` last left it (its ports), or a default one."""
+    def load(cls, home: Path, tls: bool | None = None) -> Stack:
+        """The stack as ``up`` last left it (its ports, TLS or not), or a default one.
+
+        Asking for the other mode than the one running is refused: ``make down`` first."""
         ports_file = home / "ports.json"
         ports = Ports(**json.loads(ports_file.read_text())) if ports_file.exists() else Ports()
-        return cls(home, ports)
+        mode_file = home / "stack.json"
+        running = json.loads(mode_file.read_text())["tls"] if mode_file.exists() else None
+        stack = cls(home, ports, tls=bool(running if tls is None else tls))
+        switching = tls is not None and running is not None and running != tls
+        if switching and any(stack.owned_pid(n) for n in ("temporal", "ferretdb", "rabbitmq")):
+            have, want = ("on", "off") if running else ("off", "on")
+            raise StackError(
+                "stack", f"the stack runs with TLS {have}; 'make down' before turning it {want}"
+            )
+        return stack
 
 
 APP_PROCESSES = ("worker", "api")

@@ -32,6 +32,8 @@ class Settings(BaseSettings):
     task_queue: str = "agora"
     llm_task_queue: str = "agora-llm"
     api_url: str = "http://127.0.0.1:8000"
+    api_host: str = "127.0.0.1"
+    api_port: int = Field(default=8000, ge=1, le=65535)
     llm_model: str = "offline"
     llm_base_url: str | None = None
     llm_concurrency: int = Field(default=4, ge=1, le=256)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from persistence import AttentionRepository
 from tests.conftest import eventually
 from tests.helpers import group, introduce, json_of
 
@@ -168,8 +169,10 @@ async def test_a_hosted_agent_resumes_each_dialogue_with_its_saved_context(api, 
     # back in a's dialogue, the host recalls a's question and its own first answer
     assert "second question from a" in second
     assert "recall 2 earlier lines" in second
-    saved = await database.db["dialogue_contexts"].find_one({"_id": f"{host.agent_id}|{with_b}"})
+    saved = await AttentionRepository(database).get_context(host.agent_id, with_b)
     assert [line["content"] for line in saved["history"]] == ["something else from b"]
+    raw = await database.db["dialogue_contexts"].find_one({"_id": f"{host.agent_id}|{with_b}"})
+    assert "history" not in raw and b"something else" not in raw["sealed"]["ct"]
 
 
 async def test_a_hosted_agent_stops_at_its_budget(api, admin, database):

@@ -1,0 +1,25 @@
+"""``python -m api``: serve the API with uvicorn, on HTTPS when a certificate is configured."""
+
+from __future__ import annotations
+
+import uvicorn
+
+from core.settings import get_settings
+
+
+def main() -> None:
+    settings = get_settings()
+    tls = settings.tls_cert_file is not None and settings.tls_key_file is not None
+    uvicorn.run(
+        "api.app:create_app",
+        factory=True,
+        host=settings.api_host,
+        port=settings.api_port,
+        access_log=False,
+        ssl_certfile=str(settings.tls_cert_file) if tls else None,
+        ssl_keyfile=str(settings.tls_key_file) if tls else None,
+    )
+
+
+if __name__ == "__main__":
+    main()
