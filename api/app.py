@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 from fastapi import FastAPI, Request, Response
+from fastapi.responses import JSONResponse
 from temporalio.client import Client
 
 from api import audit
@@ -107,7 +108,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         cid = request.headers.get("x-correlation-id") or str(uuid.uuid4())
         token = correlation_id.set(cid[:128])
         try:
-            response = await call_next(request)
+            response = await asyncio.wait_for(call_next(request), settings.request_timeout_seconds)
+        except TimeoutError:
+            log.warning("no answer in time: %s %s", request.method, request.url.path)
+            response = JSONResponse(
+                {"detail": "no answer in time; a retry with the same Idempotency-Key is safe"},
+                status_code=504,
+            )
         finally:
             correlation_id.reset(token)
         response.headers["X-Correlation-ID"] = cid[:128]

@@ -14,11 +14,12 @@ import uuid
 from datetime import UTC, datetime
 from typing import Annotated
 
-from fastapi import APIRouter, FastAPI, HTTPException, Query, Request, Response, status
+from fastapi import APIRouter, FastAPI, Query, Request, Response
 from fastapi.exception_handlers import http_exception_handler
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from api.deps import AdminPrincipal, DatabaseDep, Principal
+from api.errors import unprocessable
 from api.metrics import route_template
 from core.logging import correlation_id
 from models.audit import AuditPage, AuditRecord, Outcome, outcome_of
@@ -74,6 +75,8 @@ def install_audit(app: FastAPI) -> None:
         """Keep the refusal's reason for the audit record, then answer as FastAPI does."""
         if isinstance(exc.detail, str):
             request.state.refusal = exc.detail
+        elif isinstance(exc.detail, list):
+            request.state.refusal = "; ".join(str(e.get("msg", e)) for e in exc.detail)[:500]
         return await http_exception_handler(request, exc)
 
     @app.middleware("http")
@@ -121,7 +124,7 @@ async def read_audit(
     """The audit log, newest first (admins): filter by actor, action, target, outcome
     and time; page with ``before``."""
     if since and until and since >= until:
-        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, "since: must be before until")
+        raise unprocessable("since: must be before until", "query")
     items, next_before = await AuditRepository(database).page(
         actor=actor, action=action, target=target, outcome=outcome,
         since=since, until=until, before=before, limit=limit,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 
-from fastapi import FastAPI, Request
+from fastapi import FastAPI, HTTPException, Request, status
 from fastapi.responses import JSONResponse
 from temporalio.client import WorkflowUpdateFailedError
 from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
@@ -29,12 +29,29 @@ def _problem(status: int, detail: str, headers: dict[str, str] | None = None) ->
     return JSONResponse({"detail": detail}, status_code=status, headers=headers)
 
 
+def validation_detail(message: str, where: str = "body") -> list[dict]:
+    """A 422's detail in the shape FastAPI publishes for every route (``HTTPValidationError``):
+    ``field: reason`` names the field; anything else is about the request as a whole."""
+    field, sep, reason = message.partition(": ")
+    simple = sep and field.replace("_", "").replace(".", "").isalnum()
+    loc = [where, *field.split(".")] if simple else [where]
+    return [{"loc": loc, "msg": reason if simple else message, "type": "value_error"}]
+
+
+def unprocessable(message: str, where: str = "body") -> HTTPException:
+    """422 for input that passed the schema but not the rules (``field: reason``)."""
+    return HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, validation_detail(message, where))
+
+
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(WorkflowUpdateFailedError)
     async def update_failed(_: Request, exc: WorkflowUpdateFailedError) -> JSONResponse:
         cause = exc.cause
         if isinstance(cause, ApplicationError):
-            return _problem(APPLICATION_ERROR_STATUS.get(cause.type or "", 409), cause.message)
+            code = APPLICATION_ERROR_STATUS.get(cause.type or "", 409)
+            if code == 422:
+                return JSONResponse({"detail": validation_detail(cause.message)}, status_code=422)
+            return _problem(code, cause.message)
         return _problem(409, str(cause or exc))
 
     @app.exception_handler(WorkflowAlreadyStartedError)

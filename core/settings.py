@@ -70,6 +70,9 @@ class Settings(BaseSettings):
 
     publish_timeout_seconds: float = Field(default=10.0, gt=0)
     readiness_timeout_seconds: float = Field(default=2.0, gt=0)
+    request_timeout_seconds: float = Field(default=30.0, gt=0)
+    """An API request that has no answer by then gets 504 (a retried post with the same
+    Idempotency-Key is safe)."""
     agent_offline_after_seconds: float = Field(default=90.0, gt=0)
     continue_as_new_after_events: int = Field(default=10_000, ge=100)
 

@@ -7,7 +7,18 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, HttpUrl, StringConstraints, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    HttpUrl,
+    PlainSerializer,
+    StringConstraints,
+    field_validator,
+)
+
+Url = Annotated[HttpUrl, PlainSerializer(str, return_type=str)]
+"""An http(s) URL, validated, that dumps as a string (so MongoDB can store it)."""
 
 AgentId = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9_-]{0,62}$")]
 Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
@@ -43,8 +54,8 @@ class PublicProfile(BaseModel):
 
     name: Name
     bio: Annotated[str, StringConstraints(max_length=2000)] | None = None
-    avatar_url: HttpUrl | None = None
-    homepage: HttpUrl | None = None
+    avatar_url: Url | None = None
+    homepage: Url | None = None
     tags: Annotated[list[Short], Field(max_length=20)] = []
 
 
@@ -91,8 +102,8 @@ class ProfileUpdate(BaseModel):
 
     name: Name | None = None
     bio: Annotated[str, StringConstraints(max_length=2000)] | None = None
-    avatar_url: HttpUrl | None = None
-    homepage: HttpUrl | None = None
+    avatar_url: Url | None = None
+    homepage: Url | None = None
     tags: Annotated[list[Short], Field(max_length=20)] | None = None
 
 

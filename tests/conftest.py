@@ -127,7 +127,12 @@ async def server(settings: Settings, worker: None) -> AsyncIterator[str]:
     """The API served by uvicorn on a free port (for WebSocket streams); yields its base URL."""
     port = free_port()
     config = uvicorn.Config(
-        create_app(settings), host="127.0.0.1", port=port, log_level="warning", lifespan="on"
+        create_app(settings),
+        host="127.0.0.1",
+        port=port,
+        log_level="warning",
+        lifespan="on",
+        timeout_graceful_shutdown=5,
     )
     served = uvicorn.Server(config)
     task = asyncio.create_task(served.serve())

@@ -11,7 +11,7 @@ STORE = {
         backoff_coefficient=2.0,
         maximum_interval=timedelta(seconds=10),
         maximum_attempts=0,
-        non_retryable_error_types=["ValidationError"],
+        non_retryable_error_types=["ValidationError", "InvalidDocument"],
     ),
     "schedule_to_close_timeout": timedelta(hours=1),
 }

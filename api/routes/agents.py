@@ -27,6 +27,7 @@ from api.deps import (
     TemporalDep,
     TokensDep,
 )
+from api.errors import unprocessable
 from api.metrics import count
 from core.temporal import AGENT_ID, KIND, STATUS
 from llm import UnknownModel, chat_model
@@ -151,7 +152,7 @@ async def read_agents(
     try:
         after = decode_cursor(cursor) if cursor else None
     except ValueError as exc:
-        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, f"cursor: {exc}") from exc
+        raise unprocessable(f"cursor: {exc}", "query") from exc
     items, next_cursor = await AgentRepository(database).search(
         status=status_.value if status_ else None, resource=resource, q=q, after=after, limit=limit
     )

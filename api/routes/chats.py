@@ -25,6 +25,7 @@ from api.deps import (
     TemporalDep,
     VisibleChat,
 )
+from api.errors import unprocessable
 from core.temporal import CHAT_ID, KIND, STATUS
 from models.agents import AgentStatus
 from models.chats import (
@@ -53,9 +54,7 @@ async def _live_agents(database: Database, agent_ids: list[str]) -> None:
         if manifest is None:
             raise HTTPException(status.HTTP_404_NOT_FOUND, f"agent {agent_id} not found")
         if manifest.status == AgentStatus.RETIRED:
-            raise HTTPException(
-                status.HTTP_422_UNPROCESSABLE_CONTENT, f"agent {agent_id} is retired"
-            )
+            raise unprocessable(f"agent_id: agent {agent_id} is retired")
 
 
 @router.post(
@@ -76,14 +75,10 @@ async def create_chat(
     """Open a direct chat with one agent (the pair's one chat), or a group you own."""
     me = principal.agent_id
     if me in body.participants:
-        raise HTTPException(
-            status.HTTP_422_UNPROCESSABLE_CONTENT, "participants: do not list yourself"
-        )
+        raise unprocessable("participants: do not list yourself")
     floor_settings = body.floor_settings()
     if body.type == "direct" and floor_settings is not None:
-        raise HTTPException(
-            status.HTTP_422_UNPROCESSABLE_CONTENT, "speaker_policy: a direct chat has no floor"
-        )
+        raise unprocessable("speaker_policy: a direct chat has no floor")
     await _live_agents(database, body.participants)
     if body.type == "direct":
         chat_id = direct_chat_id(me, body.participants[0])

@@ -273,3 +273,23 @@ async def test_operators_introduce_change_and_retire_only_their_own_agents(api, 
     assert (await api.delete(f"/v1/agents/run-{uid}", headers=op)).status_code == 200
     assert (await api.get("/v1/agents", headers=agent)).status_code == 401
     assert theirs["manifest"]["operator_id"] is None
+
+
+async def test_profile_urls_are_stored_and_read_back(api, admin):
+    """Found by schemathesis: a URL in the profile once could not be stored in MongoDB."""
+    agent = await api.post(
+        "/v1/agents",
+        json={"agent_id": f"url-{uuid.uuid4().hex[:6]}", "name": "Url"},
+        headers=admin,
+    )
+    me = agent.json()
+    changed = await api.patch(
+        f"/v1/agents/{me['agent_id']}",
+        json={"public_profile": {"avatar_url": "https://example.org/a.png",
+                                 "homepage": "https://example.org/"}},
+        headers=bearer(me["token"]),
+    )  # fmt: skip
+    assert changed.status_code == 200, changed.text
+    read = (await api.get(f"/v1/agents/{me['agent_id']}", headers=bearer(me["token"]))).json()
+    assert read["public_profile"]["avatar_url"] == "https://example.org/a.png"
+    assert read["public_profile"]["homepage"] == "https://example.org/"
