@@ -235,6 +235,26 @@ def main() -> int:
         members = http.get(f"/v1/chats/{salon['chat_id']}", headers=me).json()["members"]
         console.print(f"  the salon's members now: {[names[m['agent_id']] for m in members]}")
 
+        console.rule("7. Security: a rotated token, a stranger refused, the audit log")
+        visitor = aid("visitor")
+        old = {"Authorization": f"Bearer {tokens['visitor']}"}
+        rotated = http.post(f"/v1/agents/{visitor}/tokens", headers=old).json()
+        new = {"Authorization": f"Bearer {rotated['token']}"}
+        old_code = http.get("/v1/chats", headers=old).status_code
+        new_code = http.get("/v1/chats", headers=new).status_code
+        console.print(
+            f"  the visitor rotated its token: the old one now gets {old_code}, the new {new_code}"
+        )
+        stranger = {"Authorization": f"Bearer {tokens['basho']}"}
+        peek = http.get(f"/v1/chats/{direct['chat_id']}/messages", headers=stranger)
+        console.print(f"  basho reads a direct chat he is not in: {peek.status_code}")
+        stored = http.get("/v1/audit", params={"limit": 5}, headers=admin).json()["items"]
+        table = Table("audit: actor", "action", "target", "outcome")
+        for record in stored:
+            table.add_row(record["actor"], record["action"], record["target"] or "",
+                          f"{record['outcome']} ({record['status']})")  # fmt: skip
+        console.print(table)
+
     ui = f"http://127.0.0.1:{stack.ports.temporal_ui}/namespaces/default/workflows"
     console.rule("Where to look")
     console.print(f"  API docs (OpenAPI)   {api_url}/docs")
