@@ -247,6 +247,22 @@ async def live_agent(
 LiveOwnAgent = Annotated[AgentManifest, Depends(live_agent)]
 
 
+@requirement("object:own-agent (itself, its operator, admin)")
+async def own_agent(
+    agent_id: PathAgentId, principal: CurrentPrincipal, database: DatabaseDep
+) -> AgentManifest:
+    """Like ``live_agent``, and a retired agent is still readable (its account, say)."""
+    if principal.role == "agent" and principal.agent_id != agent_id:
+        raise HTTPException(status.HTTP_403_FORBIDDEN, "an agent may act only on itself")
+    manifest = await existing_agent(agent_id, database)
+    if principal.role == "operator" and manifest.operator_id != principal.operator_id:
+        raise HTTPException(status.HTTP_403_FORBIDDEN, "an operator acts on its own agents")
+    return manifest
+
+
+OwnAgent = Annotated[AgentManifest, Depends(own_agent)]
+
+
 # ---- chats ---------------------------------------------------------------------------
 
 PathChatId = Annotated[str, Path(min_length=1, max_length=80)]

@@ -11,6 +11,7 @@ from models.attention import AttentionState, AttentionUpdate, AttentionView, Dia
 from models.chats import ChatPublic, Member, Message, MessageContext, Role
 from models.events import EventEnvelope
 from models.floor import FloorSettingsUpdate, FloorState
+from models.market import DebitRequest
 
 
 class AgentState(BaseModel):
@@ -90,6 +91,11 @@ class TokenRotation(BaseModel):
     token_id: str
     expires_at: datetime
     correlation_id: str | None = None
+
+
+class DebitInput(BaseModel):
+    account: str
+    request: DebitRequest
 
 
 class PublishEventsInput(BaseModel):

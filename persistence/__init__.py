@@ -11,6 +11,7 @@ from persistence.audit import AuditRepository
 from persistence.chats import ChatRepository, FloorRepository, MessageRepository
 from persistence.client import Database, open_database
 from persistence.errors import STORE_UNAVAILABLE
+from persistence.ledger import LedgerRepository, SkillRepository
 
 __all__ = [
     "STORE_UNAVAILABLE",
@@ -23,6 +24,8 @@ __all__ = [
     "CredentialRepository",
     "Database",
     "FloorRepository",
+    "LedgerRepository",
+    "SkillRepository",
     "decode_cursor",
     "open_database",
 ]

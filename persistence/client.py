@@ -30,6 +30,11 @@ INDEXES: dict[str, list[IndexModel]] = {
         )
     ],
     "chats": [IndexModel([("participants", ASCENDING)], name="participants")],
+    "transactions": [
+        IndexModel([("debit", ASCENDING)], name="debit"),
+        IndexModel([("credit", ASCENDING)], name="credit"),
+    ],
+    "agent_skills": [IndexModel([("skill", ASCENDING)], name="skill")],
 }
 
 

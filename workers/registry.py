@@ -7,6 +7,7 @@ from temporalio.worker import Worker
 
 from activities.chat_actions import ChatActions
 from activities.events import EventActivities
+from activities.ledger import LedgerActivities
 from activities.llm import LlmActivities
 from activities.store import StoreActivities
 from bus import EventBus
@@ -47,6 +48,7 @@ def build_worker(
     store = StoreActivities(database)
     events = EventActivities(bus)
     actions = ChatActions(client)
+    ledger = LedgerActivities(database)
     return Worker(
         client,
         task_queue=settings.task_queue,
@@ -65,6 +67,9 @@ def build_worker(
             actions.request_floor,
             events.publish_events,
             events.ensure_inbox,
+            ledger.open_account,
+            ledger.debit,
+            ledger.record,
         ],
         **worker_options,
     )

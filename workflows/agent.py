@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import timedelta
 
 from temporalio import workflow
@@ -10,17 +11,20 @@ from temporalio.exceptions import ActivityError, ApplicationError
 with workflow.unsafe.imports_passed_through():
     from activities.chat_actions import ChatActions
     from activities.events import EventActivities
+    from activities.ledger import LedgerActivities
     from activities.llm import LlmActivities
     from activities.store import StoreActivities
     from core.temporal import STATUS
     from models.agents import AgentManifest, AgentStatus, PublicProfile
     from models.attention import AttentionView, DialogueEntry, DialogueNotice, DialogueScore
     from models.events import EventEnvelope
+    from models.market import DebitRequest, DebitResult, agent_account
     from models.workflow_io import (
         ActAsAgentInput,
         AgentStart,
         AttentionChange,
         ComposeInput,
+        DebitInput,
         Heartbeat,
         ManifestChange,
         MemberRetired,
@@ -54,6 +58,7 @@ class AgentWorkflow:
     def __init__(self, start: AgentStart) -> None:
         self.state = start.state
         self._rotations = 0
+        self._ledger_lock = asyncio.Lock()
         self._status_attribute = str(start.state.manifest.status)
 
     @workflow.run
@@ -78,6 +83,9 @@ class AgentWorkflow:
                     expires_at=state.token_expires_at,
                 ),
                 **options.STORE,
+            )
+            await workflow.execute_activity_method(
+                LedgerActivities.open_account, state.manifest.agent_id, **options.STORE
             )
             state.credential_stored = True
         while True:
@@ -269,6 +277,33 @@ class AgentWorkflow:
             self._rotations -= 1
         self._emit("agent.token_rotated", {"agent_id": self.state.manifest.agent_id},
                    rotation.correlation_id)  # fmt: skip
+
+    @workflow.update
+    async def debit(self, request: DebitRequest) -> DebitResult:
+        """Pay from the agent's account: one debit at a time, so the balance checked is
+        the balance spent (a transfer, or a task's reward into escrow)."""
+        async with self._ledger_lock:
+            try:
+                return await workflow.execute_activity_method(
+                    LedgerActivities.debit,
+                    DebitInput(
+                        account=agent_account(self.state.manifest.agent_id), request=request
+                    ),
+                    **options.STORE,
+                )
+            except ActivityError as exc:
+                cause = exc.cause
+                if isinstance(cause, ApplicationError):
+                    raise ApplicationError(cause.message, type=cause.type) from exc
+                raise
+
+    @debit.validator
+    def _validate_debit(self, request: DebitRequest) -> None:
+        self._reject_if_retired()
+        if request.amount <= 0:
+            raise ApplicationError("amount: must be positive", type="Invalid")
+        if request.credit == agent_account(self.state.manifest.agent_id):
+            raise ApplicationError("recipient: an account does not pay itself", type="Invalid")
 
     @rotate_token.validator
     def _validate_rotate(self, rotation: TokenRotation) -> None:
