@@ -27,6 +27,7 @@ from persistence import (
     Database,
     FloorRepository,
     MessageRepository,
+    SkillRepository,
 )
 
 
@@ -36,6 +37,7 @@ class StoreActivities:
     def __init__(self, database: Database) -> None:
         self._agents = AgentRepository(database)
         self._credentials = CredentialRepository(database)
+        self._skills = SkillRepository(database)
         self._chats = ChatRepository(database)
         self._messages = MessageRepository(database)
         self._floors = FloorRepository(database)
@@ -44,7 +46,14 @@ class StoreActivities:
     @activity.defn(name="store_manifest")
     async def store_manifest(self, data: StoreManifestInput) -> bool:
         """Store the agent's manifest unless a newer version is already there."""
-        return await self._agents.upsert(data.manifest)
+        stored = await self._agents.upsert(data.manifest)
+        # the catalogue skills the newest stored manifest offers, linked (agent_skills);
+        # from what is stored, so a retry after a crash links them too
+        newest = await self._agents.get(data.manifest.agent_id)
+        if newest is not None:
+            names = [r.name for r in newest.available_resources if r.kind == "skill"]
+            await self._skills.link(newest.agent_id, names)
+        return stored
 
     @activity.defn(name="store_credential")
     async def store_credential(self, data: StoreCredentialInput) -> None:

@@ -18,7 +18,17 @@ from api.deps import declare_access
 from api.errors import install_error_handlers
 from api.limits import RequestLimits, message_buckets
 from api.metrics import install_metrics
-from api.routes import accounts, agents, chats, floor, health, messages, stream
+from api.routes import (
+    accounts,
+    agents,
+    chats,
+    floor,
+    health,
+    messages,
+    skills,
+    stream,
+    tasks,
+)
 from bus import EventBus, open_bus
 from core.logging import configure_logging, correlation_id
 from core.security import TokenCodec
@@ -124,6 +134,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_error_handlers(app)
     app.include_router(declare_access(health.router))
     for router in (agents.router, agents.operators, stream.router, chats.router,
-                   messages.router, floor.router, accounts.router, audit.router):  # fmt: skip
+                   messages.router, floor.router, accounts.router, skills.router,
+                   tasks.router, audit.router):  # fmt: skip
         app.include_router(declare_access(router), prefix="/v1")
     return app

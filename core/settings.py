@@ -75,6 +75,8 @@ class Settings(BaseSettings):
     Idempotency-Key is safe)."""
     agent_offline_after_seconds: float = Field(default=90.0, gt=0)
     continue_as_new_after_events: int = Field(default=10_000, ge=100)
+    review_window_seconds: float = Field(default=7 * 24 * 3600, gt=0)
+    """How long after a task's deadline its parties may still review each other."""
 
     @model_validator(mode="after")
     def _refuse_unsafe_production_defaults(self) -> Settings:

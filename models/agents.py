@@ -137,6 +137,8 @@ class AgentManifest(BaseModel):
     operator_id: str | None = None
     """The operator who introduced the agent (it may change and retire it); None: an admin."""
     version: int = 0
+    reputation: float | None = None
+    """From task reviews (0..5, see README); filled in when the manifest is read."""
 
 
 class OperatorCreate(BaseModel):

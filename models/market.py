@@ -122,3 +122,139 @@ def satisfies(held: set[str], required: list[str], skills: list[Skill]) -> bool:
     """An agent satisfies a task when, for every required skill, it holds that skill or
     one of its descendants (``statistics`` satisfies ``data_analysis``)."""
     return all(held & descendants(skills, need) for need in required)
+
+
+# ---- tasks ------------------------------------------------------------------------------
+
+TaskStatus = Literal["open", "assigned", "submitted", "settled", "refunded", "expired", "cancelled"]
+"""open (bidding) -> assigned -> submitted -> settled (accepted and paid); a rejection sends
+it back to assigned once, a second one refunds; the deadline expires anything unsettled."""
+FINAL = ("settled", "refunded", "expired", "cancelled")
+
+Title = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=16_000)]
+
+
+class TaskCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    title: Title
+    description: Annotated[str, StringConstraints(max_length=5000)] = ""
+    skills_required: Annotated[list[SkillName], Field(max_length=10)] = []
+    reward: Amount
+    deadline: datetime
+    bidding_window: Annotated[float, Field(gt=0, le=30 * 24 * 3600)] | None = None
+    """Seconds; when it closes, the best bid (price, then reputation) is assigned."""
+
+
+class Bid(BaseModel):
+    agent_id: str
+    price: int
+    note: str = ""
+    at: datetime
+    reputation: float = 0.0
+
+
+class BidCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    price: Amount
+    note: Annotated[str, StringConstraints(max_length=1000)] = ""
+
+
+class AssignRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    agent_id: AgentId
+
+
+class SubmitRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    result: Text
+
+
+class RejectRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    reason: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=2000)]
+
+
+class ReviewCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    rating: Annotated[int, Field(ge=1, le=5)]
+    comment: Annotated[str, StringConstraints(max_length=2000)] = ""
+
+
+class Review(BaseModel):
+    task_id: str
+    reviewer: str
+    subject: str
+    rating: int
+    comment: str = ""
+    at: datetime
+
+
+class Task(BaseModel):
+    task_id: str
+    poster: str
+    title: str
+    description: str = ""
+    skills_required: list[str] = []
+    reward: int
+    deadline: datetime
+    bidding_closes_at: datetime | None = None
+    status: TaskStatus = "open"
+    bids: list[Bid] = []
+    assignee: str | None = None
+    price: int | None = None
+    chat_id: str | None = None
+    result: str | None = None
+    submissions: int = 0
+    rejections: list[str] = []
+    reviewed_by: list[str] = []
+    created_at: datetime
+    version: int = 0
+
+
+class TaskPage(BaseModel):
+    items: list[Task]
+
+
+class Candidate(BaseModel):
+    agent_id: str
+    name: str
+    score: float
+    skill_match: float
+    reputation: float
+    availability: float
+
+
+class Reputation(BaseModel):
+    agent_id: str
+    score: float
+    """0..5: a recency-weighted Bayesian average of ratings, scaled by completion rate."""
+    reviews: int
+    completion_rate: float
+
+
+PRIOR_MEAN = 3.0
+PRIOR_WEIGHT = 3.0
+HALF_LIFE_DAYS = 90.0
+
+
+def reputation_score(
+    ratings: list[tuple[int, float]], assigned: int, completed: int
+) -> tuple[float, float]:
+    """``ratings`` as (stars, age in days). The Bayesian average pulls few reviews toward
+    the prior (3 stars, worth 3 reviews); each review weighs half as much every 90 days.
+    The completion rate (completed / assigned, 1 with no history) scales the average
+    between half and all of it. Returns (score, completion rate)."""
+    weights = [0.5 ** (age / HALF_LIFE_DAYS) for _, age in ratings]
+    total = PRIOR_MEAN * PRIOR_WEIGHT + sum(
+        w * stars for w, (stars, _) in zip(weights, ratings, strict=True)
+    )
+    bayes = total / (PRIOR_WEIGHT + sum(weights))
+    rate = completed / assigned if assigned else 1.0
+    return round(bayes * (0.5 + 0.5 * rate), 4), round(rate, 4)

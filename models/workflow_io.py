@@ -11,7 +11,7 @@ from models.attention import AttentionState, AttentionUpdate, AttentionView, Dia
 from models.chats import ChatPublic, Member, Message, MessageContext, Role
 from models.events import EventEnvelope
 from models.floor import FloorSettingsUpdate, FloorState
-from models.market import DebitRequest
+from models.market import DebitRequest, Review, Task
 
 
 class AgentState(BaseModel):
@@ -275,3 +275,74 @@ class ActAsAgentInput(BaseModel):
 class StoreAttentionInput(BaseModel):
     agent_id: str
     attention: AttentionView
+
+
+# ---- tasks ----------------------------------------------------------------------------
+
+
+class TaskState(BaseModel):
+    """Everything ``TaskWorkflow`` knows."""
+
+    task: Task
+    escrowed: bool = False
+    escrow_refused: str | None = None
+    settled_entries: list[str] = []
+    """Ledger entries this task's saga has written (payment, refund)."""
+    stored_version: int = -1
+    pending_events: list[EventEnvelope] = []
+    chat_opened: bool = False
+    activity_cleared: bool = False
+    review_window_seconds: float = 7 * 24 * 3600
+    llm_task_queue: str = "agora-llm"
+    task_queue: str = "agora"
+
+
+class TaskStart(BaseModel):
+    state: TaskState
+    correlation_id: str | None = None
+
+
+class TaskCommand(BaseModel):
+    """Who asks (an agent id, or ``platform``) and what with."""
+
+    actor: str
+    agent_id: str | None = None
+    price: int | None = None
+    note: str = ""
+    qualified: bool = False
+    reputation: float = 0.0
+    result: str | None = None
+    reason: str | None = None
+    rating: int | None = None
+    comment: str = ""
+    correlation_id: str | None = None
+
+
+class EscrowInput(BaseModel):
+    task_id: str
+    poster: str
+    amount: int
+    correlation_id: str | None = None
+
+
+class TaskChatInput(BaseModel):
+    task_id: str
+    title: str
+    poster: str
+    assignee: str
+    task_queue: str
+    llm_task_queue: str
+
+
+class TaskActivityChange(BaseModel):
+    agent_id: str
+    task_id: str
+    active: bool
+
+
+class StoreTaskInput(BaseModel):
+    task: Task
+
+
+class StoreReviewInput(BaseModel):
+    review: Review

@@ -12,6 +12,7 @@ from persistence.chats import ChatRepository, FloorRepository, MessageRepository
 from persistence.client import Database, open_database
 from persistence.errors import STORE_UNAVAILABLE
 from persistence.ledger import LedgerRepository, SkillRepository
+from persistence.tasks import ReviewRepository, TaskRepository
 
 __all__ = [
     "STORE_UNAVAILABLE",
@@ -26,6 +27,8 @@ __all__ = [
     "FloorRepository",
     "LedgerRepository",
     "SkillRepository",
+    "ReviewRepository",
+    "TaskRepository",
     "decode_cursor",
     "open_database",
 ]

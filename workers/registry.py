@@ -10,13 +10,15 @@ from activities.events import EventActivities
 from activities.ledger import LedgerActivities
 from activities.llm import LlmActivities
 from activities.store import StoreActivities
+from activities.tasks import TaskActivities
 from bus import EventBus
 from core.settings import Settings
 from persistence import Database
 from workflows.agent import AgentWorkflow
 from workflows.chat import ChatWorkflow
+from workflows.task import TaskWorkflow
 
-WORKFLOWS = [AgentWorkflow, ChatWorkflow]
+WORKFLOWS = [AgentWorkflow, ChatWorkflow, TaskWorkflow]
 ACTIVITY_CLASSES = (StoreActivities, EventActivities, LlmActivities)
 
 
@@ -49,6 +51,7 @@ def build_worker(
     events = EventActivities(bus)
     actions = ChatActions(client)
     ledger = LedgerActivities(database)
+    tasks = TaskActivities(database, client)
     return Worker(
         client,
         task_queue=settings.task_queue,
@@ -70,6 +73,12 @@ def build_worker(
             ledger.open_account,
             ledger.debit,
             ledger.record,
+            tasks.escrow_reward,
+            tasks.store_task,
+            tasks.open_task_chat,
+            tasks.set_task_activity,
+            tasks.store_review,
+            tasks.recompute_reputation,
         ],
         **worker_options,
     )

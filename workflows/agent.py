@@ -35,6 +35,7 @@ with workflow.unsafe.imports_passed_through():
         StoreAttentionInput,
         StoreCredentialInput,
         StoreManifestInput,
+        TaskActivityChange,
         TokenRotation,
     )
     from workflows import options
@@ -154,6 +155,21 @@ class AgentWorkflow:
             back = self.state.status_before_offline or AgentStatus.ACTIVE
             self._set_status(AgentStatus(back), beat.correlation_id)
             self.state.status_before_offline = None
+        self._touch()
+
+    @workflow.signal
+    def task_activity(self, change: TaskActivityChange) -> None:
+        """A task's workflow says this agent took on a task, or is done with it."""
+        if self.state.retired:
+            return
+        activities = self.state.manifest.current_activities
+        label = f"task:{change.task_id}"
+        if change.active and label not in activities:
+            activities.append(label)
+        elif not change.active and label in activities:
+            activities.remove(label)
+        else:
+            return
         self._touch()
 
     @workflow.signal

@@ -55,7 +55,13 @@ from models.workflow_io import (
     RetireRequest,
     TokenRotation,
 )
-from persistence import AgentRepository, CredentialRepository, OperatorRepository, decode_cursor
+from persistence import (
+    AgentRepository,
+    CredentialRepository,
+    OperatorRepository,
+    ReviewRepository,
+    decode_cursor,
+)
 from workflows.agent import AgentWorkflow, agent_workflow_id
 
 router = APIRouter(prefix="/agents", tags=["agents"])
@@ -160,13 +166,18 @@ async def read_agents(
 
 
 @router.get("/{agent_id}", response_model=AgentManifest)
-async def read_agent(_: CurrentPrincipal, manifest: ExistingAgent) -> AgentManifest:
-    """An agent's public manifest (retired agents stay readable)."""
-    return manifest
+async def read_agent(
+    _: CurrentPrincipal, manifest: ExistingAgent, database: DatabaseDep
+) -> AgentManifest:
+    """An agent's public manifest (retired agents stay readable), with its reputation."""
+    reputation = await ReviewRepository(database).reputation(manifest.agent_id)
+    return manifest.model_copy(update={"reputation": reputation.score if reputation else None})
 
 
 @router.get("/{agent_id}/card", response_model=AgentCard, dependencies=[Public])
-async def read_agent_card(manifest: ExistingAgent, settings: SettingsDep) -> AgentCard:
+async def read_agent_card(
+    manifest: ExistingAgent, settings: SettingsDep, database: DatabaseDep
+) -> AgentCard:
     """An A2A-style Agent Card, public like A2A's; presence is an Agora extension."""
     base = f"{settings.api_url}/v1/agents/{manifest.agent_id}"
     return AgentCard(
@@ -188,6 +199,11 @@ async def read_agent_card(manifest: ExistingAgent, settings: SettingsDep) -> Age
                 "online": manifest.online_status,
                 "last_seen": manifest.last_seen.isoformat() if manifest.last_seen else None,
             },
+            "agora/reputation": (
+                reputation.model_dump()
+                if (reputation := await ReviewRepository(database).reputation(manifest.agent_id))
+                else None
+            ),
             "agora/endpoints": {
                 "manifest": base,
                 "heartbeat": f"{base}/heartbeat",

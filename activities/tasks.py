@@ -1,0 +1,110 @@
+"""What a task's workflow asks of the rest: the poster's escrow (through the poster's own
+workflow, which serialises its debits), the task chat, the assignee's activities, the
+task projection, reviews and reputation."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from temporalio import activity
+from temporalio.client import Client, WorkflowUpdateFailedError
+from temporalio.common import WorkflowIDConflictPolicy
+from temporalio.exceptions import ApplicationError
+
+from models.chats import ChatPublic, Member, Role
+from models.market import DebitRequest, DebitResult, Reputation, escrow_account
+from models.workflow_io import (
+    ChatStart,
+    ChatState,
+    EscrowInput,
+    StoreReviewInput,
+    StoreTaskInput,
+    TaskActivityChange,
+    TaskChatInput,
+)
+from persistence import Database, ReviewRepository, TaskRepository
+
+
+def task_chat_id(task_id: str) -> str:
+    return f"task-{task_id}"
+
+
+class TaskActivities:
+    def __init__(self, database: Database, client: Client) -> None:
+        self._tasks = TaskRepository(database)
+        self._reviews = ReviewRepository(database)
+        self._client = client
+
+    @activity.defn(name="escrow_reward")
+    async def escrow_reward(self, data: EscrowInput) -> DebitResult:
+        """Move the reward from the poster's account into the task's escrow; the update id
+        is the entry id, so a retry is one debit. Insufficient funds: non-retryable."""
+        from workflows.agent import AgentWorkflow, agent_workflow_id  # the workflows import us
+
+        entry_id = f"escrow/{data.task_id}"
+        request = DebitRequest(
+            entry_id=entry_id, credit=escrow_account(data.task_id), amount=data.amount,
+            kind="escrow", memo=f"reward of task {data.task_id}", task_id=data.task_id,
+            correlation_id=data.correlation_id,
+        )  # fmt: skip
+        handle = self._client.get_workflow_handle_for(
+            AgentWorkflow.run, agent_workflow_id(data.poster)
+        )
+        try:
+            return await handle.execute_update(AgentWorkflow.debit, request, id=entry_id)
+        except WorkflowUpdateFailedError as exc:
+            cause = exc.cause
+            message = cause.message if isinstance(cause, ApplicationError) else str(exc)
+            raise ApplicationError(message, type="Conflict", non_retryable=True) from exc
+
+    @activity.defn(name="store_task")
+    async def store_task(self, data: StoreTaskInput) -> bool:
+        return await self._tasks.upsert(data.task)
+
+    @activity.defn(name="open_task_chat")
+    async def open_task_chat(self, data: TaskChatInput) -> str:
+        """The poster and the assignee's chat for this task (the same chat on a retry)."""
+        from workflows.chat import ChatWorkflow, chat_workflow_id
+
+        chat_id = task_chat_id(data.task_id)
+        now = datetime.now(UTC)
+        members = {
+            data.poster: Member(agent_id=data.poster, role=Role.OWNER, joined_at=now),
+            data.assignee: Member(agent_id=data.assignee, role=Role.MEMBER, joined_at=now),
+        }
+        chat = ChatPublic(
+            chat_id=chat_id, type="group", topic=f"task: {data.title}"[:300],
+            join_rule="invite", created_by=data.poster, created_at=now,
+            members=list(members.values()),
+        )  # fmt: skip
+        state = ChatState(chat=chat, members=members, llm_task_queue=data.llm_task_queue)
+        await self._client.start_workflow(
+            ChatWorkflow.run,
+            ChatStart(state=state),
+            id=chat_workflow_id(chat_id),
+            task_queue=data.task_queue,
+            id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+            static_summary=f"Task chat {chat_id}",
+        )
+        handle = self._client.get_workflow_handle_for(ChatWorkflow.run, chat_workflow_id(chat_id))
+        await handle.execute_update(ChatWorkflow.open)
+        return chat_id
+
+    @activity.defn(name="set_task_activity")
+    async def set_task_activity(self, change: TaskActivityChange) -> None:
+        """Add the task to (or drop it from) the agent's ``current_activities``."""
+        from workflows.agent import AgentWorkflow, agent_workflow_id
+
+        handle = self._client.get_workflow_handle_for(
+            AgentWorkflow.run, agent_workflow_id(change.agent_id)
+        )
+        await handle.signal(AgentWorkflow.task_activity, change)
+
+    @activity.defn(name="store_review")
+    async def store_review(self, data: StoreReviewInput) -> Reputation:
+        await self._reviews.add(data.review)
+        return await self._reviews.recompute(data.review.subject)
+
+    @activity.defn(name="recompute_reputation")
+    async def recompute_reputation(self, agent_id: str) -> Reputation:
+        return await self._reviews.recompute(agent_id)

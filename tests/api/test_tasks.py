@@ -1,0 +1,166 @@
+"""The task marketplace through the API: escrow, bids, assignment, delivery, settlement,
+reviews, expiry and the bidding window."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime, timedelta
+
+from persistence import LedgerRepository
+from tests.conftest import eventually
+from tests.helpers import introduce, json_of
+
+
+async def _skills(api, admin) -> tuple[str, str]:
+    root, child = f"data_analysis_{uuid.uuid4().hex[:6]}", f"statistics_{uuid.uuid4().hex[:6]}"
+    assert (await api.post("/v1/skills", json={"name": root}, headers=admin)).status_code == 201
+    made = await api.post("/v1/skills", json={"name": child, "parent": root}, headers=admin)
+    assert made.status_code == 201
+    return root, child
+
+
+async def _balance(api, agent) -> int:
+    return (await api.get(f"/v1/accounts/{agent.agent_id}", headers=agent.headers)).json()[
+        "balance"
+    ]
+
+
+def _in(seconds: float) -> str:
+    return (datetime.now(UTC) + timedelta(seconds=seconds)).isoformat()
+
+
+async def test_a_task_is_posted_bid_on_done_accepted_paid_and_reviewed(api, admin, database):
+    root, child = await _skills(api, admin)
+    poster = await introduce(api, admin, "Poster")
+    worker = await introduce(api, admin, "Worker", available_resources=[{"name": child}])
+    novice = await introduce(api, admin, "Novice")
+    await api.post(f"/v1/accounts/{poster.agent_id}/mint", json={"amount": 100}, headers=admin)
+
+    body = {"title": "Summarise the survey", "skills_required": [root], "reward": 50,
+            "deadline": _in(600)}  # fmt: skip
+    for bad, expected in (
+        ({"reward": 0}, 422), ({"reward": -1}, 422), ({"deadline": _in(-60)}, 422),
+        ({"skills_required": ["no_such_skill"]}, 422), ({"reward": 1000}, 409),
+    ):  # fmt: skip
+        refused = await api.post("/v1/tasks", json=body | bad, headers=poster.headers)
+        assert refused.status_code == expected, (bad, refused.text)
+    assert await _balance(api, poster) == 100  # nothing moved
+    assert (await api.get("/v1/tasks", headers=poster.headers)).json()["items"] == []
+
+    posted = await api.post("/v1/tasks", json=body, headers=poster.headers)
+    assert posted.status_code == 201, posted.text
+    task = posted.json()
+    url = f"/v1/tasks/{task['task_id']}"
+    assert task["status"] == "open" and await _balance(api, poster) == 50
+    listed = await api.get("/v1/tasks", params={"status": "open", "skill": root},
+                           headers=worker.headers)  # fmt: skip
+    assert [t["task_id"] for t in listed.json()["items"]] == [task["task_id"]]
+    candidates = (await api.get(f"{url}/candidates", headers=poster.headers)).json()
+    assert [c["agent_id"] for c in candidates] == [worker.agent_id]
+
+    for who, bid, expected in (
+        (novice, {"price": 10}, 409),  # lacks the skills
+        (worker, {"price": 60}, 422),  # above the reward
+        (poster, {"price": 10}, 409),  # its own task
+    ):
+        response = await api.post(f"{url}/bids", json=bid, headers=who.headers)
+        assert response.status_code == expected, (who.agent_id, response.text)
+    assert (await api.post(f"{url}/bids", json={"price": 40, "note": "tomorrow"},
+                           headers=worker.headers)).status_code == 201  # fmt: skip
+    assert (
+        await api.post(f"{url}/bids", json={"price": 30}, headers=worker.headers)
+    ).status_code == 409
+
+    assert (await api.post(f"{url}/assign", json={"agent_id": novice.agent_id},
+                           headers=poster.headers)).status_code == 409  # fmt: skip
+    assert (await api.post(f"{url}/assign", json={"agent_id": worker.agent_id},
+                           headers=worker.headers)).status_code == 403  # fmt: skip
+    assigned = await api.post(f"{url}/assign", json={"agent_id": worker.agent_id},
+                              headers=poster.headers)  # fmt: skip
+    assert assigned.status_code == 200 and assigned.json()["status"] == "assigned"
+    task = await eventually(lambda: json_of(api.get(url, headers=poster.headers)),
+                            lambda t: t["chat_id"] is not None)  # fmt: skip
+    chat = await api.get(f"/v1/chats/{task['chat_id']}", headers=worker.headers)
+    assert {m["agent_id"] for m in chat.json()["members"]} == {poster.agent_id, worker.agent_id}
+    await eventually(
+        lambda: json_of(api.get(f"/v1/agents/{worker.agent_id}", headers=worker.headers)),
+        lambda m: f"task:{task['task_id']}" in m["current_activities"],
+    )
+
+    assert (
+        await api.post(f"{url}/submit", json={"result": "x"}, headers=poster.headers)
+    ).status_code == 403
+    assert (await api.post(f"{url}/accept", headers=poster.headers)).status_code == 409
+    assert (
+        await api.post(f"{url}/submit", json={"result": "draft"}, headers=worker.headers)
+    ).is_success
+    assert (await api.post(f"{url}/accept", headers=worker.headers)).status_code == 403
+    rejected = await api.post(f"{url}/reject", json={"reason": "too short"}, headers=poster.headers)
+    assert rejected.json()["status"] == "assigned"
+    assert (
+        await api.post(f"{url}/submit", json={"result": "the summary"}, headers=worker.headers)
+    ).is_success
+    assert (
+        await api.post(f"{url}/reviews", json={"rating": 5}, headers=poster.headers)
+    ).status_code == 409
+    accepted = await api.post(f"{url}/accept", headers=poster.headers)
+    assert accepted.status_code == 200 and accepted.json()["status"] == "settled"
+    assert await _balance(api, worker) == 40 and await _balance(api, poster) == 60
+
+    assert (await api.post(f"{url}/reviews", json={"rating": 5, "comment": "great"},
+                           headers=poster.headers)).status_code == 201  # fmt: skip
+    assert (
+        await api.post(f"{url}/reviews", json={"rating": 1}, headers=poster.headers)
+    ).status_code == 409
+    assert (
+        await api.post(f"{url}/reviews", json={"rating": 9}, headers=worker.headers)
+    ).status_code == 422
+    assert (
+        await api.post(f"{url}/reviews", json={"rating": 4}, headers=worker.headers)
+    ).status_code == 201
+    assert (
+        await api.post(f"{url}/reviews", json={"rating": 4}, headers=novice.headers)
+    ).status_code == 403
+    manifest = (await api.get(f"/v1/agents/{worker.agent_id}", headers=worker.headers)).json()
+    assert manifest["reputation"] > 3.0  # a five-star review pulls above the prior
+    await eventually(
+        lambda: json_of(api.get(f"/v1/agents/{worker.agent_id}", headers=worker.headers)),
+        lambda m: f"task:{task['task_id']}" not in m["current_activities"],
+    )
+    totals = await LedgerRepository(database).balances()
+    assert sum(totals.values()) == 0 and totals[f"escrow:{task['task_id']}"] == 0
+
+
+async def test_a_passed_deadline_refunds_and_a_bidding_window_picks_the_best_bid(
+    api, admin, database
+):
+    root, child = await _skills(api, admin)
+    poster = await introduce(api, admin, "Hurry")
+    cheap = await introduce(api, admin, "Cheap", available_resources=[{"name": child}])
+    dear = await introduce(api, admin, "Dear", available_resources=[{"name": root}])
+    await api.post(f"/v1/accounts/{poster.agent_id}/mint", json={"amount": 100}, headers=admin)
+
+    lapsed = (await api.post("/v1/tasks", json={"title": "too late", "reward": 30,
+              "deadline": _in(2)}, headers=poster.headers)).json()  # fmt: skip
+    assert await _balance(api, poster) == 70
+    await eventually(
+        lambda: json_of(api.get(f"/v1/tasks/{lapsed['task_id']}", headers=poster.headers)),
+        lambda t: t["status"] == "expired", timeout=30,
+    )  # fmt: skip
+    await eventually(lambda: _balance(api, poster), lambda b: b == 100)
+
+    windowed = (await api.post("/v1/tasks", json={"title": "pick one", "reward": 50,
+                "skills_required": [root], "deadline": _in(120), "bidding_window": 3},
+                headers=poster.headers)).json()  # fmt: skip
+    url = f"/v1/tasks/{windowed['task_id']}"
+    assert (
+        await api.post(f"{url}/bids", json={"price": 45}, headers=dear.headers)
+    ).status_code == 201
+    assert (
+        await api.post(f"{url}/bids", json={"price": 20}, headers=cheap.headers)
+    ).status_code == 201
+    task = await eventually(lambda: json_of(api.get(url, headers=poster.headers)),
+                            lambda t: t["status"] == "assigned", timeout=30)  # fmt: skip
+    assert task["assignee"] == cheap.agent_id and task["price"] == 20
+    late = await api.post(f"{url}/bids", json={"price": 10}, headers=dear.headers)
+    assert late.status_code == 409

@@ -1,0 +1,397 @@
+"""TaskWorkflow: one per task (id ``task/<task_id>``), a saga over the ledger.
+
+Steps and their compensations: the reward goes from the poster into the task's escrow
+(``escrow/<task>``); acceptance pays the bid price from escrow to the assignee
+(``payment/<task>``) and returns the rest (``refund/<task>``); a second rejection or the
+deadline returns the whole escrow (``refund/<task>``). Every ledger entry has a
+deterministic id, so a worker killed between two steps resumes where it stopped and
+never pays twice: tokens are neither lost nor duplicated.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from temporalio import workflow
+from temporalio.exceptions import ActivityError, ApplicationError
+
+with workflow.unsafe.imports_passed_through():
+    from activities.events import EventActivities
+    from activities.ledger import LedgerActivities
+    from activities.tasks import TaskActivities
+    from models.events import EventEnvelope
+    from models.market import (
+        FINAL,
+        Bid,
+        LedgerEntry,
+        Review,
+        Task,
+        agent_account,
+        escrow_account,
+    )
+    from models.workflow_io import (
+        EscrowInput,
+        PublishEventsInput,
+        StoreReviewInput,
+        StoreTaskInput,
+        TaskActivityChange,
+        TaskChatInput,
+        TaskCommand,
+        TaskStart,
+    )
+    from workflows import options
+
+PLATFORM = "platform"
+
+
+def task_workflow_id(task_id: str) -> str:
+    return f"task/{task_id}"
+
+
+def _refuse(message: str, kind: str = "Conflict") -> ApplicationError:
+    return ApplicationError(message, type=kind, non_retryable=True)
+
+
+def best_bid(bids: list[Bid]) -> Bid | None:
+    """The lowest price; between equal prices the better reputation, then the earlier bid."""
+    if not bids:
+        return None
+    return min(bids, key=lambda b: (b.price, -b.reputation, b.at))
+
+
+@workflow.defn
+class TaskWorkflow:
+    @workflow.init
+    def __init__(self, start: TaskStart) -> None:
+        self.state = start.state
+        self._correlation_id = start.correlation_id
+
+    @property
+    def task(self) -> Task:
+        return self.state.task
+
+    @workflow.run
+    async def run(self, start: TaskStart) -> Task:
+        state = self.state
+        if not state.escrowed and state.escrow_refused is None:
+            try:
+                await workflow.execute_activity_method(
+                    TaskActivities.escrow_reward,
+                    EscrowInput(task_id=self.task.task_id, poster=self.task.poster,
+                                amount=self.task.reward, correlation_id=self._correlation_id),
+                    **options.STORE,
+                )  # fmt: skip
+                state.escrowed = True
+                self._emit("task.posted", self._parties(), {"reward": self.task.reward})
+            except ActivityError as exc:
+                cause = exc.cause
+                state.escrow_refused = (
+                    cause.message if isinstance(cause, ApplicationError) else "escrow failed"
+                )
+                self.task.status = "cancelled"
+                await workflow.wait_condition(workflow.all_handlers_finished)
+                return self.task  # nothing was posted, nothing moved
+        while True:
+            await self._flush()
+            if self.task.status in FINAL and self._reviews_done():
+                await workflow.wait_condition(workflow.all_handlers_finished)
+                await self._flush()
+                return self.task
+            try:
+                await workflow.wait_condition(self._has_work, timeout=self._next_timer())
+            except TimeoutError:
+                await self._on_timer()
+
+    # ---- handlers ---------------------------------------------------------------------
+
+    @workflow.update
+    async def posted(self) -> Task:
+        """Wait until the reward is in escrow and the task stored (update-with-start);
+        insufficient funds: refused, nothing posted."""
+        await workflow.wait_condition(
+            lambda: self.state.escrow_refused is not None or self.state.stored_version >= 0
+        )
+        if self.state.escrow_refused is not None:
+            raise _refuse(self.state.escrow_refused)
+        return self.task
+
+    @workflow.update
+    async def place_bid(self, command: TaskCommand) -> Task:
+        bid = Bid(agent_id=command.actor, price=command.price or 0, note=command.note,
+                  at=workflow.now(), reputation=command.reputation)  # fmt: skip
+        self.task.bids.append(bid)
+        payload = {"agent_id": bid.agent_id, "price": bid.price}
+        self._emit("task.bid_placed", [self.task.poster, bid.agent_id], payload,
+                   command.correlation_id)  # fmt: skip
+        return await self._stored()
+
+    @place_bid.validator
+    def _validate_bid(self, command: TaskCommand) -> None:
+        self._ready()
+        if self.task.status != "open":
+            raise _refuse(f"the task is {self.task.status}: bidding is closed")
+        if command.actor == self.task.poster:
+            raise _refuse("the poster does not bid on its own task")
+        if not command.qualified:
+            raise _refuse(f"{command.actor} lacks the skills: {self.task.skills_required}")
+        if command.price is None or not 0 < command.price <= self.task.reward:
+            raise _refuse(f"price: at most the reward ({self.task.reward})", "Invalid")
+        if any(b.agent_id == command.actor for b in self.task.bids):
+            raise _refuse(f"{command.actor} has already bid")
+
+    @workflow.update
+    async def assign(self, command: TaskCommand) -> Task:
+        bid = next(b for b in self.task.bids if b.agent_id == command.agent_id)
+        self._assign(bid, command.correlation_id)
+        return await self._stored()
+
+    @assign.validator
+    def _validate_assign(self, command: TaskCommand) -> None:
+        self._ready()
+        self._poster_only(command, "assigns")
+        if self.task.status != "open":
+            raise _refuse(f"the task is {self.task.status}, not open")
+        if not any(b.agent_id == command.agent_id for b in self.task.bids):
+            raise _refuse(f"{command.agent_id} did not bid")
+
+    @workflow.update
+    async def submit(self, command: TaskCommand) -> Task:
+        self.task.status = "submitted"
+        self.task.result = command.result
+        self.task.submissions += 1
+        self._touch()
+        self._emit("task.submitted", self._parties(), {"submissions": self.task.submissions},
+                   command.correlation_id)  # fmt: skip
+        return await self._stored()
+
+    @submit.validator
+    def _validate_submit(self, command: TaskCommand) -> None:
+        self._ready()
+        if command.actor != self.task.assignee:
+            raise _refuse("only the assignee submits", "Forbidden")
+        if self.task.status != "assigned":
+            raise _refuse(f"the task is {self.task.status}: nothing to submit now")
+
+    @workflow.update
+    async def accept(self, command: TaskCommand) -> Task:
+        self.task.status = "settled"
+        self._touch()
+        self._emit("task.accepted", self._parties(), {}, command.correlation_id)
+        await self._settle(pay=True, correlation_id=command.correlation_id)
+        return await self._stored()
+
+    @accept.validator
+    def _validate_accept(self, command: TaskCommand) -> None:
+        self._ready()
+        self._poster_only(command, "accepts")
+        if self.task.status != "submitted":
+            raise _refuse(f"the task is {self.task.status}: nothing to accept")
+
+    @workflow.update
+    async def reject(self, command: TaskCommand) -> Task:
+        self.task.rejections.append(command.reason or "")
+        self._emit("task.rejected", self._parties(), {"reason": command.reason,
+                   "rejections": len(self.task.rejections)}, command.correlation_id)  # fmt: skip
+        if len(self.task.rejections) >= 2:
+            self.task.status = "refunded"
+            self._touch()
+            await self._settle(pay=False, correlation_id=command.correlation_id)
+        else:
+            self.task.status = "assigned"  # one resubmission
+            self._touch()
+        return await self._stored()
+
+    @reject.validator
+    def _validate_reject(self, command: TaskCommand) -> None:
+        self._ready()
+        self._poster_only(command, "rejects")
+        if self.task.status != "submitted":
+            raise _refuse(f"the task is {self.task.status}: nothing to reject")
+        if not command.reason:
+            raise _refuse("reason: say why", "Invalid")
+
+    @workflow.update
+    async def review(self, command: TaskCommand) -> Task:
+        subject = self.task.assignee if command.actor == self.task.poster else self.task.poster
+        assert subject is not None
+        self.task.reviewed_by.append(command.actor)
+        self._touch()
+        await workflow.execute_activity_method(
+            TaskActivities.store_review,
+            StoreReviewInput(review=Review(
+                task_id=self.task.task_id, reviewer=command.actor, subject=subject,
+                rating=command.rating or 0, comment=command.comment, at=workflow.now(),
+            )),
+            **options.STORE,
+        )  # fmt: skip
+        return await self._stored()
+
+    @review.validator
+    def _validate_review(self, command: TaskCommand) -> None:
+        self._ready()
+        if self.task.status not in ("settled", "refunded"):
+            raise _refuse(f"the task is {self.task.status}: reviews come after settlement")
+        if command.actor not in (self.task.poster, self.task.assignee):
+            raise _refuse("only the poster and the assignee review", "Forbidden")
+        if command.actor in self.task.reviewed_by:
+            raise _refuse(f"{command.actor} has already reviewed this task")
+        if command.rating is None or not 1 <= command.rating <= 5:
+            raise _refuse("rating: 1 to 5", "Invalid")
+
+    @workflow.query
+    def current(self) -> Task:
+        return self.task
+
+    # ---- the saga -----------------------------------------------------------------------
+
+    def _assign(self, bid: Bid, correlation_id: str | None) -> None:
+        self.task.status = "assigned"
+        self.task.assignee = bid.agent_id
+        self.task.price = bid.price
+        self._touch()
+        self._emit("task.assigned", self._parties(),
+                   {"agent_id": bid.agent_id, "price": bid.price}, correlation_id)  # fmt: skip
+
+    async def _settle(self, *, pay: bool, correlation_id: str | None) -> None:
+        """Pay the assignee and refund the rest (accepted), or refund it all. Each entry
+        has its own id; a crash between them resumes and writes only what is missing."""
+        task, escrow = self.task, escrow_account(self.task.task_id)
+        paid = (task.price or 0) if pay else 0
+        moves = []
+        if paid:
+            moves.append(("payment", agent_account(task.assignee or ""), paid))
+        if task.reward - paid:
+            moves.append(("refund", agent_account(task.poster), task.reward - paid))
+        for kind, credit, amount in moves:
+            entry_id = f"{kind}/{task.task_id}"
+            if entry_id in self.state.settled_entries:
+                continue
+            await workflow.execute_activity_method(
+                LedgerActivities.record,
+                LedgerEntry(entry_id=entry_id, debit=escrow, credit=credit, amount=amount,
+                            kind=kind, task_id=task.task_id, at=workflow.now()),
+                **options.STORE,
+            )  # fmt: skip
+            self.state.settled_entries.append(entry_id)
+        self._emit("task.settled", self._parties(),
+                   {"paid": paid, "refunded": task.reward - paid}, correlation_id)  # fmt: skip
+        if task.assignee:
+            await workflow.execute_activity_method(
+                TaskActivities.recompute_reputation, task.assignee, **options.STORE
+            )
+
+    async def _on_timer(self) -> None:
+        task, now = self.task, workflow.now()
+        if task.status == "open" and task.bidding_closes_at and now >= task.bidding_closes_at:
+            bid = best_bid(task.bids)
+            if bid is not None:
+                self._assign(bid, None)
+            else:
+                task.bidding_closes_at = None  # no bid: stay open until the deadline
+                self._touch()
+        if task.status not in FINAL and now >= task.deadline:
+            task.status = "expired"
+            self._touch()
+            self._emit("task.expired", self._parties(), {})
+            await self._settle(pay=False, correlation_id=None)
+
+    def _next_timer(self) -> timedelta | None:
+        task, now = self.task, workflow.now()
+        if task.status in FINAL:
+            end = task.deadline + timedelta(seconds=self.state.review_window_seconds)
+            return max(end - now, timedelta(0)) if not self._reviews_done() else None
+        moments = [task.deadline]
+        if task.status == "open" and task.bidding_closes_at:
+            moments.append(task.bidding_closes_at)
+        return max(min(moments) - now, timedelta(0))
+
+    def _reviews_done(self) -> bool:
+        task = self.task
+        if task.status in ("expired", "cancelled") or task.assignee is None:
+            return True
+        window_over = workflow.now() >= task.deadline + timedelta(
+            seconds=self.state.review_window_seconds
+        )
+        return window_over or {task.poster, task.assignee} <= set(task.reviewed_by)
+
+    # ---- the main loop's work -------------------------------------------------------------
+
+    def _has_work(self) -> bool:
+        return self.task.version > self.state.stored_version or bool(self.state.pending_events)
+
+    async def _flush(self) -> None:
+        state, task = self.state, self.task
+        if task.assignee and not state.chat_opened and task.status in ("assigned", "submitted"):
+            task.chat_id = await workflow.execute_activity_method(
+                TaskActivities.open_task_chat,
+                TaskChatInput(task_id=task.task_id, title=task.title, poster=task.poster,
+                              assignee=task.assignee, task_queue=state.task_queue,
+                              llm_task_queue=state.llm_task_queue),
+                **options.STORE,
+            )  # fmt: skip
+            state.chat_opened = True
+            await self._task_activity(True)
+            self._touch()
+        if task.status in FINAL and state.chat_opened and not state.activity_cleared:
+            await self._task_activity(False)
+            state.activity_cleared = True
+        while task.version > state.stored_version:
+            version = task.version
+            await workflow.execute_activity_method(
+                TaskActivities.store_task,
+                StoreTaskInput(task=task.model_copy(deep=True)),
+                **options.STORE,
+            )
+            state.stored_version = version
+        if state.pending_events:
+            events, state.pending_events = state.pending_events, []
+            await workflow.execute_activity_method(
+                EventActivities.publish_events, PublishEventsInput(events=events), **options.PUBLISH
+            )
+
+    async def _task_activity(self, active: bool) -> None:
+        change = TaskActivityChange(
+            agent_id=self.task.assignee or "", task_id=self.task.task_id, active=active
+        )
+        await workflow.execute_activity_method(
+            TaskActivities.set_task_activity, change, **options.STORE
+        )
+
+    async def _stored(self) -> Task:
+        version = self.task.version
+        await workflow.wait_condition(lambda: self.state.stored_version >= version)
+        return self.task
+
+    # ---- helpers --------------------------------------------------------------------------
+
+    def _ready(self) -> None:
+        if not self.state.escrowed:
+            raise _refuse("the task is not posted")
+
+    def _poster_only(self, command: TaskCommand, verb: str) -> None:
+        if command.actor not in (self.task.poster, PLATFORM):
+            raise _refuse(f"only the poster {verb}", "Forbidden")
+
+    def _parties(self) -> list[str]:
+        parties = [self.task.poster]
+        parties += [b.agent_id for b in self.task.bids if b.agent_id not in parties]
+        return parties
+
+    def _touch(self) -> None:
+        self.task.version += 1
+
+    def _emit(
+        self, kind: str, recipients: list[str], payload: dict, correlation_id: str | None = None
+    ) -> None:
+        self._touch()
+        self.state.pending_events.append(
+            EventEnvelope(
+                event_id=str(workflow.uuid4()),
+                type=kind,
+                occurred_at=workflow.now(),
+                correlation_id=correlation_id or self._correlation_id,
+                payload={"task_id": self.task.task_id, "title": self.task.title,
+                         "status": self.task.status} | payload,
+                recipients=recipients,
+            )
+        )  # fmt: skip
