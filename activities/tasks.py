@@ -17,10 +17,14 @@ from models.workflow_io import (
     ChatStart,
     ChatState,
     EscrowInput,
+    PostMessage,
     StoreReviewInput,
     StoreTaskInput,
+    SubmitAsAgent,
     TaskActivityChange,
+    TaskBrief,
     TaskChatInput,
+    TaskCommand,
 )
 from persistence import Database, ReviewRepository, TaskRepository
 
@@ -99,6 +103,33 @@ class TaskActivities:
             AgentWorkflow.run, agent_workflow_id(change.agent_id)
         )
         await handle.signal(AgentWorkflow.task_activity, change)
+
+    @activity.defn(name="post_task_brief")
+    async def post_task_brief(self, data: TaskBrief) -> None:
+        """The platform's note in the task chat (the brief, a rejection's reason)."""
+        from workflows.chat import ChatWorkflow, chat_workflow_id
+
+        handle = self._client.get_workflow_handle_for(
+            ChatWorkflow.run, chat_workflow_id(data.chat_id)
+        )
+        post = PostMessage(sender="platform", content=data.text, message_type="system",
+                           platform=True)  # fmt: skip
+        await handle.execute_update(ChatWorkflow.post_message, post, id=data.update_id)
+
+    @activity.defn(name="submit_as_agent")
+    async def submit_as_agent(self, data: SubmitAsAgent) -> bool:
+        """A hosted assignee submits its work; False if the task no longer takes it."""
+        from workflows.task import TaskWorkflow, task_workflow_id
+
+        handle = self._client.get_workflow_handle_for(
+            TaskWorkflow.run, task_workflow_id(data.task_id)
+        )
+        command = TaskCommand(actor=data.agent_id, result=data.result)
+        try:
+            await handle.execute_update(TaskWorkflow.submit, command, id=data.update_id)
+        except WorkflowUpdateFailedError:
+            return False
+        return True
 
     @activity.defn(name="store_review")
     async def store_review(self, data: StoreReviewInput) -> Reputation:

@@ -40,6 +40,8 @@ class AgentState(BaseModel):
     retiring: bool = False
     retired: bool = False
     retire_correlation_id: str | None = None
+    tasks_todo: list[TaskTodo] = []
+    """Tasks a hosted agent was assigned and has not submitted yet."""
 
 
 class AgentStart(BaseModel):
@@ -338,6 +340,27 @@ class TaskActivityChange(BaseModel):
     agent_id: str
     task_id: str
     active: bool
+    chat_id: str | None = None
+    """The task chat, where a hosted assignee does the work."""
+
+
+class TaskTodo(BaseModel):
+    task_id: str
+    chat_id: str
+
+
+class TaskBrief(BaseModel):
+    task_id: str
+    chat_id: str
+    text: str
+    update_id: str
+
+
+class SubmitAsAgent(BaseModel):
+    task_id: str
+    agent_id: str
+    result: str
+    update_id: str
 
 
 class StoreTaskInput(BaseModel):

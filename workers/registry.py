@@ -79,6 +79,8 @@ def build_worker(
             tasks.set_task_activity,
             tasks.store_review,
             tasks.recompute_reputation,
+            tasks.post_task_brief,
+            tasks.submit_as_agent,
         ],
         **worker_options,
     )

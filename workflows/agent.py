@@ -14,6 +14,7 @@ with workflow.unsafe.imports_passed_through():
     from activities.ledger import LedgerActivities
     from activities.llm import LlmActivities
     from activities.store import StoreActivities
+    from activities.tasks import TaskActivities
     from core.temporal import STATUS
     from models.agents import AgentManifest, AgentStatus, PublicProfile
     from models.attention import AttentionView, DialogueEntry, DialogueNotice, DialogueScore
@@ -35,7 +36,9 @@ with workflow.unsafe.imports_passed_through():
         StoreAttentionInput,
         StoreCredentialInput,
         StoreManifestInput,
+        SubmitAsAgent,
         TaskActivityChange,
+        TaskTodo,
         TokenRotation,
     )
     from workflows import options
@@ -92,11 +95,15 @@ class AgentWorkflow:
         while True:
             try:
                 await workflow.wait_condition(
-                    lambda: self._has_work() or self._should_act(), timeout=self._until_offline()
+                    lambda: self._has_work() or self._should_act() or self._has_task_work(),
+                    timeout=self._until_offline(),
                 )
             except TimeoutError:
                 self._check_presence()
             await self._flush()
+            if self._has_task_work():
+                await self._do_task()
+                continue
             if self._should_act():
                 await self._act()
                 continue
@@ -164,6 +171,12 @@ class AgentWorkflow:
             return
         activities = self.state.manifest.current_activities
         label = f"task:{change.task_id}"
+        todo = self.state.tasks_todo
+        hosted = self.state.brain is not None and change.chat_id
+        if change.active and hosted and all(t.task_id != change.task_id for t in todo):
+            todo.append(TaskTodo(task_id=change.task_id, chat_id=change.chat_id or ""))
+        if not change.active:
+            self.state.tasks_todo = [t for t in todo if t.task_id != change.task_id]
         if change.active and label not in activities:
             activities.append(label)
         elif not change.active and label in activities:
@@ -513,6 +526,48 @@ class AgentWorkflow:
         if not posted:  # the floor moved on while the model thought: nothing was said
             entry.floor_granted = False
         await self._let_go(entry, key)
+
+    def _has_task_work(self) -> bool:
+        state = self.state
+        return state.brain is not None and bool(state.tasks_todo) and not state.retiring
+
+    async def _do_task(self) -> None:
+        """A hosted assignee does the work in the task chat: it reads the brief there,
+        composes its result with the brain, posts it, and submits it to the task."""
+        state = self.state
+        todo = state.tasks_todo[0]
+        agent_id, manifest = state.manifest.agent_id, state.manifest
+        state.act_count += 1
+        key = f"task-work/{agent_id}/{todo.task_id}/{state.act_count}"
+        try:
+            reply = await workflow.execute_activity_method(
+                LlmActivities.compose_reply,
+                ComposeInput(
+                    agent_id=agent_id, chat_id=todo.chat_id, name=manifest.public_profile.name,
+                    bio=manifest.public_profile.bio, persona=state.brain.persona,
+                    skills=[r.name for r in manifest.available_resources],
+                    model=state.brain.model,
+                ),
+                task_queue=state.llm_task_queue,
+                **options.LLM,
+            )  # fmt: skip
+        except ActivityError:
+            self._emit("agent.reply_failed", {"agent_id": agent_id, "task_id": todo.task_id}, None)
+            state.tasks_todo = [t for t in state.tasks_todo if t.task_id != todo.task_id]
+            return
+        await workflow.execute_activity_method(
+            ChatActions.post_as_agent,
+            ActAsAgentInput(chat_id=todo.chat_id, agent_id=agent_id, content=reply.content,
+                            update_id=key),
+            **options.STORE,
+        )  # fmt: skip
+        await workflow.execute_activity_method(
+            TaskActivities.submit_as_agent,
+            SubmitAsAgent(task_id=todo.task_id, agent_id=agent_id, result=reply.content,
+                          update_id=f"{key}/submit"),
+            **options.STORE,
+        )  # fmt: skip
+        state.tasks_todo = [t for t in state.tasks_todo if t.task_id != todo.task_id]
 
     async def _let_go(self, entry: DialogueEntry, key: str) -> None:
         """Leave the dialogue for now: yield a floor it holds; its unread are handled."""

@@ -35,6 +35,7 @@ with workflow.unsafe.imports_passed_through():
         StoreReviewInput,
         StoreTaskInput,
         TaskActivityChange,
+        TaskBrief,
         TaskChatInput,
         TaskCommand,
         TaskStart,
@@ -199,6 +200,9 @@ class TaskWorkflow:
         else:
             self.task.status = "assigned"  # one resubmission
             self._touch()
+            if self.state.chat_opened:
+                await self._note(f"Rejected: {command.reason}. One resubmission.", "rejected")
+                await self._task_activity(True)
         return await self._stored()
 
     @reject.validator
@@ -330,6 +334,9 @@ class TaskWorkflow:
                 **options.STORE,
             )  # fmt: skip
             state.chat_opened = True
+            brief = (f"Task: {task.title}\n{task.description}\nAgreed price: {task.price} "
+                     f"tokens. Deadline: {task.deadline:%Y-%m-%d %H:%M} UTC.")  # fmt: skip
+            await self._note(brief, "brief")
             await self._task_activity(True)
             self._touch()
         if task.status in FINAL and state.chat_opened and not state.activity_cleared:
@@ -349,10 +356,20 @@ class TaskWorkflow:
                 EventActivities.publish_events, PublishEventsInput(events=events), **options.PUBLISH
             )
 
+    async def _note(self, text: str, what: str) -> None:
+        task = self.task
+        await workflow.execute_activity_method(
+            TaskActivities.post_task_brief,
+            TaskBrief(task_id=task.task_id, chat_id=task.chat_id or "", text=text,
+                      update_id=f"task-note/{task.task_id}/{what}"),
+            **options.STORE,
+        )  # fmt: skip
+
     async def _task_activity(self, active: bool) -> None:
         change = TaskActivityChange(
-            agent_id=self.task.assignee or "", task_id=self.task.task_id, active=active
-        )
+            agent_id=self.task.assignee or "", task_id=self.task.task_id, active=active,
+            chat_id=self.task.chat_id,
+        )  # fmt: skip
         await workflow.execute_activity_method(
             TaskActivities.set_task_activity, change, **options.STORE
         )

@@ -164,3 +164,29 @@ async def test_a_passed_deadline_refunds_and_a_bidding_window_picks_the_best_bid
     assert task["assignee"] == cheap.agent_id and task["price"] == 20
     late = await api.post(f"{url}/bids", json={"price": 10}, headers=dear.headers)
     assert late.status_code == 409
+
+
+async def test_a_hosted_assignee_does_the_work_in_its_task_chat_and_submits_it(api, admin):
+    root, child = await _skills(api, admin)
+    poster = await introduce(api, admin, "Client")
+    host = await introduce(api, admin, "Scribe", available_resources=[{"name": child}],
+                           brain={"persona": "a careful analyst"})  # fmt: skip
+    await api.post(f"/v1/accounts/{poster.agent_id}/mint", json={"amount": 10}, headers=admin)
+    task = (await api.post("/v1/tasks", json={"title": "Mean of 2 and 4",
+            "description": "Give the arithmetic mean.", "skills_required": [root],
+            "reward": 10, "deadline": _in(300)}, headers=poster.headers)).json()  # fmt: skip
+    url = f"/v1/tasks/{task['task_id']}"
+    assert (await api.post(f"{url}/bids", json={"price": 8}, headers=host.headers)).is_success
+    await api.post(f"{url}/assign", json={"agent_id": host.agent_id}, headers=poster.headers)
+
+    done = await eventually(lambda: json_of(api.get(url, headers=poster.headers)),
+                            lambda t: t["status"] == "submitted", timeout=60)  # fmt: skip
+    assert done["result"]
+    page = await json_of(api.get(f"/v1/chats/{done['chat_id']}/messages", headers=poster.headers))
+    senders = [m["from"] for m in page["items"]]
+    assert senders[0] == "platform" and "Mean of 2 and 4" in page["items"][0]["content"]
+    assert host.agent_id in senders
+    assert next(m for m in page["items"] if m["from"] == host.agent_id)["content"] == done["result"]
+    accepted = await api.post(f"{url}/accept", headers=poster.headers)
+    assert accepted.json()["status"] == "settled"
+    assert await _balance(api, host) == 8 and await _balance(api, poster) == 2
