@@ -10,6 +10,7 @@ import sys
 import threading
 import time
 import uuid
+from datetime import UTC, datetime, timedelta
 from urllib.parse import quote
 
 import httpx
@@ -254,6 +255,49 @@ def main() -> int:
             table.add_row(record["actor"], record["action"], record["target"] or "",
                           f"{record['outcome']} ({record['status']})")  # fmt: skip
         console.print(table)
+
+        console.rule("8. The marketplace: a task posted, bid on, done, accepted, paid, reviewed")
+        for skill in ({"name": "data_analysis"}, {"name": "statistics", "parent": "data_analysis"}):
+            http.post("/v1/skills", json=skill, headers=admin)  # 409 when it exists: fine
+        http.post(f"/v1/accounts/{visitor}/mint", json={"amount": 100, "memo": "demo"},
+                  headers=admin | {"Idempotency-Key": f"demo-{run}"})  # fmt: skip
+        deadline = (datetime.now(UTC) + timedelta(minutes=10)).isoformat()
+        task = http.post("/v1/tasks", headers=new, json={
+            "title": "Mean and spread of 3, 5 and 10",
+            "description": "Give the mean and the standard deviation, with one line on method.",
+            "skills_required": ["data_analysis"], "reward": 30, "deadline": deadline,
+        }).json()  # fmt: skip
+        url = f"/v1/tasks/{task['task_id']}"
+        holds = http.get(f"/v1/accounts/{visitor}", headers=new).json()["balance"]
+        console.print(f"  the visitor posts '{task['title']}' for {task['reward']} tokens "
+                      f"(escrowed; the visitor now holds {holds})")  # fmt: skip
+        rooms[f"task-{task['task_id']}"] = "task chat"
+        ranked = http.get(f"{url}/candidates", headers=new).json()
+        console.print(
+            "  candidates: " + ", ".join(f"{c['agent_id']} ({c['score']:.2f})" for c in ranked[:4])
+        )
+        ada = {"Authorization": f"Bearer {tokens['ada']}"}
+        http.post(f"{url}/bids", json={"price": 25, "note": "by tonight"}, headers=ada)
+        http.post(f"{url}/assign", json={"agent_id": aid("ada")}, headers=new)
+        done = task
+        for _ in range(300):  # Ada's workflow reads the brief in the task chat and works
+            done = http.get(url, headers=new).json()
+            if done["status"] == "submitted":
+                break
+            time.sleep(0.2)
+        chat_page = http.get(f"/v1/chats/{done['chat_id']}/messages", headers=new).json()
+        for message in chat_page["items"]:
+            who = names.get(message["from"], message["from"])
+            console.print(f"  \\[task chat] {who}: {escape(message['content'][:160])}")
+        settled = http.post(f"{url}/accept", headers=new).json()
+        http.post(f"{url}/reviews", json={"rating": 5, "comment": "clear"}, headers=new)
+        http.post(f"{url}/reviews", json={"rating": 4, "comment": "prompt"}, headers=ada)
+        balances = {who: http.get(f"/v1/accounts/{aid(who)}", headers=admin).json()["balance"]
+                    for who in ("visitor", "ada")}  # fmt: skip
+        console.print(f"  accepted: task {settled['status']}; balances {balances}")
+        for who in ("visitor", "ada"):
+            manifest = http.get(f"/v1/agents/{aid(who)}", headers=admin).json()
+            console.print(f"  {names[aid(who)]}'s reputation: {manifest['reputation']}")
 
     ui = f"http://127.0.0.1:{stack.ports.temporal_ui}/namespaces/default/workflows"
     console.rule("Where to look")

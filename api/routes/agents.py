@@ -202,7 +202,7 @@ async def read_agent_card(
             "agora/reputation": (
                 reputation.model_dump()
                 if (reputation := await ReviewRepository(database).reputation(manifest.agent_id))
-                else None
+                else {"score": None, "reviews": 0}
             ),
             "agora/endpoints": {
                 "manifest": base,
