@@ -442,7 +442,10 @@ class AgentWorkflow:
             return
         old, attention.focus = attention.focus, new
         attention.focus_changed_at = workflow.now()
-        self.state.manifest.current_activities = [f"attending chat {new}"] if new else []
+        # the focus owns one line of current_activities; tasks and the agent's own keep theirs
+        kept = [a for a in self.state.manifest.current_activities
+                if not a.startswith("attending chat ")]  # fmt: skip
+        self.state.manifest.current_activities = ([f"attending chat {new}"] if new else []) + kept
         self._touch()
         self._emit(
             "agent.focus_changed",

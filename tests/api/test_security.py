@@ -9,6 +9,7 @@ import json
 import logging
 import time
 import uuid
+from datetime import UTC, datetime, timedelta
 
 import jwt
 import pytest
@@ -205,15 +206,16 @@ async def test_every_route_declares_its_requirement_and_refuses_a_caller_without
     for method, path, op in operations:
         if "public" in op["x-agora-access"]:
             continue
-        url = path.format(agent_id="someone", chat_id="some-chat")
+        url = path.format(agent_id="someone", chat_id="some-chat", task_id="some-task")
         response = await api.request(method, url, json={})
         assert response.status_code == 401, (method, path, response.status_code)
 
 
 async def test_a_stranger_reaches_no_object_of_others(api, admin, database):
     """Every route that names an agent or a chat, called by an agent that is neither that
-    agent nor in that chat: refused (403/404), except reading a manifest (public to
-    every token) and the card (public). Nothing changes."""
+    agent nor in that chat, nor a party to that task: refused (403/404), except reading
+    a manifest, a task and its candidates (public to every token) and the card (public);
+    a bid by an agent without the skills is a 409. Nothing changes, no token moves."""
     owner = await introduce(api, admin, "Owner")
     friend = await introduce(api, admin, "Friend")
     stranger = await introduce(api, admin, "Stranger")
@@ -224,9 +226,21 @@ async def test_a_stranger_reaches_no_object_of_others(api, admin, database):
     )
     assert posted.status_code == 201
     before = (await api.get(f"/v1/chats/{chat_id}", headers=owner.headers)).json()
+    skill = f"secrets_{uuid.uuid4().hex[:6]}"
+    await api.post("/v1/skills", json={"name": skill}, headers=admin)
+    await api.post(f"/v1/accounts/{owner.agent_id}/mint", json={"amount": 20}, headers=admin)
+    deadline = (datetime.now(UTC) + timedelta(minutes=10)).isoformat()
+    task = (await api.post("/v1/tasks", json={"title": "mine", "reward": 20, "deadline": deadline,
+            "skills_required": [skill]}, headers=owner.headers)).json()  # fmt: skip
 
     spec = (await api.get("/openapi.json")).json()
-    open_to_all = {("GET", "/v1/agents/{agent_id}"), ("GET", "/v1/agents/{agent_id}/card")}
+    open_to_all = {
+        ("GET", "/v1/agents/{agent_id}"),
+        ("GET", "/v1/agents/{agent_id}/card"),
+        ("GET", "/v1/tasks/{task_id}"),
+        ("GET", "/v1/tasks/{task_id}/candidates"),
+    }
+    expected_instead = {("POST", "/v1/tasks/{task_id}/bids"): 409}
     bodies = {
         "/v1/chats/{chat_id}/members": {"agent_id": stranger.agent_id},
         "/v1/chats/{chat_id}/members/{agent_id}": {"role": "admin"},
@@ -236,6 +250,13 @@ async def test_a_stranger_reaches_no_object_of_others(api, admin, database):
         "/v1/chats/{chat_id}/floor/grant": {"agent_id": stranger.agent_id},
         "/v1/agents/{agent_id}": {"status": "busy"},
         "/v1/agents/{agent_id}/attention": {"scheduler": "round_robin"},
+        "/v1/accounts/{agent_id}/mint": {"amount": 5},
+        "/v1/accounts/{agent_id}/transfers": {"recipient": stranger.agent_id, "amount": 5},
+        "/v1/tasks/{task_id}/bids": {"price": 1},
+        "/v1/tasks/{task_id}/assign": {"agent_id": stranger.agent_id},
+        "/v1/tasks/{task_id}/submit": {"result": "mine now"},
+        "/v1/tasks/{task_id}/reject": {"reason": "no"},
+        "/v1/tasks/{task_id}/reviews": {"rating": 1},
     }
     checked = 0
     for path, methods in spec["paths"].items():
@@ -245,13 +266,15 @@ async def test_a_stranger_reaches_no_object_of_others(api, admin, database):
             method = method.upper()
             if (method, path) in open_to_all:
                 continue
-            url = path.format(agent_id=owner.agent_id, chat_id=chat_id)
+            url = path.format(agent_id=owner.agent_id, chat_id=chat_id, task_id=task["task_id"])
             body = bodies.get(path) if method in ("POST", "PATCH") else None
             response = await api.request(method, url, json=body, headers=stranger.headers)
-            assert response.status_code in (403, 404), (method, path, response.text)
+            allowed = {expected_instead[(method, path)]} if (method, path) in expected_instead \
+                else {403, 404}  # fmt: skip
+            assert response.status_code in allowed, (method, path, response.text)
             assert "only for us" not in response.text
             checked += 1
-    assert checked >= 18
+    assert checked >= 28
 
     after = (await api.get(f"/v1/chats/{chat_id}", headers=owner.headers)).json()
     assert after["members"] == before["members"] and after["closed"] is False
@@ -259,6 +282,10 @@ async def test_a_stranger_reaches_no_object_of_others(api, admin, database):
     assert [m["content"] for m in page["items"]] == ["only for us"]
     manifest = (await api.get(f"/v1/agents/{owner.agent_id}", headers=owner.headers)).json()
     assert manifest["status"] == "active"
+    unchanged = (await api.get(f"/v1/tasks/{task['task_id']}", headers=owner.headers)).json()
+    assert unchanged["status"] == "open" and unchanged["bids"] == []
+    account = (await api.get(f"/v1/accounts/{owner.agent_id}", headers=owner.headers)).json()
+    assert account["balance"] == 0  # 20 minted, 20 in escrow, nothing else moved
 
 
 # ---- secrets stay out of sight ---------------------------------------------------------
