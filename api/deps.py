@@ -227,18 +227,24 @@ async def existing_agent(agent_id: PathAgentId, database: DatabaseDep) -> AgentM
 ExistingAgent = Annotated[AgentManifest, Depends(existing_agent)]
 
 
-@requirement("object:own-agent (itself, its operator, admin)")
-async def live_agent(
-    agent_id: PathAgentId, principal: CurrentPrincipal, database: DatabaseDep
-) -> AgentManifest:
-    """An agent that exists, is not retired, and the caller may act on: the agent itself,
-    the operator who introduced it, or an admin. Another agent gets 403 whether or not
-    the id exists; an operator or admin gets 404 for an unknown one."""
+async def _own(agent_id: str, principal: Principal, database: Database) -> AgentManifest:
+    """The agent if the caller may act on it: the agent itself, the operator who introduced
+    it, or an admin. Another agent gets 403 whether or not the id exists; an operator or
+    admin gets 404 for an unknown one."""
     if principal.role == "agent" and principal.agent_id != agent_id:
         raise HTTPException(status.HTTP_403_FORBIDDEN, "an agent may act only on itself")
     manifest = await existing_agent(agent_id, database)
     if principal.role == "operator" and manifest.operator_id != principal.operator_id:
         raise HTTPException(status.HTTP_403_FORBIDDEN, "an operator acts on its own agents")
+    return manifest
+
+
+@requirement("object:own-agent (itself, its operator, admin)")
+async def live_agent(
+    agent_id: PathAgentId, principal: CurrentPrincipal, database: DatabaseDep
+) -> AgentManifest:
+    """An agent the caller may act on (``_own``) that is not retired (409)."""
+    manifest = await _own(agent_id, principal, database)
     if manifest.status == AgentStatus.RETIRED:
         raise HTTPException(status.HTTP_409_CONFLICT, f"agent {manifest.agent_id} is retired")
     return manifest
@@ -252,12 +258,7 @@ async def own_agent(
     agent_id: PathAgentId, principal: CurrentPrincipal, database: DatabaseDep
 ) -> AgentManifest:
     """Like ``live_agent``, and a retired agent is still readable (its account, say)."""
-    if principal.role == "agent" and principal.agent_id != agent_id:
-        raise HTTPException(status.HTTP_403_FORBIDDEN, "an agent may act only on itself")
-    manifest = await existing_agent(agent_id, database)
-    if principal.role == "operator" and manifest.operator_id != principal.operator_id:
-        raise HTTPException(status.HTTP_403_FORBIDDEN, "an operator acts on its own agents")
-    return manifest
+    return await _own(agent_id, principal, database)
 
 
 OwnAgent = Annotated[AgentManifest, Depends(own_agent)]

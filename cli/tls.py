@@ -25,8 +25,6 @@ class LocalCertificates:
     ca_file: Path
     cert_file: Path
     key_file: Path
-    bundle_file: Path
-    """The server's certificate and key in one file (RabbitMQ and FerretDB take either)."""
 
 
 def _write_key(path: Path, key: ec.EllipticCurvePrivateKey) -> None:
@@ -54,7 +52,6 @@ def local_certificates(home: Path) -> LocalCertificates:
         ca_file=folder / "ca.pem",
         cert_file=folder / "server.pem",
         key_file=folder / "server.key",
-        bundle_file=folder / "server-bundle.pem",
     )
     if _still_valid(paths.ca_file) and _still_valid(paths.cert_file) and paths.key_file.exists():
         return paths
@@ -116,6 +113,4 @@ def local_certificates(home: Path) -> LocalCertificates:
     paths.ca_file.write_bytes(ca.public_bytes(serialization.Encoding.PEM))
     paths.cert_file.write_bytes(server.public_bytes(serialization.Encoding.PEM))
     _write_key(paths.key_file, server_key)
-    paths.bundle_file.write_bytes(paths.cert_file.read_bytes() + paths.key_file.read_bytes())
-    paths.bundle_file.chmod(0o600)
     return paths

@@ -503,19 +503,8 @@ class AgentWorkflow:
             return
         state.budget_noted = False
         state.acts.append(now)
-        manifest = state.manifest
         try:
-            reply = await workflow.execute_activity_method(
-                LlmActivities.compose_reply,
-                ComposeInput(
-                    agent_id=agent_id, chat_id=chat_id, name=manifest.public_profile.name,
-                    bio=manifest.public_profile.bio, persona=state.brain.persona,
-                    skills=[r.name for r in manifest.available_resources],
-                    model=state.brain.model,
-                ),
-                task_queue=state.llm_task_queue,
-                **options.LLM,
-            )  # fmt: skip
+            reply = await self._compose(chat_id)
         except ActivityError:
             self._emit("agent.reply_failed", {"agent_id": agent_id, "chat_id": chat_id}, None)
             await self._let_go(entry, key)
@@ -530,6 +519,21 @@ class AgentWorkflow:
             entry.floor_granted = False
         await self._let_go(entry, key)
 
+    async def _compose(self, chat_id: str):
+        """The brain's next line in a dialogue (LangChain, on the LLM task queue)."""
+        state, manifest = self.state, self.state.manifest
+        assert state.brain is not None
+        return await workflow.execute_activity_method(
+            LlmActivities.compose_reply,
+            ComposeInput(
+                agent_id=manifest.agent_id, chat_id=chat_id, name=manifest.public_profile.name,
+                bio=manifest.public_profile.bio, persona=state.brain.persona,
+                skills=[r.name for r in manifest.available_resources], model=state.brain.model,
+            ),
+            task_queue=state.llm_task_queue,
+            **options.LLM,
+        )  # fmt: skip
+
     def _has_task_work(self) -> bool:
         state = self.state
         return state.brain is not None and bool(state.tasks_todo) and not state.retiring
@@ -539,21 +543,11 @@ class AgentWorkflow:
         composes its result with the brain, posts it, and submits it to the task."""
         state = self.state
         todo = state.tasks_todo[0]
-        agent_id, manifest = state.manifest.agent_id, state.manifest
+        agent_id = state.manifest.agent_id
         state.act_count += 1
         key = f"task-work/{agent_id}/{todo.task_id}/{state.act_count}"
         try:
-            reply = await workflow.execute_activity_method(
-                LlmActivities.compose_reply,
-                ComposeInput(
-                    agent_id=agent_id, chat_id=todo.chat_id, name=manifest.public_profile.name,
-                    bio=manifest.public_profile.bio, persona=state.brain.persona,
-                    skills=[r.name for r in manifest.available_resources],
-                    model=state.brain.model,
-                ),
-                task_queue=state.llm_task_queue,
-                **options.LLM,
-            )  # fmt: skip
+            reply = await self._compose(todo.chat_id)
         except ActivityError:
             self._emit("agent.reply_failed", {"agent_id": agent_id, "task_id": todo.task_id}, None)
             state.tasks_todo = [t for t in state.tasks_todo if t.task_id != todo.task_id]

@@ -77,7 +77,7 @@ async def test_the_stack_on_tls_carries_a_message_end_to_end(tls_stack: Stack):
                 if event["type"] == "message.sent":
                     break
             assert event["payload"]["message"]["content"] == "over TLS all the way"
-        # and it was stored in FerretDB over TLS with SCRAM
+        # and it was stored in MongoDB (here FerretDB, telemetry disabled) over TLS with SCRAM
         page = await eventually(
             lambda: api.get(f"/v1/chats/{chat_id}/messages", headers=lee_headers),
             lambda r: r.status_code == 200 and len(r.json()["items"]) == 1,
