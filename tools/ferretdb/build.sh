@@ -8,7 +8,7 @@
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 out=$(realpath -m "${1:-"$here/../../.agora/bin/ferretdb"}")
-if [[ -x $out ]] && "$out" --version 2>/dev/null | grep -q "v1.24.2"; then
+if [[ -x $out ]] && "$out" --version 2>/dev/null | grep "v1.24.2" >/dev/null; then
   exit 0
 fi
 cd "$here"
@@ -27,4 +27,4 @@ if ! build; then
   GOTOOLCHAIN=go1.24.3 build
 fi
 rm -rf vendor
-"$out" --version | head -n 1
+"$out" --version | sed -n 1p  # sed reads it all: no SIGPIPE under pipefail
