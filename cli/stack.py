@@ -119,6 +119,7 @@ class Ports:
     api: int = 8000
     ferretdb_debug: int = 8088
     rabbitmq_dist: int = 25672
+    worker_metrics: int = 9464
 
     @classmethod
     def free(cls) -> Ports:
@@ -201,6 +202,7 @@ class Stack:
             "AGORA_MONGODB_URI": self.mongodb_uri or f"mongodb://127.0.0.1:{self.ports.mongodb}/",
             "AGORA_AMQP_URL": self.amqp_url or f"amqp://guest:guest@127.0.0.1:{self.ports.amqp}/",
             "AGORA_TEMPORAL_ADDRESS": f"127.0.0.1:{self.ports.temporal}",
+            "AGORA_WORKER_METRICS_PORT": str(self.ports.worker_metrics),
         }
         if self.certs is not None:
             ca = self.certs.ca_file

@@ -70,6 +70,9 @@ class Settings(BaseSettings):
 
     publish_timeout_seconds: float = Field(default=10.0, gt=0)
     readiness_timeout_seconds: float = Field(default=2.0, gt=0)
+    worker_metrics_port: int | None = Field(default=None, ge=1, le=65535)
+    """The worker serves the Temporal SDK's own Prometheus metrics on 127.0.0.1 at this
+    port (``/metrics``); unset: not served."""
     request_timeout_seconds: float = Field(default=30.0, gt=0)
     """An API request that has no answer by then gets 504 (a retried post with the same
     Idempotency-Key is safe)."""

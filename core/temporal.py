@@ -5,6 +5,7 @@ from __future__ import annotations
 from temporalio.client import Client
 from temporalio.common import SearchAttributeKey
 from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
 
 from core.settings import Settings
 
@@ -18,10 +19,19 @@ SEARCH_ATTRIBUTES = (AGENT_ID, CHAT_ID, TASK_ID, STATUS, KIND)
 """Registered on the dev server at start (``--search-attribute NAME=Keyword``)."""
 
 
-async def connect_temporal(settings: Settings) -> Client:
-    """A client that carries pydantic models in payloads."""
+async def connect_temporal(settings: Settings, runtime: Runtime | None = None) -> Client:
+    """A client that carries pydantic models in payloads (on ``runtime``, when given:
+    the worker's, which serves the SDK's metrics)."""
     return await Client.connect(
         settings.temporal_address,
         namespace=settings.temporal_namespace,
         data_converter=pydantic_data_converter,
+        runtime=runtime,
+    )
+
+
+def metrics_runtime(port: int) -> Runtime:
+    """A Temporal runtime that serves the SDK's Prometheus metrics on 127.0.0.1:port."""
+    return Runtime(
+        telemetry=TelemetryConfig(metrics=PrometheusConfig(bind_address=f"127.0.0.1:{port}"))
     )

@@ -10,7 +10,7 @@ import signal
 from bus import open_bus
 from core.logging import configure_logging
 from core.settings import get_settings
-from core.temporal import connect_temporal
+from core.temporal import connect_temporal, metrics_runtime
 from persistence import open_database
 from workers.registry import build_workers
 
@@ -28,7 +28,10 @@ async def main() -> None:
     database = await open_database(settings)
     bus = await open_bus(settings)
     try:
-        client = await connect_temporal(settings)
+        port = settings.worker_metrics_port
+        client = await connect_temporal(settings, metrics_runtime(port) if port else None)
+        if port:
+            log.info("temporal sdk metrics on http://127.0.0.1:%s/metrics", port)
         async with contextlib.AsyncExitStack() as running:
             for worker in build_workers(client, settings, database, bus):
                 await running.enter_async_context(worker)

@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import re
 
-from tests.helpers import group, introduce
+import httpx
+
+from cli.stack import free_port
+from tests.conftest import eventually
+from tests.helpers import group, introduce, worker_process
 
 
 def value(text: str, name: str, **labels: str) -> float:
@@ -41,3 +45,19 @@ async def test_a_posted_message_moves_the_counter(api, admin):
     assert value(after, "agora_http_requests_total", **route, status="422") >= 1
     assert value(after, "agora_domain_events_total", kind="agent_introduced") >= 2
     assert "agora_http_request_seconds_bucket" in after
+
+
+async def test_the_worker_serves_the_temporal_sdks_metrics_on_its_port(settings, database):
+    settings.worker_metrics_port = free_port()
+    url = f"http://127.0.0.1:{settings.worker_metrics_port}/metrics"
+
+    async def scrape() -> str:
+        try:
+            async with httpx.AsyncClient(timeout=2) as http:
+                return (await http.get(url)).text
+        except httpx.HTTPError:
+            return ""
+
+    with worker_process(settings):
+        text = await eventually(scrape, lambda t: "temporal_" in t, timeout=60)
+    assert "temporal_worker_task_slots_available" in text or "temporal_request" in text
