@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import logging
+
 from temporalio import activity
 
 from bus import EventBus
 from models.workflow_io import PublishEventsInput
+
+log = logging.getLogger("agora.worker.events")
 
 
 class EventActivities:
@@ -16,6 +20,10 @@ class EventActivities:
     async def publish_events(self, data: PublishEventsInput) -> int:
         """Publish a batch of events in order; a retry republishes them with the same ids."""
         await self._bus.publish_batch(data.events)
+        for event in data.events:  # one line per event: a correlation id greps end to end
+            fields = {"event_type": event.type, "event_id": event.event_id,
+                      "correlation_id": event.correlation_id}  # fmt: skip
+            log.info("event published", extra=fields)
         return len(data.events)
 
     @activity.defn(name="ensure_inbox")

@@ -118,13 +118,19 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         cid = request.headers.get("x-correlation-id") or str(uuid.uuid4())
         token = correlation_id.set(cid[:128])
         try:
-            response = await asyncio.wait_for(call_next(request), settings.request_timeout_seconds)
-        except TimeoutError:
-            log.warning("no answer in time: %s %s", request.method, request.url.path)
-            response = JSONResponse(
-                {"detail": "no answer in time; a retry with the same Idempotency-Key is safe"},
-                status_code=504,
-            )
+            try:
+                response = await asyncio.wait_for(
+                    call_next(request), settings.request_timeout_seconds
+                )
+            except TimeoutError:
+                log.warning("no answer in time: %s %s", request.method, request.url.path)
+                response = JSONResponse(
+                    {"detail": "no answer in time; a retry with the same Idempotency-Key is safe"},
+                    status_code=504,
+                )
+            if request.method in ("POST", "PUT", "PATCH", "DELETE"):  # the path, never a query
+                log.info("%s %s -> %s", request.method, request.url.path, response.status_code,
+                         extra={"correlation_id": cid[:128]})  # fmt: skip
         finally:
             correlation_id.reset(token)
         response.headers["X-Correlation-ID"] = cid[:128]
