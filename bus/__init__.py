@@ -1,8 +1,22 @@
 """The only package that imports aio_pika: topology, the publisher and consumers."""
 
 from bus.consumer import consume
+from bus.dead import DeadLetter, dead_letters, replay_dead_letters
 from bus.inbox import Inbox, InboxBusy, open_inbox
 from bus.publisher import EventBus, open_bus
+from bus.tail import tail_events
 from bus.topology import Topology
 
-__all__ = ["EventBus", "Inbox", "InboxBusy", "Topology", "consume", "open_bus", "open_inbox"]
+__all__ = [
+    "DeadLetter",
+    "dead_letters",
+    "replay_dead_letters",
+    "tail_events",
+    "EventBus",
+    "Inbox",
+    "InboxBusy",
+    "Topology",
+    "consume",
+    "open_bus",
+    "open_inbox",
+]

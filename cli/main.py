@@ -8,11 +8,15 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from cli import ops
 from cli.stack import PROJECT_ROOT, Stack, StackError
 
 app = typer.Typer(
     help="Agora: a durable backend for societies of software agents.", no_args_is_help=True
 )
+app.add_typer(ops.agents, name="agents")
+app.add_typer(ops.chats, name="chats")
+app.add_typer(ops.events, name="events")
 console = Console()
 err = Console(stderr=True)
 

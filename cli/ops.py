@@ -1,0 +1,235 @@
+"""``agora agents|chats|events``: the operator's commands, over the API and the bus.
+
+They talk to the stack in ``.agora`` (or ``--home``); ``AGORA_*`` variables in the
+environment win, so the same commands operate a deployment. A refusal or an unknown id
+is one line on stderr and a non-zero exit, never a traceback.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import ssl
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import httpx
+import typer
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+from cli.stack import PROJECT_ROOT, Stack
+
+console = Console()
+err = Console(stderr=True)
+
+HomeOption = typer.Option(
+    PROJECT_ROOT / ".agora", "--home", envvar="AGORA_HOME", help="The local stack's folder."
+)
+
+agents = typer.Typer(help="Agents: list, show, retire.", no_args_is_help=True)
+chats = typer.Typer(help="Chats: show one, print or follow its transcript.", no_args_is_help=True)
+events = typer.Typer(help="Events: tail the stream, list and replay dead letters.",
+                     no_args_is_help=True)  # fmt: skip
+
+
+def environment(home: Path) -> dict[str, str]:
+    env = Stack.load(home).env()
+    env.update({k: v for k, v in os.environ.items() if k.startswith("AGORA_")})
+    return env
+
+
+def fail(message: str, code: int = 1) -> typer.Exit:
+    err.print(f"[red]error:[/red] {escape(message)}")
+    return typer.Exit(code)
+
+
+@contextmanager
+def api(home: Path) -> Iterator[httpx.Client]:
+    env = environment(home)
+    ca = env.get("AGORA_TLS_CA_FILE")
+    verify: ssl.SSLContext | bool = ssl.create_default_context(cafile=ca) if ca else True
+    headers = {"Authorization": f"Bearer {env.get('AGORA_ADMIN_TOKEN', '')}"}
+    with httpx.Client(base_url=env["AGORA_API_URL"], headers=headers, verify=verify,
+                      timeout=30) as client:  # fmt: skip
+        yield client
+
+
+def call(client: httpx.Client, method: str, path: str, **kwargs) -> dict:
+    try:
+        response = client.request(method, path, **kwargs)
+    except httpx.HTTPError as exc:
+        raise fail(
+            f"the API at {client.base_url} does not answer ({type(exc).__name__})", 2
+        ) from None
+    if response.status_code >= 400:
+        try:
+            detail = response.json().get("detail")
+        except ValueError:
+            detail = response.text
+        raise fail(f"{response.status_code}: {detail}")
+    return response.json()
+
+
+# ---- agents ---------------------------------------------------------------------------
+
+
+@agents.command("list")
+def agents_list(
+    status: str = typer.Option(None, help="active, busy, idle, offline or retired"),
+    name: str = typer.Option(None, "--name", help="name contains"),
+    home: Path = HomeOption,
+) -> None:
+    """The agents, a table (every page)."""
+    table = Table("agent", "name", "status", "online", "hosted", "activities")
+    params = {k: v for k, v in {"status": status, "q": name, "limit": 200}.items() if v}
+    with api(home) as client:
+        while True:
+            page = call(client, "GET", "/v1/agents", params=params)
+            for m in page["items"]:
+                table.add_row(m["agent_id"], m["public_profile"]["name"], m["status"],
+                              "yes" if m["online_status"] else "no",
+                              "yes" if m["hosted"] else "no",
+                              ", ".join(m["current_activities"]))  # fmt: skip
+            if not page.get("next_cursor"):
+                break
+            params["cursor"] = page["next_cursor"]
+    console.print(table)
+
+
+@agents.command("show")
+def agents_show(agent_id: str, home: Path = HomeOption) -> None:
+    """One agent's manifest."""
+    with api(home) as client:
+        console.print_json(data=call(client, "GET", f"/v1/agents/{agent_id}"))
+
+
+@agents.command("retire")
+def agents_retire(
+    agent_id: str,
+    yes: bool = typer.Option(False, "--yes", help="do not ask"),
+    home: Path = HomeOption,
+) -> None:
+    """Retire an agent: it leaves its chats and its tokens stop working."""
+    if not yes:
+        typer.confirm(f"retire {agent_id}?", abort=True)
+    with api(home) as client:
+        manifest = call(client, "DELETE", f"/v1/agents/{agent_id}")
+    console.print(f"{manifest['agent_id']} is {manifest['status']}")
+
+
+# ---- chats ----------------------------------------------------------------------------
+
+
+@chats.command("show")
+def chats_show(chat_id: str, home: Path = HomeOption) -> None:
+    """One chat: type, topic, policy and members."""
+    with api(home) as client:
+        chat = call(client, "GET", f"/v1/chats/{chat_id}")
+    console.print(f"{chat['chat_id']} ({chat['type']}) {chat.get('topic') or ''} "
+                  f"policy={chat.get('speaker_policy')} closed={chat['closed']}")  # fmt: skip
+    table = Table("member", "role")
+    for member in chat["members"]:
+        table.add_row(member["agent_id"], member["role"])
+    console.print(table)
+
+
+@chats.command("transcript")
+def chats_transcript(
+    chat_id: str,
+    follow: bool = typer.Option(False, "--follow", "-f", help="keep printing new messages"),
+    seconds: float = typer.Option(0, "--for", help="with --follow: stop after this long"),
+    home: Path = HomeOption,
+) -> None:
+    """The chat's messages in order; ``--follow`` keeps printing new ones (Ctrl-C stops)."""
+    after = 0
+    until = time.monotonic() + seconds if seconds else None
+    with api(home) as client:
+        while True:
+            page = call(client, "GET", f"/v1/chats/{chat_id}/messages",
+                        params={"after_seq": after, "limit": 200})  # fmt: skip
+            for m in page["items"]:
+                console.print(f"#{m['seq']} {m['timestamp'][11:19]} [bold]{escape(m['from'])}"
+                              f"[/bold]: {escape(m['content'])}")  # fmt: skip
+                after = m["seq"]
+            if page["items"]:
+                continue
+            if not follow or (until is not None and time.monotonic() > until):
+                return
+            time.sleep(0.5)
+
+
+# ---- events ---------------------------------------------------------------------------
+
+
+def _bus_settings(home: Path):
+    from core.settings import Settings
+
+    env = environment(home)
+    return Settings(amqp_url=env["AGORA_AMQP_URL"], bus_prefix=env.get("AGORA_BUS_PREFIX", "agora"))
+
+
+async def _with_bus(home: Path, work):
+    from bus import open_bus
+
+    try:
+        bus = await open_bus(_bus_settings(home), timeout=10)
+    except Exception as exc:
+        raise fail(f"RabbitMQ does not answer ({type(exc).__name__})", 2) from None
+    try:
+        return await work(bus)
+    finally:
+        await bus.close()
+
+
+@events.command("tail")
+def events_tail(
+    types: list[str] = typer.Option(None, "--type", help="event types (repeat); default all"),
+    seconds: float = typer.Option(0, "--for", help="stop after this long (default: Ctrl-C)"),
+    home: Path = HomeOption,
+) -> None:
+    """Print events as they are published: time, type, correlation id, payload."""
+    from bus import tail_events
+
+    async def show(event) -> None:
+        payload = escape(str(event.payload))[:200]
+        console.print(f"{event.occurred_at:%H:%M:%S} [bold]{event.type}[/bold] "
+                      f"{event.correlation_id or '-'} {payload}")  # fmt: skip
+
+    async def watch(bus) -> None:
+        stop = asyncio.Event()
+        if seconds:
+            asyncio.get_running_loop().call_later(seconds, stop.set)
+        await tail_events(bus, show, types or None, stop)
+
+    asyncio.run(_with_bus(home, watch))
+
+
+@events.command("dead")
+def events_dead(limit: int = typer.Option(100, min=1, max=10_000), home: Path = HomeOption) -> None:
+    """The dead letters: events no consumer could handle (left in place)."""
+    from bus import dead_letters
+
+    letters = asyncio.run(_with_bus(home, lambda bus: dead_letters(bus, limit)))
+    table = Table("event id", "type", "died in", "reason")
+    for letter in letters:
+        table.add_row(letter.event_id or "-", letter.type or "-", letter.queue or "-",
+                      letter.reason or "-")  # fmt: skip
+    console.print(table)
+    console.print(f"{len(letters)} dead letter(s)")
+
+
+@events.command("replay")
+def events_replay(
+    limit: int = typer.Option(100, min=1, max=10_000), home: Path = HomeOption
+) -> None:
+    """Send dead letters back where they came from (consumers drop repeats by event id)."""
+    from bus import replay_dead_letters
+
+    replayed = asyncio.run(_with_bus(home, lambda bus: replay_dead_letters(bus, limit)))
+    for letter in replayed:
+        console.print(f"replayed {letter.event_id} ({letter.type}) to {letter.queue}")
+    console.print(f"{len(replayed)} replayed")
