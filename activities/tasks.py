@@ -89,6 +89,7 @@ class TaskActivities:
             task_queue=data.task_queue,
             id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
             static_summary=f"Task chat {chat_id}",
+            memo={"summary": f"Task chat of {data.poster} and {data.assignee}: {data.title}"},
         )
         handle = self._client.get_workflow_handle_for(ChatWorkflow.run, chat_workflow_id(chat_id))
         await handle.execute_update(ChatWorkflow.open)

@@ -76,10 +76,10 @@ class AgentWorkflow:
             self._emit("agent.introduced", payload, start.correlation_id)
             state.introduced = True
         if not state.credential_stored:
-            await workflow.execute_activity_method(
+            await options.run(
                 EventActivities.ensure_inbox, state.manifest.agent_id, **options.PUBLISH
             )
-            await workflow.execute_activity_method(
+            await options.run(
                 StoreActivities.store_credential,
                 StoreCredentialInput(
                     agent_id=state.manifest.agent_id,
@@ -88,7 +88,7 @@ class AgentWorkflow:
                 ),
                 **options.STORE,
             )
-            await workflow.execute_activity_method(
+            await options.run(
                 LedgerActivities.open_account, state.manifest.agent_id, **options.STORE
             )
             state.credential_stored = True
@@ -291,7 +291,7 @@ class AgentWorkflow:
         """Make a new token id the agent's only live one (the API minted the token)."""
         self._rotations += 1
         try:
-            await workflow.execute_activity_method(
+            await options.run(
                 StoreActivities.store_credential,
                 StoreCredentialInput(
                     agent_id=self.state.manifest.agent_id,
@@ -313,7 +313,7 @@ class AgentWorkflow:
         the balance spent (a transfer, or a task's reward into escrow)."""
         async with self._ledger_lock:
             try:
-                return await workflow.execute_activity_method(
+                return await options.run(
                     LedgerActivities.debit,
                     DebitInput(
                         account=agent_account(self.state.manifest.agent_id), request=request
@@ -363,7 +363,7 @@ class AgentWorkflow:
         if state.retiring and not state.retired:
             # a rotation in flight records its token first; then every token is revoked
             await workflow.wait_condition(lambda: self._rotations == 0)
-            await workflow.execute_activity_method(
+            await options.run(
                 StoreActivities.revoke_credentials,
                 RevokeCredentialsInput(agent_id=state.manifest.agent_id, at=workflow.now()),
                 **options.STORE,
@@ -391,7 +391,7 @@ class AgentWorkflow:
             state.retired = True
         while state.manifest.version > state.stored_version:
             snapshot = state.manifest.model_copy(deep=True)
-            await workflow.execute_activity_method(
+            await options.run(
                 StoreActivities.store_manifest,
                 StoreManifestInput(manifest=snapshot),
                 **options.STORE,
@@ -400,7 +400,7 @@ class AgentWorkflow:
             self._sync_search_attributes()
         if state.attention_version > state.attention_stored_version:
             version = state.attention_version
-            await workflow.execute_activity_method(
+            await options.run(
                 StoreActivities.store_attention,
                 StoreAttentionInput(agent_id=state.manifest.agent_id,
                                     attention=self.attention()),
@@ -409,7 +409,7 @@ class AgentWorkflow:
             state.attention_stored_version = version
         if state.pending_events:
             batch, state.pending_events = state.pending_events, []
-            await workflow.execute_activity_method(
+            await options.run(
                 EventActivities.publish_events, PublishEventsInput(events=batch), **options.PUBLISH
             )
 
@@ -479,7 +479,7 @@ class AgentWorkflow:
         if entry.chat_type == "group" and entry.floor_control and not entry.floor_granted:
             entry.requested = True
             self.state.attention_version += 1
-            await workflow.execute_activity_method(
+            await options.run(
                 ChatActions.request_floor,
                 ActAsAgentInput(chat_id=entry.chat_id, agent_id=state.manifest.agent_id,
                                 update_id=f"hosted/{state.manifest.agent_id}/ask"),
@@ -509,7 +509,7 @@ class AgentWorkflow:
             self._emit("agent.reply_failed", {"agent_id": agent_id, "chat_id": chat_id}, None)
             await self._let_go(entry, key)
             return
-        posted = await workflow.execute_activity_method(
+        posted = await options.run(
             ChatActions.post_as_agent,
             ActAsAgentInput(chat_id=chat_id, agent_id=agent_id, content=reply.content,
                             update_id=key),
@@ -523,7 +523,7 @@ class AgentWorkflow:
         """The brain's next line in a dialogue (LangChain, on the LLM task queue)."""
         state, manifest = self.state, self.state.manifest
         assert state.brain is not None
-        return await workflow.execute_activity_method(
+        return await options.run(
             LlmActivities.compose_reply,
             ComposeInput(
                 agent_id=manifest.agent_id, chat_id=chat_id, name=manifest.public_profile.name,
@@ -552,13 +552,13 @@ class AgentWorkflow:
             self._emit("agent.reply_failed", {"agent_id": agent_id, "task_id": todo.task_id}, None)
             state.tasks_todo = [t for t in state.tasks_todo if t.task_id != todo.task_id]
             return
-        await workflow.execute_activity_method(
+        await options.run(
             ChatActions.post_as_agent,
             ActAsAgentInput(chat_id=todo.chat_id, agent_id=agent_id, content=reply.content,
                             update_id=key),
             **options.STORE,
         )  # fmt: skip
-        await workflow.execute_activity_method(
+        await options.run(
             TaskActivities.submit_as_agent,
             SubmitAsAgent(task_id=todo.task_id, agent_id=agent_id, result=reply.content,
                           update_id=f"{key}/submit"),
@@ -569,7 +569,7 @@ class AgentWorkflow:
     async def _let_go(self, entry: DialogueEntry, key: str) -> None:
         """Leave the dialogue for now: yield a floor it holds; its unread are handled."""
         if entry.floor_granted:
-            await workflow.execute_activity_method(
+            await options.run(
                 ChatActions.yield_floor,
                 ActAsAgentInput(chat_id=entry.chat_id, agent_id=self.state.manifest.agent_id,
                                 update_id=f"{key}/yield"),

@@ -451,7 +451,7 @@ class ChatWorkflow:
         state = self.state
         while state.pending_messages:
             batch = state.pending_messages[: state.max_batch]
-            result = await workflow.execute_activity_method(
+            result = await options.run(
                 StoreActivities.store_messages,
                 StoreMessagesInput(messages=batch, members=list(state.members)),
                 **options.STORE,
@@ -460,13 +460,13 @@ class ChatWorkflow:
             self._read_contexts(batch, result.contexts)
         if state.version > state.stored_version:
             version = state.version
-            await workflow.execute_activity_method(
+            await options.run(
                 StoreActivities.store_chat, StoreChatInput(chat=self._public()), **options.STORE
             )
             state.stored_version = version
         if state.floor is not None and state.floor_version > state.floor_stored_version:
             version = state.floor_version
-            await workflow.execute_activity_method(
+            await options.run(
                 StoreActivities.store_floor,
                 StoreFloorInput(
                     chat_id=state.chat.chat_id, floor=state.floor.model_copy(deep=True)
@@ -476,7 +476,7 @@ class ChatWorkflow:
             state.floor_stored_version = version
         if state.pending_reads:
             reads, state.pending_reads = state.pending_reads, {}
-            await workflow.execute_activity_method(
+            await options.run(
                 StoreActivities.store_read_marks,
                 StoreReadMarksInput(chat_id=state.chat.chat_id, read_seq=reads),
                 **options.STORE,
@@ -505,7 +505,7 @@ class ChatWorkflow:
         # flush was past the store waits for the next round, and its events with it
         while state.pending_events and not state.pending_messages:
             batch = state.pending_events[: state.max_batch]
-            await workflow.execute_activity_method(
+            await options.run(
                 EventActivities.publish_events, PublishEventsInput(events=batch), **options.PUBLISH
             )
             del state.pending_events[: len(batch)]
@@ -581,7 +581,7 @@ class ChatWorkflow:
         candidates = [r.agent_id for r in sorted(floor.state.queue, key=lambda r: r.order)]
         pick, why = None, "llm policy"
         try:
-            choice = await workflow.execute_activity_method(
+            choice = await options.run(
                 LlmActivities.choose_speaker,
                 ChooseSpeakerInput(topic=self.state.chat.topic or "", transcript=self.state.recent,
                                    candidates=candidates),

@@ -32,3 +32,47 @@ LLM = {
 }
 """LangChain calls: a few bounded tries, then the caller falls back (a chat never waits on a
 model for long)."""
+
+
+SUMMARIES = {
+    "choose_speaker": "Ask the model who speaks next",
+    "compose_reply": "Compose a reply with the agent's mind",
+    "ensure_inbox": "Make sure the agent's inbox queue exists",
+    "escrow_reward": "Move the reward from the poster into escrow",
+    "ledger_debit": "Pay from the agent's account",
+    "ledger_record": "Record a ledger movement",
+    "open_account": "Open the agent's account",
+    "open_task_chat": "Open the task chat for poster and assignee",
+    "post_as_agent": "Post the hosted agent's message",
+    "post_task_brief": "Post the platform's note in the task chat",
+    "publish_events": "Publish events to RabbitMQ",
+    "recompute_reputation": "Recompute the assignee's reputation",
+    "request_floor": "Ask for the floor for the hosted agent",
+    "revoke_credentials": "Revoke every token of the agent",
+    "set_task_activity": "Update the assignee's current activities",
+    "store_attention": "Store the attention view and dialogue contexts",
+    "store_chat": "Store the chat and its memberships",
+    "store_credential": "Record the agent's token id",
+    "store_floor": "Store the floor and its speaker queue",
+    "store_manifest": "Store the agent's manifest",
+    "store_messages": "Store a batch of messages",
+    "store_read_marks": "Store read receipts",
+    "store_review": "Store a review and the new reputation",
+    "store_task": "Store the task",
+    "submit_as_agent": "Submit the hosted agent's work",
+    "yield_floor": "Yield the floor the hosted agent holds",
+}
+"""What each activity does, as a sentence: the summary the Temporal UI shows in a history."""
+
+
+def summary(method) -> str:
+    """The sentence for an activity method (its registered name, when not listed)."""
+    name = getattr(method, "__temporal_activity_definition").name
+    return SUMMARIES.get(name, name.replace("_", " ").capitalize())
+
+
+async def run(method, arg, **kwargs):
+    """``workflow.execute_activity_method`` with the activity's sentence as its summary."""
+    from temporalio import workflow
+
+    return await workflow.execute_activity_method(method, arg, summary=summary(method), **kwargs)

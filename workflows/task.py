@@ -76,7 +76,7 @@ class TaskWorkflow:
         state = self.state
         if not state.escrowed and state.escrow_refused is None:
             try:
-                await workflow.execute_activity_method(
+                await options.run(
                     TaskActivities.escrow_reward,
                     EscrowInput(task_id=self.task.task_id, poster=self.task.poster,
                                 amount=self.task.reward, correlation_id=self._correlation_id),
@@ -220,7 +220,7 @@ class TaskWorkflow:
         assert subject is not None
         self.task.reviewed_by.append(command.actor)
         self._touch()
-        await workflow.execute_activity_method(
+        await options.run(
             TaskActivities.store_review,
             StoreReviewInput(review=Review(
                 task_id=self.task.task_id, reviewer=command.actor, subject=subject,
@@ -270,7 +270,7 @@ class TaskWorkflow:
             entry_id = f"{kind}/{task.task_id}"
             if entry_id in self.state.settled_entries:
                 continue
-            await workflow.execute_activity_method(
+            await options.run(
                 LedgerActivities.record,
                 LedgerEntry(entry_id=entry_id, debit=escrow, credit=credit, amount=amount,
                             kind=kind, task_id=task.task_id, at=workflow.now()),
@@ -280,9 +280,7 @@ class TaskWorkflow:
         self._emit("task.settled", self._parties(),
                    {"paid": paid, "refunded": task.reward - paid}, correlation_id)  # fmt: skip
         if task.assignee:
-            await workflow.execute_activity_method(
-                TaskActivities.recompute_reputation, task.assignee, **options.STORE
-            )
+            await options.run(TaskActivities.recompute_reputation, task.assignee, **options.STORE)
 
     async def _on_timer(self) -> None:
         task, now = self.task, workflow.now()
@@ -326,7 +324,7 @@ class TaskWorkflow:
     async def _flush(self) -> None:
         state, task = self.state, self.task
         if task.assignee and not state.chat_opened and task.status in ("assigned", "submitted"):
-            task.chat_id = await workflow.execute_activity_method(
+            task.chat_id = await options.run(
                 TaskActivities.open_task_chat,
                 TaskChatInput(task_id=task.task_id, title=task.title, poster=task.poster,
                               assignee=task.assignee, task_queue=state.task_queue,
@@ -344,7 +342,7 @@ class TaskWorkflow:
             state.activity_cleared = True
         while task.version > state.stored_version:
             version = task.version
-            await workflow.execute_activity_method(
+            await options.run(
                 TaskActivities.store_task,
                 StoreTaskInput(task=task.model_copy(deep=True)),
                 **options.STORE,
@@ -352,13 +350,13 @@ class TaskWorkflow:
             state.stored_version = version
         if state.pending_events:
             events, state.pending_events = state.pending_events, []
-            await workflow.execute_activity_method(
+            await options.run(
                 EventActivities.publish_events, PublishEventsInput(events=events), **options.PUBLISH
             )
 
     async def _note(self, text: str, what: str) -> None:
         task = self.task
-        await workflow.execute_activity_method(
+        await options.run(
             TaskActivities.post_task_brief,
             TaskBrief(task_id=task.task_id, chat_id=task.chat_id or "", text=text,
                       update_id=f"task-note/{task.task_id}/{what}"),
@@ -370,9 +368,7 @@ class TaskWorkflow:
             agent_id=self.task.assignee or "", task_id=self.task.task_id, active=active,
             chat_id=self.task.chat_id,
         )  # fmt: skip
-        await workflow.execute_activity_method(
-            TaskActivities.set_task_activity, change, **options.STORE
-        )
+        await options.run(TaskActivities.set_task_activity, change, **options.STORE)
 
     async def _stored(self) -> Task:
         version = self.task.version

@@ -132,6 +132,10 @@ async def create_agent(
             ]
         ),
         static_summary=f"Agent {body.name} ({agent_id})",
+        memo={
+            "summary": f"Agent {body.name} ({agent_id}), introduced by "
+            f"{introducer.operator_id or 'an admin'}"
+        },  # fmt: skip
     )
     stored = await temporal.execute_update_with_start_workflow(
         AgentWorkflow.introduce, start_workflow_operation=start

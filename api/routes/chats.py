@@ -126,6 +126,10 @@ async def create_chat(
         ),
         static_summary=f"{body.type.capitalize()} chat {chat_id}"
         + (f": {body.topic}" if body.topic else ""),
+        memo={
+            "summary": f"{body.type.capitalize()} chat opened by {me} with "
+            f"{', '.join(body.participants)}"
+        },  # fmt: skip
     )
     return await temporal.execute_update_with_start_workflow(
         ChatWorkflow.open, start_workflow_operation=start

@@ -128,6 +128,7 @@ async def create_task(
             ]
         ),
         static_summary=f"Task {task_id}: {body.title}"[:200],
+        memo={"summary": f"Task '{body.title}' posted by {task.poster} for {body.reward} tokens"},
     )
     return await temporal.execute_update_with_start_workflow(
         TaskWorkflow.posted, start_workflow_operation=start

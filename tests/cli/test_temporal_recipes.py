@@ -72,3 +72,21 @@ async def test_every_readme_recipe_works_against_the_dev_server(api, admin, sett
         f"/v1/agents/{agent.agent_id}", json={"status": "busy"}, headers=agent.headers
     )
     assert changed.status_code == 200 and changed.json()["status"] == "busy"
+
+
+async def test_workflows_carry_a_memo_and_activities_read_as_sentences(api, admin, temporal_client):
+    from workflows.agent import AgentWorkflow, agent_workflow_id
+
+    agent = await introduce(api, admin, "Memo")
+    handle = temporal_client.get_workflow_handle_for(
+        AgentWorkflow.run, agent_workflow_id(agent.agent_id)
+    )
+    described = await handle.describe()
+    memo = await described.memo_value("summary")
+    assert memo.startswith("Agent Memo (") and "introduced by an admin" in memo
+    summaries = []
+    async for event in handle.fetch_history_events():
+        if event.HasField("activity_task_scheduled_event_attributes"):
+            summaries.append(event.user_metadata.summary.data.decode())
+    assert '"Store the agent\'s manifest"' in summaries
+    assert all(s.startswith('"') and s[1].isupper() for s in summaries)  # sentences, not names
