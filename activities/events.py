@@ -20,7 +20,11 @@ class EventActivities:
     async def publish_events(self, data: PublishEventsInput) -> int:
         """Publish a batch of events in order; a retry republishes them with the same ids."""
         await self._bus.publish_batch(data.events)
+        published = activity.metric_meter().create_counter(
+            "agora_events_published", "Events published, by type."
+        )
         for event in data.events:  # one line per event: a correlation id greps end to end
+            published.add(1, {"type": event.type})
             fields = {"event_type": event.type, "event_id": event.event_id,
                       "correlation_id": event.correlation_id}  # fmt: skip
             log.info("event published", extra=fields)

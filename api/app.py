@@ -91,12 +91,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         await deps.connect()
         app.state.deps = deps
         retry = asyncio.create_task(deps.keep_connecting())
+        gauges = asyncio.create_task(
+            app.state.metrics.keep_refreshing(deps, settings.metrics_refresh_seconds)
+        )
         try:
             yield
         finally:
-            retry.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await retry
+            for task in (retry, gauges):
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
             await deps.close()
 
     app = FastAPI(

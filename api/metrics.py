@@ -6,13 +6,18 @@ only these in-memory figures, so it never waits on a dependency.
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import time
 
 from fastapi import APIRouter, FastAPI, Request, Response
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.exposition import generate_latest
 
 from api.deps import Public, declare_access
+from persistence import count_by
+
+log = logging.getLogger("agora.api.metrics")
 
 
 class Metrics:
@@ -30,6 +35,40 @@ class Metrics:
             "agora_domain_events", "Domain actions the API accepted, by kind.",
             ["kind"], registry=self.registry,
         )  # fmt: skip
+
+        self.agents = Gauge("agora_agents", "Agents by status.", ["status"],
+                            registry=self.registry)  # fmt: skip
+        self.chats = Gauge("agora_chats", "Chats by type.", ["type"], registry=self.registry)
+        self.tasks = Gauge("agora_tasks", "Tasks by status.", ["status"], registry=self.registry)
+        self.queue = Gauge("agora_queue_messages", "Messages waiting, by queue.", ["queue"],
+                           registry=self.registry)  # fmt: skip
+        self.refreshed = Gauge(
+            "agora_gauges_refreshed_timestamp_seconds", "When the gauges above were last read.",
+            registry=self.registry,
+        )  # fmt: skip
+
+    async def refresh(self, deps) -> None:
+        """Read the gauges from MongoDB and RabbitMQ (in the background: /metrics only
+        reads memory). A dependency that is down leaves its gauges as they were."""
+        if deps.database is not None:
+            for gauge, collection, field in ((self.agents, "agents", "status"),
+                                             (self.chats, "chats", "type"),
+                                             (self.tasks, "tasks", "status")):  # fmt: skip
+                counts = await count_by(deps.database, collection, field)
+                for value, n in counts.items():
+                    gauge.labels(value).set(n)
+        if deps.bus is not None:
+            dead = deps.bus.topology.dead_letter_queue
+            self.queue.labels("dead_letters").set(await deps.bus.queue_depth(dead))
+        self.refreshed.set_to_current_time()
+
+    async def keep_refreshing(self, deps, every: float) -> None:
+        while True:
+            try:
+                await asyncio.wait_for(self.refresh(deps), timeout=every)
+            except Exception as exc:  # the next round tries again
+                log.warning("metrics gauges not refreshed: %s", type(exc).__name__)
+            await asyncio.sleep(every)
 
     def count(self, kind: str) -> None:
         self.events.labels(kind=kind).inc()

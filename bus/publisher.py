@@ -69,6 +69,11 @@ class EventBus:
         await queue.bind(self.inbox, routing_key=agent_id)
         return name
 
+    async def queue_depth(self, name: str) -> int:
+        """Messages waiting in a queue that exists (a passive declare)."""
+        queue = await self.channel.declare_queue(name, passive=True)
+        return queue.declaration_result.message_count or 0
+
     async def ping(self) -> None:
         if self.connection.is_closed:
             raise ConnectionError("RabbitMQ connection is closed")

@@ -73,6 +73,8 @@ class Settings(BaseSettings):
     worker_metrics_port: int | None = Field(default=None, ge=1, le=65535)
     """The worker serves the Temporal SDK's own Prometheus metrics on 127.0.0.1 at this
     port (``/metrics``); unset: not served."""
+    metrics_refresh_seconds: float = Field(default=15.0, gt=0)
+    """How often the API reads its gauges (agents, chats, tasks, queue depths)."""
     request_timeout_seconds: float = Field(default=30.0, gt=0)
     """An API request that has no answer by then gets 504 (a retried post with the same
     Idempotency-Key is safe)."""

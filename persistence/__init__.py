@@ -12,6 +12,7 @@ from persistence.chats import ChatRepository, FloorRepository, MessageRepository
 from persistence.client import Database, open_database
 from persistence.errors import STORE_UNAVAILABLE
 from persistence.ledger import LedgerRepository, SkillRepository
+from persistence.stats import count_by
 from persistence.tasks import ReviewRepository, TaskRepository
 
 __all__ = [
@@ -29,6 +30,7 @@ __all__ = [
     "SkillRepository",
     "ReviewRepository",
     "TaskRepository",
+    "count_by",
     "decode_cursor",
     "open_database",
 ]

@@ -8,7 +8,7 @@ import httpx
 
 from cli.stack import free_port
 from tests.conftest import eventually
-from tests.helpers import group, introduce, worker_process
+from tests.helpers import app_client, group, introduce, worker_process
 
 
 def value(text: str, name: str, **labels: str) -> float:
@@ -47,7 +47,28 @@ async def test_a_posted_message_moves_the_counter(api, admin):
     assert "agora_http_request_seconds_bucket" in after
 
 
-async def test_the_worker_serves_the_temporal_sdks_metrics_on_its_port(settings, database):
+async def test_gauges_count_agents_chats_and_dead_letters_without_blocking_metrics(
+    settings, worker, admin
+):
+    settings.metrics_refresh_seconds = 0.3
+    async with app_client(settings) as api:
+        a = await introduce(api, admin, "Gauge")
+        b = await introduce(api, admin, "Meter")
+        await group(api, a, b)
+
+        async def scrape() -> str:
+            return (await api.get("/metrics")).text
+
+        text = await eventually(
+            scrape,
+            lambda t: value(t, "agora_agents", status="active") >= 2
+            and value(t, "agora_chats", type="group") >= 1,
+        )
+        assert 'agora_queue_messages{queue="dead_letters"} 0.0' in text
+        assert value(text, "agora_gauges_refreshed_timestamp_seconds") > 0
+
+
+async def test_the_worker_serves_the_temporal_sdks_metrics_on_its_port(settings, api_only, admin):
     settings.worker_metrics_port = free_port()
     url = f"http://127.0.0.1:{settings.worker_metrics_port}/metrics"
 
@@ -59,5 +80,7 @@ async def test_the_worker_serves_the_temporal_sdks_metrics_on_its_port(settings,
             return ""
 
     with worker_process(settings):
-        text = await eventually(scrape, lambda t: "temporal_" in t, timeout=60)
+        await introduce(api_only, admin, "Counted")  # publishes agent.introduced
+        text = await eventually(scrape, lambda t: "agora_events_published" in t, timeout=60)
     assert "temporal_worker_task_slots_available" in text or "temporal_request" in text
+    assert 'type="agent.introduced"' in text
