@@ -31,7 +31,8 @@ HomeOption = typer.Option(
 )
 
 agents = typer.Typer(help="Agents: list, show, retire.", no_args_is_help=True)
-chats = typer.Typer(help="Chats: show one, print or follow its transcript.", no_args_is_help=True)
+chats = typer.Typer(help="Chats: list, show one, print or follow its transcript.",
+                    no_args_is_help=True)  # fmt: skip
 events = typer.Typer(help="Events: tail the stream, list and replay dead letters.",
                      no_args_is_help=True)  # fmt: skip
 
@@ -122,6 +123,18 @@ def agents_retire(
 
 
 # ---- chats ----------------------------------------------------------------------------
+
+
+@chats.command("list")
+def chats_list(home: Path = HomeOption) -> None:
+    """The newest chats of the platform, a table."""
+    table = Table("chat", "type", "topic", "members", "policy", "closed")
+    with api(home) as client:
+        for chat in call(client, "GET", "/v1/chats")["items"]:
+            table.add_row(chat["chat_id"], chat["type"], chat.get("topic") or "",
+                          str(len(chat["members"])), chat.get("speaker_policy") or "-",
+                          "yes" if chat["closed"] else "no")  # fmt: skip
+    console.print(table)
 
 
 @chats.command("show")

@@ -55,6 +55,11 @@ class ChatRepository:
         doc = await self._chats.find_one({"_id": chat_id})
         return ChatPublic.model_validate(doc) if doc else None
 
+    async def every(self, limit: int = 200) -> list[ChatPublic]:
+        """The most recently created chats (the platform admin's view)."""
+        docs = await self._chats.find({}).sort("created_at", -1).to_list(limit)
+        return [ChatPublic.model_validate(doc) for doc in docs]
+
     async def for_agent(self, agent_id: str, limit: int = 200) -> list[ChatPublic]:
         docs = await self._chats.find({"participants": agent_id}).sort("_id", 1).to_list(limit)
         return [ChatPublic.model_validate(doc) for doc in docs]

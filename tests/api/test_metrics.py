@@ -61,8 +61,10 @@ async def test_gauges_count_agents_chats_and_dead_letters_without_blocking_metri
 
         text = await eventually(
             scrape,
-            lambda t: value(t, "agora_agents", status="active") >= 2
-            and value(t, "agora_chats", type="group") >= 1,
+            lambda t: (
+                value(t, "agora_agents", status="active") >= 2
+                and value(t, "agora_chats", type="group") >= 1
+            ),
         )
         assert 'agora_queue_messages{queue="dead_letters"} 0.0' in text
         assert value(text, "agora_gauges_refreshed_timestamp_seconds") > 0

@@ -64,6 +64,8 @@ async def test_chats_show_and_a_followed_transcript(server, admin, settings, tmp
         chat = await group(api, a, b, topic="stories")
         url = f"/v1/chats/{chat['chat_id']}/messages"
         await api.post(url, json={"content": "once upon a time"}, headers=a.headers)
+        listed = await agora(env, "chats", "list")
+        assert listed.exit_code == 0 and chat["chat_id"] in listed.output
         shown = await agora(env, "chats", "show", chat["chat_id"])
         assert shown.exit_code == 0 and "stories" in shown.output and b.agent_id in shown.output
         follow = asyncio.create_task(
