@@ -45,6 +45,10 @@ test: setup
 	@$(PY) -m pytest; code=$$?; \
 	if [ $$code -eq 5 ]; then echo "no tests were collected: failing" >&2; exit 1; fi; exit $$code
 
+## bench: raw ceilings and Agora's figures from one run (BENCH_SIZE=quick|full)
+bench: up
+	@$(PY) -m bench
+
 lint: setup
 	@$(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check .
 

@@ -1,0 +1,296 @@
+"""``make bench``: raw ceilings and Agora's figures from the same run, side by side.
+
+    make bench                 # quick size
+    BENCH_SIZE=full make bench
+
+Against the local stack (``make up``): Temporal signals per second into one workflow,
+RabbitMQ publish-with-confirms and consume-with-acks, MongoDB (FerretDB) inserts per
+second; then Agora end to end (messages through the API into 20 group chats and out to
+every recipient's stream, POST-to-delivery latency), the floor hand-over, and agents
+introduced per second; each Agora figure with the raw ceiling it is bounded by. Prints a
+table and writes ``bench/results/<time>.json``; never a test assertion.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import platform
+import statistics
+import time
+import uuid
+from datetime import UTC, datetime
+
+import httpx
+import websockets
+from rich.console import Console
+from rich.progress import Progress
+from rich.table import Table
+from temporalio import workflow
+from temporalio.worker import Worker
+
+from cli.stack import PROJECT_ROOT, Stack
+from core.settings import Settings
+from core.temporal import connect_temporal
+
+console = Console()
+SIZES = {
+    "quick": {"signals": 500, "bus": 2000, "inserts": 2000, "messages": 200, "handovers": 10},
+    "full": {"signals": 5000, "bus": 20000, "inserts": 20000, "messages": 2000, "handovers": 50},
+}
+
+
+@workflow.defn(sandboxed=False)
+class SignalSink:
+    """Counts signals; the raw Temporal ceiling for one workflow."""
+
+    def __init__(self) -> None:
+        self.count = 0
+
+    @workflow.run
+    async def run(self, expected: int) -> int:
+        await workflow.wait_condition(lambda: self.count >= expected)
+        return self.count
+
+    @workflow.signal
+    def hit(self) -> None:
+        self.count += 1
+
+
+def pct(values: list[float], q: float) -> float:
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+async def temporal_signals(settings: Settings, n: int) -> dict:
+    client = await connect_temporal(settings)
+    queue = f"bench-{uuid.uuid4().hex[:8]}"
+    async with Worker(client, task_queue=queue, workflows=[SignalSink]):
+        handle = await client.start_workflow(SignalSink.run, n, id=f"bench/{queue}",
+                                             task_queue=queue)  # fmt: skip
+        started = time.perf_counter()
+        sem = asyncio.Semaphore(64)
+
+        async def one() -> None:
+            async with sem:
+                await handle.signal(SignalSink.hit)
+
+        await asyncio.gather(*(one() for _ in range(n)))
+        await handle.result()
+        elapsed = time.perf_counter() - started
+    return {"signals_per_second": n / elapsed, "n": n}
+
+
+async def rabbitmq(settings: Settings, n: int) -> dict:
+    import aio_pika
+
+    connection = await aio_pika.connect_robust(settings.amqp_url)
+    channel = await connection.channel(publisher_confirms=True)
+    queue = await channel.declare_queue(exclusive=True)
+    body = b"x" * 256
+    started = time.perf_counter()
+    window = 200
+    for start in range(0, n, window):
+        batch = range(min(window, n - start))
+        await asyncio.gather(*(channel.default_exchange.publish(
+            aio_pika.Message(body), routing_key=queue.name) for _ in batch))  # fmt: skip
+    published = time.perf_counter() - started
+    got = 0
+    done = asyncio.Event()
+    started = time.perf_counter()
+
+    async def on(message) -> None:
+        nonlocal got
+        await message.ack()
+        got += 1
+        if got >= n:
+            done.set()
+
+    await channel.set_qos(prefetch_count=500)
+    await queue.consume(on)
+    await done.wait()
+    consumed = time.perf_counter() - started
+    await connection.close()
+    return {"publish_confirmed_per_second": n / published, "consume_acked_per_second": n / consumed}
+
+
+async def mongodb(settings: Settings, n: int) -> dict:
+    from pymongo import AsyncMongoClient
+
+    client = AsyncMongoClient(settings.mongodb_uri)
+    collection = client[f"bench_{uuid.uuid4().hex[:8]}"]["raw"]
+    started = time.perf_counter()
+    for start in range(0, n, 100):
+        await collection.insert_many([{"_id": f"{i}", "v": "x" * 256}
+                                      for i in range(start, min(n, start + 100))])  # fmt: skip
+    elapsed = time.perf_counter() - started
+    await client.drop_database(collection.database.name)
+    await client.close()
+    return {"inserts_per_second": n / elapsed, "batch": 100}
+
+
+async def agora(env: dict[str, str], n: int, handovers: int, progress: Progress) -> dict:
+    admin = {"Authorization": f"Bearer {env['AGORA_ADMIN_TOKEN']}"}
+    base = env["AGORA_API_URL"]
+    run = uuid.uuid4().hex[:6]
+    async with httpx.AsyncClient(base_url=base, timeout=60,
+                                 limits=httpx.Limits(max_connections=50)) as api:  # fmt: skip
+        task = progress.add_task("introducing agents", total=60)
+        started = time.perf_counter()
+        agents = []
+        for i in range(60):
+            r = await api.post("/v1/agents", json={"agent_id": f"b{i}-{run}", "name": f"B{i}"},
+                               headers=admin)  # fmt: skip
+            agents.append((r.json()["agent_id"], {"Authorization": f"Bearer {r.json()['token']}"}))
+            progress.advance(task)
+        introduced = 60 / (time.perf_counter() - started)
+        chats = []
+        for c in range(20):  # 20 groups of three: one sender, two listeners
+            sender, a, b = agents[3 * c], agents[3 * c + 1], agents[3 * c + 2]
+            r = await api.post("/v1/chats", json={"type": "group",
+                               "participants": [a[0], b[0]]}, headers=sender[1])  # fmt: skip
+            chats.append((r.json()["chat_id"], sender, [a, b]))
+        sent_at: dict[str, float] = {}
+        latencies: list[float] = []
+        expected = n * 2
+        done = asyncio.Event()
+        ws_base = base.replace("http", "ws", 1)
+
+        async def listen(agent) -> None:
+            url = f"{ws_base}/v1/agents/{agent[0]}/stream"
+            async with websockets.connect(url, additional_headers=agent[1]) as ws:
+                while not done.is_set():
+                    try:
+                        event = json.loads(await asyncio.wait_for(ws.recv(), 1))
+                    except TimeoutError:
+                        continue
+                    if event["type"] == "message.sent":
+                        key = event["payload"]["message"]["content"]
+                        if key in sent_at:
+                            latencies.append(time.perf_counter() - sent_at[key])
+                            if len(latencies) >= expected:
+                                done.set()
+
+        listeners = [asyncio.create_task(listen(x)) for _, _, pair in chats for x in pair]
+        await asyncio.sleep(1.0)
+        task = progress.add_task("messages through the API to streams", total=n)
+        sem = asyncio.Semaphore(40)
+
+        async def post(i: int) -> None:
+            chat_id, sender, _ = chats[i % 20]
+            key = f"m{i}-{run}"
+            async with sem:
+                sent_at[key] = time.perf_counter()
+                await api.post(f"/v1/chats/{chat_id}/messages", json={"content": key},
+                               headers=sender[1])  # fmt: skip
+            progress.advance(task)
+
+        started = time.perf_counter()
+        await asyncio.gather(*(post(i) for i in range(n)))
+        with contextlib.suppress(TimeoutError):  # reported as delivered / expected
+            await asyncio.wait_for(done.wait(), timeout=120)
+        elapsed = time.perf_counter() - started
+        done.set()
+        await asyncio.gather(*listeners, return_exceptions=True)
+
+        # the floor hand-over: A yields, B's stream sees chat.floor_granted
+        a, b = agents[0], agents[1]
+        r = await api.post("/v1/chats", json={"type": "group", "participants": [b[0]],
+                           "speaker_policy": "fifo"}, headers=a[1])  # fmt: skip
+        floor_chat = r.json()["chat_id"]
+        gaps: list[float] = []
+        task = progress.add_task("floor hand-overs", total=handovers)
+        async with websockets.connect(f"{ws_base}/v1/agents/{b[0]}/stream",
+                                      additional_headers=b[1]) as ws:  # fmt: skip
+            for _ in range(handovers):
+                await api.post(f"/v1/chats/{floor_chat}/floor", json={}, headers=a[1])
+                await api.post(f"/v1/chats/{floor_chat}/floor", json={}, headers=b[1])
+                yielded = time.perf_counter()
+                await api.delete(f"/v1/chats/{floor_chat}/floor", headers=a[1])
+                while True:
+                    event = json.loads(await asyncio.wait_for(ws.recv(), 30))
+                    if (
+                        event["type"] == "chat.floor_granted"
+                        and event["payload"].get("agent_id") == b[0]
+                    ):
+                        gaps.append(time.perf_counter() - yielded)
+                        break
+                await api.delete(f"/v1/chats/{floor_chat}/floor", headers=b[1])
+                progress.advance(task)
+    return {
+        "agents_introduced_per_second": introduced,
+        "messages_per_second_to_streams": len(latencies) / 2 / elapsed,
+        "deliveries": len(latencies), "expected_deliveries": expected,
+        "latency_p50_ms": pct(latencies, 0.5) * 1000,
+        "latency_p95_ms": pct(latencies, 0.95) * 1000,
+        "latency_p99_ms": pct(latencies, 0.99) * 1000,
+        "floor_handover_p50_ms": pct(gaps, 0.5) * 1000,
+        "floor_handover_p99_ms": pct(gaps, 0.99) * 1000,
+        "floor_handover_mean_ms": statistics.fmean(gaps) * 1000 if gaps else None,
+    }  # fmt: skip
+
+
+async def main() -> None:
+    size = os.environ.get("BENCH_SIZE", "quick")
+    n = SIZES[size]
+    stack = Stack.load(PROJECT_ROOT / ".agora")
+    env = stack.env()
+    settings = Settings(mongodb_uri=env["AGORA_MONGODB_URI"], amqp_url=env["AGORA_AMQP_URL"],
+                        temporal_address=env["AGORA_TEMPORAL_ADDRESS"])  # fmt: skip
+    with Progress(console=console) as progress:
+        raw = progress.add_task("raw ceilings", total=3)
+        temporal = await temporal_signals(settings, n["signals"])
+        progress.advance(raw)
+        bus = await rabbitmq(settings, n["bus"])
+        progress.advance(raw)
+        mongo = await mongodb(settings, n["inserts"])
+        progress.advance(raw)
+        ours = await agora(env, n["messages"], n["handovers"], progress)
+    ceiling = min(temporal["signals_per_second"], bus["publish_confirmed_per_second"],
+                  mongo["inserts_per_second"])  # fmt: skip
+    result = {
+        "date": datetime.now(UTC).isoformat(), "size": size, "cores": os.cpu_count(),
+        "machine": platform.platform(), "temporal": temporal, "rabbitmq": bus,
+        "mongodb": mongo, "agora": ours,
+        "ratios": {
+            "messages_vs_temporal_signals": ours["messages_per_second_to_streams"]
+            / temporal["signals_per_second"],
+            "messages_vs_lowest_raw_ceiling": ours["messages_per_second_to_streams"] / ceiling,
+        },
+        "command": f"make up && BENCH_SIZE={size} make bench",
+    }  # fmt: skip
+    out = PROJECT_ROOT / "bench" / "results"
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / f"{datetime.now(UTC):%Y%m%dT%H%M%S}-{size}.json"
+    path.write_text(json.dumps(result, indent=2))
+    table = Table("figure", "value", title=f"Agora bench ({size}, {os.cpu_count()} cores)")
+    rows = [
+        ("Temporal signals/s into one workflow (raw)", temporal["signals_per_second"]),
+        ("RabbitMQ publish with confirms/s (raw)", bus["publish_confirmed_per_second"]),
+        ("RabbitMQ consume with acks/s (raw)", bus["consume_acked_per_second"]),
+        ("MongoDB (FerretDB) inserts/s, batches of 100 (raw)", mongo["inserts_per_second"]),
+        ("Agora messages/s, API to 2 streams each, 20 chats",
+         ours["messages_per_second_to_streams"]),
+        ("  POST to delivery p50 / p95 / p99 ms", f"{ours['latency_p50_ms']:.0f} / "
+         f"{ours['latency_p95_ms']:.0f} / {ours['latency_p99_ms']:.0f}"),
+        ("  delivered / expected", f"{ours['deliveries']} / {ours['expected_deliveries']}"),
+        ("Floor hand-over p50 / p99 ms", f"{ours['floor_handover_p50_ms']:.0f} / "
+         f"{ours['floor_handover_p99_ms']:.0f}"),
+        ("Agents introduced/s", ours["agents_introduced_per_second"]),
+        ("Agora messages/s ÷ Temporal signals/s",
+         result["ratios"]["messages_vs_temporal_signals"]),
+        ("Agora messages/s ÷ lowest raw ceiling",
+         result["ratios"]["messages_vs_lowest_raw_ceiling"]),
+    ]  # fmt: skip
+    for name, value in rows:
+        table.add_row(name, f"{value:,.2f}" if isinstance(value, float) else str(value))
+    console.print(table)
+    console.print(f"written to {path}\nreproduce: {result['command']}")
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
