@@ -8,9 +8,10 @@ from datetime import UTC, datetime
 
 from temporalio import activity
 from temporalio.client import Client, WorkflowUpdateFailedError
-from temporalio.common import WorkflowIDConflictPolicy
+from temporalio.common import SearchAttributePair, TypedSearchAttributes, WorkflowIDConflictPolicy
 from temporalio.exceptions import ApplicationError
 
+from core.temporal import CHAT_ID, KIND, STATUS, TASK_ID
 from models.chats import ChatPublic, Member, Role
 from models.market import DebitRequest, DebitResult, Reputation, escrow_account
 from models.workflow_io import (
@@ -88,6 +89,14 @@ class TaskActivities:
             id=chat_workflow_id(chat_id),
             task_queue=data.task_queue,
             id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+            search_attributes=TypedSearchAttributes(
+                [
+                    SearchAttributePair(CHAT_ID, chat_id),
+                    SearchAttributePair(TASK_ID, data.task_id),
+                    SearchAttributePair(STATUS, "open"),
+                    SearchAttributePair(KIND, "chat.task"),
+                ]
+            ),  # fmt: skip
             static_summary=f"Task chat {chat_id}",
             memo={"summary": f"Task chat of {data.poster} and {data.assignee}: {data.title}"},
         )

@@ -13,6 +13,7 @@ with workflow.unsafe.imports_passed_through():
     from activities.events import EventActivities
     from activities.llm import LlmActivities
     from activities.store import StoreActivities
+    from core.temporal import STATUS
     from models.attention import DialogueNotice
     from models.chats import (
         RANK,
@@ -273,6 +274,7 @@ class ChatWorkflow:
         """Close the chat (the owner): no more posts; members' rooms are released."""
         state = self.state
         state.chat.closed = True
+        workflow.upsert_search_attributes([STATUS.value_set("closed")])
         members = list(state.members)
         state.pending_rooms += [
             RoomChange(agent_id=m, chat_id=state.chat.chat_id, joined=False) for m in members

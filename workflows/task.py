@@ -19,6 +19,7 @@ with workflow.unsafe.imports_passed_through():
     from activities.events import EventActivities
     from activities.ledger import LedgerActivities
     from activities.tasks import TaskActivities
+    from core.temporal import STATUS
     from models.events import EventEnvelope
     from models.market import (
         FINAL,
@@ -66,6 +67,7 @@ class TaskWorkflow:
     def __init__(self, start: TaskStart) -> None:
         self.state = start.state
         self._correlation_id = start.correlation_id
+        self._status_attribute = "open"
 
     @property
     def task(self) -> Task:
@@ -90,6 +92,7 @@ class TaskWorkflow:
                     cause.message if isinstance(cause, ApplicationError) else "escrow failed"
                 )
                 self.task.status = "cancelled"
+                workflow.upsert_search_attributes([STATUS.value_set("cancelled")])
                 await workflow.wait_condition(workflow.all_handlers_finished)
                 return self.task  # nothing was posted, nothing moved
         while True:
@@ -323,6 +326,9 @@ class TaskWorkflow:
 
     async def _flush(self) -> None:
         state, task = self.state, self.task
+        if task.status != self._status_attribute:  # operators filter by AgoraStatus
+            workflow.upsert_search_attributes([STATUS.value_set(task.status)])
+            self._status_attribute = task.status
         if task.assignee and not state.chat_opened and task.status in ("assigned", "submitted"):
             task.chat_id = await options.run(
                 TaskActivities.open_task_chat,

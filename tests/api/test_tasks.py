@@ -132,7 +132,7 @@ async def test_a_task_is_posted_bid_on_done_accepted_paid_and_reviewed(api, admi
 
 
 async def test_a_passed_deadline_refunds_and_a_bidding_window_picks_the_best_bid(
-    api, admin, database
+    api, admin, database, temporal_client
 ):
     root, child = await _skills(api, admin)
     poster = await introduce(api, admin, "Hurry")
@@ -148,6 +148,12 @@ async def test_a_passed_deadline_refunds_and_a_bidding_window_picks_the_best_bid
         lambda t: t["status"] == "expired", timeout=30,
     )  # fmt: skip
     await eventually(lambda: _balance(api, poster), lambda b: b == 100)
+
+    async def expired_in_temporal() -> int:  # the search attribute follows the status
+        query = f'AgoraTaskId="{lapsed["task_id"]}" AND AgoraStatus="expired"'
+        return len([w async for w in temporal_client.list_workflows(query)])
+
+    await eventually(expired_in_temporal, lambda n: n == 1, timeout=20)
 
     windowed = (await api.post("/v1/tasks", json={"title": "pick one", "reward": 50,
                 "skills_required": [root], "deadline": _in(120), "bidding_window": 3},
