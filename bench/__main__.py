@@ -21,14 +21,14 @@ import platform
 import statistics
 import time
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import httpx
 import websockets
 from rich.console import Console
 from rich.progress import Progress
 from rich.table import Table
-from temporalio import workflow
+from temporalio import activity, workflow
 from temporalio.worker import Worker
 
 from cli.stack import PROJECT_ROOT, Stack
@@ -37,8 +37,22 @@ from core.temporal import connect_temporal
 
 console = Console()
 SIZES = {
-    "quick": {"signals": 500, "bus": 2000, "inserts": 2000, "messages": 200, "handovers": 10},
-    "full": {"signals": 5000, "bus": 20000, "inserts": 20000, "messages": 2000, "handovers": 50},
+    "quick": {
+        "signals": 500,
+        "bus": 2000,
+        "inserts": 2000,
+        "messages": 200,
+        "offered": 150,
+        "handovers": 10,
+    },
+    "full": {
+        "signals": 5000,
+        "bus": 20000,
+        "inserts": 20000,
+        "messages": 2000,
+        "offered": 1500,
+        "handovers": 50,
+    },
 }
 
 
@@ -59,6 +73,35 @@ class SignalSink:
         self.count += 1
 
 
+@activity.defn(name="bench_record_batch")
+async def record_batch(size: int) -> int:
+    """Stands for a store step: one call per batch of signals."""
+    return size
+
+
+@workflow.defn(sandboxed=False)
+class BatchSink:
+    """Signals batched into one activity call each time round: Agora's chat pattern, bare."""
+
+    def __init__(self) -> None:
+        self.pending = 0
+        self.done = 0
+
+    @workflow.run
+    async def run(self, expected: int) -> int:
+        while self.done < expected:
+            await workflow.wait_condition(lambda: self.pending > 0)
+            batch, self.pending = self.pending, 0
+            self.done += await workflow.execute_activity(
+                record_batch, batch, start_to_close_timeout=timedelta(seconds=30)
+            )
+        return self.done
+
+    @workflow.signal
+    def hit(self) -> None:
+        self.pending += 1
+
+
 def pct(values: list[float], q: float) -> float:
     if not values:
         return float("nan")
@@ -69,7 +112,8 @@ def pct(values: list[float], q: float) -> float:
 async def temporal_signals(settings: Settings, n: int) -> dict:
     client = await connect_temporal(settings)
     queue = f"bench-{uuid.uuid4().hex[:8]}"
-    async with Worker(client, task_queue=queue, workflows=[SignalSink]):
+    async with Worker(client, task_queue=queue, workflows=[SignalSink, BatchSink],
+                      activities=[record_batch]):  # fmt: skip
         handle = await client.start_workflow(SignalSink.run, n, id=f"bench/{queue}",
                                              task_queue=queue)  # fmt: skip
         started = time.perf_counter()
@@ -82,7 +126,27 @@ async def temporal_signals(settings: Settings, n: int) -> dict:
         await asyncio.gather(*(one() for _ in range(n)))
         await handle.result()
         elapsed = time.perf_counter() - started
-    return {"signals_per_second": n / elapsed, "n": n}
+        per = n // 20
+        sinks = [
+            await client.start_workflow(
+                BatchSink.run, per, id=f"bench/{queue}/{i}", task_queue=queue
+            )  # fmt: skip
+            for i in range(20)
+        ]
+
+        async def batched(i: int) -> None:
+            async with sem:
+                await sinks[i % 20].signal(BatchSink.hit)
+
+        started = time.perf_counter()
+        await asyncio.gather(*(batched(i) for i in range(per * 20)))
+        await asyncio.gather(*(sink.result() for sink in sinks))
+        batched_elapsed = time.perf_counter() - started
+    return {
+        "signals_per_second": n / elapsed,
+        "n": n,
+        "signals_with_batched_activity_20_workflows_per_second": per * 20 / batched_elapsed,
+    }
 
 
 async def rabbitmq(settings: Settings, n: int) -> dict:
@@ -133,7 +197,9 @@ async def mongodb(settings: Settings, n: int) -> dict:
     return {"inserts_per_second": n / elapsed, "batch": 100}
 
 
-async def agora(env: dict[str, str], n: int, handovers: int, progress: Progress) -> dict:
+async def agora(
+    env: dict[str, str], n: int, offered: int, handovers: int, progress: Progress
+) -> dict:
     admin = {"Authorization": f"Bearer {env['AGORA_ADMIN_TOKEN']}"}
     base = env["AGORA_API_URL"]
     run = uuid.uuid4().hex[:6]
@@ -156,14 +222,16 @@ async def agora(env: dict[str, str], n: int, handovers: int, progress: Progress)
             chats.append((r.json()["chat_id"], sender, [a, b]))
         sent_at: dict[str, float] = {}
         latencies: list[float] = []
+        offered_at: dict[str, float] = {}
+        offered_latencies: list[float] = []
         expected = n * 2
-        done = asyncio.Event()
+        done, offered_done, stop = asyncio.Event(), asyncio.Event(), asyncio.Event()
         ws_base = base.replace("http", "ws", 1)
 
         async def listen(agent) -> None:
             url = f"{ws_base}/v1/agents/{agent[0]}/stream"
             async with websockets.connect(url, additional_headers=agent[1]) as ws:
-                while not done.is_set():
+                while not stop.is_set():
                     try:
                         event = json.loads(await asyncio.wait_for(ws.recv(), 1))
                     except TimeoutError:
@@ -174,6 +242,10 @@ async def agora(env: dict[str, str], n: int, handovers: int, progress: Progress)
                             latencies.append(time.perf_counter() - sent_at[key])
                             if len(latencies) >= expected:
                                 done.set()
+                        elif key in offered_at:
+                            offered_latencies.append(time.perf_counter() - offered_at[key])
+                            if len(offered_latencies) >= offered * 2:
+                                offered_done.set()
 
         listeners = [asyncio.create_task(listen(x)) for _, _, pair in chats for x in pair]
         await asyncio.sleep(1.0)
@@ -194,7 +266,26 @@ async def agora(env: dict[str, str], n: int, handovers: int, progress: Progress)
         with contextlib.suppress(TimeoutError):  # reported as delivered / expected
             await asyncio.wait_for(done.wait(), timeout=120)
         elapsed = time.perf_counter() - started
-        done.set()
+
+        # open loop: 50 messages per second offered, whatever the answers do
+        task = progress.add_task(f"{offered} messages offered at 50/s", total=offered)
+
+        async def offer(i: int) -> None:
+            chat_id, sender, _ = chats[i % 20]
+            key = f"o{i}-{run}"
+            offered_at[key] = time.perf_counter()
+            await api.post(f"/v1/chats/{chat_id}/messages", json={"content": key},
+                           headers=sender[1])  # fmt: skip
+            progress.advance(task)
+
+        posts = []
+        for i in range(offered):
+            posts.append(asyncio.create_task(offer(i)))
+            await asyncio.sleep(1 / 50)
+        await asyncio.gather(*posts)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(offered_done.wait(), timeout=180)
+        stop.set()
         await asyncio.gather(*listeners, return_exceptions=True)
 
         # the floor hand-over: A yields, B's stream sees chat.floor_granted
@@ -228,6 +319,12 @@ async def agora(env: dict[str, str], n: int, handovers: int, progress: Progress)
         "latency_p50_ms": pct(latencies, 0.5) * 1000,
         "latency_p95_ms": pct(latencies, 0.95) * 1000,
         "latency_p99_ms": pct(latencies, 0.99) * 1000,
+        "offered_50_per_second": {
+            "messages": offered, "deliveries": len(offered_latencies),
+            "latency_p50_ms": pct(offered_latencies, 0.5) * 1000,
+            "latency_p95_ms": pct(offered_latencies, 0.95) * 1000,
+            "latency_p99_ms": pct(offered_latencies, 0.99) * 1000,
+        },
         "floor_handover_p50_ms": pct(gaps, 0.5) * 1000,
         "floor_handover_p99_ms": pct(gaps, 0.99) * 1000,
         "floor_handover_mean_ms": statistics.fmean(gaps) * 1000 if gaps else None,
@@ -249,7 +346,7 @@ async def main() -> None:
         progress.advance(raw)
         mongo = await mongodb(settings, n["inserts"])
         progress.advance(raw)
-        ours = await agora(env, n["messages"], n["handovers"], progress)
+        ours = await agora(env, n["messages"], n["offered"], n["handovers"], progress)
     ceiling = min(temporal["signals_per_second"], bus["publish_confirmed_per_second"],
                   mongo["inserts_per_second"])  # fmt: skip
     result = {
@@ -259,6 +356,8 @@ async def main() -> None:
         "ratios": {
             "messages_vs_temporal_signals": ours["messages_per_second_to_streams"]
             / temporal["signals_per_second"],
+            "messages_vs_batched_signals_20_workflows": ours["messages_per_second_to_streams"]
+            / temporal["signals_with_batched_activity_20_workflows_per_second"],
             "messages_vs_lowest_raw_ceiling": ours["messages_per_second_to_streams"] / ceiling,
         },
         "command": f"make up && BENCH_SIZE={size} make bench",
@@ -270,6 +369,8 @@ async def main() -> None:
     table = Table("figure", "value", title=f"Agora bench ({size}, {os.cpu_count()} cores)")
     rows = [
         ("Temporal signals/s into one workflow (raw)", temporal["signals_per_second"]),
+        ("Temporal signals/s, 20 workflows, one activity per batch (raw)",
+         temporal["signals_with_batched_activity_20_workflows_per_second"]),
         ("RabbitMQ publish with confirms/s (raw)", bus["publish_confirmed_per_second"]),
         ("RabbitMQ consume with acks/s (raw)", bus["consume_acked_per_second"]),
         ("MongoDB (FerretDB) inserts/s, batches of 100 (raw)", mongo["inserts_per_second"]),
@@ -278,6 +379,9 @@ async def main() -> None:
         ("  POST to delivery p50 / p95 / p99 ms", f"{ours['latency_p50_ms']:.0f} / "
          f"{ours['latency_p95_ms']:.0f} / {ours['latency_p99_ms']:.0f}"),
         ("  delivered / expected", f"{ours['deliveries']} / {ours['expected_deliveries']}"),
+        ("At 50 messages/s offered: delivery p50 / p95 / p99 ms",
+         "{latency_p50_ms:.0f} / {latency_p95_ms:.0f} / {latency_p99_ms:.0f}".format(
+             **ours["offered_50_per_second"])),
         ("Floor hand-over p50 / p99 ms", f"{ours['floor_handover_p50_ms']:.0f} / "
          f"{ours['floor_handover_p99_ms']:.0f}"),
         ("Agents introduced/s", ours["agents_introduced_per_second"]),
