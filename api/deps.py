@@ -18,7 +18,7 @@ from core.logging import correlation_id
 from core.security import InvalidToken, TokenCodec, same_secret
 from core.settings import Settings
 from models.agents import AgentManifest, AgentStatus
-from models.chats import RANK, ChatPublic, Role, can_manage, can_post, can_read
+from models.chats import RANK, ChatPublic, Role, can_read
 from persistence import AgentRepository, ChatRepository, CredentialRepository, Database
 from workflows.chat import PLATFORM
 
@@ -264,6 +264,23 @@ async def own_agent(
 OwnAgent = Annotated[AgentManifest, Depends(own_agent)]
 
 
+@requirement("object:self (the agent itself)")
+async def self_agent(
+    agent_id: PathAgentId, principal: CurrentPrincipal, database: DatabaseDep
+) -> AgentManifest:
+    """Only the agent itself, live: paying from an account is not its operator's or an
+    admin's to do."""
+    if principal.agent_id != agent_id:
+        raise HTTPException(status.HTTP_403_FORBIDDEN, "only the agent itself may do this")
+    manifest = await existing_agent(agent_id, database)
+    if manifest.status == AgentStatus.RETIRED:
+        raise HTTPException(status.HTTP_409_CONFLICT, f"agent {agent_id} is retired")
+    return manifest
+
+
+SelfAgent = Annotated[AgentManifest, Depends(self_agent)]
+
+
 # ---- chats ---------------------------------------------------------------------------
 
 PathChatId = Annotated[str, Path(min_length=1, max_length=80)]
@@ -322,44 +339,22 @@ async def readable_chat(view: VisibleChat) -> ChatView:
 ReadableChat = Annotated[ChatView, Depends(readable_chat)]
 
 
-@requirement("chat-role:member")
-async def posting_chat(view: ReadableChat) -> ChatView:
-    """Members and above post and ask for the floor; guests only read."""
-    if not can_post(view.role):
-        raise HTTPException(status.HTTP_403_FORBIDDEN, f"a {view.role} may only read")
-    return view
+def chat_role(least: Role, refusal: str):
+    """A dependency: the caller's role in the chat is ``least`` or above (403 otherwise),
+    declared as ``chat-role:<least>``. The chat workflow checks again; this answers early."""
+
+    @requirement(f"chat-role:{least}")
+    async def at_least(view: ReadableChat) -> ChatView:
+        if RANK[view.role] < RANK[least]:
+            raise HTTPException(status.HTTP_403_FORBIDDEN, refusal.format(role=view.role))
+        return view
+
+    return Annotated[ChatView, Depends(at_least)]
 
 
-PostingChat = Annotated[ChatView, Depends(posting_chat)]
-
-
-@requirement("chat-role:moderator")
-async def moderating_chat(view: ReadableChat) -> ChatView:
-    if RANK[view.role] < RANK[Role.MODERATOR]:
-        raise HTTPException(
-            status.HTTP_403_FORBIDDEN, "only a moderator (or an admin, or the owner) may do this"
-        )
-    return view
-
-
-ModeratingChat = Annotated[ChatView, Depends(moderating_chat)]
-
-
-@requirement("chat-role:admin")
-async def managed_chat(view: ReadableChat) -> ChatView:
-    if not can_manage(view.role):
-        raise HTTPException(status.HTTP_403_FORBIDDEN, "only the owner and admins may do this")
-    return view
-
-
-ManagedChat = Annotated[ChatView, Depends(managed_chat)]
-
-
-@requirement("chat-role:owner")
-async def owned_chat(view: ReadableChat) -> ChatView:
-    if view.role != Role.OWNER:
-        raise HTTPException(status.HTTP_403_FORBIDDEN, "only the owner closes the chat")
-    return view
-
-
-OwnedChat = Annotated[ChatView, Depends(owned_chat)]
+PostingChat = chat_role(Role.MEMBER, "a {role} may only read")
+ModeratingChat = chat_role(
+    Role.MODERATOR, "only a moderator (or an admin, or the owner) may do this"
+)
+ManagedChat = chat_role(Role.ADMIN, "only the owner and admins may do this")
+OwnedChat = chat_role(Role.OWNER, "only the owner closes the chat")

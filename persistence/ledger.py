@@ -95,8 +95,11 @@ class SkillRepository:
         """Make the agent's skills exactly the catalogue skills among ``names`` (level 1
         unless set otherwise)."""
         known = {d["_id"] async for d in self._skills.find({"_id": {"$in": names}}, {"_id": 1})}
+        linked = await self.of_agent(agent_id)
+        if linked == known:  # the common case: a heartbeat or a status change
+            return
         await self._agent_skills.delete_many({"agent_id": agent_id, "skill": {"$nin": list(known)}})
-        for name in sorted(known):
+        for name in sorted(known - linked):
             await self._agent_skills.update_one(
                 {"_id": f"{agent_id}|{name}"},
                 {"$setOnInsert": {"agent_id": agent_id, "skill": name, "level": 1}},

@@ -28,6 +28,20 @@ async def app_client(settings) -> AsyncIterator[httpx.AsyncClient]:
             yield client
 
 
+def in_seconds(seconds: float) -> str:
+    """An ISO time ``seconds`` from now (deadlines)."""
+    from datetime import UTC, datetime, timedelta
+
+    return (datetime.now(UTC) + timedelta(seconds=seconds)).isoformat()
+
+
+async def balance(api: httpx.AsyncClient, agent: Agent, headers: dict | None = None) -> int:
+    """The agent's balance as the API shows it (to the agent itself by default)."""
+    response = await api.get(f"/v1/accounts/{agent.agent_id}", headers=headers or agent.headers)
+    assert response.status_code == 200, response.text
+    return response.json()["balance"]
+
+
 def bearer(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
 

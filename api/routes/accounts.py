@@ -10,12 +10,11 @@ from fastapi import APIRouter, HTTPException, Query, status
 
 from api.deps import (
     AdminPrincipal,
-    AgentPrincipal,
     CorrelationId,
     DatabaseDep,
     ExistingAgent,
-    LiveOwnAgent,
     OwnAgent,
+    SelfAgent,
     TemporalDep,
 )
 from api.errors import unprocessable
@@ -86,16 +85,13 @@ async def mint(
 )
 async def transfer(
     body: TransferCreate,
-    principal: AgentPrincipal,
-    agent: LiveOwnAgent,
+    agent: SelfAgent,
     database: DatabaseDep,
     temporal: TemporalDep,
     cid: CorrelationId,
     idempotency_key: IdempotencyKey = None,
 ) -> DebitResult:
     """Pay another agent (the payer itself). 409 without the funds; nothing moves."""
-    if principal.agent_id != agent.agent_id:
-        raise HTTPException(status.HTTP_403_FORBIDDEN, "only the agent itself pays")
     if body.recipient == agent.agent_id:
         raise unprocessable("recipient: an agent does not pay itself")
     recipient = await AgentRepository(database).get(body.recipient)

@@ -5,13 +5,7 @@ from __future__ import annotations
 import asyncio
 
 from persistence import LedgerRepository
-from tests.helpers import introduce
-
-
-async def _balance(api, agent, headers=None) -> int:
-    response = await api.get(f"/v1/accounts/{agent.agent_id}", headers=headers or agent.headers)
-    assert response.status_code == 200, response.text
-    return response.json()["balance"]
+from tests.helpers import balance, introduce
 
 
 async def test_admins_mint_idempotently_and_nobody_else_can(api, admin):
@@ -56,9 +50,9 @@ async def test_transfers_move_tokens_and_bad_ones_move_nothing(api, admin, datab
     for body, headers, expected in refusals:
         response = await api.post(url, json=body, headers=headers)
         assert response.status_code == expected, (body, response.text)
-    assert await _balance(api, a) == 70 and await _balance(api, b) == 30
+    assert await balance(api, a) == 70 and await balance(api, b) == 30
     assert (await api.get(f"/v1/accounts/{a.agent_id}", headers=b.headers)).status_code == 403
-    assert await _balance(api, a, admin) == 70
+    assert await balance(api, a, admin) == 70
     totals = await LedgerRepository(database).balances()
     assert sum(totals.values()) == 0 and totals["mint"] == -100
 
@@ -74,10 +68,10 @@ async def test_concurrent_transfers_never_spend_the_same_tokens_twice(api, admin
     ])  # fmt: skip
     codes = sorted(r.status_code for r in results)
     assert codes == [201] * 3 + [409] * 5
-    assert await _balance(api, a) == 10 and await _balance(api, b) == 90
+    assert await balance(api, a) == 10 and await balance(api, b) == 90
     # a retried transfer (same key) is paid once
     for _ in range(2):
         again = await api.post(url, json={"recipient": b.agent_id, "amount": 5},
                                headers=a.headers | {"Idempotency-Key": "once"})  # fmt: skip
         assert again.status_code == 201
-    assert await _balance(api, a) == 5
+    assert await balance(api, a) == 5

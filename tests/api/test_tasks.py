@@ -4,11 +4,10 @@ reviews, expiry and the bidding window."""
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime, timedelta
 
 from persistence import LedgerRepository
 from tests.conftest import eventually
-from tests.helpers import introduce, json_of
+from tests.helpers import balance, in_seconds, introduce, json_of
 
 
 async def _skills(api, admin) -> tuple[str, str]:
@@ -19,16 +18,6 @@ async def _skills(api, admin) -> tuple[str, str]:
     return root, child
 
 
-async def _balance(api, agent) -> int:
-    return (await api.get(f"/v1/accounts/{agent.agent_id}", headers=agent.headers)).json()[
-        "balance"
-    ]
-
-
-def _in(seconds: float) -> str:
-    return (datetime.now(UTC) + timedelta(seconds=seconds)).isoformat()
-
-
 async def test_a_task_is_posted_bid_on_done_accepted_paid_and_reviewed(api, admin, database):
     root, child = await _skills(api, admin)
     poster = await introduce(api, admin, "Poster")
@@ -37,21 +26,21 @@ async def test_a_task_is_posted_bid_on_done_accepted_paid_and_reviewed(api, admi
     await api.post(f"/v1/accounts/{poster.agent_id}/mint", json={"amount": 100}, headers=admin)
 
     body = {"title": "Summarise the survey", "skills_required": [root], "reward": 50,
-            "deadline": _in(600)}  # fmt: skip
+            "deadline": in_seconds(600)}  # fmt: skip
     for bad, expected in (
-        ({"reward": 0}, 422), ({"reward": -1}, 422), ({"deadline": _in(-60)}, 422),
+        ({"reward": 0}, 422), ({"reward": -1}, 422), ({"deadline": in_seconds(-60)}, 422),
         ({"skills_required": ["no_such_skill"]}, 422), ({"reward": 1000}, 409),
     ):  # fmt: skip
         refused = await api.post("/v1/tasks", json=body | bad, headers=poster.headers)
         assert refused.status_code == expected, (bad, refused.text)
-    assert await _balance(api, poster) == 100  # nothing moved
+    assert await balance(api, poster) == 100  # nothing moved
     assert (await api.get("/v1/tasks", headers=poster.headers)).json()["items"] == []
 
     posted = await api.post("/v1/tasks", json=body, headers=poster.headers)
     assert posted.status_code == 201, posted.text
     task = posted.json()
     url = f"/v1/tasks/{task['task_id']}"
-    assert task["status"] == "open" and await _balance(api, poster) == 50
+    assert task["status"] == "open" and await balance(api, poster) == 50
     listed = await api.get("/v1/tasks", params={"status": "open", "skill": root},
                            headers=worker.headers)  # fmt: skip
     assert [t["task_id"] for t in listed.json()["items"]] == [task["task_id"]]
@@ -105,7 +94,7 @@ async def test_a_task_is_posted_bid_on_done_accepted_paid_and_reviewed(api, admi
     ).status_code == 409
     accepted = await api.post(f"{url}/accept", headers=poster.headers)
     assert accepted.status_code == 200 and accepted.json()["status"] == "settled"
-    assert await _balance(api, worker) == 40 and await _balance(api, poster) == 60
+    assert await balance(api, worker) == 40 and await balance(api, poster) == 60
 
     assert (await api.post(f"{url}/reviews", json={"rating": 5, "comment": "great"},
                            headers=poster.headers)).status_code == 201  # fmt: skip
@@ -141,13 +130,13 @@ async def test_a_passed_deadline_refunds_and_a_bidding_window_picks_the_best_bid
     await api.post(f"/v1/accounts/{poster.agent_id}/mint", json={"amount": 100}, headers=admin)
 
     lapsed = (await api.post("/v1/tasks", json={"title": "too late", "reward": 30,
-              "deadline": _in(2)}, headers=poster.headers)).json()  # fmt: skip
-    assert await _balance(api, poster) == 70
+              "deadline": in_seconds(2)}, headers=poster.headers)).json()  # fmt: skip
+    assert await balance(api, poster) == 70
     await eventually(
         lambda: json_of(api.get(f"/v1/tasks/{lapsed['task_id']}", headers=poster.headers)),
         lambda t: t["status"] == "expired", timeout=30,
     )  # fmt: skip
-    await eventually(lambda: _balance(api, poster), lambda b: b == 100)
+    await eventually(lambda: balance(api, poster), lambda b: b == 100)
 
     async def expired_in_temporal() -> int:  # the search attribute follows the status
         query = f'AgoraTaskId="{lapsed["task_id"]}" AND AgoraStatus="expired"'
@@ -156,7 +145,7 @@ async def test_a_passed_deadline_refunds_and_a_bidding_window_picks_the_best_bid
     await eventually(expired_in_temporal, lambda n: n == 1, timeout=20)
 
     windowed = (await api.post("/v1/tasks", json={"title": "pick one", "reward": 50,
-                "skills_required": [root], "deadline": _in(120), "bidding_window": 3},
+                "skills_required": [root], "deadline": in_seconds(120), "bidding_window": 3},
                 headers=poster.headers)).json()  # fmt: skip
     url = f"/v1/tasks/{windowed['task_id']}"
     assert (
@@ -180,7 +169,7 @@ async def test_a_hosted_assignee_does_the_work_in_its_task_chat_and_submits_it(a
     await api.post(f"/v1/accounts/{poster.agent_id}/mint", json={"amount": 10}, headers=admin)
     task = (await api.post("/v1/tasks", json={"title": "Mean of 2 and 4",
             "description": "Give the arithmetic mean.", "skills_required": [root],
-            "reward": 10, "deadline": _in(300)}, headers=poster.headers)).json()  # fmt: skip
+            "reward": 10, "deadline": in_seconds(300)}, headers=poster.headers)).json()  # fmt: skip
     url = f"/v1/tasks/{task['task_id']}"
     assert (await api.post(f"{url}/bids", json={"price": 8}, headers=host.headers)).is_success
     await api.post(f"{url}/assign", json={"agent_id": host.agent_id}, headers=poster.headers)
@@ -195,4 +184,4 @@ async def test_a_hosted_assignee_does_the_work_in_its_task_chat_and_submits_it(a
     assert next(m for m in page["items"] if m["from"] == host.agent_id)["content"] == done["result"]
     accepted = await api.post(f"{url}/accept", headers=poster.headers)
     assert accepted.json()["status"] == "settled"
-    assert await _balance(api, host) == 8 and await _balance(api, poster) == 2
+    assert await balance(api, host) == 8 and await balance(api, poster) == 2

@@ -6,21 +6,16 @@ import asyncio
 import os
 import signal
 import uuid
-from datetime import UTC, datetime, timedelta
 
 from bus import EventBus, consume
 from models.events import EventEnvelope
 from persistence import Database, LedgerRepository
 from tests.conftest import eventually
-from tests.helpers import introduce, json_of, value, worker_process
-
-
-def _in(seconds: float) -> str:
-    return (datetime.now(UTC) + timedelta(seconds=seconds)).isoformat()
+from tests.helpers import in_seconds, introduce, json_of, value, worker_process
 
 
 async def _ready_to_accept(api, poster, worker, skill: str) -> str:
-    body = {"title": "count", "reward": 50, "skills_required": [skill], "deadline": _in(600)}
+    body = {"title": "count", "reward": 50, "skills_required": [skill], "deadline": in_seconds(600)}
     task = (await api.post("/v1/tasks", json=body, headers=poster.headers)).json()
     url = f"/v1/tasks/{task['task_id']}"
     assert (await api.post(f"{url}/bids", json={"price": 30}, headers=worker.headers)).is_success
