@@ -8,7 +8,7 @@ from pydantic import BaseModel, Field
 
 from models.agents import AgentManifest, AgentUpdate, Brain
 from models.attention import AttentionState, AttentionUpdate, AttentionView, DialogueNotice
-from models.chats import ChatPublic, Member, Message, MessageContext, Role
+from models.chats import ChatPublic, Member, Message, MessageContext, Posted, Role
 from models.events import EventEnvelope
 from models.floor import FloorSettingsUpdate, FloorState
 from models.market import DebitRequest, Review, Task
@@ -142,6 +142,9 @@ class ChatState(BaseModel):
     floor_stored_version: int = 0
     recent: list[TranscriptLine] = []
     llm_task_queue: str = "agora-llm"
+    posted_keys: dict[str, Posted] = {}
+    """The answers to the last posts that carried an Idempotency-Key, oldest first: a
+    retry gets the first answer even after ``continue_as_new`` (which forgets update ids)."""
 
 
 class ChatStart(BaseModel):
@@ -155,6 +158,7 @@ class PostMessage(BaseModel):
     message_type: str = "text"
     platform: bool = False
     correlation_id: str | None = None
+    idempotency_key: str | None = None
 
 
 class MembershipChange(BaseModel):

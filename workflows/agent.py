@@ -95,7 +95,8 @@ class AgentWorkflow:
         while True:
             try:
                 await workflow.wait_condition(
-                    lambda: self._has_work() or self._should_act() or self._has_task_work(),
+                    lambda: self._has_work() or self._should_act() or self._has_task_work()
+                    or self._due_to_continue(),
                     timeout=self._until_offline(),
                 )
             except TimeoutError:
@@ -110,8 +111,8 @@ class AgentWorkflow:
             if state.retired and not self._has_work():
                 await workflow.wait_condition(workflow.all_handlers_finished)
                 return state.manifest
-            if self._history_is_long() and not self._has_work():
-                await workflow.wait_condition(workflow.all_handlers_finished)
+            if self._due_to_continue():
+                # pending writes travel in the state: a busy agent still continues as new
                 workflow.continue_as_new(AgentStart(state=state))
 
     # ---- handlers ---------------------------------------------------------------------
@@ -632,6 +633,9 @@ class AgentWorkflow:
             info.is_continue_as_new_suggested()
             or info.get_current_history_length() > self.state.continue_as_new_after_events
         )
+
+    def _due_to_continue(self) -> bool:
+        return self._history_is_long() and workflow.all_handlers_finished()
 
     def _reject_if_retired(self) -> None:
         if self.state.retiring or self.state.retired:

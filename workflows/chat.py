@@ -56,6 +56,8 @@ with workflow.unsafe.imports_passed_through():
     from workflows.policies import valid_pick
 
 PLATFORM = "platform"
+POSTED_KEYS_KEPT = 1000
+"""How many Idempotency-Keys a chat remembers across continue-as-new."""
 
 
 def chat_workflow_id(chat_id: str) -> str:
@@ -104,7 +106,10 @@ class ChatWorkflow:
             ]
         while True:
             with contextlib.suppress(TimeoutError):  # a floor timer is due
-                await workflow.wait_condition(self._has_work, timeout=self._until_deadline())
+                await workflow.wait_condition(
+                    lambda: self._has_work() or self._due_to_continue(),
+                    timeout=self._until_deadline(),
+                )
             self._floor_tick()
             await self._grant_if_free()
             await self._flush()
@@ -112,10 +117,10 @@ class ChatWorkflow:
                 await workflow.wait_condition(workflow.all_handlers_finished)
                 if not self._has_work():
                     return self._public()
-            if self._history_is_long() and not self._has_work():
-                await workflow.wait_condition(workflow.all_handlers_finished)
-                if not self._has_work():
-                    workflow.continue_as_new(ChatStart(state=state))
+            if self._due_to_continue():
+                # what is not stored or published yet travels in the state: a chat that
+                # never goes quiet still continues as new
+                workflow.continue_as_new(ChatStart(state=state))
 
     # ---- handlers ---------------------------------------------------------------------
 
@@ -130,6 +135,9 @@ class ChatWorkflow:
     def post_message(self, post: PostMessage) -> Posted:
         """Accept a message: assign its seq; storing and publishing follow in the next batch."""
         state = self.state
+        key = self._post_key(post)
+        if key in state.posted_keys:
+            return state.posted_keys[key]
         seq = state.next_seq
         state.next_seq += 1
         chat = state.chat
@@ -171,10 +179,21 @@ class ChatWorkflow:
             self._floor_events(
                 floor.posted(sender, post.content, workflow.now()), post.correlation_id
             )
-        return Posted(message_id=message.message_id, seq=seq)
+        posted = Posted(message_id=message.message_id, seq=seq)
+        if key is not None:
+            state.posted_keys[key] = posted
+            for old in list(state.posted_keys)[:-POSTED_KEYS_KEPT]:
+                del state.posted_keys[old]
+        return posted
+
+    @staticmethod
+    def _post_key(post: PostMessage) -> str | None:
+        return f"{post.sender}/{post.idempotency_key}" if post.idempotency_key else None
 
     @post_message.validator
     def _validate_post(self, post: PostMessage) -> None:
+        if self._post_key(post) in self.state.posted_keys:
+            return  # a retry of an accepted post: answered with its first answer
         self._reject_if_closed()
         if post.platform:
             return
@@ -748,6 +767,9 @@ class ChatWorkflow:
             info.is_continue_as_new_suggested()
             or info.get_current_history_length() > self.state.continue_as_new_after_events
         )
+
+    def _due_to_continue(self) -> bool:
+        return self._history_is_long() and workflow.all_handlers_finished()
 
     def _reject_if_closed(self) -> None:
         if self.state.chat.closed:

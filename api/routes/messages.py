@@ -67,6 +67,7 @@ async def create_message(
         message_type=body.message_type,
         platform=view.principal.is_admin,
         correlation_id=cid,
+        idempotency_key=idempotency_key,
     )
     if body.message_type == "system" and not view.principal.is_admin:
         raise HTTPException(status.HTTP_403_FORBIDDEN, "system messages come from the platform")

@@ -11,7 +11,7 @@ from bus import EventBus, consume
 from models.events import EventEnvelope
 from persistence import Database, MessageRepository
 from tests.conftest import eventually
-from tests.helpers import group, introduce, value, worker_process
+from tests.helpers import group, introduce, json_of, value, worker_process
 from workflows.chat import chat_workflow_id
 
 
@@ -102,6 +102,21 @@ async def test_a_long_chat_continues_as_new_without_a_gap(api, admin, settings, 
         f"/v1/chats/{chat['chat_id']}/messages", json={"content": "after"}, headers=bob.headers
     )
     assert after.json()["seq"] == 121
+    # update ids do not survive continue-as-new; the chat's own memory of keys does
+    retried = await api.post(
+        f"/v1/chats/{chat['chat_id']}/messages",
+        json={"content": "burst 0"},
+        headers=ada.headers | {"Idempotency-Key": "burst-0"},
+    )
+    assert retried.status_code == 201
+    page = await eventually(
+        lambda: json_of(api.get(f"/v1/chats/{chat['chat_id']}/messages?limit=500",
+                                headers=bob.headers)),
+        lambda p: len(p["items"]) >= 121,
+    )  # fmt: skip
+    assert [m["seq"] for m in page["items"]] == list(range(1, 122))
+    first = next(m for m in page["items"] if m["content"] == "burst 0")
+    assert retried.json() == {"message_id": first["message_id"], "seq": first["seq"]}
     shown = (await api.get(f"/v1/chats/{chat['chat_id']}", headers=bob.headers)).json()
     assert {m["agent_id"] for m in shown["members"]} == {ada.agent_id, bob.agent_id}
 
