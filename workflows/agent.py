@@ -95,8 +95,12 @@ class AgentWorkflow:
         while True:
             try:
                 await workflow.wait_condition(
-                    lambda: self._has_work() or self._should_act() or self._has_task_work()
-                    or self._due_to_continue(),
+                    lambda: (
+                        self._has_work()
+                        or self._should_act()
+                        or self._has_task_work()
+                        or self._due_to_continue()
+                    ),
                     timeout=self._until_offline(),
                 )
             except TimeoutError:
