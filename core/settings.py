@@ -80,6 +80,10 @@ class Settings(BaseSettings):
     Idempotency-Key is safe)."""
     agent_offline_after_seconds: float = Field(default=90.0, gt=0)
     continue_as_new_after_events: int = Field(default=10_000, ge=100)
+    continue_as_new_after_updates: int = Field(default=1_500, ge=10, le=1_900)
+    """Temporal refuses the 2,001st distinct update of one run
+    (``limit.workflowExecution.maxTotalUpdates``), however short its history; a busy
+    chat takes one update per post, so chats and agents continue as new well before."""
     review_window_seconds: float = Field(default=7 * 24 * 3600, gt=0)
     """How long after a task's deadline its parties may still review each other."""
 

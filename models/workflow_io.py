@@ -23,6 +23,7 @@ class AgentState(BaseModel):
     token_expires_at: datetime
     offline_after_seconds: float
     continue_as_new_after_events: int = 10_000
+    continue_as_new_after_updates: int = 1_500
     attention: AttentionState = AttentionState()
     attention_version: int = 0
     attention_stored_version: int = 0
@@ -136,6 +137,7 @@ class ChatState(BaseModel):
     pending_rooms: list[RoomChange] = []
     pending_notices: dict[str, DialogueNotice] = {}
     continue_as_new_after_events: int = 10_000
+    continue_as_new_after_updates: int = 1_500
     max_batch: int = 500
     floor: FloorState | None = None
     floor_version: int = 0

@@ -62,6 +62,7 @@ class AgentWorkflow:
     def __init__(self, start: AgentStart) -> None:
         self.state = start.state
         self._rotations = 0
+        self._updates = 0
         self._ledger_lock = asyncio.Lock()
         self._status_attribute = str(start.state.manifest.status)
 
@@ -115,21 +116,27 @@ class AgentWorkflow:
             if state.retired and not self._has_work():
                 await workflow.wait_condition(workflow.all_handlers_finished)
                 return state.manifest
-            if self._due_to_continue():
-                # pending writes travel in the state: a busy agent still continues as new
-                workflow.continue_as_new(AgentStart(state=state))
+            if self._history_is_long():
+                # the updates that came with this activation run first; what is not
+                # stored or published yet travels in the state, so a chat or an agent
+                # that never goes quiet still continues as new
+                await asyncio.sleep(0)
+                if workflow.all_handlers_finished():
+                    workflow.continue_as_new(AgentStart(state=state))
 
     # ---- handlers ---------------------------------------------------------------------
 
     @workflow.update
     async def introduce(self) -> AgentManifest:
         """Wait until the first manifest is stored and return it (update-with-start)."""
+        self._updates += 1
         await workflow.wait_condition(lambda: self.state.stored_version >= 0)
         return self.state.manifest
 
     @workflow.update
     async def update_manifest(self, change: ManifestChange) -> AgentManifest:
         """Apply an agent's own change to its manifest; return it once stored."""
+        self._updates += 1
         manifest = self.state.manifest
         update = change.update
         if update.status is not None and update.status != manifest.status:
@@ -243,6 +250,7 @@ class AgentWorkflow:
     @workflow.update
     def tune_attention(self, change: AttentionChange) -> AttentionView:
         """The agent sets its scheduler, weights, and per-dialogue importance."""
+        self._updates += 1
         attention = self.state.attention
         update = change.update
         if update.scheduler is not None:
@@ -284,6 +292,7 @@ class AgentWorkflow:
     @workflow.update
     async def retire(self, request: RetireRequest) -> AgentManifest:
         """Leave every chat, revoke the token, mark the manifest retired, then complete."""
+        self._updates += 1
         self.state.retiring = True
         self.state.retire_correlation_id = request.correlation_id
         await workflow.wait_condition(
@@ -294,6 +303,7 @@ class AgentWorkflow:
     @workflow.update
     async def rotate_token(self, rotation: TokenRotation) -> None:
         """Make a new token id the agent's only live one (the API minted the token)."""
+        self._updates += 1
         self._rotations += 1
         try:
             await options.run(
@@ -316,6 +326,7 @@ class AgentWorkflow:
     async def debit(self, request: DebitRequest) -> DebitResult:
         """Pay from the agent's account: one debit at a time, so the balance checked is
         the balance spent (a transfer, or a task's reward into escrow)."""
+        self._updates += 1
         async with self._ledger_lock:
             try:
                 return await options.run(
@@ -636,6 +647,7 @@ class AgentWorkflow:
         return (
             info.is_continue_as_new_suggested()
             or info.get_current_history_length() > self.state.continue_as_new_after_events
+            or self._updates >= self.state.continue_as_new_after_updates
         )
 
     def _due_to_continue(self) -> bool:

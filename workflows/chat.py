@@ -3,6 +3,7 @@ roles and message order."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from datetime import timedelta
 
@@ -89,6 +90,7 @@ class ChatWorkflow:
     @workflow.init
     def __init__(self, start: ChatStart) -> None:
         self.state = start.state
+        self._updates = 0
 
     @workflow.run
     async def run(self, start: ChatStart) -> ChatPublic:
@@ -117,10 +119,13 @@ class ChatWorkflow:
                 await workflow.wait_condition(workflow.all_handlers_finished)
                 if not self._has_work():
                     return self._public()
-            if self._due_to_continue():
-                # what is not stored or published yet travels in the state: a chat that
-                # never goes quiet still continues as new
-                workflow.continue_as_new(ChatStart(state=state))
+            if self._history_is_long():
+                # the updates that came with this activation run first; what is not
+                # stored or published yet travels in the state, so a chat or an agent
+                # that never goes quiet still continues as new
+                await asyncio.sleep(0)
+                if workflow.all_handlers_finished():
+                    workflow.continue_as_new(ChatStart(state=state))
 
     # ---- handlers ---------------------------------------------------------------------
 
@@ -128,12 +133,14 @@ class ChatWorkflow:
     async def open(self) -> ChatPublic:
         """Return the chat once it is stored (update-with-start; a direct chat's second
         opening returns the same chat)."""
+        self._updates += 1
         await workflow.wait_condition(lambda: self.state.stored_version >= 0)
         return self._public()
 
     @workflow.update
     def post_message(self, post: PostMessage) -> Posted:
         """Accept a message: assign its seq; storing and publishing follow in the next batch."""
+        self._updates += 1
         state = self.state
         key = self._post_key(post)
         if key in state.posted_keys:
@@ -212,6 +219,7 @@ class ChatWorkflow:
     @workflow.update
     async def add_member(self, change: MembershipChange) -> ChatPublic:
         """Invite an agent (admins and the owner), or join a public chat by oneself."""
+        self._updates += 1
         role = change.role or Role.MEMBER
         now = workflow.now()
         self.state.members[change.target] = Member(agent_id=change.target, role=role, joined_at=now)
@@ -248,6 +256,7 @@ class ChatWorkflow:
     @workflow.update
     async def remove_member(self, change: MembershipChange) -> ChatPublic:
         """Remove a member below one's role, or leave by oneself."""
+        self._updates += 1
         self._drop(change.target, change.actor, change.correlation_id)
         return await self._stored()
 
@@ -265,6 +274,7 @@ class ChatWorkflow:
     @workflow.update
     async def set_role(self, change: MembershipChange) -> ChatPublic:
         """Change a member's role (below the actor's own)."""
+        self._updates += 1
         member = self.state.members[change.target]
         old = member.role
         member.role = change.role
@@ -291,6 +301,7 @@ class ChatWorkflow:
     @workflow.update
     async def close(self, request: CloseChat) -> ChatPublic:
         """Close the chat (the owner): no more posts; members' rooms are released."""
+        self._updates += 1
         state = self.state
         state.chat.closed = True
         workflow.upsert_search_attributes([STATUS.value_set("closed")])
@@ -315,6 +326,7 @@ class ChatWorkflow:
     @workflow.update
     def mark_read(self, mark: ReadInput) -> int:
         """Move the reader's read watermark forward (never back)."""
+        self._updates += 1
         state = self.state
         current = state.read_seq.get(mark.agent_id, 0)
         if mark.up_to_seq > current:
@@ -350,6 +362,7 @@ class ChatWorkflow:
     @workflow.update
     async def floor_status(self, who: FloorCommand) -> FloorView:
         """The floor as ``who`` sees it, once a policy that grants by itself has granted."""
+        self._updates += 1
         floor = self._floor()
         if floor.policy != "moderator":
             # the model may take a while; past the bound the caller learns its place
@@ -366,6 +379,7 @@ class ChatWorkflow:
     @workflow.update
     def release_floor(self, who: FloorCommand) -> FloorView:
         """Yield the floor, or withdraw a request to speak."""
+        self._updates += 1
         floor = self._floor()
         try:
             events = floor.release(who.actor, workflow.now())
@@ -384,6 +398,7 @@ class ChatWorkflow:
     @workflow.update
     def grant_floor(self, command: FloorCommand) -> FloorView:
         """A moderator hands the floor to an agent that asked for it."""
+        self._updates += 1
         floor = self._floor()
         try:
             events = floor.grant(command.agent_id, workflow.now(), f"granted by {command.actor}")
@@ -408,6 +423,7 @@ class ChatWorkflow:
     @workflow.update
     async def set_floor(self, change: FloorSettingsChange) -> FloorView:
         """Change the speaker policy or the turn limits (owner and admins)."""
+        self._updates += 1
         state = self.state
         if state.floor is None:
             changes = change.update.model_dump(exclude_unset=True)
@@ -479,6 +495,8 @@ class ChatWorkflow:
             )
             del state.pending_messages[: len(batch)]
             self._read_contexts(batch, result.contexts)
+            if self._history_is_long():
+                break  # a burst that never ends: the rest travels through continue-as-new
         if state.version > state.stored_version:
             version = state.version
             await options.run(
@@ -766,6 +784,7 @@ class ChatWorkflow:
         return (
             info.is_continue_as_new_suggested()
             or info.get_current_history_length() > self.state.continue_as_new_after_events
+            or self._updates >= self.state.continue_as_new_after_updates
         )
 
     def _due_to_continue(self) -> bool:

@@ -116,6 +116,7 @@ async def create_agent(
         token_expires_at=issued.expires_at,
         offline_after_seconds=settings.agent_offline_after_seconds,
         continue_as_new_after_events=settings.continue_as_new_after_events,
+        continue_as_new_after_updates=settings.continue_as_new_after_updates,
     )
     start = WithStartWorkflowOperation(
         AgentWorkflow.run,

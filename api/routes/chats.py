@@ -106,6 +106,7 @@ async def create_chat(
         chat=chat,
         members=members,
         continue_as_new_after_events=settings.continue_as_new_after_events,
+        continue_as_new_after_updates=settings.continue_as_new_after_updates,
         floor=FloorState(settings=floor_settings) if floor_settings else None,
         llm_task_queue=settings.llm_task_queue,
     )

@@ -121,6 +121,32 @@ async def test_a_long_chat_continues_as_new_without_a_gap(api, admin, settings, 
     assert {m["agent_id"] for m in shown["members"]} == {ada.agent_id, bob.agent_id}
 
 
+async def test_a_chat_continues_as_new_before_temporal_caps_its_updates(
+    api, admin, settings, temporal_client
+):
+    """Temporal refuses the 2,001st update of one run, however short the history: the
+    chat counts its updates and continues as new first (here after 40 of them)."""
+    settings.continue_as_new_after_updates = 40
+    ada, bob = await introduce(api, admin, "Ada"), await introduce(api, admin, "Bob")
+    chat = await group(api, ada, bob)
+    handle = temporal_client.get_workflow_handle(chat_workflow_id(chat["chat_id"]))
+    seqs = await post_burst(api, chat["chat_id"], ada, 130, concurrency=4)
+    assert sorted(seqs) == list(range(1, 131))
+    query = f"WorkflowId = '{chat_workflow_id(chat['chat_id'])}'"
+
+    async def runs_of_chat() -> list:
+        return [r async for r in temporal_client.list_workflows(query)]
+
+    runs = await eventually(runs_of_chat, lambda runs: len(runs) >= 3, timeout=20)
+    lengths = [
+        len((await temporal_client.get_workflow_handle(r.id, run_id=r.run_id)
+             .fetch_history()).events)
+        for r in runs
+    ]  # fmt: skip
+    assert max(lengths) < settings.continue_as_new_after_events
+    assert (await handle.describe()).status.name == "RUNNING"
+
+
 def _count(database: Database, chat_id: str):
     return lambda: database.db["messages"].count_documents({"chat_id": chat_id})
 
