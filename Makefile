@@ -6,11 +6,13 @@ PY := $(VENV)/bin/python
 AGORA := $(VENV)/bin/agora
 FERRETDB := .agora/bin/ferretdb
 
-.PHONY: help setup up down status demo test lint bench clean
+.PHONY: help setup up down status demo test lint bench drills clean
 
 help:
 	@echo "make demo    set up, start the local stack and run the scripted scenario"
 	@echo "make test    set up and run the whole suite against real services"
+	@echo "make bench  raw ceilings, Agora end to end, the AutoGen peer, memory (BENCH_SIZE=quick|full)"
+	@echo "make drills kill and restart each part under load, then a long life (DRILL_SIZE=full|ci)"
 	@echo "make up | down | status | lint | clean"
 
 $(VENV)/.installed: pyproject.toml
@@ -45,9 +47,18 @@ test: setup
 	@$(PY) -m pytest; code=$$?; \
 	if [ $$code -eq 5 ]; then echo "no tests were collected: failing" >&2; exit 1; fi; exit $$code
 
+$(VENV)/.bench-installed: $(VENV)/.installed pyproject.toml
+	@$(PY) -m pip install -q -e ".[dev,bench]"
+	@touch $@
+
 ## bench: raw ceilings and Agora's figures from one run (BENCH_SIZE=quick|full)
-bench: up
+bench: up $(VENV)/.bench-installed
 	@$(PY) -m bench
+
+## drills: kill and restart each part under load, then a long life (DRILL_SIZE=full|ci);
+## they start a stack of their own on free ports, so 'make up' is not needed
+drills: setup
+	@$(PY) -m bench.drills
 
 lint: setup
 	@$(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check .

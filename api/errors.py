@@ -68,6 +68,10 @@ def install_error_handlers(app: FastAPI) -> None:
             return _problem(429, "too many requests in flight; retry", {"Retry-After": "1"})
         if exc.status in (RPCStatusCode.UNAVAILABLE, RPCStatusCode.DEADLINE_EXCEEDED):
             return _problem(503, "temporal is unavailable", {"Retry-After": "2"})
+        if exc.status == RPCStatusCode.FAILED_PRECONDITION and "Workflow Task" in exc.message:
+            # a worker died holding the workflow's task: the next worker picks it up
+            return _problem(503, "the workflow is recovering from a worker restart; retry",
+                            {"Retry-After": "2"})  # fmt: skip
         log.error("temporal rpc error", exc_info=exc)
         return _problem(502, "temporal rejected the request")
 

@@ -44,6 +44,8 @@ SIZES = {
         "messages": 200,
         "offered": 150,
         "handovers": 10,
+        "agents": 1000,
+        "turns": 40,
     },
     "full": {
         "signals": 5000,
@@ -52,6 +54,8 @@ SIZES = {
         "messages": 2000,
         "offered": 1500,
         "handovers": 50,
+        "agents": 10_000,
+        "turns": 200,
     },
 }
 
@@ -331,6 +335,80 @@ async def agora(
     }  # fmt: skip
 
 
+async def scale(stack: Stack, settings: Settings, count: int, progress: Progress) -> dict:
+    """The worker's resident memory before and after ``count`` live agent workflows."""
+    from pymongo import AsyncMongoClient
+
+    from bench.scale import live_agents, resident_kib, settled
+    from workflows.agent import agent_workflow_id
+
+    pid = stack.owned_pid("worker")
+    if pid is None:
+        return {"skipped": "the worker of 'make up' is not running"}
+    client = await connect_temporal(settings)
+    mongo = AsyncMongoClient(settings.mongodb_uri)
+    database = mongo[settings.mongodb_db]
+    before = resident_kib(pid)
+    task = progress.add_task(f"starting {count} agent lives", total=count)
+    started = time.perf_counter()
+    ids = await live_agents(client, settings.task_queue, settings.llm_task_queue, count,
+                            lambda: progress.advance(task))  # fmt: skip
+    task = progress.add_task("their manifests stored", total=count)
+    await settled(database, ids, timeout=max(600, count / 5),
+                  on_progress=lambda n: progress.update(task, completed=n))  # fmt: skip
+    elapsed = time.perf_counter() - started
+    await asyncio.sleep(5)
+    after = resident_kib(pid)
+    stored = await database["agents"].count_documents({"_id": {"$in": ids}})
+    # leave the stack as it was: these lives were only for the measurement
+    task = progress.add_task("retiring them", total=count)
+    sem = asyncio.Semaphore(50)
+
+    async def end(agent_id: str) -> None:
+        async with sem:
+            with contextlib.suppress(Exception):
+                await client.get_workflow_handle(agent_workflow_id(agent_id)).terminate(
+                    reason="bench: scale measurement over"
+                )
+        progress.advance(task)
+
+    await asyncio.gather(*(end(i) for i in ids))
+    await database["agents"].delete_many({"_id": {"$in": ids}})
+    await database["credentials"].delete_many({"agent_id": {"$in": ids}})
+    await mongo.close()
+    return {
+        "agents": count,
+        "stored": stored,
+        "started_and_stored_per_second": count / elapsed,
+        "worker_rss_before_mib": before / 1024,
+        "worker_rss_after_mib": after / 1024,
+        "worker_rss_per_agent_kib": (after - before) / count,
+        "workflow_cache": 1000,
+        "note": "the worker caches at most 1,000 workflow lives (the SDK default); "
+        "the others wait in Temporal and replay when they get work",
+    }
+
+
+async def peer(env: dict[str, str], turns: int, progress: Progress) -> dict:
+    from bench.peer import agora_round_robin, autogen_available, autogen_round_robin
+
+    task = progress.add_task(f"round-robin turn loop, {turns} turns", total=2)
+    ours = await agora_round_robin(env["AGORA_API_URL"], env["AGORA_ADMIN_TOKEN"], turns)
+    progress.advance(task)
+    if not autogen_available():
+        note = "AutoGen is the optional bench extra: pip install -e '.[bench]'"
+        return {"agora": ours, "autogen": None, "note": note}
+    theirs = await autogen_round_robin(turns)
+    progress.advance(task)
+    return {
+        "agora": ours,
+        "autogen": theirs,
+        "ratio_agora_to_autogen": ours["turns_per_second"] / theirs["turns_per_second"],
+        "note": "AutoGen's RoundRobinGroupChat keeps the conversation in one process's "
+        "memory and loses it on a crash; Agora stores every turn before answering",
+    }
+
+
 async def main() -> None:
     size = os.environ.get("BENCH_SIZE", "quick")
     n = SIZES[size]
@@ -347,12 +425,14 @@ async def main() -> None:
         mongo = await mongodb(settings, n["inserts"])
         progress.advance(raw)
         ours = await agora(env, n["messages"], n["offered"], n["handovers"], progress)
+        turns = await peer(env, n["turns"], progress)
+        lives = await scale(stack, settings, n["agents"], progress)
     ceiling = min(temporal["signals_per_second"], bus["publish_confirmed_per_second"],
                   mongo["inserts_per_second"])  # fmt: skip
     result = {
         "date": datetime.now(UTC).isoformat(), "size": size, "cores": os.cpu_count(),
         "machine": platform.platform(), "temporal": temporal, "rabbitmq": bus,
-        "mongodb": mongo, "agora": ours,
+        "mongodb": mongo, "agora": ours, "peer": turns, "scale": lives,
         "ratios": {
             "messages_vs_temporal_signals": ours["messages_per_second_to_streams"]
             / temporal["signals_per_second"],
@@ -385,6 +465,17 @@ async def main() -> None:
         ("Floor hand-over p50 / p99 ms", f"{ours['floor_handover_p50_ms']:.0f} / "
          f"{ours['floor_handover_p99_ms']:.0f}"),
         ("Agents introduced/s", ours["agents_introduced_per_second"]),
+        ("Round-robin turns/s, 4 agents: Agora (stored, crash-proof)",
+         turns["agora"]["turns_per_second"]),
+        ("Round-robin turns/s, 4 agents: AutoGen in memory (lost on a crash)",
+         turns["autogen"]["turns_per_second"] if turns["autogen"] else "not installed"),
+        ("  Agora ÷ AutoGen", turns.get("ratio_agora_to_autogen", "-")),
+        (f"Worker RSS with {lives.get('agents', 0):,} live agents, MiB (before)",
+         "{:,.0f} ({:,.0f})".format(lives.get("worker_rss_after_mib", 0),
+                                    lives.get("worker_rss_before_mib", 0))),
+        ("  per agent, KiB", lives.get("worker_rss_per_agent_kib", "-")),
+        ("  agent lives started and stored/s (Temporal direct)",
+         lives.get("started_and_stored_per_second", "-")),
         ("Agora messages/s ÷ Temporal signals/s",
          result["ratios"]["messages_vs_temporal_signals"]),
         ("Agora messages/s ÷ lowest raw ceiling",

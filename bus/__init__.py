@@ -2,7 +2,7 @@
 
 from bus.consumer import consume
 from bus.dead import DeadLetter, dead_letters, replay_dead_letters
-from bus.inbox import Inbox, InboxBusy, open_inbox
+from bus.inbox import Inbox, InboxBusy, InboxLost, open_inbox
 from bus.publisher import EventBus, open_bus
 from bus.tail import tail_events
 from bus.topology import Topology
@@ -15,6 +15,7 @@ __all__ = [
     "EventBus",
     "Inbox",
     "InboxBusy",
+    "InboxLost",
     "Topology",
     "consume",
     "open_bus",

@@ -10,7 +10,7 @@ from fastapi import APIRouter, WebSocket, WebSocketDisconnect, status
 
 from api.audit import audit_websocket
 from api.deps import authenticate
-from bus import InboxBusy, open_inbox
+from bus import InboxBusy, InboxLost, open_inbox
 from core.security import InvalidToken
 from models.events import EventEnvelope
 from persistence import ChatRepository
@@ -65,6 +65,9 @@ async def stream_events(websocket: WebSocket, agent_id: str) -> None:
     except InboxBusy:
         await refuse(4409, "another stream of this agent is open")
         return
+    except InboxLost:
+        await websocket.close(code=1013, reason="the event bus is unavailable: retry")
+        return
     closed = asyncio.Event()
 
     async def watch_client() -> None:
@@ -90,7 +93,7 @@ async def stream_events(websocket: WebSocket, agent_id: str) -> None:
                 await message.reject(requeue=False)  # to the dead letters
                 continue
             await websocket.send_text(message.body.decode())
-            await message.ack()
+            await inbox.ack(message)
             if event.type == "message.sent":
                 sent = event.payload["message"]
                 chat_id = sent["chat_id"]
@@ -99,6 +102,11 @@ async def stream_events(websocket: WebSocket, agent_id: str) -> None:
                 await record_delivered()
     except (WebSocketDisconnect, RuntimeError):
         pass  # the client left: what was not acked is redelivered next time
+    except InboxLost:
+        # the broker went away: what was not acked waits in the queue for the next stream
+        log.warning("inbox of %s lost its broker connection; closing the stream", agent_id)
+        with contextlib.suppress(Exception):
+            await websocket.close(code=1012, reason="the event bus restarted: reconnect")
     finally:
         watcher.cancel()
         with contextlib.suppress(Exception):

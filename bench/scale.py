@@ -1,0 +1,90 @@
+"""Scale: the worker's resident memory with many live agent workflows.
+
+Starts ``count`` ``AgentWorkflow`` lives straight through Temporal (the API would add
+its own request cost to every one; ``agents_introduced_per_second`` in the main bench
+measures that path), on the stack's task queue, so the stack's own worker runs them:
+each stores its manifest, credential and account and announces itself, then waits.
+Reads the worker's VmRSS from ``/proc`` before and after.
+
+The worker keeps at most ``max_cached_workflows`` lives in memory (the SDK's sticky
+cache); the rest live in Temporal's history and are replayed when they get work. So the
+figure per agent falls as the count grows past the cache: both are reported.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+
+from temporalio.client import Client
+from temporalio.common import SearchAttributePair, TypedSearchAttributes
+
+from core.temporal import AGENT_ID, KIND, STATUS
+from models.agents import AgentManifest, AgentStatus, PublicProfile
+from models.workflow_io import AgentStart, AgentState
+from workflows.agent import AgentWorkflow, agent_workflow_id
+
+
+def resident_kib(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    raise RuntimeError(f"no VmRSS for {pid}")
+
+
+async def live_agents(
+    client: Client, task_queue: str, llm_task_queue: str, count: int, on_started=lambda: None
+) -> list[str]:
+    """Start ``count`` agent lives; returns their ids."""
+    run = uuid.uuid4().hex[:6]
+    ids = [f"s{i}-{run}" for i in range(count)]
+    sem = asyncio.Semaphore(50)
+    now = datetime.now(UTC)
+
+    async def one(agent_id: str) -> None:
+        manifest = AgentManifest(
+            agent_id=agent_id,
+            status=AgentStatus.ACTIVE,
+            public_profile=PublicProfile(name=agent_id),
+            last_updated=now,
+            created_at=now,
+        )
+        state = AgentState(
+            manifest=manifest,
+            llm_task_queue=llm_task_queue,
+            token_id=uuid.uuid4().hex,
+            token_expires_at=now.replace(year=now.year + 1),
+            offline_after_seconds=86_400,
+        )
+        async with sem:
+            await client.start_workflow(
+                AgentWorkflow.run,
+                AgentStart(state=state),
+                id=agent_workflow_id(agent_id),
+                task_queue=task_queue,
+                search_attributes=TypedSearchAttributes([
+                    SearchAttributePair(AGENT_ID, agent_id),
+                    SearchAttributePair(STATUS, "active"),
+                    SearchAttributePair(KIND, "agent"),
+                ]),
+            )  # fmt: skip
+        on_started()
+
+    await asyncio.gather(*(one(i) for i in ids))
+    return ids
+
+
+async def settled(database, ids: list[str], timeout: float, on_progress=lambda n: None) -> float:
+    """Seconds until every agent's manifest is stored (its first work done)."""
+    started = time.monotonic()
+    prefix = ids[0].split("-")[-1]
+    while time.monotonic() - started < timeout:
+        stored = await database["agents"].count_documents({"_id": {"$regex": f"-{prefix}$"}})
+        on_progress(stored)
+        if stored >= len(ids):
+            break
+        await asyncio.sleep(1)
+    return time.monotonic() - started

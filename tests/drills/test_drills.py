@@ -1,0 +1,58 @@
+"""The fault drills at their reduced size (``DRILL_SIZE=ci make drills`` in one test).
+
+They start a stack of their own, so killing and restarting its parts leaves the
+session's stack alone. What must hold after each drill is what a user relies on:
+every accepted message stored once and in order, every recipient served, and no 500.
+"""
+
+from __future__ import annotations
+
+import pytest
+import pytest_asyncio
+
+from bench import drills
+
+
+@pytest_asyncio.fixture(scope="module")
+async def result(tmp_path_factory):
+    outcome = await drills.run("ci", home=tmp_path_factory.mktemp("drills"))
+    drills.print_table(outcome)
+    return outcome
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(1800)
+async def test_every_drill_loses_nothing_and_answers_503_not_500(result):
+    for name, report in result["drills"].items():
+        assert report["faults"] >= 1, name
+        assert report["accepted"] == drills.SIZES["ci"]["messages"], name
+        assert report["stored"] == report["accepted"], name
+        assert report["stored_twice"] == 0, name
+        assert report["accepted_not_stored"] == report["stored_not_accepted"] == 0, name
+        assert report["answers_match_store"], name
+        assert report["seq_gaps"] == 0, name
+        assert report["deliveries_missing"] == 0, name
+        assert report["server_errors"] == 0, (name, report["answers"], report["answers_while_down"])
+    for name in ("rabbitmq-restart", "ferretdb-restart", "temporal-restart"):
+        down = result["drills"][name]["answers_while_down"]
+        assert down.get("503", 0) >= 1, (name, down)  # /readyz at least names the outage
+        assert "500" not in down, (name, down)
+    kills = result["drills"]["worker-sigkill"]["faults"]
+    assert kills >= 2
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(1800)
+async def test_the_long_life_continues_as_new_and_keeps_working(result):
+    life = result["long_life"]
+    size = drills.SIZES["ci"]
+    assert life["stored"] == size["long_messages"] + 1
+    assert life["seq_gaps"] == 0
+    assert life["last_post_status"] == 201 and life["last_post_seq"] == size["long_messages"] + 1
+    assert life["last_tuning_status"] == 200 and life["last_tuning_applied"]
+    # both lived through several runs, each history well below Temporal's warning
+    assert life["chat"]["runs"] >= size["long_messages"] // size["updates_per_run"]
+    assert life["agent"]["runs"] >= size["long_attention"] // size["updates_per_run"]
+    for kind in ("chat", "agent"):
+        assert life[kind]["largest_history_events"] < drills.HISTORY_WARN_EVENTS
+        assert life[kind]["largest_history_bytes"] < drills.HISTORY_WARN_BYTES
