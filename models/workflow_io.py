@@ -240,8 +240,19 @@ class FloorCommand(BaseModel):
 class FloorSettingsChange(BaseModel):
     actor: str
     update: FloorSettingsUpdate
+    fields: list[str] = []
+    """The fields the caller sent (a null among them clears a limit): the data
+    converter does not keep which fields of ``update`` were set."""
     platform: bool = False
     correlation_id: str | None = None
+
+    def changes(self) -> dict:
+        """What to change: a null clears an optional limit and leaves the rest alone."""
+        sent = self.update.model_dump(include=set(self.fields))
+        return {k: v for k, v in sent.items() if v is not None or k in CLEARABLE_FLOOR_FIELDS}
+
+
+CLEARABLE_FLOOR_FIELDS = frozenset({"max_turns", "idle_timeout_seconds", "termination_text"})
 
 
 class StoreFloorInput(BaseModel):

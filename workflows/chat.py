@@ -426,10 +426,9 @@ class ChatWorkflow:
         self._updates += 1
         state = self.state
         if state.floor is None:
-            changes = change.update.model_dump(exclude_unset=True)
-            state.floor = FloorState(settings=FloorSettings().model_copy(update=changes))
+            state.floor = FloorState(settings=FloorSettings().model_copy(update=change.changes()))
         else:
-            Floor(state.floor, state.chat.chat_id).apply(change.update)
+            Floor(state.floor, state.chat.chat_id).apply(change.changes())
         state.chat.speaker_policy = state.floor.settings.speaker_policy
         state.floor_version += 1
         self._touch()

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from models.floor import FloorRequest, FloorSettingsUpdate, FloorState, FloorView, QueuedRequest
+from models.floor import FloorRequest, FloorState, FloorView, QueuedRequest
 from workflows.policies import AUTOMATIC, SELECTORS
 
 
@@ -232,10 +232,9 @@ class Floor:
         pick = SELECTORS[self.policy](self._ordered(), members, self.state.last_speaker, rng)
         return self.grant(pick, now, f"{self.policy} policy") if pick else []
 
-    def apply(self, update: FloorSettingsUpdate) -> None:
-        settings = self.state.settings
-        changes = update.model_dump(exclude_unset=True)
-        self.state.settings = settings.model_copy(update=changes)
+    def apply(self, changes: dict) -> None:
+        """Change the settings named in ``changes`` (a None clears an optional limit)."""
+        self.state.settings = self.state.settings.model_copy(update=changes)
 
     # ---- helpers --------------------------------------------------------------------
 

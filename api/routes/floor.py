@@ -82,6 +82,10 @@ async def update_floor(
 ) -> FloorView:
     """Change the speaker policy or the turn limits (owner and admins)."""
     change = FloorSettingsChange(
-        actor=view.actor, update=body, platform=view.principal.is_admin, correlation_id=cid
+        actor=view.actor,
+        update=body,
+        fields=sorted(body.model_fields_set),
+        platform=view.principal.is_admin,
+        correlation_id=cid,
     )
     return await _handle(temporal, view).execute_update(ChatWorkflow.set_floor, change)

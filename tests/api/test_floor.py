@@ -273,3 +273,20 @@ async def test_killing_the_worker_mid_turn_keeps_the_grant_and_its_timer(api_onl
             lambda: floor(api, cid, a), lambda f: f["current_speaker"] == b.agent_id, timeout=30
         )
         assert moved["queue"] == []
+
+
+async def test_a_partial_floor_change_leaves_the_other_settings_alone(api, admin):
+    owner, mem = await introduce(api, admin, "Own"), await introduce(api, admin, "Mem")
+    chat = await group(api, owner, mem, speaker_policy="round_robin", floor={"max_turns": 8})
+    base = f"/v1/chats/{chat['chat_id']}"
+    one = await api.patch(f"{base}/floor", json={"max_messages_per_turn": 1},
+                          headers=owner.headers)  # fmt: skip
+    assert one.status_code == 200 and one.json()["speaker_policy"] == "round_robin"
+    await ask(api, chat["chat_id"], mem)
+    assert (await floor(api, chat["chat_id"], mem))["messages_left"] == 1
+    # a null clears an optional limit; on a required setting it changes nothing
+    cleared = await api.patch(f"{base}/floor", json={"max_turns": None, "speaker_policy": None},
+                              headers=owner.headers)  # fmt: skip
+    assert cleared.status_code == 200 and cleared.json()["speaker_policy"] == "round_robin"
+    shown = (await api.get(base, headers=owner.headers)).json()
+    assert shown["speaker_policy"] == "round_robin"

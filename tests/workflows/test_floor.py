@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from models.floor import FloorRequest, FloorSettings, FloorSettingsUpdate, FloorState
+from models.floor import FloorRequest, FloorSettings, FloorState
 from workflows.floor import Floor, FloorError
 from workflows.policies import SELECTORS, valid_pick
 
@@ -107,7 +107,7 @@ def test_max_turns_and_termination_end_the_round_and_a_request_opens_the_next():
     assert started[0].type == "chat.round_started" and f.state.round == 2
     f.grant_next(T0, MEMBERS, random.Random(0))
     assert f.state.current_speaker == "b"
-    f.apply(FloorSettingsUpdate(max_turns=10))
+    f.apply({"max_turns": 10})
     ended = f.posted("b", "we are done. terminate", T0)
     assert [e.payload.get("reason") for e in ended] == ["termination", "termination"]
 
