@@ -372,7 +372,12 @@ async def long_life(stack: Stack, society: Society, size: dict) -> dict:
     importance = next((d["entry"].get("importance") for d in view.get("dialogues", [])
                        if d["entry"].get("chat_id") == chat_id), None)  # fmt: skip
     drill.accepted["still here"] = {"chat": chat_id, "sender": tuner.agent_id, **after.json()}
+    expected = size["long_messages"] + 1
+    deadline = time.monotonic() + 120
     stored = await society.history(chat_id)
+    while len(stored) < expected and time.monotonic() < deadline:  # stored a moment later
+        await asyncio.sleep(0.5)
+        stored = await society.history(chat_id)
     settings = Settings(temporal_address=stack.env()["AGORA_TEMPORAL_ADDRESS"])
     client = await connect_temporal(settings)
     runs = {}
