@@ -46,7 +46,7 @@ import websockets
 from rich.console import Console
 from rich.table import Table
 
-from cli.stack import PROJECT_ROOT, Ports, Stack, port_open
+from cli.stack import PROJECT_ROOT, Ports, Stack
 from core.settings import Settings
 from core.temporal import connect_temporal
 
@@ -247,6 +247,7 @@ async def kill_worker_repeatedly(stack: Stack, drill: Drill, every: float, done:
         if done.is_set():
             return
         pid = stack.owned_pid("worker")
+        starts = _worker_starts(stack)
         if pid is not None:
             os.killpg(pid, signal.SIGKILL)
             await asyncio.sleep(0.2)
@@ -254,15 +255,22 @@ async def kill_worker_repeatedly(stack: Stack, drill: Drill, every: float, done:
             stack.pid_path("worker").unlink(missing_ok=True)
             drill.faults += 1
         await _in_thread(stack.start, stack.worker())
-        await worker_serving(stack)
+        await worker_serving(stack, starts)
 
 
-async def worker_serving(stack: Stack, timeout: float = 60) -> None:
-    """Until the worker's metrics port answers: it is connected and polling (a kill
-    before that would only test Python's start-up)."""
+async def worker_serving(stack: Stack, starts_before: int, timeout: float = 60) -> None:
+    """Until the new worker says it is polling (a kill before that would only test
+    Python's start-up)."""
     deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline and not port_open(stack.ports.worker_metrics):  # noqa: ASYNC110
+    while time.monotonic() < deadline and _worker_starts(stack) <= starts_before:  # noqa: ASYNC110
         await asyncio.sleep(0.2)
+
+
+def _worker_starts(stack: Stack) -> int:
+    try:
+        return stack.log_path("worker").read_text(errors="replace").count("worker running on")
+    except OSError:
+        return 0
 
 
 async def restart(stack: Stack, society: Society, drill: Drill, name: str, down_for: float):

@@ -80,6 +80,7 @@ class Settings(BaseSettings):
     Idempotency-Key is safe)."""
     agent_offline_after_seconds: float = Field(default=90.0, gt=0)
     continue_as_new_after_events: int = Field(default=10_000, ge=100)
+    sticky_schedule_to_start_seconds: float = Field(default=3.0, gt=0, le=60)
     continue_as_new_after_updates: int = Field(default=1_500, ge=10, le=1_900)
     """Temporal refuses the 2,001st distinct update of one run
     (``limit.workflowExecution.maxTotalUpdates``), however short its history; a busy

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from temporalio.client import Client
 from temporalio.worker import Worker
 
@@ -82,5 +84,10 @@ def build_worker(
             tasks.post_task_brief,
             tasks.submit_as_agent,
         ],
+        # a workflow task left on a dead worker's sticky queue goes to the shared queue
+        # after this long (the SDK's default is 10 s): a crashed worker's chats resume soon
+        sticky_queue_schedule_to_start_timeout=timedelta(
+            seconds=settings.sticky_schedule_to_start_seconds
+        ),
         **worker_options,
     )
