@@ -37,6 +37,16 @@ from core.temporal import connect_temporal
 
 console = Console()
 SIZES = {
+    "smoke": {  # does every part run (seconds, not figures)
+        "signals": 100,
+        "bus": 200,
+        "inserts": 200,
+        "messages": 40,
+        "offered": 20,
+        "handovers": 3,
+        "agents": 50,
+        "turns": 8,
+    },
     "quick": {
         "signals": 500,
         "bus": 2000,
@@ -482,7 +492,9 @@ async def main() -> None:
          result["ratios"]["messages_vs_lowest_raw_ceiling"]),
     ]  # fmt: skip
     for name, value in rows:
-        table.add_row(name, f"{value:,.2f}" if isinstance(value, float) else str(value))
+        if isinstance(value, float):
+            value = f"{value:,.4f}" if abs(value) < 0.1 else f"{value:,.2f}"
+        table.add_row(name, str(value))
     console.print(table)
     console.print(f"written to {path}\nreproduce: {result['command']}")
 

@@ -56,7 +56,7 @@ SIZES = {
     "ci": {"messages": 200, "chats": 3, "long_messages": 400, "long_attention": 250,
            "updates_per_run": 100, "kill_every": 3.0, "down_for": 4.0},
     "full": {"messages": 2000, "chats": 5, "long_messages": 20_000, "long_attention": 10_000,
-             "updates_per_run": 1_500, "kill_every": 5.0, "down_for": 8.0},
+             "updates_per_run": 1_500, "kill_every": 10.0, "down_for": 8.0},
 }  # fmt: skip
 HISTORY_WARN_EVENTS = 10_240
 HISTORY_WARN_BYTES = 10 * 1024 * 1024

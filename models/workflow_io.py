@@ -22,7 +22,7 @@ class AgentState(BaseModel):
     """The id (``jti``) of the agent's first token; the token itself never enters history."""
     token_expires_at: datetime
     offline_after_seconds: float
-    continue_as_new_after_events: int = 10_000
+    continue_as_new_after_events: int = 2_000
     continue_as_new_after_updates: int = 1_500
     attention: AttentionState = AttentionState()
     attention_version: int = 0
@@ -136,7 +136,7 @@ class ChatState(BaseModel):
     pending_events: list[EventEnvelope] = []
     pending_rooms: list[RoomChange] = []
     pending_notices: dict[str, DialogueNotice] = {}
-    continue_as_new_after_events: int = 10_000
+    continue_as_new_after_events: int = 2_000
     continue_as_new_after_updates: int = 1_500
     max_batch: int = 500
     floor: FloorState | None = None
