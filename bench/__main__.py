@@ -54,7 +54,7 @@ SIZES = {
         "messages": 200,
         "offered": 150,
         "handovers": 10,
-        "agents": 1000,
+        "agents": 500,
         "turns": 40,
     },
     "full": {
