@@ -88,3 +88,48 @@ async def settled(database, ids: list[str], timeout: float, on_progress=lambda n
             break
         await asyncio.sleep(1)
     return time.monotonic() - started
+
+
+async def curve(count: int, step: int = 1000) -> None:
+    """``python -m bench.scale 10000``: start ``count`` lives on ``make up``'s stack and
+    print the worker's resident memory each ``step`` stored manifests (the lives stay;
+    ``make clean`` removes them)."""
+    from pymongo import AsyncMongoClient
+
+    from cli.stack import PROJECT_ROOT, Stack
+    from core.settings import Settings
+    from core.temporal import connect_temporal
+
+    stack = Stack.load(PROJECT_ROOT / ".agora")
+    env = stack.env()
+    settings = Settings(mongodb_uri=env["AGORA_MONGODB_URI"],
+                        temporal_address=env["AGORA_TEMPORAL_ADDRESS"])  # fmt: skip
+    pid = stack.owned_pid("worker")
+    if pid is None:
+        raise SystemExit("make up first")
+    client = await connect_temporal(settings)
+    database = AsyncMongoClient(settings.mongodb_uri)[settings.mongodb_db]
+    before = resident_kib(pid)
+    print(f"worker RSS before: {before / 1024:.0f} MiB", flush=True)
+    started = time.monotonic()
+    marks = iter(range(step, count + step, step))
+    mark = next(marks)
+
+    def progress(stored: int) -> None:
+        nonlocal mark
+        while stored >= mark:
+            rss = resident_kib(pid)
+            per_agent = (rss - before) / mark
+            elapsed = time.monotonic() - started
+            print(f"{mark:>6} lives stored after {elapsed:5.0f} s: worker RSS "
+                  f"{rss / 1024:.0f} MiB, {per_agent:.0f} KiB per agent", flush=True)  # fmt: skip
+            mark = next(marks, 10**12)
+
+    ids = await live_agents(client, settings.task_queue, settings.llm_task_queue, count)
+    await settled(database, ids, timeout=count, on_progress=progress)
+
+
+if __name__ == "__main__":
+    import sys
+
+    asyncio.run(curve(int(sys.argv[1]) if len(sys.argv) > 1 else 10_000))
