@@ -8,7 +8,8 @@ RabbitMQ publish-with-confirms and consume-with-acks, MongoDB (FerretDB) inserts
 second; then Agora end to end (messages through the API into 20 group chats and out to
 every recipient's stream, POST-to-delivery latency), the floor hand-over, and agents
 introduced per second; each Agora figure with the raw ceiling it is bounded by. Prints a
-table and writes ``bench/results/<time>.json``; never a test assertion.
+table and writes ``bench/results/<time>.json``; never a test assertion. The stack is
+``make up``'s: FerretDB runs with ``--telemetry=disable`` there (``cli/stack.py``).
 """
 
 from __future__ import annotations

@@ -1,5 +1,8 @@
 """``make drills``: fault drills and a long life, against a stack of their own.
 
+The stack is ``cli.stack.Stack``: FerretDB runs there with ``--telemetry=disable`` on
+127.0.0.1, like every service here; nothing calls outside the machine.
+
     make drills                  # full size: 2,000 messages per drill, 20,000 in the long chat
     DRILL_SIZE=ci make drills    # the reduced size the test suite runs (tests/drills)
 
@@ -236,10 +239,6 @@ def _reap() -> None:
             pass
 
 
-async def _in_thread(fn: Callable, *args) -> object:
-    return await asyncio.to_thread(fn, *args)
-
-
 async def kill_worker_repeatedly(stack: Stack, drill: Drill, every: float, done: asyncio.Event):
     while not done.is_set():
         with contextlib.suppress(TimeoutError):
@@ -254,7 +253,7 @@ async def kill_worker_repeatedly(stack: Stack, drill: Drill, every: float, done:
             _reap()
             stack.pid_path("worker").unlink(missing_ok=True)
             drill.faults += 1
-        await _in_thread(stack.start, stack.worker())
+        await asyncio.to_thread(stack.start, stack.worker())
         await worker_serving(stack, starts)
 
 
@@ -266,18 +265,31 @@ async def worker_serving(stack: Stack, starts_before: int, timeout: float = 60) 
         await asyncio.sleep(0.2)
 
 
+_log_seen: dict[Path, tuple[int, int]] = {}  # log -> (bytes read, starts counted)
+
+
 def _worker_starts(stack: Stack) -> int:
+    """How many times the worker said it is polling; reads only what the log gained."""
+    path = stack.log_path("worker")
+    offset, starts = _log_seen.get(path, (0, 0))
     try:
-        return stack.log_path("worker").read_text(errors="replace").count("worker running on")
+        with path.open("rb") as log:
+            log.seek(offset)
+            gained = log.read()
     except OSError:
-        return 0
+        return starts
+    # a line cut at the end is read again next time
+    complete = gained[: gained.rfind(b"\n") + 1]
+    starts += complete.count(b"worker running on")
+    _log_seen[path] = (offset + len(complete), starts)
+    return starts
 
 
 async def restart(stack: Stack, society: Society, drill: Drill, name: str, down_for: float):
     """Stop one service, ask the API what it can while it is down, start it again."""
     await asyncio.sleep(2.0)  # let the drill's traffic get going first
     service = getattr(stack, name)()
-    await _in_thread(stack.stop_service, name, service.stop)
+    await asyncio.to_thread(stack.stop_service, name, service.stop)
     _reap()
     drill.faults += 1
     reader = next(iter(society.listeners.values()))
@@ -296,7 +308,7 @@ async def restart(stack: Stack, society: Society, drill: Drill, name: str, down_
             except httpx.HTTPError:
                 drill.while_down["no answer"] += 1
         await asyncio.sleep(0.5)
-    await _in_thread(stack.start, service)
+    await asyncio.to_thread(stack.start, service)
 
 
 async def run_drill(
@@ -312,7 +324,7 @@ async def run_drill(
     done.set()
     await injector
     if stack.owned_pid("worker") is None:
-        await _in_thread(stack.start, stack.worker())
+        await asyncio.to_thread(stack.start, stack.worker())
     drill.report = await society.verify(drill)
     drill.seconds = time.monotonic() - started
     drill.report |= {
@@ -444,7 +456,7 @@ async def run(size_name: str = "full", home: Path | None = None) -> dict:
     }
     try:
         console.print(f"starting a stack of its own in {home}")
-        await _in_thread(stack.up)
+        await asyncio.to_thread(stack.up)
         async with httpx.AsyncClient(base_url=stack.env()["AGORA_API_URL"], timeout=60,
                                      limits=httpx.Limits(max_connections=64)) as api:  # fmt: skip
             society = Society(stack, api)
@@ -481,7 +493,7 @@ async def run(size_name: str = "full", home: Path | None = None) -> dict:
             society.stop.set()
             await asyncio.gather(*society.tasks, return_exceptions=True)
     finally:
-        await _in_thread(stack.down)
+        await asyncio.to_thread(stack.down)
         _reap()
         os.environ.clear()
         os.environ.update(saved)

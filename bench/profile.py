@@ -6,6 +6,7 @@ Samples both processes of ``make up`` (py-spy, the ``bench`` extra; it needs ptr
 then prints, per process, the share of samples by package (inclusive: a sample counts for
 every package on its stack) and the hottest leaf functions. The CPU split between the
 processes (and Temporal, FerretDB and RabbitMQ) comes from ``/proc`` over the same window.
+It only reads the processes ``make up`` started (FerretDB with ``--telemetry=disable``).
 """
 
 from __future__ import annotations

@@ -39,7 +39,9 @@ TlsOption = typer.Option(
 
 @app.command()
 def up(home: Path = HomeOption, tls: bool = TlsOption) -> None:
-    """Start Temporal, FerretDB, RabbitMQ, the worker and the API; wait until /readyz is green."""
+    """Start Temporal, FerretDB, RabbitMQ, the worker and the API; wait until /readyz is green.
+
+    Every service binds to 127.0.0.1; FerretDB runs with ``--telemetry=disable``."""
     try:
         stack = Stack.load(home, tls=tls)
         with console.status("starting the local stack") as status:

@@ -146,6 +146,7 @@ class MessageRepository:
         """Insert the batch; a message already stored (a retried batch) is left as it is.
 
         Messages never change, so an insert that meets its own ``_id`` is a success.
+        (FerretDB here is the local stand-in, run with --telemetry=disable.)
         Inserts, not replace-upserts: FerretDB v1 takes minutes for a bulk of
         replace-upserts that meet existing documents, and milliseconds for this.
         """

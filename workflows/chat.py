@@ -189,8 +189,8 @@ class ChatWorkflow:
         posted = Posted(message_id=message.message_id, seq=seq)
         if key is not None:
             state.posted_keys[key] = posted
-            for old in list(state.posted_keys)[:-POSTED_KEYS_KEPT]:
-                del state.posted_keys[old]
+            while len(state.posted_keys) > POSTED_KEYS_KEPT:  # oldest first
+                del state.posted_keys[next(iter(state.posted_keys))]
         return posted
 
     @staticmethod

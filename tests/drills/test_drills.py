@@ -1,6 +1,7 @@
 """The fault drills at their reduced size (``DRILL_SIZE=ci make drills`` in one test).
 
-They start a stack of their own, so killing and restarting its parts leaves the
+They start a stack of their own (``cli.stack.Stack``: FerretDB with ``--telemetry=disable``,
+every service on 127.0.0.1), so killing and restarting its parts leaves the
 session's stack alone. What must hold after each drill is what a user relies on:
 every accepted message stored once and in order, every recipient served, and no 500.
 """
