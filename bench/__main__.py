@@ -350,7 +350,7 @@ async def scale(stack: Stack, settings: Settings, count: int, progress: Progress
     """The worker's resident memory before and after ``count`` live agent workflows."""
     from pymongo import AsyncMongoClient
 
-    from bench.scale import live_agents, resident_kib, settled
+    from bench.scale import WAVE, grow, resident_kib
     from workflows.agent import agent_workflow_id
 
     pid = stack.owned_pid("worker")
@@ -360,13 +360,12 @@ async def scale(stack: Stack, settings: Settings, count: int, progress: Progress
     mongo = AsyncMongoClient(settings.mongodb_uri)
     database = mongo[settings.mongodb_db]
     before = resident_kib(pid)
-    task = progress.add_task(f"starting {count} agent lives", total=count)
+    starting = progress.add_task(f"starting {count} agent lives", total=count)
+    storing = progress.add_task("their manifests stored", total=count)
     started = time.perf_counter()
-    ids = await live_agents(client, settings.task_queue, settings.llm_task_queue, count,
-                            lambda: progress.advance(task))  # fmt: skip
-    task = progress.add_task("their manifests stored", total=count)
-    await settled(database, ids, timeout=max(600, count / 5),
-                  on_progress=lambda n: progress.update(task, completed=n))  # fmt: skip
+    ids = await grow(client, database, settings.task_queue, settings.llm_task_queue, count,
+                     on_started=lambda: progress.advance(starting),
+                     on_stored=lambda n: progress.update(storing, completed=n))  # fmt: skip
     elapsed = time.perf_counter() - started
     await asyncio.sleep(5)
     after = resident_kib(pid)
@@ -395,6 +394,7 @@ async def scale(stack: Stack, settings: Settings, count: int, progress: Progress
         "worker_rss_after_mib": after / 1024,
         "worker_rss_per_agent_kib": (after - before) / count,
         "workflow_cache": 1000,
+        "started_in_waves_of": WAVE,
         "note": "the worker caches at most 1,000 workflow lives (the SDK default); "
         "the others wait in Temporal and replay when they get work",
     }

@@ -5,6 +5,7 @@ The stack is ``cli.stack.Stack``: FerretDB runs there with ``--telemetry=disable
 
     make drills                  # full size: 2,000 messages per drill, 20,000 in the long chat
     DRILL_SIZE=ci make drills    # the reduced size the test suite runs (tests/drills)
+    DRILLS=long make drills      # only the long life (DRILLS=faults: only the drills)
 
 The drills start their own stack (a temporary folder, free ports, the same services as
 ``make up``) so that they can kill and restart every part of it. Each drill posts its
@@ -239,50 +240,31 @@ def _reap() -> None:
             pass
 
 
+MIN_UPTIME = 1.0
+"""Seconds a restarted worker serves before the next kill, at the least."""
+
+
 async def kill_worker_repeatedly(stack: Stack, drill: Drill, every: float, done: asyncio.Event):
+    """A kill every ``every`` seconds, counted from the kill before (not from the
+    restart, whose Python start-up is slow on a loaded machine), and never before the
+    new worker has polled for ``MIN_UPTIME`` (a kill before that would only test
+    start-up)."""
+    next_kill = time.monotonic() + every
     while not done.is_set():
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(done.wait(), every)
+            await asyncio.wait_for(done.wait(), max(0.0, next_kill - time.monotonic()))
         if done.is_set():
             return
         pid = stack.owned_pid("worker")
-        starts = _worker_starts(stack)
         if pid is not None:
             os.killpg(pid, signal.SIGKILL)
             await asyncio.sleep(0.2)
             _reap()
             stack.pid_path("worker").unlink(missing_ok=True)
             drill.faults += 1
-        await asyncio.to_thread(stack.start, stack.worker())
-        await worker_serving(stack, starts)
-
-
-async def worker_serving(stack: Stack, starts_before: int, timeout: float = 60) -> None:
-    """Until the new worker says it is polling (a kill before that would only test
-    Python's start-up)."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline and _worker_starts(stack) <= starts_before:  # noqa: ASYNC110
-        await asyncio.sleep(0.2)
-
-
-_log_seen: dict[Path, tuple[int, int]] = {}  # log -> (bytes read, starts counted)
-
-
-def _worker_starts(stack: Stack) -> int:
-    """How many times the worker said it is polling; reads only what the log gained."""
-    path = stack.log_path("worker")
-    offset, starts = _log_seen.get(path, (0, 0))
-    try:
-        with path.open("rb") as log:
-            log.seek(offset)
-            gained = log.read()
-    except OSError:
-        return starts
-    # a line cut at the end is read again next time
-    complete = gained[: gained.rfind(b"\n") + 1]
-    starts += complete.count(b"worker running on")
-    _log_seen[path] = (offset + len(complete), starts)
-    return starts
+        next_kill = time.monotonic() + every
+        await asyncio.to_thread(stack.start, stack.worker())  # returns once it polls
+        next_kill = max(next_kill, time.monotonic() + MIN_UPTIME)
 
 
 async def restart(stack: Stack, society: Society, drill: Drill, name: str, down_for: float):
@@ -345,6 +327,8 @@ async def run_drill(
 async def long_life(stack: Stack, society: Society, size: dict) -> dict:
     """One chat gets ``long_messages`` posts while one agent tunes its attention
     ``long_attention`` times; both must continue as new and keep working."""
+    console.print(f"[bold]long life[/]: {size['long_messages']} messages into one chat, "
+                  f"{size['long_attention']} attention changes of one agent")  # fmt: skip
     poster = await society.introduce("Talker")
     tuner = await society.introduce("Tuner")
     chat_id = await society.group(poster, tuner)
@@ -433,8 +417,45 @@ async def long_life(stack: Stack, society: Society, size: dict) -> dict:
     }
 
 
-async def run(size_name: str = "full", home: Path | None = None) -> dict:
+async def fault_drills(stack: Stack, society: Society, size: dict, result: dict) -> None:
+    """The four drills, one after another, each during its own run of posts."""
+    groups = size["chats"]
+    members = [await society.introduce(f"A{i}") for i in range(3 * groups)]
+    for c in range(groups):
+        await society.group(*members[3 * c : 3 * c + 3])
+    await asyncio.sleep(1.5)  # the streams are open
+    n = size["messages"]
+
+    def every(drill: Drill, done: asyncio.Event):
+        return kill_worker_repeatedly(stack, drill, size["kill_every"], done)
+
+    def bounce(name: str):
+        def fault(drill: Drill, _done: asyncio.Event):
+            return restart(stack, society, drill, name, size["down_for"])
+
+        return fault
+
+    drills = [
+        await run_drill("worker-sigkill", stack, society, n, every),
+        await run_drill("rabbitmq-restart", stack, society, n, bounce("rabbitmq")),
+        await run_drill("ferretdb-restart", stack, society, n, bounce("ferretdb")),
+        await run_drill("temporal-restart", stack, society, n, bounce("temporal")),
+    ]  # fmt: skip
+    result["drills"] = {d.name: d.report for d in drills}
+    result["duplicate_deliveries_by_listener_reconnects"] = {
+        a: listener.reconnects for a, listener in society.listeners.items()
+    }
+
+
+PARTS = ("faults", "long")
+
+
+async def run(
+    size_name: str = "full", home: Path | None = None, parts: tuple[str, ...] = PARTS
+) -> dict:
     size = SIZES[size_name]
+    if unknown := set(parts) - set(PARTS):
+        raise ValueError(f"DRILLS: unknown part(s) {sorted(unknown)}; choose from {PARTS}")
     own_home = home is None
     home = home or Path(tempfile.mkdtemp(prefix="agora-drills-"))
     # the drills are the load: the per-agent limits stay out of their way (for the
@@ -452,7 +473,9 @@ async def run(size_name: str = "full", home: Path | None = None) -> dict:
         "date": datetime.now(UTC).isoformat(),
         "size": size_name,
         "cores": os.cpu_count(),
-        "command": f"DRILL_SIZE={size_name} make drills",
+        "command": f"DRILL_SIZE={size_name} make drills"
+        if parts == PARTS
+        else f"DRILLS={','.join(parts)} DRILL_SIZE={size_name} make drills",
     }
     try:
         console.print(f"starting a stack of its own in {home}")
@@ -460,36 +483,11 @@ async def run(size_name: str = "full", home: Path | None = None) -> dict:
         async with httpx.AsyncClient(base_url=stack.env()["AGORA_API_URL"], timeout=60,
                                      limits=httpx.Limits(max_connections=64)) as api:  # fmt: skip
             society = Society(stack, api)
-            groups = size["chats"]
-            members = [await society.introduce(f"A{i}") for i in range(3 * groups)]
-            for c in range(groups):
-                await society.group(*members[3 * c : 3 * c + 3])
-            await asyncio.sleep(1.5)  # the streams are open
-            n = size["messages"]
-
-            def every(drill: Drill, done: asyncio.Event):
-                return kill_worker_repeatedly(stack, drill, size["kill_every"], done)
-
-            def bounce(name: str):
-                def fault(drill: Drill, _done: asyncio.Event):
-                    return restart(stack, society, drill, name, size["down_for"])
-
-                return fault
-
-            drills = [
-                await run_drill("worker-sigkill", stack, society, n, every),
-                await run_drill("rabbitmq-restart", stack, society, n, bounce("rabbitmq")),
-                await run_drill("ferretdb-restart", stack, society, n, bounce("ferretdb")),
-                await run_drill("temporal-restart", stack, society, n, bounce("temporal")),
-            ]  # fmt: skip
-            result["drills"] = {d.name: d.report for d in drills}
-            result["duplicate_deliveries_by_listener_reconnects"] = {
-                a: listener.reconnects for a, listener in society.listeners.items()
-            }
-            console.print(f"[bold]long life[/]: {size['long_messages']} messages into one chat, "
-                          f"{size['long_attention']} attention changes of one agent")  # fmt: skip
-            result["long_life"] = await long_life(stack, society, size)
-            console.print(result["long_life"])
+            if "faults" in parts:
+                await fault_drills(stack, society, size, result)
+            if "long" in parts:
+                result["long_life"] = await long_life(stack, society, size)
+                console.print(result["long_life"])
             society.stop.set()
             await asyncio.gather(*society.tasks, return_exceptions=True)
     finally:
@@ -506,13 +504,16 @@ def print_table(result: dict) -> None:
     table = Table("drill", "accepted", "stored", "twice", "gaps", "missing", "dup. deliveries",
                   "faults", "5xx (not 502/3/4)", "answers while down",
                   title=f"Agora drills ({result['size']}, {result['cores']} cores)")  # fmt: skip
-    for name, r in result["drills"].items():
+    for name, r in result.get("drills", {}).items():
         down = ", ".join(f"{k}×{v}" for k, v in r["answers_while_down"].items()) or "-"
         table.add_row(name, str(r["accepted"]), str(r["stored"]), str(r["stored_twice"]),
                       str(r["seq_gaps"]), str(r["deliveries_missing"]),
                       str(r["duplicate_deliveries"]), str(r["faults"]), str(r["server_errors"]),
                       down)  # fmt: skip
-    console.print(table)
+    if "drills" in result:
+        console.print(table)
+    if "long_life" not in result:
+        return
     life = result["long_life"]
     console.print(
         f"long life: {life['stored']} stored of {life['messages'] + 1}, {life['seq_gaps']} gaps, "
@@ -527,7 +528,8 @@ def print_table(result: dict) -> None:
 
 async def main() -> None:
     size = os.environ.get("DRILL_SIZE", "full")
-    result = await run(size)
+    parts = tuple(p.strip() for p in os.environ.get("DRILLS", ",".join(PARTS)).split(",") if p)
+    result = await run(size, parts=parts)
     out = PROJECT_ROOT / "bench" / "results"
     out.mkdir(parents=True, exist_ok=True)
     path = out / f"{datetime.now(UTC):%Y%m%dT%H%M%S}-drills-{size}.json"

@@ -203,6 +203,7 @@ class Stack:
             "AGORA_AMQP_URL": self.amqp_url or f"amqp://guest:guest@127.0.0.1:{self.ports.amqp}/",
             "AGORA_TEMPORAL_ADDRESS": f"127.0.0.1:{self.ports.temporal}",
             "AGORA_WORKER_METRICS_PORT": str(self.ports.worker_metrics),
+            "AGORA_WORKER_READY_FILE": str(self.worker_ready_file),
         }
         if self.certs is not None:
             ca = self.certs.ca_file
@@ -365,9 +366,21 @@ class Stack:
             "worker",
             0,
             [sys.executable, "-m", "workers"],
-            lambda: True,
+            self._worker_ready,
             env=self.env(),
         )
+
+    @property
+    def worker_ready_file(self) -> Path:
+        return self.home / "run" / "worker.ready"
+
+    def _worker_ready(self) -> bool:
+        """The worker this stack started polls its task queues (it wrote its pid)."""
+        pid = self.owned_pid("worker")
+        try:
+            return pid is not None and self.worker_ready_file.read_text().strip() == str(pid)
+        except OSError:
+            return False
 
     def api(self) -> Service:
         argv = [sys.executable, "-m", "api"]

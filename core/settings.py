@@ -73,6 +73,9 @@ class Settings(BaseSettings):
     worker_metrics_port: int | None = Field(default=None, ge=1, le=65535)
     """The worker serves the Temporal SDK's own Prometheus metrics on 127.0.0.1 at this
     port (``/metrics``); unset: not served."""
+    worker_ready_file: Path | None = None
+    """The worker writes its pid here once it polls its task queues, and removes it when it
+    stops; ``agora up`` waits for it, so the API never takes work before a worker can."""
     metrics_refresh_seconds: float = Field(default=15.0, gt=0)
     """How often the API reads its gauges (agents, chats, tasks, queue depths)."""
     request_timeout_seconds: float = Field(default=30.0, gt=0)

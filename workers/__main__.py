@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import signal
 
 from bus import open_bus
@@ -36,7 +37,14 @@ async def main() -> None:
             for worker in build_workers(client, settings, database, bus):
                 await running.enter_async_context(worker)
             log.info("worker running on %s and %s", settings.task_queue, settings.llm_task_queue)
-            await stop.wait()
+            ready = settings.worker_ready_file
+            if ready:
+                ready.write_text(str(os.getpid()))
+            try:
+                await stop.wait()
+            finally:
+                if ready and ready.exists() and ready.read_text() == str(os.getpid()):
+                    ready.unlink(missing_ok=True)
             log.info("worker stopping: finishing the tasks in hand")
     finally:
         await bus.close()

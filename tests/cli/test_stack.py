@@ -36,3 +36,14 @@ def test_a_second_up_reuses_what_runs(stack):
     outcome = {service.name: again.start(service) for service in again.services()}
     assert set(outcome.values()) <= {"running", "reused"}
     assert "temporal" in outcome
+
+
+def test_a_worker_is_ready_only_once_it_wrote_its_own_pid(tmp_path):
+    stack = Stack(tmp_path, with_app=False)
+    worker = Service("worker", 0, ["sleep", "30"], ready=stack._worker_ready, start_timeout=1)
+    stack.worker_ready_file.write_text("1")  # left behind by an earlier worker
+    with pytest.raises(StackError, match="worker: not ready after 1s"):
+        stack.start(worker)
+    stack.worker_ready_file.write_text(str(stack.owned_pid("worker")))
+    assert stack.start(worker) == "running"
+    assert stack.stop_service("worker")

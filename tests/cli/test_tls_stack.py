@@ -33,6 +33,8 @@ def tls_stack(tmp_path_factory):
 
 async def test_the_stack_on_tls_carries_a_message_end_to_end(tls_stack: Stack):
     env = tls_stack.env()
+    # 'up' returned only once the worker polled its task queues, so the first call is served
+    assert tls_stack.worker_ready_file.read_text() == str(tls_stack.owned_pid("worker"))
     assert env["AGORA_API_URL"].startswith("https://")
     assert env["AGORA_AMQP_URL"].startswith("amqps://")
     assert (
