@@ -89,6 +89,22 @@ async def test_the_audit_log_is_for_admins_pages_newest_first_and_checks_its_fil
         assert response.status_code == 422, (bad, response.text)
 
 
+async def test_a_retried_audit_write_is_recorded_once_and_keeps_the_first(database):
+    from datetime import UTC, datetime
+
+    from models.audit import AuditRecord
+    from persistence.audit import AuditRepository
+
+    log = AuditRepository(database)
+    record = AuditRecord(audit_id=f"a-{uuid.uuid4().hex}", at=datetime.now(UTC),
+                         actor="admin", action="POST /v1/agents", outcome="allowed",
+                         status=201)  # fmt: skip
+    await log.add(record)
+    await log.add(record.model_copy(update={"status": 500, "outcome": "failed"}))
+    items, _ = await log.page(actor="admin")
+    assert [(r.audit_id, r.status) for r in items] == [(record.audit_id, 201)]
+
+
 # ---- limits ------------------------------------------------------------------------------
 
 
