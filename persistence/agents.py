@@ -10,7 +10,7 @@ from typing import Any
 from pymongo.errors import DuplicateKeyError
 
 from models.agents import AgentManifest, escape_search
-from persistence.client import Database
+from persistence.client import Database, insert_once
 
 
 def _encode_cursor(agent_id: str) -> str:
@@ -39,6 +39,8 @@ class AgentRepository:
         """Store a manifest unless a newer version is already stored (a retried, stale write)."""
         doc = manifest.model_dump(mode="python")
         doc["_id"] = manifest.agent_id
+        if manifest.version == 0 and await insert_once(self._agents, doc):
+            return True  # the first manifest: an insert finds no stored one by index
         try:
             await self._agents.replace_one(
                 {"_id": manifest.agent_id, "version": {"$lt": manifest.version}}, doc, upsert=True
@@ -88,12 +90,8 @@ class CredentialRepository:
 
     async def put(self, token_id: str, subject: str, role: str, expires_at: datetime) -> None:
         """Record an issued token id (idempotent: a retried write changes nothing)."""
-        await self._credentials.update_one(
-            {"_id": token_id},
-            {"$setOnInsert": {"subject": subject, "role": role, "expires_at": expires_at,
-                              "revoked_at": None}},
-            upsert=True,
-        )  # fmt: skip
+        doc = {"_id": token_id, "subject": subject, "role": role, "expires_at": expires_at}
+        await insert_once(self._credentials, doc | {"revoked_at": None})
 
     async def revoke_subject(
         self, subject: str, role: str, at: datetime, *, keep: str | None = None

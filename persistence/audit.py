@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-import contextlib
 from datetime import datetime
 from typing import Any
 
-from pymongo.errors import DuplicateKeyError
-
 from models.audit import AuditRecord
-from persistence.client import Database
+from persistence.client import Database, insert_once
 
 
 class AuditRepository:
@@ -17,16 +14,9 @@ class AuditRepository:
         self._log = database.db["audit_log"]
 
     async def add(self, record: AuditRecord) -> None:
-        """Insert once; a retried write that meets its own ``_id`` is already recorded.
-
-        An insert, not an upsert: FerretDB v1 on SQLite (here, run with
-        --telemetry=disable) finds a document by ``_id`` with a scan of the whole table,
-        so an upsert per request grew slower with every request recorded; the insert's
-        duplicate check uses the unique index.
-        """
+        """Record once; a retried write that meets its own ``_id`` keeps the first."""
         doc = record.model_dump(mode="python", exclude={"audit_id"})
-        with contextlib.suppress(DuplicateKeyError):
-            await self._log.insert_one({"_id": record.audit_id, **doc})
+        await insert_once(self._log, {"_id": record.audit_id, **doc})
 
     async def page(
         self,

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from pymongo import ASCENDING, AsyncMongoClient, IndexModel
+from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import DuplicateKeyError
 
 from core.crypto import ContentCipher
 from core.settings import Settings
@@ -52,6 +55,22 @@ class Database:
 
     async def close(self) -> None:
         await self.client.close()
+
+
+async def insert_once(collection: AsyncCollection, doc: dict[str, Any]) -> bool:
+    """Insert ``doc``; False when its ``_id`` is already stored (a retried write).
+
+    Documents that are written once go in by insert rather than by an ``_id`` upsert:
+    FerretDB v1 on SQLite (the local stand-in, run with --telemetry=disable) finds a
+    document by ``_id`` with a scan of the whole table (its ``explain`` says
+    ``SCAN``), so an upsert grows slower with every document stored, while an insert's
+    duplicate check uses the unique index. On MongoDB both are index look-ups.
+    """
+    try:
+        await collection.insert_one(doc)
+    except DuplicateKeyError:
+        return False
+    return True
 
 
 async def open_database(settings: Settings, *, create_indexes: bool = True) -> Database:

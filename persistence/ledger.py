@@ -12,7 +12,7 @@ from typing import Any
 from pymongo.errors import DuplicateKeyError
 
 from models.market import LedgerEntry, Skill
-from persistence.client import Database
+from persistence.client import Database, insert_once
 
 
 class LedgerRepository:
@@ -21,9 +21,7 @@ class LedgerRepository:
         self._entries = database.db["transactions"]
 
     async def open_account(self, agent_id: str, at: datetime) -> None:
-        await self._accounts.update_one(
-            {"_id": agent_id}, {"$setOnInsert": {"created_at": at}}, upsert=True
-        )
+        await insert_once(self._accounts, {"_id": agent_id, "created_at": at})
 
     async def has_account(self, agent_id: str) -> bool:
         return await self._accounts.count_documents({"_id": agent_id}, limit=1) > 0
