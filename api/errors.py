@@ -14,7 +14,13 @@ from persistence import STORE_UNAVAILABLE
 
 log = logging.getLogger("agora.api")
 
-APPLICATION_ERROR_STATUS = {"NotFound": 404, "Forbidden": 403, "Conflict": 409, "Invalid": 422}
+APPLICATION_ERROR_STATUS = {
+    "NotFound": 404,
+    "Forbidden": 403,
+    "Conflict": 409,
+    "Invalid": 422,
+    "Busy": 503,
+}
 
 
 class ServiceUnavailable(Exception):
@@ -51,6 +57,8 @@ def install_error_handlers(app: FastAPI) -> None:
             code = APPLICATION_ERROR_STATUS.get(cause.type or "", 409)
             if code == 422:
                 return JSONResponse({"detail": validation_detail(cause.message)}, status_code=422)
+            if code == 503:
+                return _problem(code, cause.message, {"Retry-After": "1"})
             return _problem(code, cause.message)
         return _problem(409, str(cause or exc))
 

@@ -58,6 +58,21 @@ with workflow.unsafe.imports_passed_through():
 
 PLATFORM = "platform"
 POSTED_KEYS_KEPT = 1000
+PENDING_BYTES_KEPT = 1024 * 1024
+"""What the messages waiting to be stored (and their events) may weigh: the state travels
+whole through continue-as-new, whose input Temporal refuses above 2 MiB. Past it a post
+is refused with 503 until the store catches up."""
+PUBLISH_DURING_BURST = "publish-stored-during-a-burst"
+"""The patch that announces stored messages while later ones are still being stored."""
+MESSAGE_OVERHEAD_BYTES = 1024
+"""A pending message's weight besides its content: the message and its event (~900 B)."""
+
+
+def pending_weight(messages: list[Message]) -> int:
+    """About what these pending messages and their events weigh in the chat's state."""
+    return sum(2 * len(m.content.encode()) + MESSAGE_OVERHEAD_BYTES for m in messages)
+
+
 """How many Idempotency-Keys a chat remembers across continue-as-new."""
 
 
@@ -215,6 +230,12 @@ class ChatWorkflow:
         refusal = floor.post_refusal(post.sender) if floor is not None else None
         if refusal:
             raise _conflict(refusal)
+        if pending_weight(self.state.pending_messages) >= PENDING_BYTES_KEPT:
+            raise ApplicationError(
+                "the chat is still storing the messages before this one; retry",
+                type="Busy",
+                non_retryable=True,
+            )
 
     @workflow.update
     async def add_member(self, change: MembershipChange) -> ChatPublic:
@@ -494,6 +515,10 @@ class ChatWorkflow:
             )
             del state.pending_messages[: len(batch)]
             self._read_contexts(batch, result.contexts)
+            if state.pending_messages and workflow.patched(PUBLISH_DURING_BURST):
+                # a burst keeps the store busy: what is stored goes out now, not at its end
+                while ready := self._announceable(messages_only=True):
+                    await self._publish(ready)
             if self._history_is_long():
                 break  # a burst that never ends: the rest travels through continue-as-new
         if state.version > state.stored_version:
@@ -541,12 +566,38 @@ class ChatWorkflow:
                     workflow.logger.info("agent %s has no live workflow", agent_id)
         # never announce a message before it is stored: a post that came in while this
         # flush was past the store waits for the next round, and its events with it
-        while state.pending_events and not state.pending_messages:
-            batch = state.pending_events[: state.max_batch]
-            await options.run(
-                EventActivities.publish_events, PublishEventsInput(events=batch), **options.PUBLISH
-            )
-            del state.pending_events[: len(batch)]
+        if not workflow.patched(PUBLISH_DURING_BURST):
+            # the first runs held every event until no message was pending, so a burst
+            # that never ended piled its events up in the state
+            while state.pending_events and not state.pending_messages:
+                await self._publish(len(state.pending_events))
+            return
+        while ready := self._announceable():
+            await self._publish(ready)
+
+    def _announceable(self, *, messages_only: bool = False) -> int:
+        """How many of the first pending events may go out now (at most a batch): those
+        before the ``message.sent`` of the first message not yet stored. In the middle of
+        storing (``messages_only``) only ``message.sent`` events: the others wait for the
+        end of the flush, when what they announce (members, the floor) is stored too."""
+        state = self.state
+        stored_up_to = state.pending_messages[0].seq - 1 if state.pending_messages else None
+        count = 0
+        for event in state.pending_events[: state.max_batch]:
+            if event.type != "message.sent":
+                if messages_only:
+                    break
+            elif stored_up_to is not None and event.payload["message"]["seq"] > stored_up_to:
+                break
+            count += 1
+        return count
+
+    async def _publish(self, count: int) -> None:
+        batch = self.state.pending_events[: min(count, self.state.max_batch)]
+        await options.run(
+            EventActivities.publish_events, PublishEventsInput(events=batch), **options.PUBLISH
+        )
+        del self.state.pending_events[: len(batch)]
 
     # ---- the floor ------------------------------------------------------------------
 

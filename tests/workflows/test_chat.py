@@ -4,11 +4,13 @@ long chat continues as new without a gap in ``seq``."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 
 from bus import EventBus, consume
 from models.events import EventEnvelope
+from models.workflow_io import StoreMessagesInput, StoreMessagesResult
 from persistence import Database, MessageRepository
 from tests.conftest import eventually
 from tests.helpers import group, introduce, json_of, value, worker_process
@@ -153,3 +155,93 @@ def _count(database: Database, chat_id: str):
 
 async def _describe_run(handle) -> str:
     return (await handle.describe()).run_id
+
+
+async def test_a_slow_store_delays_no_stored_message_and_a_full_backlog_answers_503(
+    settings, admin, temporal_client, database: Database, bus: EventBus, monkeypatch
+):
+    """While the store is slow, what is stored is delivered at once (not when the burst
+    ends), and a chat whose unstored backlog would outgrow continue-as-new's 2 MiB
+    refuses the next post with 503 and Retry-After, taking no seq for it."""
+    from temporalio import activity
+
+    from activities.store import StoreActivities
+    from tests.helpers import app_client
+    from workers.registry import build_workers
+    from workflows.chat import PENDING_BYTES_KEPT, pending_weight
+
+    settings.message_burst_per_agent = settings.rate_burst_per_token = 1000
+    store = StoreActivities.store_messages
+    gates = [asyncio.Event(), asyncio.Event()]  # the chat's 1st and 2nd store of messages
+    calls: list[int] = []
+
+    @activity.defn(name="store_messages")
+    async def slow_store(self, data: StoreMessagesInput) -> StoreMessagesResult:
+        calls.append(data.messages[0].seq)
+        await gates[min(len(calls), 2) - 1].wait()
+        return await store(self, data)
+
+    monkeypatch.setattr(StoreActivities, "store_messages", slow_store)
+    async with contextlib.AsyncExitStack() as running:
+        for worker in build_workers(temporal_client, settings, database, bus):
+            await running.enter_async_context(worker)
+        api = await running.enter_async_context(app_client(settings))
+        ada, bob = await introduce(api, admin, "Ada"), await introduce(api, admin, "Bob")
+        chat_id = (await group(api, ada, bob))["chat_id"]
+        seen: list[int] = []
+
+        async def on_event(event: EventEnvelope) -> None:
+            if event.type == "message.sent":
+                seen.append(event.payload["message"]["seq"])
+
+        cancel = await consume(
+            bus.connection, bus.topology.inbox_queue(bob.agent_id), on_event,
+            dead_letter_exchange=bus.topology.dead_letters,
+        )  # fmt: skip
+        url = f"/v1/chats/{chat_id}/messages"
+        first = await api.post(url, json={"content": "one"}, headers=ada.headers)
+        await eventually(lambda: _value(calls), lambda c: c == [1])  # its store is in hand
+        second = await api.post(url, json={"content": "two"}, headers=ada.headers)
+        assert (first.status_code, second.status_code) == (201, 201)
+        gates[0].set()  # message 1 is stored; message 2's store now hangs
+        await eventually(lambda: _value(seen), lambda s: s == [1], timeout=20)
+        await eventually(lambda: _value(calls), lambda c: c == [1, 2])  # and 2's store hangs
+        assert seen == [1]
+
+        big = "x" * settings.max_message_bytes
+        accepted = 0
+        while True:
+            r = await api.post(url, json={"content": big}, headers=ada.headers)
+            if r.status_code != 201:
+                break
+            accepted += 1
+        assert r.status_code == 503 and r.headers["Retry-After"] == "1", r.text
+        assert "retry" in r.json()["detail"]
+        weight = pending_weight([_pending("two"), *[_pending(big)] * accepted])
+        assert weight >= PENDING_BYTES_KEPT > weight - pending_weight([_pending(big)])
+
+        gates[1].set()  # the store catches up: every message goes out, in order, once
+        retry = ada.headers | {"Idempotency-Key": "after"}
+
+        async def post_after():
+            return await api.post(url, json={"content": "after"}, headers=retry)
+
+        last = await eventually(post_after, lambda r: r.status_code != 503, timeout=60)
+        assert last.status_code == 201 and last.json()["seq"] == accepted + 3  # 503s took none
+        await eventually(lambda: _value(seen), lambda s: len(s) >= accepted + 3, timeout=60)
+        assert sorted(set(seen)) == list(range(1, accepted + 4))
+        assert await _count(database, chat_id)() == accepted + 3
+        await cancel()
+
+
+async def _value(items: list) -> list:
+    return list(items)
+
+
+def _pending(content: str):
+    from datetime import UTC, datetime
+
+    from models.chats import Message
+
+    return Message(message_id="m", chat_id="c", seq=1, from_="a", timestamp=datetime.now(UTC),
+                   message_type="text", content=content, is_private=False)  # fmt: skip
