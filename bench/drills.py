@@ -529,6 +529,10 @@ def print_table(result: dict) -> None:
 async def main() -> None:
     size = os.environ.get("DRILL_SIZE", "full")
     parts = tuple(p.strip() for p in os.environ.get("DRILLS", ",".join(PARTS)).split(",") if p)
+    # SIGTERM stops the run and takes its stack down (a background job ignores SIGINT)
+    running = asyncio.current_task()
+    assert running is not None
+    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, running.cancel)
     result = await run(size, parts=parts)
     out = PROJECT_ROOT / "bench" / "results"
     out.mkdir(parents=True, exist_ok=True)
