@@ -48,8 +48,9 @@ class StoreActivities:
         """Store the agent's manifest unless a newer version is already there."""
         stored = await self._agents.upsert(data.manifest)
         # the catalogue skills the newest stored manifest offers, linked (agent_skills);
-        # from what is stored, so a retry after a crash links them too
-        newest = await self._agents.get(data.manifest.agent_id)
+        # from what is stored, so a retry after a crash links them too (this one, when it
+        # was the write that stored it: no read back)
+        newest = data.manifest if stored else await self._agents.get(data.manifest.agent_id)
         if newest is not None:
             names = [r.name for r in newest.available_resources if r.kind == "skill"]
             await self._skills.link(newest.agent_id, names)
