@@ -58,6 +58,7 @@ with workflow.unsafe.imports_passed_through():
 
 PLATFORM = "platform"
 POSTED_KEYS_KEPT = 1000
+"""How many Idempotency-Keys a chat remembers across continue-as-new."""
 PENDING_BYTES_KEPT = 1024 * 1024
 """What the messages waiting to be stored (and their events) may weigh: the state travels
 whole through continue-as-new, whose input Temporal refuses above 2 MiB. Past it a post
@@ -71,9 +72,6 @@ MESSAGE_OVERHEAD_BYTES = 1024
 def pending_weight(messages: list[Message]) -> int:
     """About what these pending messages and their events weigh in the chat's state."""
     return sum(2 * len(m.content.encode()) + MESSAGE_OVERHEAD_BYTES for m in messages)
-
-
-"""How many Idempotency-Keys a chat remembers across continue-as-new."""
 
 
 def chat_workflow_id(chat_id: str) -> str:
