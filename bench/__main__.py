@@ -384,7 +384,8 @@ async def scale(stack: Stack, settings: Settings, count: int, progress: Progress
 
     await asyncio.gather(*(end(i) for i in ids))
     await database["agents"].delete_many({"_id": {"$in": ids}})
-    await database["credentials"].delete_many({"agent_id": {"$in": ids}})
+    await database["credentials"].delete_many({"subject": {"$in": ids}, "role": "agent"})
+    await database["accounts"].delete_many({"_id": {"$in": ids}})
     await mongo.close()
     return {
         "agents": count,
