@@ -25,10 +25,12 @@ $(FERRETDB): tools/ferretdb/go.mod tools/ferretdb/go.sum tools/ferretdb/build.sh
 	@tools/ferretdb/build.sh $(FERRETDB)
 	@touch $@
 
-## setup: Python deps in .venv, RabbitMQ from Debian, FerretDB built with Go (idempotent;
-## cli/stack.py runs ferretdb with --telemetry=disable, on 127.0.0.1 only)
+## setup: Python deps in .venv, RabbitMQ and PostgreSQL from Debian, FerretDB built with
+## Go (idempotent; cli/stack.py runs ferretdb on PostgreSQL with --telemetry=disable, every
+## service on 127.0.0.1 only)
 setup: $(VENV)/.installed $(FERRETDB)
 	@tools/install-rabbitmq.sh
+	@tools/install-postgresql.sh
 
 ## up: services, worker and API in the background; waits for /readyz
 up: setup

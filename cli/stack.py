@@ -1,4 +1,4 @@
-"""The local stack: Temporal dev server, FerretDB, RabbitMQ, the worker and the API.
+"""The local stack: Temporal dev server, PostgreSQL, FerretDB, RabbitMQ, the worker and the API.
 
 Used by ``agora up|down|status`` (and so ``make up``) and by the test suite, which
 starts its own stack in a temporary folder on free ports. Every service binds to
@@ -114,6 +114,7 @@ def pid_alive(pid: int) -> bool:
 class Ports:
     temporal: int = 7233
     temporal_ui: int = 8233
+    postgres: int = 5433
     mongodb: int = 27017
     amqp: int = 5672
     api: int = 8000
@@ -135,6 +136,8 @@ class Service:
     env: Mapping[str, str] = field(default_factory=dict)
     start_timeout: float = 90.0
     stop: Callable[[], None] | None = None
+    user: str | None = None
+    """Run as this user (PostgreSQL refuses to run as root)."""
 
 
 @dataclass
@@ -186,7 +189,14 @@ class Stack:
 
     @property
     def mongodb_password(self) -> str:
-        path = self.home / "mongodb_password"
+        return self._secret("mongodb_password")
+
+    @property
+    def postgres_password(self) -> str:
+        return self._secret("postgres_password")
+
+    def _secret(self, name: str) -> str:
+        path = self.home / name
         if not path.exists():
             path.write_text(secrets.token_urlsafe(24))
             path.chmod(0o600)
@@ -245,6 +255,10 @@ class Stack:
             "--ip", "127.0.0.1",
             "--port", str(self.ports.temporal),
             "--db-filename", str(self.home / "data" / "temporal.db"),
+            # WAL: readers and the writer do not block each other; synchronous=normal syncs
+            # at checkpoints (a process crash loses nothing; a power cut, the last commits)
+            "--sqlite-pragma", "journal_mode=wal",
+            "--sqlite-pragma", "synchronous=normal",
             "--log-level", "warn",
         ]  # fmt: skip
         if self.with_ui:
@@ -265,6 +279,87 @@ class Stack:
         )
         return "--ui-disable-news-fetch" in out.stdout
 
+    def postgres(self) -> Service:
+        """PostgreSQL for FerretDB: its own cluster under ``data/postgres``, on 127.0.0.1
+        only, password (SCRAM) for TCP clients, run as the ``postgres`` user when we are
+        root. ``synchronous_commit=off``: a crashed process loses nothing, a power cut the
+        last few commits (the store is a projection; what was accepted is in Temporal)."""
+        bin_dir = postgres_bin()
+        data = self.home / "data" / "postgres"
+        user = _postgres_user()
+        if not (data / "PG_VERSION").exists():
+            self._initdb(bin_dir, data, user)
+        argv = [
+            str(bin_dir / "postgres"),
+            "-D",
+            str(data),
+            "-p",
+            str(self.ports.postgres),
+            "-k",
+            str(data),
+            "-c",
+            "listen_addresses=127.0.0.1",
+            "-c",
+            "synchronous_commit=off",
+            "-c",
+            "max_connections=300",
+            "-c",
+            "shared_buffers=256MB",
+            "-c",
+            "log_min_messages=warning",
+        ]
+
+        def stop() -> None:  # a fast shutdown: it does not wait for clients to leave
+            pid = self.owned_pid("postgres")
+            if pid is not None:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGINT)
+                deadline = time.monotonic() + 15
+                while time.monotonic() < deadline and pid_alive(pid) and not _is_zombie(pid):
+                    time.sleep(0.2)
+
+        return Service(
+            "postgres",
+            self.ports.postgres,
+            argv,
+            lambda: port_open(self.ports.postgres),
+            stop=stop,
+            user=user,
+        )
+
+    def _initdb(self, bin_dir: Path, data: Path, user: str | None) -> None:
+        data.mkdir(parents=True, exist_ok=True)
+        if user is not None:
+            _let_through(data.parent)
+            shutil.chown(data, user, user)
+        data.chmod(0o700)
+        password_file = data.parent / ".postgres-password"
+        password_file.write_text(self.postgres_password + "\n")
+        password_file.chmod(0o600)
+        if user is not None:
+            shutil.chown(password_file, user, user)
+        try:
+            argv = [
+                str(bin_dir / "initdb"),
+                "-D",
+                str(data),
+                "-U",
+                POSTGRES_USER,
+                f"--pwfile={password_file}",
+                "--auth-host=scram-sha-256",
+                "--auth-local=peer",
+                "-E",
+                "UTF8",
+                "--locale=C",
+            ]
+            done = subprocess.run(
+                argv, capture_output=True, text=True, check=False, timeout=120, **as_user(user)
+            )
+        finally:
+            password_file.unlink(missing_ok=True)
+        if done.returncode != 0:
+            raise StackError("postgres", "initdb failed", done.stdout[-2000:] + done.stderr[-2000:])
+
     def ferretdb(self) -> Service:
         binary = PROJECT_ROOT / ".agora" / "bin" / "ferretdb"
         if not binary.exists():
@@ -274,14 +369,19 @@ class Stack:
         debug_port = self.ports.ferretdb_debug or free_port()
         argv = [
             str(binary),
-            "--handler=sqlite",
-            f"--sqlite-url=file:{data}/",
+            "--handler=postgresql",
             f"--debug-addr=127.0.0.1:{debug_port}",
             f"--state-dir={data}",
             "--telemetry=disable",
             "--log-level=warn",
         ]
-        env: dict[str, str] = {}
+        # the PostgreSQL password goes by the environment, not the command line ps shows
+        env: dict[str, str] = {
+            "FERRETDB_POSTGRESQL_URL": (
+                f"postgres://{POSTGRES_USER}:{self.postgres_password}@127.0.0.1:"
+                f"{self.ports.postgres}/postgres"
+            )
+        }
         if self.certs is None:
             argv.append(f"--listen-addr=127.0.0.1:{self.ports.mongodb}")
         else:
@@ -410,7 +510,7 @@ class Stack:
     def services(self) -> list[Service]:
         services = [self.temporal()]
         if not self.mongodb_uri:
-            services.append(self.ferretdb())
+            services += [self.postgres(), self.ferretdb()]
         if not self.amqp_url or not amqp_answers(self._amqp_port(), ca_file=self._ca):
             services.append(self.rabbitmq())
         if self.with_app:
@@ -458,12 +558,13 @@ class Stack:
             log = self.log_path(service.name).open("ab")
             proc = subprocess.Popen(
                 service.argv,
-                cwd=PROJECT_ROOT,
+                cwd=PROJECT_ROOT if service.user is None else "/",
                 env={**os.environ, **service.env},
                 stdin=subprocess.DEVNULL,
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
+                **as_user(service.user),
             )
             self.pid_path(service.name).write_text(str(proc.pid))
             if service.name in APP_PROCESSES:
@@ -516,8 +617,10 @@ class Stack:
     def down(self) -> list[str]:
         """Stop what this stack started, the app first, in reverse order."""
         stopped = []
-        for name in ("api", "worker", "rabbitmq", "ferretdb", "temporal"):
-            stop = self.rabbitmq().stop if name == "rabbitmq" and self.owned_pid(name) else None
+        for name in ("api", "worker", "rabbitmq", "ferretdb", "postgres", "temporal"):
+            stop = None
+            if self.owned_pid(name) and name in ("rabbitmq", "postgres"):
+                stop = self.rabbitmq().stop if name == "rabbitmq" else self.postgres().stop
             if self.stop_service(name, stop):
                 stopped.append(name)
         return stopped
@@ -526,6 +629,7 @@ class Stack:
         out = {}
         for name, port in (
             ("temporal", self.ports.temporal),
+            ("postgres", self.ports.postgres),
             ("ferretdb", self.ports.mongodb),
             ("rabbitmq", self.ports.amqp),
             ("worker", 0),
@@ -550,12 +654,49 @@ class Stack:
         running = json.loads(mode_file.read_text())["tls"] if mode_file.exists() else None
         stack = cls(home, ports, tls=bool(running if tls is None else tls))
         switching = tls is not None and running is not None and running != tls
-        if switching and any(stack.owned_pid(n) for n in ("temporal", "ferretdb", "rabbitmq")):
+        services = ("temporal", "postgres", "ferretdb", "rabbitmq")
+        if switching and any(stack.owned_pid(n) for n in services):
             have, want = ("on", "off") if running else ("off", "on")
             raise StackError(
                 "stack", f"the stack runs with TLS {have}; 'make down' before turning it {want}"
             )
         return stack
+
+
+POSTGRES_USER = "agora"
+
+
+def postgres_bin() -> Path:
+    """The newest PostgreSQL server the machine has (Debian's ``postgresql`` package)."""
+
+    def version(binary: Path) -> int:
+        name = binary.parent.parent.name
+        return int(name) if name.isdigit() else 0
+
+    found = sorted(Path("/usr/lib/postgresql").glob("*/bin/postgres"), key=version)
+    if not found:
+        raise StackError("postgres", "PostgreSQL is not installed: run 'make setup'")
+    return found[-1].parent
+
+
+def as_user(user: str | None) -> dict:
+    """``subprocess`` arguments that run as ``user`` with that user's group only: a child
+    left in root's group would read folders by their (closed) group bits."""
+    return {} if user is None else {"user": user, "group": user, "extra_groups": []}
+
+
+def _postgres_user() -> str | None:
+    """Root runs PostgreSQL as Debian's ``postgres`` user; anyone else as themselves."""
+    return "postgres" if os.geteuid() == 0 else None
+
+
+def _let_through(folder: Path) -> None:
+    """Let another user traverse (not list) each folder down to ``folder`` (a test's
+    temporary home sits under a 0700 folder), so the postgres user reaches its data."""
+    for part in [folder, *folder.parents]:
+        mode = part.stat().st_mode
+        if not mode & 0o001:
+            part.chmod(mode | 0o001)
 
 
 APP_PROCESSES = ("worker", "api")
