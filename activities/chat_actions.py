@@ -9,6 +9,7 @@ from __future__ import annotations
 from temporalio import activity
 from temporalio.client import Client, WorkflowUpdateFailedError
 
+from activities.running import signal_if_running, update_if_running
 from models.workflow_io import ActAsAgentInput, FloorCommand, FloorSignal, PostMessage
 
 
@@ -29,28 +30,32 @@ class ChatActions:
         workflow_class, handle = self._chat(data.chat_id)
         post = PostMessage(sender=data.agent_id, content=data.content or "")
         try:
-            await handle.execute_update(workflow_class.post_message, post, id=data.update_id)
+            running, _ = await update_if_running(
+                handle, workflow_class.post_message, post, id=data.update_id
+            )
         except WorkflowUpdateFailedError:
             return False
-        return True
+        return running
 
     @activity.defn(name="yield_floor")
     async def yield_floor(self, data: ActAsAgentInput) -> bool:
         """Yield the floor the hosted agent holds (no-op if it no longer does)."""
         workflow_class, handle = self._chat(data.chat_id)
+        command = FloorCommand(actor=data.agent_id)
         try:
-            await handle.execute_update(
-                workflow_class.release_floor, FloorCommand(actor=data.agent_id), id=data.update_id
+            running, _ = await update_if_running(
+                handle, workflow_class.release_floor, command, id=data.update_id
             )
         except WorkflowUpdateFailedError:
             return False
-        return True
+        return running
 
     @activity.defn(name="request_floor")
     async def request_floor(self, data: ActAsAgentInput) -> None:
         """Ask for the floor on the hosted agent's behalf (a signal, like any member's RTS)."""
         workflow_class, handle = self._chat(data.chat_id)
-        await handle.signal(
+        await signal_if_running(
+            handle,
             workflow_class.request_floor,
             FloorSignal(agent_id=data.agent_id, reason="has something to say"),
         )

@@ -4,19 +4,36 @@ from __future__ import annotations
 
 from temporalio import activity
 
-from llm import chat_model, choose_speaker, compose_reply, roll
-from models.workflow_io import ChooseSpeakerInput, ComposeInput, Reply, SpeakerChoice
-from persistence import AttentionRepository, Database, MessageRepository
+from llm import MessageReader, chat_model, choose_speaker, compose_reply, roll
+from models.chats import MessageContext
+from models.workflow_io import (
+    AnalyseMessagesInput,
+    ChooseSpeakerInput,
+    ComposeInput,
+    Reply,
+    SpeakerChoice,
+)
+from persistence import AgentRepository, AttentionRepository, Database, MessageRepository
 
 
 class LlmActivities:
     def __init__(
-        self, database: Database, default_model: str = "offline", base_url: str | None = None
+        self,
+        database: Database,
+        default_model: str = "offline",
+        base_url: str | None = None,
+        analyser=None,
     ) -> None:
         self._contexts = AttentionRepository(database)
         self._messages = MessageRepository(database)
+        self._reader = MessageReader(AgentRepository(database), analyser)
         self._default_model = default_model
         self._base_url = base_url
+
+    @activity.defn(name="analyse_messages")
+    async def analyse_messages(self, data: AnalyseMessagesInput) -> dict[int, MessageContext]:
+        """The processing step (mentions, importance, intent) over a delivered batch."""
+        return await self._reader.analyse(data.messages, data.members)
 
     @activity.defn(name="compose_reply")
     async def compose_reply(self, data: ComposeInput) -> Reply:

@@ -6,12 +6,13 @@ import asyncio
 
 from temporalio import activity
 
-from llm import analyse_messages
+from llm import MessageReader
 from models.chats import MessageContext
 from models.workflow_io import (
     RevokeCredentialsInput,
     StoreAttentionInput,
     StoreChatInput,
+    StoreContextsInput,
     StoreCredentialInput,
     StoreFloorInput,
     StoreManifestInput,
@@ -34,7 +35,7 @@ from persistence import (
 class StoreActivities:
     """Holds the repositories; built once by the worker."""
 
-    def __init__(self, database: Database) -> None:
+    def __init__(self, database: Database, analyser=None) -> None:
         self._agents = AgentRepository(database)
         self._credentials = CredentialRepository(database)
         self._skills = SkillRepository(database)
@@ -42,6 +43,7 @@ class StoreActivities:
         self._messages = MessageRepository(database)
         self._floors = FloorRepository(database)
         self._attention = AttentionRepository(database)
+        self._names = MessageReader(self._agents, analyser)
 
     @activity.defn(name="store_manifest")
     async def store_manifest(self, data: StoreManifestInput) -> bool:
@@ -79,22 +81,27 @@ class StoreActivities:
     async def store_messages(self, data: StoreMessagesInput) -> StoreMessagesResult:
         """Read each message with the processing step (bounded in time; a failure stores the
         message without it), then store the batch by deterministic ids."""
-        contexts: dict[int, MessageContext] = {}
-        items = [{"content": m.content, "sender": m.from_, "members": data.members}
-                 for m in data.messages]  # fmt: skip
-        try:
-            read = await asyncio.wait_for(analyse_messages(items), data.analysis_timeout_seconds)
-            contexts = {
-                m.seq: MessageContext(**r) for m, r in zip(data.messages, read, strict=True)
-            }
-        except Exception:  # never hold a message back for its analysis
-            activity.logger.warning("message analysis failed; storing without it", exc_info=True)
+        contexts: dict[int, MessageContext] = dict(data.contexts)
+        if data.analyse:
+            try:
+                contexts = await asyncio.wait_for(
+                    self._names.analyse(data.messages, data.members),
+                    data.analysis_timeout_seconds,
+                )
+            except Exception:  # never hold a message back for its analysis
+                activity.logger.warning("message analysis failed; storing without it",
+                                        exc_info=True)  # fmt: skip
         messages = [m.model_copy(update={"langchain_context": contexts.get(m.seq)})
                     for m in data.messages]  # fmt: skip
         stored = await self._messages.store(messages)
         last = messages[-1]
         await self._chats.raise_last_seq(last.chat_id, last.seq)
         return StoreMessagesResult(stored=stored, contexts=contexts)
+
+    @activity.defn(name="store_contexts")
+    async def store_contexts(self, data: StoreContextsInput) -> int:
+        """Write a late processing step's reading onto stored messages (idempotent)."""
+        return await self._messages.set_contexts(data.chat_id, data.contexts)
 
     @activity.defn(name="store_read_marks")
     async def store_read_marks(self, data: StoreReadMarksInput) -> None:

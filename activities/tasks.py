@@ -11,6 +11,7 @@ from temporalio.client import Client, WorkflowUpdateFailedError
 from temporalio.common import SearchAttributePair, TypedSearchAttributes, WorkflowIDConflictPolicy
 from temporalio.exceptions import ApplicationError
 
+from activities.running import signal_if_running, update_if_running
 from core.temporal import CHAT_ID, KIND, STATUS, TASK_ID
 from models.chats import ChatPublic, Member, Role
 from models.market import DebitRequest, DebitResult, Reputation, escrow_account
@@ -56,11 +57,18 @@ class TaskActivities:
             AgentWorkflow.run, agent_workflow_id(data.poster)
         )
         try:
-            return await handle.execute_update(AgentWorkflow.debit, request, id=entry_id)
+            running, result = await update_if_running(
+                handle, AgentWorkflow.debit, request, id=entry_id
+            )
         except WorkflowUpdateFailedError as exc:
             cause = exc.cause
             message = cause.message if isinstance(cause, ApplicationError) else str(exc)
             raise ApplicationError(message, type="Conflict", non_retryable=True) from exc
+        if not running:
+            raise ApplicationError(
+                f"agent {data.poster} is retired", type="Conflict", non_retryable=True
+            )
+        return result
 
     @activity.defn(name="store_task")
     async def store_task(self, data: StoreTaskInput) -> bool:
@@ -112,7 +120,8 @@ class TaskActivities:
         handle = self._client.get_workflow_handle_for(
             AgentWorkflow.run, agent_workflow_id(change.agent_id)
         )
-        await handle.signal(AgentWorkflow.task_activity, change)
+        # a retired agent has no activities left to change: nothing to do
+        await signal_if_running(handle, AgentWorkflow.task_activity, change)
 
     @activity.defn(name="post_task_brief")
     async def post_task_brief(self, data: TaskBrief) -> None:
@@ -124,7 +133,7 @@ class TaskActivities:
         )
         post = PostMessage(sender="platform", content=data.text, message_type="system",
                            platform=True)  # fmt: skip
-        await handle.execute_update(ChatWorkflow.post_message, post, id=data.update_id)
+        await update_if_running(handle, ChatWorkflow.post_message, post, id=data.update_id)
 
     @activity.defn(name="submit_as_agent")
     async def submit_as_agent(self, data: SubmitAsAgent) -> bool:
@@ -136,10 +145,12 @@ class TaskActivities:
         )
         command = TaskCommand(actor=data.agent_id, result=data.result)
         try:
-            await handle.execute_update(TaskWorkflow.submit, command, id=data.update_id)
+            running, _ = await update_if_running(
+                handle, TaskWorkflow.submit, command, id=data.update_id
+            )
         except WorkflowUpdateFailedError:
             return False
-        return True
+        return running
 
     @activity.defn(name="store_review")
     async def store_review(self, data: StoreReviewInput) -> Reputation:

@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import uvicorn
 
-from core.settings import get_settings
+from core.logging import configure_logging
+from core.settings import get_settings, secrets_of
 
 
 def main() -> None:
     settings = get_settings()
+    # uvicorn gets no logging config of its own: its lines (a WebSocket's URL among them)
+    # go through the same JSON handler and its redaction as ours
+    configure_logging(secrets=secrets_of(settings))
     tls = settings.tls_cert_file is not None and settings.tls_key_file is not None
     uvicorn.run(
         "api.app:create_app",
@@ -16,6 +20,7 @@ def main() -> None:
         host=settings.api_host,
         port=settings.api_port,
         access_log=False,
+        log_config=None,
         ssl_certfile=str(settings.tls_cert_file) if tls else None,
         ssl_keyfile=str(settings.tls_key_file) if tls else None,
     )

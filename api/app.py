@@ -10,12 +10,13 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 from fastapi import FastAPI, Request, Response
+from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse
 from temporalio.client import Client
 
 from api import audit
 from api.deps import declare_access
-from api.errors import install_error_handlers
+from api.errors import ServerErrors, document_errors, install_error_handlers
 from api.limits import RequestLimits, message_buckets
 from api.metrics import install_metrics
 from api.routes import (
@@ -32,7 +33,7 @@ from api.routes import (
 from bus import EventBus, open_bus
 from core.logging import configure_logging, correlation_id
 from core.security import TokenCodec
-from core.settings import Settings, get_settings
+from core.settings import Settings, get_settings, secrets_of
 from core.temporal import connect_temporal
 from persistence import Database, open_database
 
@@ -80,13 +81,31 @@ class Dependencies:
             await self.database.close()
 
 
+def _takes_idempotency_key(request: Request) -> bool:
+    route = request.scope.get("route")
+    dependant = getattr(route, "dependant", None)
+    if dependant is None:
+        return False
+    return any(p.alias.lower() == "idempotency-key" for p in dependant.header_params)
+
+
+def _timeout_detail(request: Request) -> str:
+    """What a 504 may promise: a safe retry only where the route takes an Idempotency-Key
+    and the request carried one."""
+    if _takes_idempotency_key(request) and request.headers.get("idempotency-key"):
+        return "no answer in time; a retry with the same Idempotency-Key is safe"
+    if request.method in ("GET", "HEAD"):
+        return "no answer in time; retry"
+    return "no answer in time; the request may still take effect: read before retrying"
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         if settings.env != "test":
-            configure_logging()
+            configure_logging(secrets=secrets_of(settings))
         deps = Dependencies(settings)
         await deps.connect()
         app.state.deps = deps
@@ -113,7 +132,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.tokens = TokenCodec(settings)
     app.state.message_buckets = message_buckets(settings)
 
-    # innermost first: limits answer before any route runs; the audit sees their answers
+    # innermost first: an unhandled error is a JSON 500 the audit sees; limits answer
+    # before any route runs, and the audit sees their answers too
+    app.add_middleware(ServerErrors)
     app.add_middleware(RequestLimits, settings=settings)
     audit.install_audit(app)
 
@@ -128,10 +149,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 )
             except TimeoutError:
                 log.warning("no answer in time: %s %s", request.method, request.url.path)
-                response = JSONResponse(
-                    {"detail": "no answer in time; a retry with the same Idempotency-Key is safe"},
-                    status_code=504,
-                )
+                response = JSONResponse({"detail": _timeout_detail(request)}, status_code=504)
             if request.method in ("POST", "PUT", "PATCH", "DELETE"):  # the path, never a query
                 log.info("%s %s -> %s", request.method, request.url.path, response.status_code,
                          extra={"correlation_id": cid[:128]})  # fmt: skip
@@ -142,6 +160,20 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     install_metrics(app)
     install_error_handlers(app)
+
+    def openapi() -> dict:
+        if app.openapi_schema is None:
+            app.openapi_schema = document_errors(
+                get_openapi(
+                    title=app.title,
+                    version=app.version,
+                    description=app.description,
+                    routes=app.routes,
+                )
+            )
+        return app.openapi_schema
+
+    app.openapi = openapi
     app.include_router(declare_access(health.router))
     for router in (agents.router, agents.operators, stream.router, chats.router,
                    messages.router, floor.router, accounts.router, skills.router,

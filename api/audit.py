@@ -11,24 +11,86 @@ import asyncio
 import logging
 import time
 import uuid
+from collections import OrderedDict
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Annotated
 
 from fastapi import APIRouter, FastAPI, Query, Request, Response
 from fastapi.exception_handlers import http_exception_handler
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 
 from api.deps import AdminPrincipal, DatabaseDep, Principal
 from api.errors import unprocessable
 from api.metrics import route_template
 from core.logging import correlation_id
 from models.audit import AuditPage, AuditRecord, Outcome, outcome_of
+from models.bounds import ClientTime
 from persistence import AuditRepository, Database
 
 log = logging.getLogger("agora.api.audit")
 
 MUTATING = {"POST", "PUT", "PATCH", "DELETE"}
 WRITE_TIMEOUT_SECONDS = 2.0
+DENIAL_WINDOW_SECONDS = 60.0
+
+
+@dataclass
+class _Window:
+    started: float
+    suppressed: int = 0
+
+
+@dataclass(frozen=True)
+class Summary:
+    """The denials of one key past the first in one window."""
+
+    key: tuple[str, str, int]
+    count: int
+
+
+class DenialAggregator:
+    """Anonymous denials (a bad or missing token, a flood from one address) would grow
+    the audit log as fast as anyone can send. Per key (address, action, status), the
+    first in each window is recorded as it happens; the rest are counted, and recorded
+    as one summary when the window ends. At most two records a key a window, and every
+    denial is counted in one of them. Memory is bounded by ``max_keys`` (the least
+    recently started window is closed early, its summary kept)."""
+
+    def __init__(self, window_seconds: float = DENIAL_WINDOW_SECONDS, max_keys: int = 10_000):
+        self.window = window_seconds
+        self.max_keys = max_keys
+        self._open: OrderedDict[tuple[str, str, int], _Window] = OrderedDict()
+        self._due: list[Summary] = []
+        self._swept = float("-inf")
+
+    def observe(self, key: tuple[str, str, int], now: float) -> bool:
+        """Count a denial; True when it is to be recorded on its own (the window's first)."""
+        window = self._open.get(key)
+        if window is not None and now - window.started < self.window:
+            window.suppressed += 1
+            return False
+        if window is not None:
+            self._close(key)
+        self._open[key] = _Window(started=now)
+        while len(self._open) > self.max_keys:
+            self._close(next(iter(self._open)))
+        return True
+
+    def due(self, now: float) -> list[Summary]:
+        """The summaries of windows that have ended (swept at most once a second)."""
+        if now - self._swept >= 1.0:
+            self._swept = now
+            for key in [k for k, w in self._open.items() if now - w.started >= self.window]:
+                self._close(key)
+        due, self._due = self._due, []
+        return due
+
+    def _close(self, key: tuple[str, str, int]) -> None:
+        window = self._open.pop(key)
+        if window.suppressed:
+            self._due.append(Summary(key, window.suppressed))
 
 
 def new_audit_id() -> str:
@@ -52,7 +114,12 @@ async def write_record(database: Database | None, record: AuditRecord) -> None:
 
 
 async def audit_websocket(
-    database: Database | None, principal: Principal | None, agent_id: str, code: int, reason: str
+    database: Database | None,
+    principal: Principal | None,
+    agent_id: str,
+    code: int,
+    reason: str,
+    client: str | None = None,
 ) -> None:
     """A stream refused at the door (a close code in 4401..4409)."""
     record = AuditRecord(
@@ -65,11 +132,24 @@ async def audit_websocket(
         status=code,
         reason=reason,
         correlation_id=correlation_id.get(),
+        client=client if principal is None else None,
     )
     await write_record(database, record)
 
 
+def allowed_methods(request: Request) -> str:
+    """Every method some route takes at this path (Starlette names only the first route's)."""
+    methods: set[str] = set()
+    for route in request.app.routes:
+        match, _ = route.matches({**request.scope, "method": "\x00"})
+        if match != Match.NONE:
+            methods |= set(getattr(route, "methods", None) or ())
+    return ", ".join(sorted(methods))
+
+
 def install_audit(app: FastAPI) -> None:
+    app.state.denials = DenialAggregator(app.state.settings.audit_denial_window_seconds)
+
     @app.exception_handler(StarletteHTTPException)
     async def remember_reason(request: Request, exc: StarletteHTTPException) -> Response:
         """Keep the refusal's reason for the audit record, then answer as FastAPI does."""
@@ -77,6 +157,8 @@ def install_audit(app: FastAPI) -> None:
             request.state.refusal = exc.detail
         elif isinstance(exc.detail, list):
             request.state.refusal = "; ".join(str(e.get("msg", e)) for e in exc.detail)[:500]
+        if exc.status_code == 405:
+            exc.headers = (exc.headers or {}) | {"Allow": allowed_methods(request)}
         return await http_exception_handler(request, exc)
 
     @app.middleware("http")
@@ -90,19 +172,45 @@ def install_audit(app: FastAPI) -> None:
             return response
         route = request.scope.get("route")
         principal: Principal | None = state.get("principal")
+        action = f"{request.method} {route_template(request)}"
+        client = request.client.host if request.client else "unknown"
+        database = request.app.state.deps.database
+        if principal is None and outcome in ("denied", "limited"):
+            denials: DenialAggregator = request.app.state.denials
+            now = time.monotonic()
+            for summary in denials.due(now):
+                await write_record(database, summary_record(summary, denials.window))
+            if not denials.observe((client, action, code), now):
+                return response
         record = AuditRecord(
             audit_id=new_audit_id(),
             at=datetime.now(UTC),
             actor=principal.name if principal else "anonymous",
-            action=f"{request.method} {route_template(request)}",
+            action=action,
             target=_target(request.path_params if route else {}),
             outcome=outcome,
             status=code,
             reason=state.get("refusal") or state.get("limited"),
             correlation_id=correlation_id.get(),
+            client=client if principal is None else None,
         )
-        await write_record(request.app.state.deps.database, record)
+        await write_record(database, record)
         return response
+
+
+def summary_record(summary: Summary, window: float) -> AuditRecord:
+    client, action, code = summary.key
+    return AuditRecord(
+        audit_id=new_audit_id(),
+        at=datetime.now(UTC),
+        actor="anonymous",
+        action=action,
+        outcome=outcome_of(code, False),
+        status=code,
+        reason=f"{summary.count} more like the one before from {client} within {window:.0f} s",
+        client=client,
+        count=summary.count,
+    )
 
 
 router = APIRouter(prefix="/audit", tags=["audit"])
@@ -116,8 +224,8 @@ async def read_audit(
     action: Annotated[str | None, Query(max_length=200)] = None,
     target: Annotated[str | None, Query(max_length=200)] = None,
     outcome: Outcome | None = None,
-    since: datetime | None = None,
-    until: datetime | None = None,
+    since: ClientTime | None = None,
+    until: ClientTime | None = None,
     before: Annotated[str | None, Query(max_length=64, pattern=r"^[0-9]{20}-[0-9a-f]{8}$")] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
 ) -> AuditPage:

@@ -18,7 +18,7 @@ from core.logging import correlation_id
 from core.security import InvalidToken, TokenCodec, same_secret
 from core.settings import Settings
 from models.agents import AgentManifest, AgentStatus
-from models.chats import RANK, ChatPublic, Role, can_read
+from models.chats import RANK, ChatPublic, Role, a, can_read
 from persistence import AgentRepository, ChatRepository, CredentialRepository, Database
 from workflows.chat import PLATFORM
 
@@ -346,15 +346,37 @@ def chat_role(least: Role, refusal: str):
     @requirement(f"chat-role:{least}")
     async def at_least(view: ReadableChat) -> ChatView:
         if RANK[view.role] < RANK[least]:
-            raise HTTPException(status.HTTP_403_FORBIDDEN, refusal.format(role=view.role))
+            raise HTTPException(status.HTTP_403_FORBIDDEN, refusal.format(role=a(view.role)))
         return view
 
     return Annotated[ChatView, Depends(at_least)]
 
 
-PostingChat = chat_role(Role.MEMBER, "a {role} may only read")
+@requirement("chat:open")
+async def open_chat(view: VisibleChat) -> ChatView:
+    """409 for a closed chat: its history stays readable, nothing in it changes."""
+    if view.chat.closed:
+        raise HTTPException(status.HTTP_409_CONFLICT, f"chat {view.chat.chat_id} is closed")
+    return view
+
+
+OpenChat = Annotated[ChatView, Depends(open_chat)]
+
+
+@requirement("chat-role:owner (either member of a direct chat)")
+async def closable_chat(view: OpenChat) -> ChatView:
+    """The owner closes a group; either member closes their direct chat."""
+    if view.chat.type == "direct" and view.role is not None:
+        return view
+    if view.role != Role.OWNER:
+        raise HTTPException(status.HTTP_403_FORBIDDEN, "only the owner closes the chat")
+    return view
+
+
+ClosableChat = Annotated[ChatView, Depends(closable_chat)]
+
+PostingChat = chat_role(Role.MEMBER, "{role} may only read")
 ModeratingChat = chat_role(
     Role.MODERATOR, "only a moderator (or an admin, or the owner) may do this"
 )
 ManagedChat = chat_role(Role.ADMIN, "only the owner and admins may do this")
-OwnedChat = chat_role(Role.OWNER, "only the owner closes the chat")

@@ -1,4 +1,4 @@
-"""Bounds on what one caller can ask: body size, request rate per token, messages per agent.
+"""Bounds on what one caller can ask: body size, request rate per caller, messages per agent.
 
 Past a bound the API answers 413 or 429 with ``Retry-After`` before any route runs, so
 neither MongoDB nor a Temporal worker is reached. The buckets live in the API process:
@@ -7,7 +7,6 @@ behind several API replicas each replica enforces its own share (README, Securit
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 import time
@@ -18,6 +17,7 @@ from fastapi import Depends, HTTPException, Request, status
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.deps import ChatView, PostingChat
+from core.security import InvalidToken, TokenCodec, same_secret
 from core.settings import Settings
 
 EXEMPT = ("/healthz", "/readyz", "/metrics")
@@ -55,13 +55,42 @@ def retry_after(wait: float) -> str:
     return str(max(1, math.ceil(wait)))
 
 
-def _caller_key(scope: Scope) -> str:
-    """The token (hashed: keys are never secrets) or, without one, the client address."""
+def bearer_credential(scope: Scope) -> str | None:
+    """The credential of an ``Authorization: Bearer`` header, the scheme in any case."""
     for name, value in scope.get("headers", []):
         if name == b"authorization":
-            return "token:" + hashlib.sha256(value).hexdigest()[:32]
+            scheme, _, credential = value.decode("latin-1").partition(" ")
+            return credential.strip() or None if scheme.lower() == "bearer" else None
+    return None
+
+
+def client_address(scope: Scope) -> str:
     client = scope.get("client")
-    return "ip:" + (client[0] if client else "unknown")
+    return client[0] if client else "unknown"
+
+
+class CallerKeys:
+    """Who a request counts against: the principal its token verifies as (whatever token
+    of that principal it carries, however the scheme is spelled), or, until a token
+    verifies, the client's address. A flood of made-up tokens is one address's flood."""
+
+    def __init__(self, settings: Settings) -> None:
+        self._tokens = TokenCodec(settings)
+        admin = settings.admin_token
+        self._admin = admin.get_secret_value() if admin else None
+
+    def key(self, scope: Scope) -> str:
+        credential = bearer_credential(scope)
+        if credential:
+            if self._admin and same_secret(credential, self._admin):
+                return "admin"
+            try:
+                claims = self._tokens.verify(credential)
+            except InvalidToken:
+                pass
+            else:
+                return f"{claims.role}:{claims.subject}"
+        return "ip:" + client_address(scope)
 
 
 async def _refuse(send: Send, code: int, detail: str, headers: dict[str, str]) -> None:
@@ -81,15 +110,16 @@ class RequestLimits:
         self.buckets = TokenBucket(
             settings.rate_per_token_per_second, settings.rate_burst_per_token
         )
+        self.callers = CallerKeys(settings)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["path"] in EXEMPT:
             await self.app(scope, receive, send)
             return
-        wait = self.buckets.take(_caller_key(scope))
+        wait = self.buckets.take(self.callers.key(scope))
         if wait > 0:
             scope.setdefault("state", {})["limited"] = "request rate"
-            await _refuse(send, 429, "too many requests for this token; slow down",
+            await _refuse(send, 429, "too many requests from this caller; slow down",
                           {"Retry-After": retry_after(wait)})  # fmt: skip
             return
         length = dict(scope.get("headers", [])).get(b"content-length")

@@ -48,6 +48,8 @@ class Settings(BaseSettings):
     jwt_issuer: str = "agora"
     jwt_audience: str = "agora-api"
     token_ttl_seconds: int = Field(default=30 * 24 * 3600, ge=60)
+    stream_ticket_seconds: float = Field(default=30.0, gt=0, le=300)
+    """How long a stream ticket (``POST /v1/agents/{id}/stream-ticket``) may wait to be used."""
 
     message_keys: dict[str, SecretStr] = {}
     """AES-256-GCM keys for message content at rest, by key id: base64 of 32 bytes
@@ -76,6 +78,9 @@ class Settings(BaseSettings):
     worker_ready_file: Path | None = None
     """The worker writes its pid here once it polls its task queues, and removes it when it
     stops; ``agora up`` waits for it, so the API never takes work before a worker can."""
+    audit_denial_window_seconds: float = Field(default=60.0, gt=0, le=3600)
+    """Repeated anonymous denials from one address within this window are audited as the
+    first one and one summary (with its count) when the window ends."""
     metrics_refresh_seconds: float = Field(default=15.0, gt=0)
     """How often the API reads its gauges (agents, chats, tasks, queue depths)."""
     request_timeout_seconds: float = Field(default=30.0, gt=0)
@@ -92,7 +97,13 @@ class Settings(BaseSettings):
     """Temporal refuses the 2,001st distinct update of one run
     (``limit.workflowExecution.maxTotalUpdates``), however short its history; a busy
     chat takes one update per post, so chats and agents continue as new well before."""
-    review_window_seconds: float = Field(default=7 * 24 * 3600, gt=0)
+    skills_catalogue: Literal["open", "closed"] = "open"
+    """open: a task may name a skill agents already offer (it joins the catalogue as a
+    root); closed: only skills an admin put in the catalogue."""
+    task_horizon_days: int = Field(default=365, ge=1, le=3650)
+    """How far ahead a task's deadline may be: every client time a workflow adds to stays
+    far inside what dates and Temporal's timers can hold."""
+    review_window_seconds: float = Field(default=7 * 24 * 3600, gt=0, le=365 * 24 * 3600)
     """How long after a task's deadline its parties may still review each other."""
 
     @model_validator(mode="after")
@@ -114,6 +125,15 @@ class Settings(BaseSettings):
         if problems:
             raise ValueError("unsafe settings for production: " + "; ".join(problems))
         return self
+
+
+def secrets_of(settings: Settings) -> list[str]:
+    """The configured secrets no log line may carry (``core.logging`` blanks them)."""
+    found = [settings.token_secret.get_secret_value()]
+    if settings.admin_token is not None:
+        found.append(settings.admin_token.get_secret_value())
+    found += [key.get_secret_value() for key in settings.message_keys.values()]
+    return found
 
 
 @lru_cache

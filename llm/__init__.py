@@ -2,11 +2,12 @@
 
 from llm.mind import compose_reply, roll
 from llm.models import OfflineChatModel, UnknownModel, chat_model
-from llm.processing import analyse_messages
+from llm.processing import MessageReader, analyse_messages
 from llm.speaker import choose_speaker
 
 __all__ = [
     "OfflineChatModel",
+    "MessageReader",
     "analyse_messages",
     "UnknownModel",
     "chat_model",

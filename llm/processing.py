@@ -8,18 +8,38 @@ network); it is a ``Runnable``, so a model-backed chain can take its place.
 from __future__ import annotations
 
 import re
+import time
 
 from langchain_core.runnables import RunnableLambda
+
+from models.chats import MessageContext
 
 URGENT = re.compile(r"\b(urgent|asap|now|immediately|deadline|help|blocked)\b", re.IGNORECASE)
 GREETING = re.compile(r"^\s*(hi|hello|hey|good (morning|evening|afternoon))\b", re.IGNORECASE)
 REQUEST = re.compile(r"\b(please|could you|can you|would you|let's|lets)\b", re.IGNORECASE)
 
 
+def find_mentions(text: str, sender: str, members: dict[str, str | None]) -> list[str]:
+    """The members (not the sender) a text names: by their id as a word (``ada-1``,
+    ``@ada-1``), or by ``@`` and their display name in any case (``@Ada``, ``@ada lovelace``)."""
+    folded = text.casefold()
+    found = set()
+    for agent_id, name in members.items():
+        if agent_id == sender:
+            continue
+        by_id = re.search(rf"(?<![\w-]){re.escape(agent_id)}(?![\w-])", text)
+        by_name = name and re.search(rf"@{re.escape(name.casefold())}(?!\w)", folded)
+        if by_id or by_name:
+            found.add(agent_id)
+    return sorted(found)
+
+
 def _analyse(item: dict) -> dict:
     text: str = item["content"]
-    members: list[str] = item["members"]
-    mentions = sorted({m for m in members if m != item["sender"] and m in text})
+    members = item["members"]
+    if not isinstance(members, dict):
+        members = dict.fromkeys(members)
+    mentions = find_mentions(text, item["sender"], members)
     if GREETING.search(text):
         intent = "greeting"
     elif text.rstrip().endswith("?"):
@@ -39,5 +59,38 @@ ANALYSER = RunnableLambda(_analyse, name="agora_message_analyser")
 
 
 async def analyse_messages(items: list[dict]) -> list[dict]:
-    """``items``: ``{"content", "sender", "members"}`` each; one result per item, in order."""
+    """``items``: ``{"content", "sender", "members"}`` each (members: id to display name);
+    one result per item, in order."""
     return await ANALYSER.abatch(items)
+
+
+NAMES_TTL_SECONDS = 300.0
+
+
+class MessageReader:
+    """The processing step over a batch of messages, with the members' display names (for
+    ``@name`` mentions) from a cache refreshed every few minutes: a name change shows in
+    mentions soon after, not at once. ``directory`` answers ``names(agent_ids)``."""
+
+    def __init__(self, directory, analyser=None) -> None:
+        self._directory = directory
+        self._analyser = analyser or ANALYSER
+        self._names: dict[str, str | None] = {}
+        self._read_at = 0.0
+
+    async def names(self, members: list[str]) -> dict[str, str | None]:
+        now = time.monotonic()
+        if now - self._read_at > NAMES_TTL_SECONDS or len(self._names) > 50_000:
+            self._names, self._read_at = {}, now
+        missing = [m for m in members if m not in self._names]
+        if missing:
+            found = await self._directory.names(missing)
+            self._names.update({m: found.get(m) for m in missing})
+        return {m: self._names.get(m) for m in members}
+
+    async def analyse(self, messages: list, members: list[str]) -> dict[int, MessageContext]:
+        """By seq: what the processing step reads in each message."""
+        names = await self.names(members)
+        items = [{"content": m.content, "sender": m.from_, "members": names} for m in messages]
+        read = await self._analyser.abatch(items)
+        return {m.seq: MessageContext(**r) for m, r in zip(messages, read, strict=True)}

@@ -8,21 +8,28 @@ from enum import StrEnum
 from typing import Annotated, Literal
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
-    ConfigDict,
     Field,
     HttpUrl,
     PlainSerializer,
+    Strict,
     StringConstraints,
     field_validator,
 )
+
+from models.bounds import Input, PlainName
 
 Url = Annotated[HttpUrl, PlainSerializer(str, return_type=str)]
 """An http(s) URL, validated, that dumps as a string (so MongoDB can store it)."""
 
 AgentId = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9_-]{0,62}$")]
-Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
-Short = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+Name = Annotated[
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100), PlainName
+]
+Short = Annotated[
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200), PlainName
+]
 
 MAX_RESOURCES = 100
 
@@ -39,19 +46,15 @@ SettableStatus = Literal["active", "busy", "idle"]
 """What an agent may declare; ``offline`` follows presence and ``retired`` follows DELETE."""
 
 
-class Resource(BaseModel):
+class Resource(Input):
     """A skill, tool or service the agent offers."""
-
-    model_config = ConfigDict(extra="forbid")
 
     kind: Literal["skill", "tool", "service"] = "skill"
     name: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$")]
     description: Annotated[str, StringConstraints(max_length=500)] | None = None
 
 
-class PublicProfile(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class PublicProfile(Input):
     name: Name
     bio: Annotated[str, StringConstraints(max_length=2000)] | None = None
     avatar_url: Url | None = None
@@ -59,17 +62,28 @@ class PublicProfile(BaseModel):
     tags: Annotated[list[Short], Field(max_length=20)] = []
 
 
-class Brain(BaseModel):
+class Brain(Input):
     """How a hosted agent thinks (used by the attention issue)."""
-
-    model_config = ConfigDict(extra="forbid")
 
     model: Annotated[str, StringConstraints(min_length=1, max_length=200)] = "offline"
     persona: Annotated[str, StringConstraints(max_length=4000)] | None = None
-    turns_per_hour: int = Field(default=60, ge=1, le=10_000)
+    turns_per_hour: Annotated[int, Strict()] = Field(default=60, ge=1, le=10_000)
 
 
-Resources = Annotated[list[Resource], Field(max_length=MAX_RESOURCES)]
+ResourceName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$")]
+
+
+def _as_resource(value: Resource | str) -> Resource:
+    return Resource(name=value) if isinstance(value, str) else value
+
+
+Resources = Annotated[
+    list[Annotated[Resource | ResourceName, AfterValidator(_as_resource)]],
+    Field(
+        max_length=MAX_RESOURCES,
+        description='Skills, tools or services; a plain name ("translation") is a skill.',
+    ),
+]
 
 
 def _unique_resources(value: list[Resource] | None) -> list[Resource] | None:
@@ -82,10 +96,8 @@ def _unique_resources(value: list[Resource] | None) -> list[Resource] | None:
     return value
 
 
-class AgentCreate(BaseModel):
+class AgentCreate(Input):
     """``POST /v1/agents``."""
-
-    model_config = ConfigDict(extra="forbid")
 
     agent_id: AgentId | None = None
     name: Name
@@ -97,9 +109,7 @@ class AgentCreate(BaseModel):
     _unique = field_validator("available_resources")(_unique_resources)
 
 
-class ProfileUpdate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class ProfileUpdate(Input):
     name: Name | None = None
     bio: Annotated[str, StringConstraints(max_length=2000)] | None = None
     avatar_url: Url | None = None
@@ -107,10 +117,8 @@ class ProfileUpdate(BaseModel):
     tags: Annotated[list[Short], Field(max_length=20)] | None = None
 
 
-class AgentUpdate(BaseModel):
+class AgentUpdate(Input):
     """``PATCH /v1/agents/{id}``: only the fields an agent owns; anything else is a 422."""
-
-    model_config = ConfigDict(extra="forbid")
 
     status: SettableStatus | None = None
     current_activities: Annotated[list[Short], Field(max_length=50)] | None = None
@@ -141,10 +149,27 @@ class AgentManifest(BaseModel):
     """From task reviews (0..5, see README); filled in when the manifest is read."""
 
 
-class OperatorCreate(BaseModel):
-    """``POST /v1/operators`` (admin): someone who introduces and retires its own agents."""
+FOCUS_PREFIX = "attending chat "
+"""The line of ``current_activities`` that names the chat the agent attends to."""
 
-    model_config = ConfigDict(extra="forbid")
+
+def public_view(manifest: AgentManifest, public_rooms: set[str]) -> AgentManifest:
+    """The manifest as any other agent sees it: of its rooms, only public group chats (a
+    direct chat or a private group would tell whom it talks to), and no focus line that
+    names another room."""
+    activities = [
+        a
+        for a in manifest.current_activities
+        if not a.startswith(FOCUS_PREFIX) or a.removeprefix(FOCUS_PREFIX) in public_rooms
+    ]
+    rooms = [r for r in manifest.room_participation if r in public_rooms]
+    return manifest.model_copy(
+        update={"room_participation": rooms, "current_activities": activities}
+    )
+
+
+class OperatorCreate(Input):
+    """``POST /v1/operators`` (admin): someone who introduces and retires its own agents."""
 
     operator_id: AgentId
     name: Name
@@ -173,6 +198,15 @@ class TokenIssued(BaseModel):
     token: str
     token_id: str
     expires_at: datetime
+
+
+class StreamTicket(BaseModel):
+    """A single-use ticket for one WebSocket stream (``?ticket=``), for clients that cannot
+    send an Authorization header on a WebSocket (browsers). Shown once; it expires soon."""
+
+    ticket: str
+    expires_at: datetime
+    stream_url: str
 
 
 class AgentPage(BaseModel):

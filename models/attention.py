@@ -5,17 +5,17 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field
+
+from models.bounds import ClientTime, Input
 
 Weight = Annotated[float, Field(ge=0, le=10)]
 Unit = Annotated[float, Field(ge=0, le=1)]
 Scheduler = Literal["priority", "weighted_round_robin"]
 
 
-class AttentionWeights(BaseModel):
+class AttentionWeights(Input):
     """How much each signal counts in ``calculate_priority`` (each 0-10; the agent tunes them)."""
-
-    model_config = ConfigDict(extra="forbid")
 
     importance: Weight = 2.0
     relationship: Weight = 1.0
@@ -77,18 +77,14 @@ class AttentionView(BaseModel):
     dialogues: list[DialogueScore]
 
 
-class DialogueTuning(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class DialogueTuning(Input):
     importance: Unit | None = None
     relationship_weight: Unit | None = None
-    deadline: datetime | None = None
+    deadline: ClientTime | None = None
 
 
-class AttentionUpdate(BaseModel):
+class AttentionUpdate(Input):
     """``PATCH /v1/agents/{id}/attention``: the agent tunes its own attention."""
-
-    model_config = ConfigDict(extra="forbid")
 
     scheduler: Scheduler | None = None
     weights: AttentionWeights | None = None

@@ -25,6 +25,11 @@ class AuditRecord(BaseModel):
     status: int
     reason: str | None = None
     correlation_id: str | None = None
+    client: str | None = None
+    """The client address of an anonymous caller (whose denials are aggregated)."""
+    count: int = 1
+    """How many requests this record stands for: repeated anonymous denials from one
+    address in one window are one record of their first and one summary of the rest."""
 
 
 class AuditPage(BaseModel):

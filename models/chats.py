@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 from datetime import datetime
 from enum import StrEnum
 from typing import Annotated, Literal
@@ -12,11 +13,13 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    Strict,
     StringConstraints,
     model_validator,
 )
 
 from models.agents import AgentId
+from models.bounds import Input, PlainName, Seq
 from models.floor import FloorSettings, Policy
 
 MAX_MEMBERS = 500
@@ -33,6 +36,12 @@ class Role(StrEnum):
 
 
 RANK = {Role.OWNER: 100, Role.ADMIN: 75, Role.MODERATOR: 50, Role.MEMBER: 10, Role.GUEST: 0}
+
+
+def a(role: Role | str | None) -> str:
+    """The role with its article, for refusals: "an admin", "a member", "a non-member"."""
+    word = str(role) if role is not None else "non-member"
+    return f"{'an' if word[:1] in 'aeiou' else 'a'} {word}"
 
 
 def can_read(role: Role | None) -> bool:
@@ -65,22 +74,25 @@ def can_remove(actor_id: str, actor: Role | None, target_id: str, target: Role |
     return can_manage(actor) and RANK[actor] > RANK[target]
 
 
-def direct_chat_id(a: str, b: str) -> str:
-    """The one chat of a pair: the same id whoever asks first."""
-    low, high = sorted((a, b))
-    return "dm-" + hashlib.sha256(f"{low}\x00{high}".encode()).hexdigest()[:24]
+def direct_chat_id(first: str, second: str, generation: int = 0) -> str:
+    """The one open chat of a pair: the same id whoever asks first. Once it is closed, the
+    pair's next chat is the next generation (``dm-<hash>-1``, ...). The id is never shown
+    to third parties (see ``models.agents.public_view``)."""
+    low, high = sorted((first, second))
+    base = "dm-" + hashlib.sha256(f"{low}\x00{high}".encode()).hexdigest()[:24]
+    return f"{base}-{generation}" if generation else base
 
 
 ChatType = Literal["direct", "group"]
 JoinRule = Literal["invite", "public"]
 MessageType = Literal["text", "json", "system"]
-Topic = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=300)]
+Topic = Annotated[
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=300), PlainName
+]
 
 
-class ChatCreate(BaseModel):
+class ChatCreate(Input):
     """``POST /v1/chats``: a direct chat with one other agent, or a group."""
-
-    model_config = ConfigDict(extra="forbid")
 
     type: ChatType
     participants: Annotated[list[AgentId], Field(min_length=1, max_length=MAX_MEMBERS)]
@@ -110,16 +122,12 @@ class ChatCreate(BaseModel):
         return settings
 
 
-class MemberAdd(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class MemberAdd(Input):
     agent_id: AgentId
     role: Literal["admin", "moderator", "member", "guest"] = "member"
 
 
-class MemberUpdate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class MemberUpdate(Input):
     role: Literal["admin", "moderator", "member", "guest"]
 
 
@@ -147,12 +155,12 @@ class ChatPublic(BaseModel):
 
 class ChatPage(BaseModel):
     items: list[ChatPublic]
+    next_cursor: str | None = None
+    """Pass as ``cursor`` for the next (older) page."""
 
 
-class MessagePost(BaseModel):
+class MessagePost(Input):
     """``POST /v1/chats/{id}/messages``."""
-
-    model_config = ConfigDict(extra="forbid")
 
     content: Annotated[str, StringConstraints(min_length=1)]
     message_type: MessageType = "text"
@@ -160,7 +168,12 @@ class MessagePost(BaseModel):
     @model_validator(mode="after")
     def _size(self) -> MessagePost:
         if not self.content.strip():
-            raise ValueError("content must not be blank")
+            raise ValueError("content: must not be blank")
+        if self.message_type == "json":
+            try:
+                json.loads(self.content)
+            except ValueError:
+                raise ValueError("content: a json message holds one JSON document") from None
         return self
 
 
@@ -223,7 +236,5 @@ class MessagePage(BaseModel):
     next_after_seq: int | None = None
 
 
-class ReadMark(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    up_to_seq: int = Field(ge=0)
+class ReadMark(Input):
+    up_to_seq: Annotated[Seq, Strict()]

@@ -5,56 +5,50 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel, Field, Strict, StringConstraints
+
+from models.bounds import Input, PlainName
 
 Policy = Literal["fifo", "priority", "round_robin", "random", "moderator", "llm"]
 POLICIES: tuple[str, ...] = ("fifo", "priority", "round_robin", "random", "moderator", "llm")
 
 TurnSeconds = Annotated[float, Field(ge=1, le=3600)]
-TurnMessages = Annotated[int, Field(ge=1, le=1000)]
-Priority = Annotated[int, Field(ge=0, le=10)]
-Reason = Annotated[str, StringConstraints(strip_whitespace=True, max_length=200)]
+TurnMessages = Annotated[int, Strict(), Field(ge=1, le=1000)]
+Priority = Annotated[int, Strict(), Field(ge=0, le=10)]
+Reason = Annotated[str, StringConstraints(strip_whitespace=True, max_length=200), PlainName]
 
 
-class FloorSettings(BaseModel):
+class FloorSettings(Input):
     """How a group chat takes turns; every bound is checked (422 outside it)."""
-
-    model_config = ConfigDict(extra="forbid")
 
     speaker_policy: Policy = "fifo"
     turn_seconds: TurnSeconds = 60
     max_messages_per_turn: TurnMessages = 5
-    max_turns: Annotated[int, Field(ge=1, le=10_000)] | None = None
+    max_turns: Annotated[int, Strict(), Field(ge=1, le=10_000)] | None = None
     idle_timeout_seconds: TurnSeconds | None = None
     termination_text: Annotated[str, StringConstraints(min_length=1, max_length=100)] | None = None
 
 
-class FloorSettingsUpdate(BaseModel):
+class FloorSettingsUpdate(Input):
     """``PATCH /v1/chats/{id}/floor``: owner or admins change the policy and the limits."""
-
-    model_config = ConfigDict(extra="forbid")
 
     speaker_policy: Policy | None = None
     turn_seconds: TurnSeconds | None = None
     max_messages_per_turn: TurnMessages | None = None
-    max_turns: Annotated[int, Field(ge=1, le=10_000)] | None = None
+    max_turns: Annotated[int, Strict(), Field(ge=1, le=10_000)] | None = None
     idle_timeout_seconds: TurnSeconds | None = None
     termination_text: Annotated[str, StringConstraints(min_length=1, max_length=100)] | None = None
 
 
-class FloorAsk(BaseModel):
+class FloorAsk(Input):
     """``POST /v1/chats/{id}/floor``: a request to speak."""
-
-    model_config = ConfigDict(extra="forbid")
 
     priority: Priority = 0
     reason: Reason | None = None
 
 
-class FloorGrant(BaseModel):
+class FloorGrant(Input):
     """``POST /v1/chats/{id}/floor/grant``: a moderator hands the floor to a requester."""
-
-    model_config = ConfigDict(extra="forbid")
 
     agent_id: str
 

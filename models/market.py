@@ -6,12 +6,13 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel, Field, Strict, StringConstraints
 
 from models.agents import AgentId
+from models.bounds import ClientTime, Input, PlainName
 
-Amount = Annotated[int, Field(gt=0, le=1_000_000_000)]
-"""Whole tokens; no fractions, so sums are exact."""
+Amount = Annotated[int, Strict(), Field(gt=0, le=1_000_000_000)]
+"""Whole tokens, a strict JSON integer (not ``true``, not ``"10"``); sums are exact."""
 Memo = Annotated[str, StringConstraints(strip_whitespace=True, max_length=500)]
 SkillName = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9_.-]{0,63}$")]
 
@@ -44,16 +45,12 @@ class LedgerEntry(BaseModel):
     at: datetime
 
 
-class MintRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class MintRequest(Input):
     amount: Amount
     memo: Memo = ""
 
 
-class TransferCreate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class TransferCreate(Input):
     recipient: AgentId
     amount: Amount
     memo: Memo = ""
@@ -88,9 +85,7 @@ class DebitResult(BaseModel):
 # ---- skills ---------------------------------------------------------------------------
 
 
-class SkillCreate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class SkillCreate(Input):
     name: SkillName
     parent: SkillName | None = None
     description: Annotated[str, StringConstraints(max_length=500)] = ""
@@ -131,18 +126,18 @@ TaskStatus = Literal["open", "assigned", "submitted", "settled", "refunded", "ex
 it back to assigned once, a second one refunds; the deadline expires anything unsettled."""
 FINAL = ("settled", "refunded", "expired", "cancelled")
 
-Title = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+Title = Annotated[
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200), PlainName
+]
 Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=16_000)]
 
 
-class TaskCreate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class TaskCreate(Input):
     title: Title
     description: Annotated[str, StringConstraints(max_length=5000)] = ""
     skills_required: Annotated[list[SkillName], Field(max_length=10)] = []
     reward: Amount
-    deadline: datetime
+    deadline: ClientTime
     bidding_window: Annotated[float, Field(gt=0, le=30 * 24 * 3600)] | None = None
     """Seconds; when it closes, the best bid (price, then reputation) is assigned."""
 
@@ -155,35 +150,25 @@ class Bid(BaseModel):
     reputation: float = 0.0
 
 
-class BidCreate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class BidCreate(Input):
     price: Amount
     note: Annotated[str, StringConstraints(max_length=1000)] = ""
 
 
-class AssignRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class AssignRequest(Input):
     agent_id: AgentId
 
 
-class SubmitRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class SubmitRequest(Input):
     result: Text
 
 
-class RejectRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class RejectRequest(Input):
     reason: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=2000)]
 
 
-class ReviewCreate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    rating: Annotated[int, Field(ge=1, le=5)]
+class ReviewCreate(Input):
+    rating: Annotated[int, Strict(), Field(ge=1, le=5)]
     comment: Annotated[str, StringConstraints(max_length=2000)] = ""
 
 
@@ -216,6 +201,24 @@ class Task(BaseModel):
     reviewed_by: list[str] = []
     created_at: datetime
     version: int = 0
+    bid_count: int | None = None
+    """How many bids there are (filled in for readers who see only their own bid)."""
+
+    def seen_by(self, viewer: str | None, *, admin: bool = False) -> Task:
+        """The task as ``viewer`` may see it: the poster and admins see everything; the
+        assignee also sees the result and the rejections; every bidder sees its own bid
+        only; anyone else sees neither the result nor the bids' prices and notes."""
+        if admin or viewer == self.poster:
+            return self.model_copy(update={"bid_count": len(self.bids)})
+        party = viewer is not None and viewer == self.assignee
+        return self.model_copy(
+            update={
+                "bids": [b for b in self.bids if b.agent_id == viewer],
+                "bid_count": len(self.bids),
+                "result": self.result if party else None,
+                "rejections": self.rejections if party else [],
+            }
+        )
 
 
 class TaskPage(BaseModel):

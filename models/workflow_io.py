@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from datetime import datetime
 
 from pydantic import BaseModel, Field
@@ -147,6 +148,9 @@ class ChatState(BaseModel):
     posted_keys: dict[str, Posted] = {}
     """The answers to the last posts that carried an Idempotency-Key, oldest first: a
     retry gets the first answer even after ``continue_as_new`` (which forgets update ids)."""
+    posted_bodies: dict[str, str] = {}
+    """The body fingerprint each of those keys was first posted with: the same key with
+    another body is refused, never answered with the first post's answer."""
 
 
 class ChatStart(BaseModel):
@@ -161,6 +165,12 @@ class PostMessage(BaseModel):
     platform: bool = False
     correlation_id: str | None = None
     idempotency_key: str | None = None
+    fingerprint: str | None = None
+    """A digest of the body, so the same Idempotency-Key with another body is told apart."""
+
+    @staticmethod
+    def digest(message_type: str, content: str) -> str:
+        return hashlib.sha256(f"{message_type}\x00{content}".encode()).hexdigest()[:32]
 
 
 class MembershipChange(BaseModel):
@@ -191,6 +201,25 @@ class StoreMessagesInput(BaseModel):
     messages: list[Message] = Field(min_length=1)
     members: list[str] = []
     analysis_timeout_seconds: float = 2.0
+    analyse: bool = True
+    """Runs before ``deliver-before-store`` read the messages inside the store; since, the
+    processing step is its own activity (``analyse_messages``) and the contexts, when it
+    was done in time, come along in ``contexts``."""
+    contexts: dict[int, MessageContext] = {}
+
+
+class AnalyseMessagesInput(BaseModel):
+    """The processing step for one batch, on the LLM queue, after the batch was delivered."""
+
+    messages: list[Message] = Field(min_length=1)
+    members: list[str] = []
+
+
+class StoreContextsInput(BaseModel):
+    """What a late processing step read, written onto messages already stored."""
+
+    chat_id: str
+    contexts: dict[int, MessageContext]
 
 
 class StoreMessagesResult(BaseModel):

@@ -5,17 +5,24 @@ from persistence.agents import (
     AttentionRepository,
     CredentialRepository,
     OperatorRepository,
+    StreamTicketRepository,
     decode_cursor,
 )
 from persistence.audit import AuditRepository
-from persistence.chats import ChatRepository, FloorRepository, MessageRepository
+from persistence.chats import (
+    ChatRepository,
+    FloorRepository,
+    MessageRepository,
+    decode_chat_cursor,
+)
 from persistence.client import Database, open_database
 from persistence.errors import STORE_UNAVAILABLE
-from persistence.ledger import LedgerRepository, SkillRepository
+from persistence.ledger import DEFAULT_SKILLS, LedgerRepository, SkillRepository
 from persistence.stats import count_by
 from persistence.tasks import ReviewRepository, TaskRepository
 
 __all__ = [
+    "DEFAULT_SKILLS",
     "STORE_UNAVAILABLE",
     "AgentRepository",
     "AuditRepository",
@@ -28,9 +35,11 @@ __all__ = [
     "FloorRepository",
     "LedgerRepository",
     "SkillRepository",
+    "StreamTicketRepository",
     "ReviewRepository",
     "TaskRepository",
     "count_by",
+    "decode_chat_cursor",
     "decode_cursor",
     "open_database",
 ]

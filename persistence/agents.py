@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from pymongo.errors import DuplicateKeyError
@@ -52,6 +53,11 @@ class AgentRepository:
     async def get(self, agent_id: str) -> AgentManifest | None:
         doc = await self._agents.find_one({"_id": agent_id})
         return AgentManifest.model_validate(doc) if doc else None
+
+    async def names(self, agent_ids: list[str]) -> dict[str, str]:
+        """Display names by agent id (one query for a batch)."""
+        cursor = self._agents.find({"_id": {"$in": agent_ids}}, {"public_profile.name": 1})
+        return {doc["_id"]: doc.get("public_profile", {}).get("name") async for doc in cursor}
 
     async def exists(self, agent_id: str) -> bool:
         return await self._agents.count_documents({"_id": agent_id}, limit=1) > 0
@@ -111,6 +117,31 @@ class CredentialRepository:
             and doc.get("subject") == subject
             and doc.get("role") == role
         )
+
+
+class StreamTicketRepository:
+    """``stream_tickets``: single-use tickets that open one stream within seconds, for
+    browsers that cannot set a header on a WebSocket. Only a ticket's SHA-256 is stored;
+    redeeming deletes it, so a ticket opens one connection in whichever API process."""
+
+    def __init__(self, database: Database) -> None:
+        self._tickets = database.db["stream_tickets"]
+
+    @staticmethod
+    def _key(ticket: str) -> str:
+        return hashlib.sha256(ticket.encode()).hexdigest()
+
+    async def put(self, ticket: str, agent_id: str, token_id: str, expires_at: datetime) -> None:
+        await self._tickets.delete_many({"expires_at": {"$lt": datetime.now(UTC)}})
+        doc = {"agent_id": agent_id, "token_id": token_id, "expires_at": expires_at}
+        await self._tickets.insert_one(doc | {"_id": self._key(ticket)})
+
+    async def redeem(self, ticket: str) -> dict | None:
+        """The ticket's record, removed (None: unknown, used or expired)."""
+        doc = await self._tickets.find_one_and_delete({"_id": self._key(ticket)})
+        if doc is None or doc["expires_at"] <= datetime.now(UTC):
+            return None
+        return doc
 
 
 class OperatorRepository:

@@ -2,14 +2,34 @@
 
 from __future__ import annotations
 
+import base64
+import json
 from datetime import UTC, datetime
 
 from pymongo import UpdateOne
 from pymongo.errors import BulkWriteError, DuplicateKeyError
 
-from models.chats import ChatPublic, Message
+from models.chats import ChatPublic, Message, MessageContext, message_id_for
 from models.floor import FloorState
 from persistence.client import Database
+
+
+def encode_chat_cursor(chat: ChatPublic) -> str:
+    raw = json.dumps([chat.created_at.isoformat(), chat.chat_id]).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_chat_cursor(cursor: str) -> tuple[datetime, str]:
+    """The (created_at, chat_id) a cursor names; ValueError for one this API did not issue."""
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        at, chat_id = json.loads(raw)
+        when = datetime.fromisoformat(at)
+    except (ValueError, TypeError) as exc:
+        raise ValueError("not a cursor this API issued") from exc
+    if not isinstance(chat_id, str) or when.tzinfo is None:
+        raise ValueError("not a cursor this API issued")
+    return when, chat_id
 
 
 class ChatRepository:
@@ -55,14 +75,33 @@ class ChatRepository:
         doc = await self._chats.find_one({"_id": chat_id})
         return ChatPublic.model_validate(doc) if doc else None
 
-    async def every(self, limit: int = 200) -> list[ChatPublic]:
-        """The most recently created chats (the platform admin's view)."""
-        docs = await self._chats.find({}).sort("created_at", -1).to_list(limit)
-        return [ChatPublic.model_validate(doc) for doc in docs]
+    async def page(
+        self, member: str | None, after: tuple[datetime, str] | None, limit: int
+    ) -> tuple[list[ChatPublic], str | None]:
+        """Chats newest first (one member's, or every chat), after a cursor."""
+        query: dict = {"participants": member} if member else {}
+        if after is not None:
+            at, chat_id = after
+            query["$or"] = [
+                {"created_at": {"$lt": at}},
+                {"created_at": at, "_id": {"$lt": chat_id}},
+            ]
+        docs = (
+            await self._chats.find(query)
+            .sort([("created_at", -1), ("_id", -1)])
+            .limit(limit + 1)
+            .to_list()
+        )
+        items = [ChatPublic.model_validate(doc) for doc in docs[:limit]]
+        more = len(docs) > limit
+        return items, (encode_chat_cursor(items[-1]) if more else None)
 
-    async def for_agent(self, agent_id: str, limit: int = 200) -> list[ChatPublic]:
-        docs = await self._chats.find({"participants": agent_id}).sort("_id", 1).to_list(limit)
-        return [ChatPublic.model_validate(doc) for doc in docs]
+    async def public_groups(self, chat_ids: list[str]) -> set[str]:
+        """Which of these chats are open public groups (one query for a page of agents)."""
+        if not chat_ids:
+            return set()
+        query = {"_id": {"$in": sorted(set(chat_ids))}, "type": "group", "join_rule": "public"}
+        return {doc["_id"] async for doc in self._chats.find(query | {"closed": False}, {"_id": 1})}
 
     async def raise_last_seq(self, chat_id: str, seq: int) -> None:
         await self._chats.update_one({"_id": chat_id}, {"$max": {"last_seq": seq}})
@@ -159,6 +198,23 @@ class MessageRepository:
                 raise
             return exc.details.get("nInserted", 0)
         return len(result.inserted_ids)
+
+    async def set_contexts(self, chat_id: str, contexts: dict[int, MessageContext]) -> int:
+        """Write what the processing step read onto stored messages (one bulk request; a
+        rewrite with the same reading changes nothing)."""
+        if not contexts:
+            return 0
+        result = await self._messages.bulk_write(
+            [
+                UpdateOne(
+                    {"_id": message_id_for(chat_id, seq)},
+                    {"$set": {"langchain_context": context.model_dump(mode="python")}},
+                )
+                for seq, context in sorted(contexts.items())
+            ],
+            ordered=False,
+        )
+        return result.modified_count
 
     async def page(self, chat_id: str, after_seq: int, limit: int) -> list[Message]:
         docs = (

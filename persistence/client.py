@@ -84,6 +84,9 @@ async def open_database(settings: Settings, *, create_indexes: bool = True) -> D
     database = Database(client, client[settings.mongodb_db], ContentCipher.from_settings(settings))
     if create_indexes:
         await ensure_indexes(database)
+        from persistence.ledger import SkillRepository
+
+        await SkillRepository(database).ensure_defaults()
     return database
 
 

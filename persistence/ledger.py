@@ -74,10 +74,31 @@ class LedgerRepository:
         return totals
 
 
+DEFAULT_SKILLS = (
+    Skill(name="data_analysis", description="Reading data and saying what it shows"),
+    Skill(name="statistics", parent="data_analysis", description="Estimates, tests, fits"),
+    Skill(name="translation", description="From one language into another"),
+    Skill(name="writing", description="Prose for a purpose"),
+    Skill(name="poetry", parent="writing", description="Verse, short or long"),
+    Skill(name="science", description="Questions answered by experiment"),
+    Skill(name="lab_work", parent="science", description="Running and reporting experiments"),
+    Skill(name="programming", description="Making programs"),
+    Skill(name="algorithms", parent="programming", description="Finding a way, and a fast one"),
+    Skill(name="python", parent="programming", description="Programs in Python"),
+    Skill(name="conversation", description="Listening and answering"),
+)
+"""The catalogue a new platform starts with: the seed's examples and the demo's skills."""
+
+
 class SkillRepository:
     def __init__(self, database: Database) -> None:
         self._skills = database.db["skills"]
         self._agent_skills = database.db["agent_skills"]
+
+    async def ensure_defaults(self) -> None:
+        """Put the default tree in (a skill already there, or removed by nobody, stays)."""
+        for skill in DEFAULT_SKILLS:
+            await insert_once(self._skills, skill.model_dump() | {"_id": skill.name})
 
     async def create(self, skill: Skill) -> bool:
         try:

@@ -8,7 +8,7 @@ from typing import Any
 
 from pymongo.errors import DuplicateKeyError
 
-from models.market import Reputation, Review, Task, reputation_score
+from models.market import FINAL, Reputation, Review, Task, reputation_score
 from persistence.client import Database
 
 
@@ -39,6 +39,26 @@ class TaskRepository:
             query["skills_required"] = skill
         docs = await self._tasks.find(query).sort("created_at", -1).limit(limit).to_list()
         return [Task.model_validate(d) for d in docs]
+
+    async def open_for(self, agent_id: str) -> list[tuple[str, str, str]]:
+        """(task id, the agent's part, status) of every unfinished task the agent posted,
+        is assigned to, or bids on while it is open."""
+        query = {
+            "status": {"$nin": list(FINAL)},
+            "$or": [{"poster": agent_id}, {"assignee": agent_id}, {"bids.agent_id": agent_id}],
+        }
+        found = []
+        async for doc in self._tasks.find(query, {"poster": 1, "assignee": 1, "status": 1}):
+            if doc["poster"] == agent_id:
+                part = "poster"
+            elif doc.get("assignee") == agent_id:
+                part = "assignee"
+            elif doc["status"] == "open":
+                part = "bidder"
+            else:
+                continue  # a losing bid on a task now assigned to another: nothing open
+            found.append((doc["_id"], part, doc["status"]))
+        return sorted(found)
 
     async def counts_for(self, agent_id: str) -> tuple[int, int]:
         """(assigned, settled) tasks with this agent as the assignee, finished or not."""

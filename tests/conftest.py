@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
 import os
 import time
 import uuid
@@ -26,13 +27,64 @@ from temporalio.client import Client
 from api.app import create_app
 from bus import EventBus, open_bus
 from cli.stack import Ports, Stack, free_port
+from core.logging import JsonFormatter, RedactSecrets
 from core.settings import Settings
 from core.temporal import connect_temporal
 from persistence import Database, open_database
-from tests.helpers import app_client
+from tests.helpers import app_client, leaked_credentials
 from workers.registry import build_workers
 
 T = TypeVar("T")
+
+
+ISSUED: set[str] = set()
+"""Every credential the suite made: tokens, stream tickets, admin tokens, signing secrets."""
+
+
+def _remember_credentials() -> None:
+    """Wrap the two places credentials are made, for the whole session."""
+    from core.security import TokenCodec
+    from persistence import StreamTicketRepository
+
+    issue, put = TokenCodec.issue, StreamTicketRepository.put
+
+    def remembered_issue(self, *args, **kwargs):
+        issued = issue(self, *args, **kwargs)
+        ISSUED.add(issued.token)
+        return issued
+
+    async def remembered_put(self, ticket, *args, **kwargs):
+        ISSUED.add(ticket)
+        return await put(self, ticket, *args, **kwargs)
+
+    TokenCodec.issue = remembered_issue
+    StreamTicketRepository.put = remembered_put
+
+
+@pytest.fixture(scope="session", autouse=True)
+def no_credential_in_any_log(
+    stack: Stack, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[None]:
+    """After the whole suite: no credential it issued is in any log the stack or a test's
+    processes wrote, nor in what the suite's own processes logged (through the same
+    redacting handler as production)."""
+    _remember_credentials()
+    suite_log = tmp_path_factory.getbasetemp() / "suite.log"
+    handler = logging.FileHandler(suite_log)
+    handler.setFormatter(JsonFormatter())
+    handler.addFilter(RedactSecrets())
+    logging.getLogger().addHandler(handler)
+    try:
+        yield
+    finally:
+        logging.getLogger().removeHandler(handler)
+        handler.close()
+    logs = [
+        *stack.home.joinpath("logs").glob("*.log"),
+        *tmp_path_factory.getbasetemp().rglob("*.log"),
+    ]
+    found = leaked_credentials(logs, ISSUED)
+    assert not found, f"credentials found in logs: {found}"
 
 
 @pytest.fixture(scope="session")
@@ -50,6 +102,11 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         started.down()
 
 
+def _issued(secret: str) -> str:
+    ISSUED.add(secret)
+    return secret
+
+
 @pytest.fixture
 def settings(stack: Stack) -> Settings:
     env = stack.env()
@@ -63,8 +120,8 @@ def settings(stack: Stack) -> Settings:
         temporal_address=env["AGORA_TEMPORAL_ADDRESS"],
         task_queue=f"test-{unique}",
         llm_task_queue=f"test-llm-{unique}",
-        admin_token=f"admin-{unique}-{uuid.uuid4().hex}",
-        token_secret=f"secret-{uuid.uuid4().hex}",
+        admin_token=_issued(f"admin-{unique}-{uuid.uuid4().hex}"),
+        token_secret=_issued(f"secret-{uuid.uuid4().hex}"),
         agent_offline_after_seconds=60,
         # bursts in these tests are the point; the limits' own tests set small bounds
         rate_per_token_per_second=10_000,

@@ -10,7 +10,7 @@ import signal
 
 from bus import open_bus
 from core.logging import configure_logging
-from core.settings import get_settings
+from core.settings import get_settings, secrets_of
 from core.temporal import connect_temporal, metrics_runtime
 from persistence import open_database
 from workers.registry import build_workers
@@ -20,7 +20,7 @@ log = logging.getLogger("agora.worker")
 
 async def main() -> None:
     settings = get_settings()
-    configure_logging()
+    configure_logging(secrets=secrets_of(settings))
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):

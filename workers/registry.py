@@ -18,6 +18,7 @@ from core.settings import Settings
 from persistence import Database
 from workflows.agent import AgentWorkflow
 from workflows.chat import ChatWorkflow
+from workflows.guard import CommandGuard
 from workflows.task import TaskWorkflow
 
 WORKFLOWS = [AgentWorkflow, ChatWorkflow, TaskWorkflow]
@@ -25,22 +26,31 @@ ACTIVITY_CLASSES = (StoreActivities, EventActivities, LlmActivities)
 
 
 def build_workers(
-    client: Client, settings: Settings, database: Database, bus: EventBus, **worker_options
+    client: Client,
+    settings: Settings,
+    database: Database,
+    bus: EventBus,
+    analyser=None,
+    **worker_options,
 ) -> list[Worker]:
-    """The workflow worker and the LLM worker (its own queue and concurrency limit)."""
+    """The workflow worker and the LLM worker (its own queue and concurrency limit);
+    ``analyser`` replaces the processing step's runnable (a slow model, in tests)."""
     return [
         build_worker(client, settings, database, bus, **worker_options),
-        build_llm_worker(client, settings, database),
+        build_llm_worker(client, settings, database, analyser),
     ]
 
 
-def build_llm_worker(client: Client, settings: Settings, database: Database) -> Worker:
-    """LangChain calls on their own task queue, so a slow model delays no hand-over."""
-    llm = LlmActivities(database, settings.llm_model, settings.llm_base_url)
+def build_llm_worker(
+    client: Client, settings: Settings, database: Database, analyser=None
+) -> Worker:
+    """LangChain calls on their own task queue, so a slow model delays no hand-over (nor,
+    with the processing step here, any delivery)."""
+    llm = LlmActivities(database, settings.llm_model, settings.llm_base_url, analyser)
     return Worker(
         client,
         task_queue=settings.llm_task_queue,
-        activities=[llm.choose_speaker, llm.compose_reply],
+        activities=[llm.choose_speaker, llm.compose_reply, llm.analyse_messages],
         max_concurrent_activities=settings.llm_concurrency,
     )
 
@@ -58,12 +68,15 @@ def build_worker(
         client,
         task_queue=settings.task_queue,
         workflows=WORKFLOWS,
+        # a bug in a handler fails that command, not the workflow task (forever)
+        interceptors=[CommandGuard()],
         activities=[
             store.store_manifest,
             store.store_credential,
             store.revoke_credentials,
             store.store_chat,
             store.store_messages,
+            store.store_contexts,
             store.store_read_marks,
             store.store_floor,
             store.store_attention,

@@ -16,7 +16,7 @@ with workflow.unsafe.imports_passed_through():
     from activities.store import StoreActivities
     from activities.tasks import TaskActivities
     from core.temporal import STATUS
-    from models.agents import AgentManifest, AgentStatus, PublicProfile
+    from models.agents import FOCUS_PREFIX, AgentManifest, AgentStatus, PublicProfile
     from models.attention import AttentionView, DialogueEntry, DialogueNotice, DialogueScore
     from models.events import EventEnvelope
     from models.market import DebitRequest, DebitResult, agent_account
@@ -459,9 +459,8 @@ class AgentWorkflow:
         old, attention.focus = attention.focus, new
         attention.focus_changed_at = workflow.now()
         # the focus owns one line of current_activities; tasks and the agent's own keep theirs
-        kept = [a for a in self.state.manifest.current_activities
-                if not a.startswith("attending chat ")]  # fmt: skip
-        self.state.manifest.current_activities = ([f"attending chat {new}"] if new else []) + kept
+        kept = [a for a in self.state.manifest.current_activities if not a.startswith(FOCUS_PREFIX)]
+        self.state.manifest.current_activities = ([f"{FOCUS_PREFIX}{new}"] if new else []) + kept
         self._touch()
         self._emit(
             "agent.focus_changed",

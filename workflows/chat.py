@@ -24,6 +24,7 @@ with workflow.unsafe.imports_passed_through():
         MessageContext,
         Posted,
         Role,
+        a,
         can_manage,
         can_post,
         can_remove,
@@ -202,8 +203,12 @@ class ChatWorkflow:
         posted = Posted(message_id=message.message_id, seq=seq)
         if key is not None:
             state.posted_keys[key] = posted
+            if post.fingerprint:
+                state.posted_bodies[key] = post.fingerprint
             while len(state.posted_keys) > POSTED_KEYS_KEPT:  # oldest first
-                del state.posted_keys[next(iter(state.posted_keys))]
+                oldest = next(iter(state.posted_keys))
+                del state.posted_keys[oldest]
+                state.posted_bodies.pop(oldest, None)
         return posted
 
     @staticmethod
@@ -212,7 +217,16 @@ class ChatWorkflow:
 
     @post_message.validator
     def _validate_post(self, post: PostMessage) -> None:
-        if self._post_key(post) in self.state.posted_keys:
+        key = self._post_key(post)
+        if key in self.state.posted_keys:
+            first = self.state.posted_bodies.get(key)
+            if first and post.fingerprint and first != post.fingerprint:
+                raise ApplicationError(
+                    "Idempotency-Key: already used for another message; a new message "
+                    "needs a new key",
+                    type="Invalid",
+                    non_retryable=True,
+                )
             return  # a retry of an accepted post: answered with its first answer
         self._reject_if_closed()
         if post.platform:
@@ -223,7 +237,7 @@ class ChatWorkflow:
         if post.message_type == "system":
             raise _forbidden("system messages come from the platform only")
         if not can_post(role):
-            raise _forbidden(f"a {role} may read but not post")
+            raise _forbidden(f"{a(role)} may read but not post")
         floor = self._floor()
         refusal = floor.post_refusal(post.sender) if floor is not None else None
         if refusal:
@@ -264,13 +278,15 @@ class ChatWorkflow:
         actor = self._actor_role(change.actor, change.platform)
         joining_alone = change.actor == change.target and not change.platform
         if joining_alone and actor is None:
-            if self.state.chat.join_rule == "public" and role == Role.MEMBER:
-                return
-            raise _not_found()
+            if self.state.chat.join_rule != "public":
+                raise _not_found()
+            if role not in (Role.MEMBER, Role.GUEST):
+                raise _forbidden("one joins a public chat by oneself as a member or a guest")
+            return
         if actor is None:
             raise _not_found()
         if not can_set_role(actor, None, role):
-            raise _forbidden(f"a {actor} cannot invite as {role}")
+            raise _forbidden(f"{a(actor)} cannot invite as {role}")
 
     @workflow.update
     async def remove_member(self, change: MembershipChange) -> ChatPublic:
@@ -288,7 +304,7 @@ class ChatWorkflow:
         if not change.platform and not can_remove(change.actor, actor, change.target, target):
             if change.actor == change.target:
                 raise _conflict("the owner closes the chat rather than leaving it")
-            raise _forbidden(f"a {actor} cannot remove a {target}")
+            raise _forbidden(f"{a(actor)} cannot remove {a(target)}")
 
     @workflow.update
     async def set_role(self, change: MembershipChange) -> ChatPublic:
@@ -315,11 +331,12 @@ class ChatWorkflow:
         if change.role is None:
             raise ApplicationError("role is required", type="Invalid")
         if not can_set_role(actor, target, change.role):
-            raise _forbidden(f"a {actor} cannot make a {target} {change.role}")
+            raise _forbidden(f"{a(actor)} cannot make {a(target)} {change.role}")
 
     @workflow.update
     async def close(self, request: CloseChat) -> ChatPublic:
-        """Close the chat (the owner): no more posts; members' rooms are released."""
+        """Close the chat (the owner; either member of a direct chat): no more posts;
+        members' rooms are released."""
         self._updates += 1
         state = self.state
         state.chat.closed = True
@@ -339,7 +356,8 @@ class ChatWorkflow:
         actor = self._actor_role(request.actor, request.platform)
         if actor is None:
             raise _not_found()
-        if actor != Role.OWNER:
+        direct = self.state.chat.type == "direct"
+        if actor != Role.OWNER and not direct:
             raise _forbidden("only the owner closes the chat")
 
     @workflow.update
@@ -611,7 +629,7 @@ class ChatWorkflow:
         if role is None:
             raise _not_found()
         if post and not can_post(role):
-            raise _forbidden(f"a {role} may not ask for the floor")
+            raise _forbidden(f"{a(role)} may not ask for the floor")
         return role
 
     def _floor_events(self, events: list[FloorEvent], correlation_id: str | None) -> None:

@@ -35,6 +35,7 @@ model for long)."""
 
 
 SUMMARIES = {
+    "analyse_messages": "Read mentions, importance and intent in delivered messages",
     "choose_speaker": "Ask the model who speaks next",
     "compose_reply": "Compose a reply with the agent's mind",
     "ensure_inbox": "Make sure the agent's inbox queue exists",
@@ -52,6 +53,7 @@ SUMMARIES = {
     "set_task_activity": "Update the assignee's current activities",
     "store_attention": "Store the attention view and dialogue contexts",
     "store_chat": "Store the chat and its memberships",
+    "store_contexts": "Write the processing step's reading onto stored messages",
     "store_credential": "Record the agent's token id",
     "store_floor": "Store the floor and its speaker queue",
     "store_manifest": "Store the agent's manifest",

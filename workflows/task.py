@@ -10,7 +10,7 @@ never pays twice: tokens are neither lost nor duplicated.
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 from temporalio import workflow
 from temporalio.exceptions import ActivityError, ApplicationError
@@ -44,6 +44,8 @@ with workflow.unsafe.imports_passed_through():
     from workflows import options
 
 PLATFORM = "platform"
+FLUSH_WHILE_FINISHING = "task-flush-while-finishing"
+"""The patch that keeps a finished task storing while its last handlers complete."""
 
 
 def task_workflow_id(task_id: str) -> str:
@@ -98,7 +100,16 @@ class TaskWorkflow:
         while True:
             await self._flush()
             if self.task.status in FINAL and self._reviews_done():
-                await workflow.wait_condition(workflow.all_handlers_finished)
+                if workflow.patched(FLUSH_WHILE_FINISHING):
+                    # a handler still running (a cancel settling its refund) waits for
+                    # what it changed to be stored: keep storing until it is done
+                    while not workflow.all_handlers_finished():
+                        await workflow.wait_condition(
+                            lambda: workflow.all_handlers_finished() or self._has_work()
+                        )
+                        await self._flush()
+                else:
+                    await workflow.wait_condition(workflow.all_handlers_finished)
                 await self._flush()
                 return self.task
             try:
@@ -142,6 +153,38 @@ class TaskWorkflow:
             raise _refuse(f"price: at most the reward ({self.task.reward})", "Invalid")
         if any(b.agent_id == command.actor for b in self.task.bids):
             raise _refuse(f"{command.actor} has already bid")
+
+    @workflow.update
+    async def withdraw_bid(self, command: TaskCommand) -> Task:
+        """The bidder takes its bid back while the task is open."""
+        self.task.bids = [b for b in self.task.bids if b.agent_id != command.actor]
+        self._emit("task.bid_withdrawn", [self.task.poster, command.actor],
+                   {"agent_id": command.actor}, command.correlation_id)  # fmt: skip
+        return await self._stored()
+
+    @withdraw_bid.validator
+    def _validate_withdraw(self, command: TaskCommand) -> None:
+        self._ready()
+        if self.task.status != "open":
+            raise _refuse(f"the task is {self.task.status}: its bids are settled")
+        if not any(b.agent_id == command.actor for b in self.task.bids):
+            raise _refuse(f"{command.actor} has no bid on this task", "NotFound")
+
+    @workflow.update
+    async def cancel(self, command: TaskCommand) -> Task:
+        """The poster withdraws an open task: the whole reward returns from escrow."""
+        self.task.status = "cancelled"
+        self._touch()
+        self._emit("task.cancelled", self._parties(), {}, command.correlation_id)
+        await self._settle(pay=False, correlation_id=command.correlation_id)
+        return await self._stored()
+
+    @cancel.validator
+    def _validate_cancel(self, command: TaskCommand) -> None:
+        self._ready()
+        self._poster_only(command, "cancels")
+        if self.task.status != "open":
+            raise _refuse(f"the task is {self.task.status}: only an open task is cancelled")
 
     @workflow.update
     async def assign(self, command: TaskCommand) -> Task:
@@ -256,8 +299,16 @@ class TaskWorkflow:
         self.task.assignee = bid.agent_id
         self.task.price = bid.price
         self._touch()
-        self._emit("task.assigned", self._parties(),
-                   {"agent_id": bid.agent_id, "price": bid.price}, correlation_id)  # fmt: skip
+        # the agreed price is the poster's and the assignee's; the other bidders learn who
+        self._emit(
+            "task.assigned",
+            [self.task.poster, bid.agent_id],
+            {"agent_id": bid.agent_id, "price": bid.price},
+            correlation_id,
+        )
+        others = [p for p in self._parties() if p not in (self.task.poster, bid.agent_id)]
+        if others:
+            self._emit("task.assigned", others, {"agent_id": bid.agent_id}, correlation_id)
 
     async def _settle(self, *, pay: bool, correlation_id: str | None) -> None:
         """Pay the assignee and refund the rest (accepted), or refund it all. Each entry
@@ -301,6 +352,12 @@ class TaskWorkflow:
             await self._settle(pay=False, correlation_id=None)
 
     def _next_timer(self) -> timedelta | None:
+        try:
+            return self._until_next_moment()
+        except OverflowError:  # a time past year 9999 (a task posted before the horizon)
+            return None
+
+    def _until_next_moment(self) -> timedelta | None:
         task, now = self.task, workflow.now()
         if task.status in FINAL:
             end = task.deadline + timedelta(seconds=self.state.review_window_seconds)
@@ -314,9 +371,11 @@ class TaskWorkflow:
         task = self.task
         if task.status in ("expired", "cancelled") or task.assignee is None:
             return True
-        window_over = workflow.now() >= task.deadline + timedelta(
-            seconds=self.state.review_window_seconds
-        )
+        try:
+            end = task.deadline + timedelta(seconds=self.state.review_window_seconds)
+        except OverflowError:
+            end = datetime.max.replace(tzinfo=UTC)
+        window_over = workflow.now() >= end
         return window_over or {task.poster, task.assignee} <= set(task.reviewed_by)
 
     # ---- the main loop's work -------------------------------------------------------------

@@ -17,7 +17,7 @@ from api.deps import (
     SelfAgent,
     TemporalDep,
 )
-from api.errors import unprocessable
+from api.errors import unprocessable, validation_detail
 from api.routes.messages import IdempotencyKey
 from models.agents import AgentStatus
 from models.market import (
@@ -70,14 +70,29 @@ async def mint(
         raise HTTPException(status.HTTP_409_CONFLICT, f"agent {agent.agent_id} is retired")
     ledger = LedgerRepository(database)
     key = idempotency_key or uuid.uuid4().hex
-    entry = await ledger.record(
+    asked = await ledger.record(
         LedgerEntry(
             entry_id=f"mint/{agent.agent_id}/{key}", debit=MINT,
             credit=agent_account(agent.agent_id), amount=body.amount, kind="mint",
             memo=body.memo, at=datetime.now(UTC),
         )
     )  # fmt: skip
+    entry = _same_request(asked, amount=body.amount, memo=body.memo)
     return DebitResult(entry=entry, balance=await ledger.balance(entry.credit))
+
+
+def _same_request(entry: LedgerEntry, **asked) -> LedgerEntry:
+    """The entry an Idempotency-Key names, if it is what this request asks; a key reused
+    with another body is a 422 (and nothing moved a second time)."""
+    if any(getattr(entry, name) != value for name, value in asked.items()):
+        raise HTTPException(
+            status.HTTP_422_UNPROCESSABLE_CONTENT,
+            validation_detail(
+                "Idempotency-Key: already used for another amount, recipient or memo; "
+                "a new payment needs a new key"
+            ),
+        )
+    return entry
 
 
 @router.post(
@@ -105,4 +120,6 @@ async def transfer(
         amount=body.amount, kind="transfer", memo=body.memo, correlation_id=cid,
     )  # fmt: skip
     handle = temporal.get_workflow_handle_for(AgentWorkflow.run, agent_workflow_id(agent.agent_id))
-    return await handle.execute_update(AgentWorkflow.debit, request, id=request.entry_id)
+    result = await handle.execute_update(AgentWorkflow.debit, request, id=request.entry_id)
+    _same_request(result.entry, amount=body.amount, memo=body.memo, credit=request.credit)
+    return result

@@ -22,6 +22,7 @@ from api.deps import (
     ExistingAgent,
     IntroducerPrincipal,
     LiveOwnAgent,
+    Principal,
     Public,
     SettingsDep,
     TemporalDep,
@@ -32,6 +33,7 @@ from api.metrics import count
 from core.temporal import AGENT_ID, KIND, STATUS
 from llm import UnknownModel, chat_model
 from models.agents import (
+    FOCUS_PREFIX,
     AgentCard,
     AgentCreate,
     AgentCreated,
@@ -44,6 +46,7 @@ from models.agents import (
     OperatorCreated,
     PublicProfile,
     TokenIssued,
+    public_view,
 )
 from models.attention import AttentionUpdate, AttentionView
 from models.workflow_io import (
@@ -57,9 +60,12 @@ from models.workflow_io import (
 )
 from persistence import (
     AgentRepository,
+    ChatRepository,
     CredentialRepository,
+    Database,
     OperatorRepository,
     ReviewRepository,
+    TaskRepository,
     decode_cursor,
 )
 from workflows.agent import AgentWorkflow, agent_workflow_id
@@ -147,9 +153,34 @@ async def create_agent(
     )
 
 
+def _sees_everything(principal: Principal, manifest: AgentManifest) -> bool:
+    """The agent itself, its operator and admins see all its rooms."""
+    return (
+        principal.is_admin
+        or principal.agent_id == manifest.agent_id
+        or (principal.operator_id is not None and principal.operator_id == manifest.operator_id)
+    )
+
+
+async def _as_seen(
+    principal: Principal, manifests: list[AgentManifest], database: Database
+) -> list[AgentManifest]:
+    """Manifests as the caller may see them (``public_view`` for other agents' pages)."""
+    hidden = [m for m in manifests if not _sees_everything(principal, m)]
+    rooms = [r for m in hidden for r in m.room_participation]
+    rooms += [
+        a.removeprefix(FOCUS_PREFIX)
+        for m in hidden
+        for a in m.current_activities
+        if a.startswith(FOCUS_PREFIX)
+    ]
+    public = await ChatRepository(database).public_groups(rooms) if rooms else set()
+    return [m if _sees_everything(principal, m) else public_view(m, public) for m in manifests]
+
+
 @router.get("", response_model=AgentPage)
 async def read_agents(
-    _: CurrentPrincipal,
+    principal: CurrentPrincipal,
     database: DatabaseDep,
     status_: Annotated[AgentStatus | None, Query(alias="status")] = None,
     resource: Annotated[str | None, Query(min_length=1, max_length=64)] = None,
@@ -167,16 +198,19 @@ async def read_agents(
     items, next_cursor = await AgentRepository(database).search(
         status=status_.value if status_ else None, resource=resource, q=q, after=after, limit=limit
     )
-    return AgentPage(items=items, next_cursor=next_cursor)
+    return AgentPage(items=await _as_seen(principal, items, database), next_cursor=next_cursor)
 
 
 @router.get("/{agent_id}", response_model=AgentManifest)
 async def read_agent(
-    _: CurrentPrincipal, manifest: ExistingAgent, database: DatabaseDep
+    principal: CurrentPrincipal, manifest: ExistingAgent, database: DatabaseDep
 ) -> AgentManifest:
-    """An agent's public manifest (retired agents stay readable), with its reputation."""
+    """An agent's manifest (retired agents stay readable), with its reputation. Another
+    agent sees only its public group rooms; the agent itself, its operator and admins see
+    all of them."""
     reputation = await ReviewRepository(database).reputation(manifest.agent_id)
-    return manifest.model_copy(update={"reputation": reputation.score if reputation else None})
+    [seen] = await _as_seen(principal, [manifest], database)
+    return seen.model_copy(update={"reputation": reputation.score if reputation else None})
 
 
 @router.get("/{agent_id}/card", response_model=AgentCard, dependencies=[Public])
@@ -257,9 +291,21 @@ async def update_attention(
 
 @router.delete("/{agent_id}", response_model=AgentManifest)
 async def retire_agent(
-    agent: LiveOwnAgent, temporal: TemporalDep, cid: CorrelationId
+    agent: LiveOwnAgent, temporal: TemporalDep, database: DatabaseDep, cid: CorrelationId
 ) -> AgentManifest:
-    """Retire the agent: leaves its chats, revokes its token, keeps its manifest readable."""
+    """Retire the agent: leaves its chats, revokes its token, keeps its manifest readable.
+    Refused (409, naming them) while it has unfinished work on the market: a task it
+    posted (cancel it), one assigned to it (finish it), or a bid on an open task
+    (withdraw it). Its account keeps its balance, readable; it can neither pay nor be
+    paid any more."""
+    open_work = await TaskRepository(database).open_for(agent.agent_id)
+    if open_work:
+        named = ", ".join(f"{task_id} ({part}, {state})" for task_id, part, state in open_work)
+        raise HTTPException(
+            status.HTTP_409_CONFLICT,
+            f"agent {agent.agent_id} has unfinished tasks: {named}; cancel the tasks it "
+            "posted, finish those assigned to it, withdraw its bids, then retire it",
+        )
     handle = temporal.get_workflow_handle_for(AgentWorkflow.run, agent_workflow_id(agent.agent_id))
     return await handle.execute_update(AgentWorkflow.retire, RetireRequest(correlation_id=cid))
 

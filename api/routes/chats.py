@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime
+from typing import Annotated
 
-from fastapi import APIRouter, HTTPException, Response, status
+from fastapi import APIRouter, HTTPException, Query, Response, status
 from temporalio.client import WithStartWorkflowOperation
 from temporalio.common import (
     SearchAttributePair,
@@ -16,10 +17,11 @@ from temporalio.common import (
 
 from api.deps import (
     AgentPrincipal,
+    ClosableChat,
     CorrelationId,
     CurrentPrincipal,
     DatabaseDep,
-    OwnedChat,
+    OpenChat,
     PathAgentId,
     SettingsDep,
     TemporalDep,
@@ -40,7 +42,7 @@ from models.chats import (
 )
 from models.floor import FloorState
 from models.workflow_io import ChatStart, ChatState, CloseChat, MembershipChange
-from persistence import AgentRepository, ChatRepository, Database
+from persistence import AgentRepository, ChatRepository, Database, decode_chat_cursor
 from workflows.chat import ChatWorkflow, chat_workflow_id
 
 router = APIRouter(prefix="/chats", tags=["chats"])
@@ -81,11 +83,16 @@ async def create_chat(
         raise unprocessable("speaker_policy: a direct chat has no floor")
     await _live_agents(database, body.participants)
     if body.type == "direct":
-        chat_id = direct_chat_id(me, body.participants[0])
-        existing = await ChatRepository(database).get(chat_id)
-        if existing is not None and not existing.closed:
-            response.status_code = status.HTTP_200_OK
-            return existing
+        generation = 0
+        while True:  # past the pair's closed chats, to its open one or the next
+            chat_id = direct_chat_id(me, body.participants[0], generation)
+            existing = await ChatRepository(database).get(chat_id)
+            if existing is None:
+                break
+            if not existing.closed:
+                response.status_code = status.HTTP_200_OK
+                return existing
+            generation += 1
     else:
         chat_id = f"g-{uuid.uuid4().hex[:20]}"
     now = datetime.now(UTC)
@@ -138,14 +145,23 @@ async def create_chat(
 
 
 @router.get("", response_model=ChatPage)
-async def read_chats(principal: CurrentPrincipal, database: DatabaseDep) -> ChatPage:
-    """The caller's chats; an admin sees the 200 newest chats of the platform; an
-    operator, none (it is in no chat)."""
-    if principal.is_admin:
-        return ChatPage(items=await ChatRepository(database).every())
-    if principal.agent_id is None:
+async def read_chats(
+    principal: CurrentPrincipal,
+    database: DatabaseDep,
+    cursor: Annotated[str | None, Query(max_length=200)] = None,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+) -> ChatPage:
+    """The caller's chats, newest first, a page at a time (``next_cursor``); an admin
+    pages through every chat of the platform; an operator sees none (it is in no chat)."""
+    if principal.agent_id is None and not principal.is_admin:
         return ChatPage(items=[])
-    return ChatPage(items=await ChatRepository(database).for_agent(principal.agent_id))
+    try:
+        after = decode_chat_cursor(cursor) if cursor else None
+    except ValueError as exc:
+        raise unprocessable(f"cursor: {exc}", "query") from exc
+    member = None if principal.is_admin else principal.agent_id
+    items, next_cursor = await ChatRepository(database).page(member, after, limit)
+    return ChatPage(items=items, next_cursor=next_cursor)
 
 
 @router.get("/{chat_id}", response_model=ChatPublic)
@@ -155,8 +171,9 @@ async def read_chat(view: VisibleChat) -> ChatPublic:
 
 
 @router.delete("/{chat_id}", response_model=ChatPublic)
-async def close_chat(view: OwnedChat, temporal: TemporalDep, cid: CorrelationId) -> ChatPublic:
-    """Close the chat (owner): no more messages; the history stays readable."""
+async def close_chat(view: ClosableChat, temporal: TemporalDep, cid: CorrelationId) -> ChatPublic:
+    """Close the chat (the owner; either member of a direct chat): no more messages; the
+    history stays readable. A closed direct chat's pair opens a new one when it asks."""
     handle = temporal.get_workflow_handle_for(ChatWorkflow.run, chat_workflow_id(view.chat.chat_id))
     request = CloseChat(actor=view.actor, platform=view.principal.is_admin, correlation_id=cid)
     return await handle.execute_update(ChatWorkflow.close, request)
@@ -165,7 +182,7 @@ async def close_chat(view: OwnedChat, temporal: TemporalDep, cid: CorrelationId)
 @router.post("/{chat_id}/members", status_code=status.HTTP_201_CREATED, response_model=ChatPublic)
 async def create_member(
     body: MemberAdd,
-    view: VisibleChat,
+    view: OpenChat,
     temporal: TemporalDep,
     database: DatabaseDep,
     cid: CorrelationId,
@@ -185,7 +202,7 @@ async def create_member(
 
 @router.delete("/{chat_id}/members/{agent_id}", response_model=ChatPublic)
 async def delete_member(
-    agent_id: PathAgentId, view: VisibleChat, temporal: TemporalDep, cid: CorrelationId
+    agent_id: PathAgentId, view: OpenChat, temporal: TemporalDep, cid: CorrelationId
 ) -> ChatPublic:
     """Remove a member below your role, or leave."""
     change = MembershipChange(
@@ -199,7 +216,7 @@ async def delete_member(
 async def update_member(
     agent_id: PathAgentId,
     body: MemberUpdate,
-    view: VisibleChat,
+    view: OpenChat,
     temporal: TemporalDep,
     cid: CorrelationId,
 ) -> ChatPublic:

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, HTTPException, Request, status
+from typing import Annotated
+
+from fastapi import APIRouter, Body, HTTPException, Request, status
 
 from api.deps import (
     CorrelationId,
     ManagedChat,
     ModeratingChat,
+    OpenChat,
     PostingChat,
     ReadableChat,
     TemporalDep,
@@ -32,9 +35,16 @@ def _command(view, cid, agent_id: str | None = None) -> FloorCommand:
 
 @router.post("", response_model=FloorView)
 async def request_floor(
-    body: FloorAsk, view: PostingChat, temporal: TemporalDep, cid: CorrelationId, request: Request
+    view: PostingChat,
+    _open: OpenChat,
+    temporal: TemporalDep,
+    cid: CorrelationId,
+    request: Request,
+    body: Annotated[FloorAsk | None, Body()] = None,
 ) -> FloorView:
-    """Ask to speak (RTS): answers with your place in the queue, or with the grant."""
+    """Ask to speak (RTS): answers with your place in the queue, or with the grant. No body
+    asks with priority 0 and no reason."""
+    body = body or FloorAsk()
     if view.principal.agent_id is None:
         raise HTTPException(status.HTTP_403_FORBIDDEN, "only agents ask for the floor")
     if view.chat.speaker_policy is None:
@@ -50,7 +60,9 @@ async def request_floor(
 
 
 @router.delete("", response_model=FloorView)
-async def release_floor(view: ReadableChat, temporal: TemporalDep, cid: CorrelationId) -> FloorView:
+async def release_floor(
+    view: ReadableChat, _open: OpenChat, temporal: TemporalDep, cid: CorrelationId
+) -> FloorView:
     """Yield the floor, or withdraw your request to speak."""
     return await _handle(temporal, view).execute_update(
         ChatWorkflow.release_floor, _command(view, cid)
@@ -68,7 +80,11 @@ async def read_floor(view: ReadableChat, temporal: TemporalDep) -> FloorView:
 
 @router.post("/grant", response_model=FloorView)
 async def grant_floor(
-    body: FloorGrant, view: ModeratingChat, temporal: TemporalDep, cid: CorrelationId
+    body: FloorGrant,
+    view: ModeratingChat,
+    _open: OpenChat,
+    temporal: TemporalDep,
+    cid: CorrelationId,
 ) -> FloorView:
     """A moderator grants the floor to an agent that asked (``moderator`` policy)."""
     return await _handle(temporal, view).execute_update(
@@ -78,7 +94,11 @@ async def grant_floor(
 
 @router.patch("", response_model=FloorView)
 async def update_floor(
-    body: FloorSettingsUpdate, view: ManagedChat, temporal: TemporalDep, cid: CorrelationId
+    body: FloorSettingsUpdate,
+    view: ManagedChat,
+    _open: OpenChat,
+    temporal: TemporalDep,
+    cid: CorrelationId,
 ) -> FloorView:
     """Change the speaker policy or the turn limits (owner and admins)."""
     change = FloorSettingsChange(

@@ -9,6 +9,7 @@ from fastapi import APIRouter, Header, HTTPException, Query, Request, status
 from api.deps import (
     CorrelationId,
     DatabaseDep,
+    OpenChat,
     PostingChat,
     ReadableChat,
     SettingsDep,
@@ -16,6 +17,7 @@ from api.deps import (
 )
 from api.limits import MessageQuota
 from api.metrics import count
+from models.bounds import MAX_SAFE_INT
 from models.chats import (
     MessagePage,
     MessagePost,
@@ -53,6 +55,7 @@ async def create_message(
     request: Request,
     settings: SettingsDep,
     _quota: MessageQuota,
+    _open: OpenChat,
     idempotency_key: IdempotencyKey = None,
 ) -> Posted:
     """Post: the chat workflow checks the right to post and assigns the next ``seq``."""
@@ -68,11 +71,16 @@ async def create_message(
         platform=view.principal.is_admin,
         correlation_id=cid,
         idempotency_key=idempotency_key,
+        fingerprint=PostMessage.digest(body.message_type, body.content),
     )
     if body.message_type == "system" and not view.principal.is_admin:
         raise HTTPException(status.HTTP_403_FORBIDDEN, "system messages come from the platform")
     handle = temporal.get_workflow_handle_for(ChatWorkflow.run, chat_workflow_id(view.chat.chat_id))
-    update_id = f"post/{view.actor}/{idempotency_key}" if idempotency_key else None
+    # the body is in the update id: a reused key with another body reaches the validator
+    # (which refuses it) instead of Temporal's answer to the first update with that id
+    update_id = (
+        f"post/{view.actor}/{idempotency_key}/{post.fingerprint}" if idempotency_key else None
+    )
     posted = await handle.execute_update(ChatWorkflow.post_message, post, id=update_id)
     count(request, "message_posted")
     return posted
@@ -82,7 +90,7 @@ async def create_message(
 async def read_messages(
     view: ReadableChat,
     database: DatabaseDep,
-    after_seq: Annotated[int, Query(ge=0)] = 0,
+    after_seq: Annotated[int, Query(ge=0, le=MAX_SAFE_INT)] = 0,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
 ) -> MessagePage:
     """A page of the history in ``seq`` order; the caller's own messages carry receipts."""
@@ -121,7 +129,9 @@ async def read_messages(
 
 
 @router.post("/read")
-async def mark_read(body: ReadMark, view: ReadableChat, temporal: TemporalDep) -> dict[str, int]:
+async def mark_read(
+    body: ReadMark, view: ReadableChat, _open: OpenChat, temporal: TemporalDep
+) -> dict[str, int]:
     """Mark every message up to ``up_to_seq`` as read by the caller."""
     if view.principal.agent_id is None:
         raise HTTPException(status.HTTP_403_FORBIDDEN, "only members have read receipts")

@@ -1,37 +1,89 @@
-"""The live stream: an agent's inbox queue delivered over a WebSocket."""
+"""The live stream: an agent's inbox queue delivered over a WebSocket.
+
+A stream is opened with the agent's token in the ``Authorization`` header, or, where the
+client cannot set a header on a WebSocket (a browser), with a single-use ticket in the
+query (``?ticket=``) that the agent asked for moments before. A long-lived token never
+travels in a URL, where access logs and proxies would keep it.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import logging
+import secrets
+import time
+from datetime import UTC, datetime, timedelta
 
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect, status
 
-from api.audit import audit_websocket
-from api.deps import authenticate
+from api.audit import audit_websocket, summary_record, write_record
+from api.deps import (
+    CurrentPrincipal,
+    DatabaseDep,
+    Principal,
+    SelfAgent,
+    SettingsDep,
+    authenticate,
+)
 from bus import InboxBusy, InboxLost, open_inbox
 from core.security import InvalidToken
+from models.agents import StreamTicket
 from models.events import EventEnvelope
-from persistence import ChatRepository
+from persistence import ChatRepository, CredentialRepository, Database, StreamTicketRepository
 
 router = APIRouter(tags=["stream"])
 log = logging.getLogger("agora.api.stream")
 
 
 def _token(websocket: WebSocket) -> str | None:
-    header = websocket.headers.get("authorization", "")
-    if header.lower().startswith("bearer "):
-        return header[7:].strip() or None
-    return websocket.query_params.get("token")
+    scheme, _, credential = websocket.headers.get("authorization", "").partition(" ")
+    return credential.strip() or None if scheme.lower() == "bearer" else None
+
+
+@router.post(
+    "/agents/{agent_id}/stream-ticket",
+    status_code=status.HTTP_201_CREATED,
+    response_model=StreamTicket,
+)
+async def create_stream_ticket(
+    agent: SelfAgent, principal: CurrentPrincipal, settings: SettingsDep, database: DatabaseDep
+) -> StreamTicket:
+    """A ticket that opens this agent's stream once, within a few seconds (the agent itself):
+    ``GET /v1/agents/{agent_id}/stream?ticket=...`` for clients that cannot send a header."""
+    ticket = secrets.token_urlsafe(32)
+    expires = datetime.now(UTC) + timedelta(seconds=settings.stream_ticket_seconds)
+    await StreamTicketRepository(database).put(
+        ticket, agent.agent_id, principal.token_id or "", expires
+    )
+    ws_base = settings.api_url.replace("http", "ws", 1)
+    return StreamTicket(
+        ticket=ticket,
+        expires_at=expires,
+        stream_url=f"{ws_base}/v1/agents/{agent.agent_id}/stream?ticket={ticket}",
+    )
+
+
+async def _ticket_principal(database: Database, ticket: str, agent_id: str) -> Principal:
+    """The agent a ticket was issued to, if it is unused, unexpired, for this stream, and
+    the token it was asked with is still live."""
+    record = await StreamTicketRepository(database).redeem(ticket)
+    if record is None:
+        raise InvalidToken("stream ticket unknown, used or expired")
+    if record["agent_id"] != agent_id:
+        raise InvalidToken("stream ticket issued for another stream")
+    if not await CredentialRepository(database).is_live(record["token_id"], agent_id, "agent"):
+        raise InvalidToken("token revoked")
+    return Principal("agent", agent_id=agent_id, token_id=record["token_id"])
 
 
 @router.websocket("/agents/{agent_id}/stream")
 async def stream_events(websocket: WebSocket, agent_id: str) -> None:
     """Send the agent its inbox events as JSON, acknowledging each only after it was sent.
 
-    The token comes in the Authorization header or the ``token`` query parameter; only
-    the agent itself may open its stream, and one stream at a time. Events that arrived
+    The token comes in the Authorization header, or a single-use ticket in ``ticket``
+    (``POST .../stream-ticket``); only the agent itself may open its stream, and one
+    stream at a time. Events that arrived
     while it was away come first, in order. A client drops a redelivered event by its
     ``event_id``.
     """
@@ -46,13 +98,29 @@ async def stream_events(websocket: WebSocket, agent_id: str) -> None:
     principal = None
 
     async def refuse(code: int, reason: str) -> None:
-        await audit_websocket(deps.database, principal, agent_id, code, reason)
-        await websocket.close(code=code, reason=reason)
+        client = websocket.client.host if websocket.client else "unknown"
+        denials = websocket.app.state.denials
+        now = time.monotonic()
+        for summary in denials.due(now):
+            await write_record(deps.database, summary_record(summary, denials.window))
+        first = principal is not None or denials.observe((client, "WS stream", code), now)
+        if first:
+            await audit_websocket(deps.database, principal, agent_id, code, reason, client)
+        # a close frame's reason holds at most 123 bytes
+        await websocket.close(code=code, reason=reason.encode()[:123].decode(errors="ignore"))
 
+    ticket = websocket.query_params.get("ticket")
     try:
-        if not token:
-            raise InvalidToken("missing token")
-        principal = await authenticate(token, settings, deps.database, websocket.app.state.tokens)
+        if websocket.query_params.get("token") is not None:
+            raise InvalidToken("no token in a URL: use the Authorization header or a ticket")
+        if token:
+            principal = await authenticate(
+                token, settings, deps.database, websocket.app.state.tokens
+            )
+        elif ticket:
+            principal = await _ticket_principal(deps.database, ticket, agent_id)
+        else:
+            raise InvalidToken("missing token: an Authorization header or a stream ticket")
     except InvalidToken as exc:
         await refuse(4401, str(exc))
         return

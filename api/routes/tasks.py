@@ -21,12 +21,15 @@ from api.deps import (
     CorrelationId,
     CurrentPrincipal,
     DatabaseDep,
+    PathAgentId,
     Principal,
     SettingsDep,
     TemporalDep,
     requirement,
 )
 from api.errors import unprocessable
+from api.routes.skills import add_skill
+from core.settings import Settings
 from core.temporal import KIND, STATUS, TASK_ID
 from models.agents import AgentStatus
 from models.market import (
@@ -35,6 +38,7 @@ from models.market import (
     Candidate,
     RejectRequest,
     ReviewCreate,
+    Skill,
     SubmitRequest,
     Task,
     TaskCreate,
@@ -44,7 +48,13 @@ from models.market import (
     satisfies,
 )
 from models.workflow_io import TaskCommand, TaskStart, TaskState
-from persistence import AgentRepository, ReviewRepository, SkillRepository, TaskRepository
+from persistence import (
+    AgentRepository,
+    Database,
+    ReviewRepository,
+    SkillRepository,
+    TaskRepository,
+)
 from workflows.task import PLATFORM, TaskWorkflow, task_workflow_id
 
 router = APIRouter(prefix="/tasks", tags=["tasks"])
@@ -67,18 +77,39 @@ def _actor(principal: Principal) -> str:
     return PLATFORM if principal.is_admin else principal.agent_id or "nobody"
 
 
-async def _update(temporal, task: Task, update, command: TaskCommand) -> Task:
-    """Send a command to the task's workflow; a task whose workflow has finished (settled
-    and reviewed, expired, refunded) takes no more commands: 409."""
+def _seen(task: Task, principal: Principal) -> Task:
+    return task.seen_by(principal.agent_id, admin=principal.is_admin)
+
+
+async def _update(temporal, task: Task, update, command: TaskCommand, principal: Principal) -> Task:
+    """Send a command to the task's workflow and answer with the task as the caller may see
+    it; a task whose workflow has finished (settled and reviewed, expired, refunded) takes
+    no more commands: 409."""
     handle = temporal.get_workflow_handle_for(TaskWorkflow.run, task_workflow_id(task.task_id))
     try:
-        return await handle.execute_update(update, command)
+        return _seen(await handle.execute_update(update, command), principal)
     except RPCError as exc:
         if exc.status == RPCStatusCode.NOT_FOUND:
             raise HTTPException(
                 status.HTTP_409_CONFLICT, f"task {task.task_id} is {task.status} and closed"
             ) from exc
         raise
+
+
+async def _catalogued(database: Database, required: list[str], settings: Settings) -> None:
+    """422 for a required skill outside the catalogue; with an open catalogue, a skill that
+    some agent offers joins it as a root first."""
+    known = {s.name for s in await SkillRepository(database).all()}
+    unknown = sorted(set(required) - known)
+    if unknown and settings.skills_catalogue == "open":
+        agents = AgentRepository(database)
+        for name in list(unknown):
+            offered, _ = await agents.search(resource=name, limit=1)
+            if offered:
+                await add_skill(database, Skill(name=name, description="named by a task"))
+                unknown.remove(name)
+    if unknown:
+        raise unprocessable(f"skills_required: not in the catalogue: {', '.join(unknown)}")
 
 
 @router.post("", status_code=status.HTTP_201_CREATED, response_model=Task)
@@ -96,13 +127,12 @@ async def create_task(
     deadline = body.deadline if body.deadline.tzinfo else body.deadline.replace(tzinfo=UTC)
     if deadline <= now:
         raise unprocessable("deadline: must be in the future")
+    if deadline > now + timedelta(days=settings.task_horizon_days):
+        raise unprocessable(f"deadline: at most {settings.task_horizon_days} days ahead")
     closes = now + timedelta(seconds=body.bidding_window) if body.bidding_window else None
     if closes is not None and closes >= deadline:
         raise unprocessable("bidding_window: must close before the deadline")
-    known = {s.name for s in await SkillRepository(database).all()}
-    unknown = sorted(set(body.skills_required) - known)
-    if unknown:
-        raise unprocessable(f"skills_required: not in the catalogue: {', '.join(unknown)}")
+    await _catalogued(database, body.skills_required, settings)
     task_id = f"t-{uuid.uuid4().hex[:16]}"
     task = Task(
         task_id=task_id, poster=principal.agent_id or "", title=body.title,
@@ -137,19 +167,23 @@ async def create_task(
 
 @router.get("", response_model=TaskPage)
 async def read_tasks(
-    _: CurrentPrincipal,
+    principal: CurrentPrincipal,
     database: DatabaseDep,
     status_: Annotated[TaskStatus | None, Query(alias="status")] = None,
     skill: Annotated[str | None, Query(max_length=64)] = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
 ) -> TaskPage:
-    """Tasks by status and required skill, newest first."""
-    return TaskPage(items=await TaskRepository(database).search(status_, skill, limit))
+    """Tasks by status and required skill, newest first. A result is shown to the poster
+    and the assignee only, and bids' prices and notes to the poster (each bidder sees its
+    own)."""
+    tasks = await TaskRepository(database).search(status_, skill, limit)
+    return TaskPage(items=[_seen(task, principal) for task in tasks])
 
 
 @router.get("/{task_id}", response_model=Task)
-async def read_task(_: CurrentPrincipal, task: ExistingTask) -> Task:
-    return task
+async def read_task(principal: CurrentPrincipal, task: ExistingTask) -> Task:
+    """A task as the caller may see it (the result and the bids as ``GET /v1/tasks`` says)."""
+    return _seen(task, principal)
 
 
 @router.get("/{task_id}/candidates", response_model=list[Candidate])
@@ -205,17 +239,49 @@ async def create_bid(
         qualified=satisfies(held, task.skills_required, skills),
         reputation=reputation.score if reputation else 3.0, correlation_id=cid,
     )  # fmt: skip
-    return await _update(temporal, task, TaskWorkflow.place_bid, command)
+    return await _update(temporal, task, TaskWorkflow.place_bid, command, principal)
+
+
+@router.delete("/{task_id}/bids/{agent_id}", response_model=Task)
+async def delete_bid(
+    agent_id: PathAgentId,
+    principal: AgentPrincipal,
+    task: ExistingTask,
+    temporal: TemporalDep,
+    cid: CorrelationId,
+) -> Task:
+    """Withdraw your bid while the task is open (the bidder itself)."""
+    if principal.agent_id != agent_id:
+        raise HTTPException(status.HTTP_403_FORBIDDEN, "only the bidder withdraws its bid")
+    command = TaskCommand(actor=agent_id, correlation_id=cid)
+    return await _update(temporal, task, TaskWorkflow.withdraw_bid, command, principal)
+
+
+@router.post("/{task_id}/cancel", response_model=Task)
+async def cancel_task(
+    principal: CurrentPrincipal, task: ExistingTask, temporal: TemporalDep, cid: CorrelationId
+) -> Task:
+    """The poster (or an admin) cancels an open task: the whole reward returns from escrow."""
+    command = TaskCommand(actor=_actor(principal), correlation_id=cid)
+    return await _update(temporal, task, TaskWorkflow.cancel, command, principal)
 
 
 @router.post("/{task_id}/assign", response_model=Task)
 async def assign_task(
-    body: AssignRequest, principal: CurrentPrincipal, task: ExistingTask, temporal: TemporalDep,
+    body: AssignRequest,
+    principal: CurrentPrincipal,
+    task: ExistingTask,
+    temporal: TemporalDep,
+    database: DatabaseDep,
     cid: CorrelationId,
-) -> Task:  # fmt: skip
-    """The poster picks a bidder (or waits for the bidding window to pick the best)."""
+) -> Task:
+    """The poster picks a bidder (or waits for the bidding window to pick the best); a
+    retired bidder is not assigned (409)."""
+    bidder = await AgentRepository(database).get(body.agent_id)
+    if bidder is not None and bidder.status == AgentStatus.RETIRED:
+        raise HTTPException(status.HTTP_409_CONFLICT, f"agent {body.agent_id} is retired")
     command = TaskCommand(actor=_actor(principal), agent_id=body.agent_id, correlation_id=cid)
-    return await _update(temporal, task, TaskWorkflow.assign, command)
+    return await _update(temporal, task, TaskWorkflow.assign, command, principal)
 
 
 @router.post("/{task_id}/submit", response_model=Task)
@@ -224,7 +290,7 @@ async def submit_task(
     cid: CorrelationId,
 ) -> Task:  # fmt: skip
     command = TaskCommand(actor=_actor(principal), result=body.result, correlation_id=cid)
-    return await _update(temporal, task, TaskWorkflow.submit, command)
+    return await _update(temporal, task, TaskWorkflow.submit, command, principal)
 
 
 @router.post("/{task_id}/accept", response_model=Task)
@@ -233,7 +299,7 @@ async def accept_task(
 ) -> Task:
     """The poster accepts: escrow pays the bid price to the assignee, the rest returns."""
     command = TaskCommand(actor=_actor(principal), correlation_id=cid)
-    return await _update(temporal, task, TaskWorkflow.accept, command)
+    return await _update(temporal, task, TaskWorkflow.accept, command, principal)
 
 
 @router.post("/{task_id}/reject", response_model=Task)
@@ -243,7 +309,7 @@ async def reject_task(
 ) -> Task:  # fmt: skip
     """The poster rejects with a reason: one resubmission, then the escrow returns."""
     command = TaskCommand(actor=_actor(principal), reason=body.reason, correlation_id=cid)
-    return await _update(temporal, task, TaskWorkflow.reject, command)
+    return await _update(temporal, task, TaskWorkflow.reject, command, principal)
 
 
 @router.post("/{task_id}/reviews", status_code=status.HTTP_201_CREATED, response_model=Task)
@@ -257,4 +323,4 @@ async def review_task(
     command = TaskCommand(
         actor=_actor(principal), rating=body.rating, comment=body.comment, correlation_id=cid
     )
-    return await _update(temporal, task, TaskWorkflow.review, command)
+    return await _update(temporal, task, TaskWorkflow.review, command, principal)

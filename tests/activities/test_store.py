@@ -7,7 +7,6 @@ from datetime import UTC, datetime
 
 from temporalio.testing import ActivityEnvironment
 
-import activities.store as store_module
 from activities.store import StoreActivities
 from models.chats import Message
 from models.workflow_io import StoreMessagesInput
@@ -30,26 +29,33 @@ def batch(chat_id: str, n: int) -> list[Message]:
     ]
 
 
-async def test_a_failing_analysis_never_holds_a_message_back(database: Database, monkeypatch):
-    async def broken(items):
-        raise RuntimeError("the analyser is down")
+class Analyser:
+    """A stand-in for the processing step's runnable: down, or slow."""
 
-    monkeypatch.setattr(store_module, "analyse_messages", broken)
+    def __init__(self, delay: float = 0.0, broken: bool = False) -> None:
+        self.delay, self.broken = delay, broken
+
+    async def abatch(self, items):
+        await asyncio.sleep(self.delay)
+        if self.broken:
+            raise RuntimeError("the analyser is down")
+        return [{} for _ in items]
+
+
+async def test_a_failing_analysis_never_holds_a_message_back(database: Database):
     data = StoreMessagesInput(messages=batch("c1", 3), members=["ann", "bob"])
-    result = await ActivityEnvironment().run(StoreActivities(database).store_messages, data)
+    activities = StoreActivities(database, Analyser(broken=True))
+    result = await ActivityEnvironment().run(activities.store_messages, data)
     assert result.stored == 3 and result.contexts == {}
     docs = await database.db["messages"].find({"chat_id": "c1"}).to_list(None)
     assert len(docs) == 3 and all(d["langchain_context"] is None for d in docs)
 
 
-async def test_a_slow_analysis_is_cut_off_by_its_time_limit(database: Database, monkeypatch):
-    async def slow(items):
-        await asyncio.sleep(5)
-
-    monkeypatch.setattr(store_module, "analyse_messages", slow)
+async def test_a_slow_analysis_is_cut_off_by_its_time_limit(database: Database):
     data = StoreMessagesInput(messages=batch("c2", 2), members=["ann", "bob"],
                               analysis_timeout_seconds=0.2)  # fmt: skip
-    result = await ActivityEnvironment().run(StoreActivities(database).store_messages, data)
+    activities = StoreActivities(database, Analyser(delay=5))
+    result = await ActivityEnvironment().run(activities.store_messages, data)
     assert result.stored == 2 and result.contexts == {}
 
 

@@ -118,7 +118,7 @@ async def test_group_roles_for_every_chat_endpoint(api, admin):
     }
 
 
-async def test_a_public_chat_is_joined_by_anyone_as_member(api, admin):
+async def test_a_public_chat_is_joined_by_anyone_as_member_or_guest(api, admin):
     owner, walker = await introduce(api, admin, "Owner"), await introduce(api, admin, "Walker")
     other = await introduce(api, admin, "Other")
     chat = await group(api, owner, other, join_rule="public")
@@ -130,7 +130,16 @@ async def test_a_public_chat_is_joined_by_anyone_as_member(api, admin):
         json={"agent_id": walker.agent_id, "role": "admin"},
         headers=walker.headers,
     )
-    assert as_admin.status_code == 404
+    assert as_admin.status_code == 403
+    assert "as a member or a guest" in as_admin.json()["detail"]
+    guest = await introduce(api, admin, "Guest")
+    as_guest = await api.post(
+        base + "/members", json={"agent_id": guest.agent_id, "role": "guest"}, headers=guest.headers
+    )
+    assert as_guest.status_code == 201, as_guest.text
+    roles = {m["agent_id"]: m["role"] for m in as_guest.json()["members"]}
+    assert roles[guest.agent_id] == "guest"
+    assert (await api.get(base + "/messages", headers=guest.headers)).status_code == 200
     joined = await api.post(
         base + "/members", json={"agent_id": walker.agent_id}, headers=walker.headers
     )

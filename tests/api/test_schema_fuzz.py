@@ -1,5 +1,8 @@
-"""Schemathesis over the whole OpenAPI against the running app: no 5xx, and every
-response matches the schema the API publishes."""
+"""Schemathesis over the whole OpenAPI against the running app, as an admin and as an
+agent: no 5xx, every status documented (no exclusions), every response in its schema.
+Besides what it generates, every body also goes out with unpaired surrogates, NUL, bidi
+overrides, NaN, infinities and integers past 2^63, and every query with integers past
+2^63 (``tests/api/fuzz_hooks.py``)."""
 
 from __future__ import annotations
 
@@ -8,20 +11,39 @@ import os
 import sys
 from pathlib import Path
 
+import httpx
 import pytest
 
+from tests.helpers import introduce
+
 pytestmark = pytest.mark.slow
+ROOT = Path(__file__).resolve().parents[2]
 
-CHECKS = "not_a_server_error,response_schema_conformance,content_type_conformance"
+CHECKS = ",".join(
+    (
+        "not_a_server_error",
+        "status_code_conformance",
+        "response_schema_conformance",
+        "content_type_conformance",
+        "response_headers_conformance",
+    )
+)
 
 
-async def test_schemathesis_finds_no_server_error_and_no_schema_mismatch(
-    server, admin, tmp_path: Path
+@pytest.mark.parametrize("caller", ["admin", "agent"])
+async def test_schemathesis_finds_no_server_error_undocumented_status_or_schema_mismatch(
+    server, admin, tmp_path: Path, caller
 ):
+    if caller == "agent":
+        async with httpx.AsyncClient(base_url=server, timeout=30) as http:
+            agent = await introduce(http, admin, "Fuzz")
+        authorization = f"Bearer {agent.token}"
+    else:
+        authorization = admin["Authorization"]
     report = tmp_path / "schemathesis.json"
     argv = [
         str(Path(sys.executable).parent / "schemathesis"), "run", f"{server}/openapi.json",
-        "--header", f"Authorization: {admin['Authorization']}",
+        "--header", f"Authorization: {authorization}",
         "--checks", CHECKS,
         "--phases", "examples,coverage,fuzzing",
         "--max-examples", os.environ.get("AGORA_FUZZ_EXAMPLES", "8"),
@@ -32,12 +54,13 @@ async def test_schemathesis_finds_no_server_error_and_no_schema_mismatch(
         "--no-color",
         "--report", "json", "--report-json-path", str(report),
     ]  # fmt: skip
+    env = os.environ | {"SCHEMATHESIS_HOOKS": "tests.api.fuzz_hooks", "PYTHONPATH": str(ROOT)}
     process = await asyncio.create_subprocess_exec(
-        *argv, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT
+        *argv, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT, env=env
     )
     output, _ = await asyncio.wait_for(process.communicate(), timeout=280)
     text = output.decode(errors="replace")
     print(text[-3000:])
     assert process.returncode == 0, text[-6000:]
     assert "API Operations:" in text or "operations" in text.lower()
-    assert admin["Authorization"].split()[1] not in text  # sanitized output: no token
+    assert authorization.split()[1] not in text  # sanitized output: no token

@@ -81,7 +81,10 @@ async def test_a_stream_is_the_agents_own_and_one_at_a_time(http, server, admin)
             with pytest.raises(websockets.ConnectionClosed) as closed:
                 await ws.recv()
             assert closed.value.rcvd.code == code
-    async with Stream(server, ada), websockets.connect(url + f"?token={ada.token}") as second:
+    ticket = await http.post(f"/v1/agents/{ada.agent_id}/stream-ticket", headers=ada.headers)
+    assert ticket.status_code == 201, ticket.text
+    second_url = f"{url}?ticket={ticket.json()['ticket']}"
+    async with Stream(server, ada), websockets.connect(second_url) as second:
         with pytest.raises(websockets.ConnectionClosed) as closed:
             await second.recv()
         assert closed.value.rcvd.code == 4409
