@@ -43,7 +43,7 @@ class StoreActivities:
         self._messages = MessageRepository(database)
         self._floors = FloorRepository(database)
         self._attention = AttentionRepository(database)
-        self._names = MessageReader(self._agents, analyser)
+        self._reader = MessageReader(self._agents, analyser)
 
     @activity.defn(name="store_manifest")
     async def store_manifest(self, data: StoreManifestInput) -> bool:
@@ -81,16 +81,13 @@ class StoreActivities:
     async def store_messages(self, data: StoreMessagesInput) -> StoreMessagesResult:
         """Read each message with the processing step (bounded in time; a failure stores the
         message without it), then store the batch by deterministic ids."""
-        contexts: dict[int, MessageContext] = dict(data.contexts)
-        if data.analyse:
-            try:
-                contexts = await asyncio.wait_for(
-                    self._names.analyse(data.messages, data.members),
-                    data.analysis_timeout_seconds,
-                )
-            except Exception:  # never hold a message back for its analysis
-                activity.logger.warning("message analysis failed; storing without it",
-                                        exc_info=True)  # fmt: skip
+        contexts: dict[int, MessageContext] = {}
+        try:
+            contexts = await asyncio.wait_for(
+                self._reader.analyse(data.messages, data.members), data.analysis_timeout_seconds
+            )
+        except Exception:  # never hold a message back for its analysis
+            activity.logger.warning("message analysis failed; storing without it", exc_info=True)
         messages = [m.model_copy(update={"langchain_context": contexts.get(m.seq)})
                     for m in data.messages]  # fmt: skip
         stored = await self._messages.store(messages)

@@ -162,8 +162,12 @@ def install_error_handlers(app: FastAPI) -> None:
             return _problem(429, "too many requests in flight; retry", {"Retry-After": "1"})
         if exc.status in (RPCStatusCode.UNAVAILABLE, RPCStatusCode.DEADLINE_EXCEEDED):
             return _problem(503, "temporal is unavailable", {"Retry-After": "2"})
-        if exc.status == RPCStatusCode.FAILED_PRECONDITION and "Workflow Task" in exc.message:
-            # a worker died holding the workflow's task: the next worker picks it up
+        if (
+            exc.status == RPCStatusCode.FAILED_PRECONDITION
+            and "workflow task" in exc.message.lower()
+        ):
+            # a worker died holding the workflow's task, or the task it would have joined
+            # failed (a continue-as-new that met new work): the next task takes it
             return _problem(503, "the workflow is recovering from a worker restart; retry",
                             {"Retry-After": "2"})  # fmt: skip
         log.error("temporal rpc error", exc_info=exc)

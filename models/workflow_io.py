@@ -148,6 +148,8 @@ class ChatState(BaseModel):
     posted_keys: dict[str, Posted] = {}
     """The answers to the last posts that carried an Idempotency-Key, oldest first: a
     retry gets the first answer even after ``continue_as_new`` (which forgets update ids)."""
+    pending_contexts: dict[int, MessageContext] = {}
+    """Late readings of the processing step, to be written onto stored messages."""
     posted_bodies: dict[str, str] = {}
     """The body fingerprint each of those keys was first posted with: the same key with
     another body is refused, never answered with the first post's answer."""
@@ -201,11 +203,6 @@ class StoreMessagesInput(BaseModel):
     messages: list[Message] = Field(min_length=1)
     members: list[str] = []
     analysis_timeout_seconds: float = 2.0
-    analyse: bool = True
-    """Runs before ``deliver-before-store`` read the messages inside the store; since, the
-    processing step is its own activity (``analyse_messages``) and the contexts, when it
-    was done in time, come along in ``contexts``."""
-    contexts: dict[int, MessageContext] = {}
 
 
 class AnalyseMessagesInput(BaseModel):

@@ -36,7 +36,7 @@ def build_workers(
     """The workflow worker and the LLM worker (its own queue and concurrency limit);
     ``analyser`` replaces the processing step's runnable (a slow model, in tests)."""
     return [
-        build_worker(client, settings, database, bus, **worker_options),
+        build_worker(client, settings, database, bus, analyser=analyser, **worker_options),
         build_llm_worker(client, settings, database, analyser),
     ]
 
@@ -56,10 +56,15 @@ def build_llm_worker(
 
 
 def build_worker(
-    client: Client, settings: Settings, database: Database, bus: EventBus, **worker_options
+    client: Client,
+    settings: Settings,
+    database: Database,
+    bus: EventBus,
+    analyser=None,
+    **worker_options,
 ) -> Worker:
     """A worker on ``settings.task_queue`` with every workflow and activity registered."""
-    store = StoreActivities(database)
+    store = StoreActivities(database, analyser)
     events = EventActivities(bus)
     actions = ChatActions(client)
     ledger = LedgerActivities(database)

@@ -34,6 +34,7 @@ with workflow.unsafe.imports_passed_through():
     from models.events import EventEnvelope
     from models.floor import FloorSettings, FloorState, FloorView
     from models.workflow_io import (
+        AnalyseMessagesInput,
         ChatStart,
         ChooseSpeakerInput,
         CloseChat,
@@ -47,6 +48,7 @@ with workflow.unsafe.imports_passed_through():
         ReadInput,
         RoomChange,
         StoreChatInput,
+        StoreContextsInput,
         StoreFloorInput,
         StoreMessagesInput,
         StoreReadMarksInput,
@@ -66,6 +68,14 @@ whole through continue-as-new, whose input Temporal refuses above 2 MiB. Past it
 is refused with 503 until the store catches up."""
 PUBLISH_DURING_BURST = "publish-stored-during-a-burst"
 """The patch that announces stored messages while later ones are still being stored."""
+DELIVER_FIRST = "deliver-before-store"
+"""The patch that delivers an accepted message at once: publishing, storing and the
+processing step run as three lanes, and delivery waits on neither of the others."""
+STORE_GATED = frozenset(
+    {"chat.created", "chat.member_joined", "chat.member_left", "chat.role_changed", "chat.closed"}
+)
+"""Events about the chat itself: they go out once the chat's projection says the same, so a
+reader who gets one finds the change in ``GET /v1/chats/{id}``."""
 MESSAGE_OVERHEAD_BYTES = 1024
 """A pending message's weight besides its content: the message and its event (~900 B)."""
 
@@ -105,6 +115,7 @@ class ChatWorkflow:
     def __init__(self, start: ChatStart) -> None:
         self.state = start.state
         self._updates = 0
+        self._lanes: list[asyncio.Task] = []
 
     @workflow.run
     async def run(self, start: ChatStart) -> ChatPublic:
@@ -120,10 +131,14 @@ class ChatWorkflow:
                 )
                 for m in members
             ]
+        if workflow.patched(DELIVER_FIRST):
+            self._lanes = [
+                asyncio.create_task(lane()) for lane in (self._deliver_lane, self._store_lane)
+            ]
         while True:
             with contextlib.suppress(TimeoutError):  # a floor timer is due
                 await workflow.wait_condition(
-                    lambda: self._has_work() or self._due_to_continue(),
+                    lambda: self._has_work() or self._due_to_continue() or self._closing(),
                     timeout=self._until_deadline(),
                 )
             self._floor_tick()
@@ -131,6 +146,8 @@ class ChatWorkflow:
             await self._flush()
             if state.chat.closed and not self._has_work():
                 await workflow.wait_condition(workflow.all_handlers_finished)
+                if self._lanes and not self._lanes_idle():
+                    continue  # what was accepted goes out and is stored before the end
                 if not self._has_work():
                     return self._public()
             if self._history_is_long():
@@ -500,6 +517,12 @@ class ChatWorkflow:
         self._drop(retired.agent_id, retired.agent_id, retired.correlation_id)
 
     @workflow.query
+    def tail(self, after_seq: int) -> list[Message]:
+        """The accepted messages after ``after_seq`` not yet in the store: with the stored
+        page, the history a reader was told about (read-your-writes)."""
+        return [m for m in self.state.pending_messages if m.seq > after_seq]
+
+    @workflow.query
     def chat(self) -> ChatPublic:
         """The live chat (MongoDB may lag one batch behind)."""
         return self._public()
@@ -507,21 +530,156 @@ class ChatWorkflow:
     # ---- the main loop's work ---------------------------------------------------------
 
     def _has_work(self) -> bool:
+        """Work for the main loop (with the lanes running, messages, events and notices are
+        theirs)."""
         state = self.state
         floor = self._floor()
+        lane_work = not self._lanes and bool(
+            state.pending_messages or state.pending_events or state.pending_notices
+        )
         return bool(
-            state.pending_messages
-            or state.pending_events
+            lane_work
+            or (state.pending_contexts and not state.pending_messages)
             or state.pending_rooms
             or state.pending_reads
-            or state.pending_notices
             or state.version > state.stored_version
             or state.floor_version > state.floor_stored_version
             or (floor is not None and floor.needs_grant() and floor.policy != "moderator")
         )
 
+    def _closing(self) -> bool:
+        """A closed chat whose lanes have delivered and stored everything: time to end."""
+        return bool(self._lanes) and self.state.chat.closed and self._lanes_idle()
+
+    def _lanes_idle(self) -> bool:
+        state = self.state
+        return not (state.pending_messages or state.pending_events or state.pending_notices)
+
+    # ---- the lanes (deliver-before-store) ---------------------------------------------
+
+    async def _deliver_lane(self) -> None:
+        """Publish what may go out, at once and in order, then tell the members' agents;
+        a slower store or model never holds a delivery back."""
+        state = self.state
+        while True:
+            await workflow.wait_condition(
+                lambda: (
+                    self._deliverable() > 0
+                    or bool(state.pending_notices and not state.pending_messages)
+                )
+            )
+            if count := self._deliverable():
+                await self._publish(count)
+            if not state.pending_messages:  # else the store lane tells them, once a batch
+                await self._send_notices()
+
+    def _published_through(self, seq: int) -> bool:
+        """No ``message.sent`` up to ``seq`` waits to be published any more."""
+        for event in self.state.pending_events:
+            if event.type == "message.sent" and event.payload["message"]["seq"] <= seq:
+                return False
+        return True
+
+    def _deliverable(self) -> int:
+        """How many of the first pending events (at most a batch) may go out now: all, up
+        to an event about the chat itself that its projection does not show yet."""
+        state = self.state
+        count = 0
+        for event in state.pending_events[: state.max_batch]:
+            if event.type in STORE_GATED and state.version > state.stored_version:
+                break
+            count += 1
+        return count
+
+    async def _send_notices(self) -> None:
+        """One signal per member whose attention changed, all at once, after the publish."""
+        # taken, not copied: a notice changed while this one is sent goes in the next
+        notices, self.state.pending_notices = self.state.pending_notices, {}
+        if not notices:
+            return
+
+        async def tell(agent_id: str, notice: DialogueNotice) -> None:
+            handle = workflow.get_external_workflow_handle_for(
+                AgentWorkflow.run, agent_workflow_id(agent_id)
+            )
+            try:
+                await handle.signal(AgentWorkflow.dialogue_notice, notice)
+            except Exception:  # the agent's workflow is gone (retired)
+                workflow.logger.info("agent %s has no live workflow", agent_id)
+
+        await asyncio.gather(*(tell(agent_id, n) for agent_id, n in notices.items()))
+
+    async def _store_lane(self) -> None:
+        """Store each batch once it is delivered. The processing step reads it inside the
+        store when it answers within the store's bound (one write, the common case); a
+        batch it did not read in time goes to the LLM queue, and that reading is written
+        onto the stored messages when it comes."""
+        state = self.state
+        while True:
+            await workflow.wait_condition(lambda: bool(state.pending_messages))
+            batch = list(state.pending_messages[: state.max_batch])
+            members = list(state.members)
+            result = await options.run(
+                StoreActivities.store_messages,
+                StoreMessagesInput(messages=batch, members=members),
+                **options.STORE,
+            )
+            del state.pending_messages[: len(batch)]
+            self._context_notices(batch, result.contexts)
+            # one signal per member a batch, after the batch went out: a burst does not
+            # flood the members' agent workflows with one signal a message
+            last = batch[-1].seq
+            await workflow.wait_condition(lambda last=last: self._published_through(last))
+            await self._send_notices()
+            unread = [m for m in batch if m.seq not in result.contexts]
+            if unread:
+                analysis = asyncio.create_task(self._analyse(unread, members))
+                analysis.add_done_callback(lambda done, batch=unread: self._late(done, batch))
+
+    async def _analyse(self, batch: list[Message], members: list[str]) -> dict:
+        """The processing step on the LLM queue; ``{}`` when it fails (never a hold-up)."""
+        try:
+            return await options.run(
+                LlmActivities.analyse_messages,
+                AnalyseMessagesInput(messages=batch, members=members),
+                task_queue=self.state.llm_task_queue,
+                **options.LLM,
+            )
+        except ActivityError:
+            workflow.logger.warning("the processing step failed for a batch; stored without")
+            return {}
+
+    def _late(self, analysis: asyncio.Task, batch: list[Message]) -> None:
+        if analysis.cancelled() or analysis.exception() is not None:
+            return  # a run that continued as new: the batch stays stored without it
+        contexts = analysis.result()
+        if contexts:
+            self.state.pending_contexts.update(contexts)
+            self._context_notices(batch, contexts)
+
+    def _context_notices(self, batch: list[Message], contexts: dict[int, MessageContext]) -> None:
+        """A mention or an important message reaches the attention of the members who have
+        not read it yet."""
+        for message in batch:
+            context = contexts.get(message.seq)
+            if context is None:
+                continue
+            for agent_id in self.state.members:
+                if agent_id == message.from_ or self.state.read_seq.get(agent_id, 0) >= message.seq:
+                    continue
+                mentioned = agent_id in context.mentions
+                if mentioned or context.importance > 0:
+                    self._notice(agent_id, mentioned=mentioned, last_seq=message.seq)
+                    notice = self.state.pending_notices[agent_id]
+                    notice.importance = max(notice.importance, context.importance)
+
+    # ---- the main loop's stores -------------------------------------------------------
+
     async def _flush(self) -> None:
         state = self.state
+        if self._lanes:
+            await self._flush_projections()
+            return
         while state.pending_messages:
             batch = state.pending_messages[: state.max_batch]
             result = await options.run(
@@ -590,6 +748,51 @@ class ChatWorkflow:
             return
         while ready := self._announceable():
             await self._publish(ready)
+
+    async def _flush_projections(self) -> None:
+        """With the lanes running, the main loop stores the chat, the floor, the read
+        marks and late readings, and tells agents of their rooms."""
+        state = self.state
+        if state.version > state.stored_version:
+            version = state.version
+            await options.run(
+                StoreActivities.store_chat, StoreChatInput(chat=self._public()), **options.STORE
+            )
+            state.stored_version = version
+        if state.floor is not None and state.floor_version > state.floor_stored_version:
+            version = state.floor_version
+            await options.run(
+                StoreActivities.store_floor,
+                StoreFloorInput(
+                    chat_id=state.chat.chat_id, floor=state.floor.model_copy(deep=True)
+                ),
+                **options.STORE,
+            )
+            state.floor_stored_version = version
+        if state.pending_reads:
+            reads, state.pending_reads = state.pending_reads, {}
+            await options.run(
+                StoreActivities.store_read_marks,
+                StoreReadMarksInput(chat_id=state.chat.chat_id, read_seq=reads),
+                **options.STORE,
+            )
+        if state.pending_contexts and not state.pending_messages:
+            contexts, state.pending_contexts = state.pending_contexts, {}
+            await options.run(
+                StoreActivities.store_contexts,
+                StoreContextsInput(chat_id=state.chat.chat_id, contexts=contexts),
+                **options.STORE,
+            )
+        while state.pending_rooms:
+            change = state.pending_rooms[0]
+            handle = workflow.get_external_workflow_handle_for(
+                AgentWorkflow.run, agent_workflow_id(change.agent_id)
+            )
+            try:
+                await handle.signal(AgentWorkflow.room_changed, change)
+            except Exception:  # the agent's workflow is gone (retired): nothing to tell
+                workflow.logger.info("agent %s has no live workflow", change.agent_id)
+            state.pending_rooms.pop(0)
 
     def _announceable(self, *, messages_only: bool = False) -> int:
         """How many of the first pending events may go out now (at most a batch): those

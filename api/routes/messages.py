@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Annotated
 
 from fastapi import APIRouter, Header, HTTPException, Query, Request, status
+from temporalio.client import WorkflowQueryFailedError
+from temporalio.service import RPCError
 
 from api.deps import (
     CorrelationId,
@@ -19,6 +22,7 @@ from api.limits import MessageQuota
 from api.metrics import count
 from models.bounds import MAX_SAFE_INT
 from models.chats import (
+    Message,
     MessagePage,
     MessagePost,
     MessagePublic,
@@ -31,6 +35,7 @@ from persistence import ChatRepository, MessageRepository
 from workflows.chat import ChatWorkflow, chat_workflow_id
 
 router = APIRouter(prefix="/chats/{chat_id}", tags=["messages"])
+log = logging.getLogger("agora.api.messages")
 
 IdempotencyKey = Annotated[
     str | None,
@@ -86,15 +91,33 @@ async def create_message(
     return posted
 
 
+async def _unstored_tail(temporal, view, after_seq: int) -> list[Message]:
+    """What the chat accepted after ``after_seq`` and has not stored yet (the store lags
+    delivery); nothing when Temporal cannot answer, and the store's page stands alone."""
+    handle = temporal.get_workflow_handle_for(ChatWorkflow.run, chat_workflow_id(view.chat.chat_id))
+    try:
+        return await handle.query(ChatWorkflow.tail, after_seq)
+    except (RPCError, WorkflowQueryFailedError) as exc:
+        log.warning("no tail for chat %s: %s", view.chat.chat_id, type(exc).__name__)
+        return []
+
+
 @router.get("/messages", response_model=MessagePage)
 async def read_messages(
     view: ReadableChat,
     database: DatabaseDep,
+    temporal: TemporalDep,
     after_seq: Annotated[int, Query(ge=0, le=MAX_SAFE_INT)] = 0,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
 ) -> MessagePage:
-    """A page of the history in ``seq`` order; the caller's own messages carry receipts."""
+    """A page of the history in ``seq`` order; the caller's own messages carry receipts.
+    It holds every message the chat accepted, stored or not yet: the store's page and the
+    chat's accepted tail (asked first, so a batch stored in between is in the page)."""
+    tail = [] if view.chat.closed else await _unstored_tail(temporal, view, after_seq)
     messages = await MessageRepository(database).page(view.chat.chat_id, after_seq, limit)
+    stored = {m.seq for m in messages}
+    messages = sorted([*messages, *(m for m in tail if m.seq not in stored)], key=lambda m: m.seq)
+    messages = messages[:limit]
     marks = await ChatRepository(database).watermarks(view.chat.chat_id)
     me = view.principal.agent_id
     items = []

@@ -157,12 +157,13 @@ async def _describe_run(handle) -> str:
     return (await handle.describe()).run_id
 
 
-async def test_a_slow_store_delays_no_stored_message_and_a_full_backlog_answers_503(
+async def test_a_slow_store_delays_no_delivery_and_a_full_backlog_answers_503(
     settings, admin, temporal_client, database: Database, bus: EventBus, monkeypatch
 ):
-    """While the store is slow, what is stored is delivered at once (not when the burst
-    ends), and a chat whose unstored backlog would outgrow continue-as-new's 2 MiB
-    refuses the next post with 503 and Retry-After, taking no seq for it."""
+    """While the store hangs, every accepted message is delivered at once and is in the
+    history a reader pages (the chat's accepted tail); a chat whose unstored backlog would
+    outgrow continue-as-new's 2 MiB refuses the next post with 503 and Retry-After, taking
+    no seq for it; when the store catches up every message is stored once, in order."""
     from temporalio import activity
 
     from activities.store import StoreActivities
@@ -172,13 +173,13 @@ async def test_a_slow_store_delays_no_stored_message_and_a_full_backlog_answers_
 
     settings.message_burst_per_agent = settings.rate_burst_per_token = 1000
     store = StoreActivities.store_messages
-    gates = [asyncio.Event(), asyncio.Event()]  # the chat's 1st and 2nd store of messages
+    gate = asyncio.Event()
     calls: list[int] = []
 
     @activity.defn(name="store_messages")
     async def slow_store(self, data: StoreMessagesInput) -> StoreMessagesResult:
         calls.append(data.messages[0].seq)
-        await gates[min(len(calls), 2) - 1].wait()
+        await gate.wait()
         return await store(self, data)
 
     monkeypatch.setattr(StoreActivities, "store_messages", slow_store)
@@ -200,13 +201,13 @@ async def test_a_slow_store_delays_no_stored_message_and_a_full_backlog_answers_
         )  # fmt: skip
         url = f"/v1/chats/{chat_id}/messages"
         first = await api.post(url, json={"content": "one"}, headers=ada.headers)
-        await eventually(lambda: _value(calls), lambda c: c == [1])  # its store is in hand
+        await eventually(lambda: _value(calls), lambda c: c == [1])  # its store hangs
         second = await api.post(url, json={"content": "two"}, headers=ada.headers)
         assert (first.status_code, second.status_code) == (201, 201)
-        gates[0].set()  # message 1 is stored; message 2's store now hangs
-        await eventually(lambda: _value(seen), lambda s: s == [1], timeout=20)
-        await eventually(lambda: _value(calls), lambda c: c == [1, 2])  # and 2's store hangs
-        assert seen == [1]
+        await eventually(lambda: _value(seen), lambda s: s == [1, 2], timeout=20)
+        assert await _count(database, chat_id)() == 0  # delivered, not stored yet
+        page = (await api.get(url, headers=bob.headers)).json()
+        assert [(m["seq"], m["content"]) for m in page["items"]] == [(1, "one"), (2, "two")]
 
         big = "x" * settings.max_message_bytes
         accepted = 0
@@ -217,10 +218,11 @@ async def test_a_slow_store_delays_no_stored_message_and_a_full_backlog_answers_
             accepted += 1
         assert r.status_code == 503 and r.headers["Retry-After"] == "1", r.text
         assert "retry" in r.json()["detail"]
-        weight = pending_weight([_pending("two"), *[_pending(big)] * accepted])
+        weight = pending_weight([_pending("one"), _pending("two"), *[_pending(big)] * accepted])
         assert weight >= PENDING_BYTES_KEPT > weight - pending_weight([_pending(big)])
+        await eventually(lambda: _value(seen), lambda s: len(s) == accepted + 2, timeout=30)
 
-        gates[1].set()  # the store catches up: every message goes out, in order, once
+        gate.set()  # the store catches up: every message stored once, in order
         retry = ada.headers | {"Idempotency-Key": "after"}
 
         async def post_after():
@@ -230,8 +232,98 @@ async def test_a_slow_store_delays_no_stored_message_and_a_full_backlog_answers_
         assert last.status_code == 201 and last.json()["seq"] == accepted + 3  # 503s took none
         await eventually(lambda: _value(seen), lambda s: len(s) >= accepted + 3, timeout=60)
         assert sorted(set(seen)) == list(range(1, accepted + 4))
-        assert await _count(database, chat_id)() == accepted + 3
+        await eventually(_count(database, chat_id), lambda n: n == accepted + 3, timeout=60)
         await cancel()
+
+
+async def test_a_slow_model_delays_no_delivery_and_its_reading_comes_after(
+    settings, admin, temporal_client, database: Database, bus: EventBus
+):
+    """The processing step (mentions, importance, intent) runs after delivery: with the
+    model stuck, a message is delivered, stored and readable; when the model answers, its
+    reading is written onto the stored message and the mention reaches attention."""
+    from tests.helpers import app_client
+    from workers.registry import build_workers
+
+    release = asyncio.Event()
+    asked: list[int] = []
+
+    class StuckModel:
+        async def abatch(self, items):
+            asked.append(len(items))
+            await release.wait()
+            return [{"mentions": [], "importance": 0.9, "intent": "request"} for _ in items]
+
+    async with contextlib.AsyncExitStack() as running:
+        for worker in build_workers(temporal_client, settings, database, bus, StuckModel()):
+            await running.enter_async_context(worker)
+        api = await running.enter_async_context(app_client(settings))
+        ada, bob = await introduce(api, admin, "Ada"), await introduce(api, admin, "Bob")
+        chat_id = (await group(api, ada, bob))["chat_id"]
+        seen: list[int] = []
+
+        async def on_event(event: EventEnvelope) -> None:
+            if event.type == "message.sent":
+                seen.append(event.payload["message"]["seq"])
+
+        cancel = await consume(
+            bus.connection, bus.topology.inbox_queue(bob.agent_id), on_event,
+            dead_letter_exchange=bus.topology.dead_letters,
+        )  # fmt: skip
+        url = f"/v1/chats/{chat_id}/messages"
+        for text in ("please look", "and this"):
+            assert (
+                await api.post(url, json={"content": text}, headers=ada.headers)
+            ).status_code == 201
+        await eventually(lambda: _value(seen), lambda s: s == [1, 2], timeout=20)
+        assert asked  # the model was asked, and has not answered
+        await eventually(_count(database, chat_id), lambda n: n == 2, timeout=20)
+        stored = (await api.get(url, headers=bob.headers)).json()["items"]
+        assert [m["langchain_context"] for m in stored] == [None, None]
+
+        release.set()
+
+        async def contexts():
+            return [
+                m["langchain_context"]
+                for m in (await api.get(url, headers=bob.headers)).json()["items"]
+            ]
+
+        read = await eventually(contexts, lambda c: all(c), timeout=30)
+        assert [c["intent"] for c in read] == ["request", "request"]
+
+        async def attention():
+            view = (
+                await api.get(f"/v1/agents/{bob.agent_id}/attention", headers=bob.headers)
+            ).json()
+            return {d["entry"]["chat_id"]: d["entry"] for d in view["dialogues"]}.get(chat_id)
+
+        entry = await eventually(attention, lambda d: d and d["message_importance"] >= 0.9)
+        assert entry["unread"] == 2
+        await cancel()
+
+
+async def test_every_post_is_in_the_history_read_right_after(api, admin, database):
+    """Read-your-writes: 1,000 post-then-read pairs over 10 chats (in turn), the store
+    lagging or not: every page read right after a 201 holds that message."""
+    owner, other = await introduce(api, admin, "Writer"), await introduce(api, admin, "Reader")
+    chats = [(await group(api, owner, other))["chat_id"] for _ in range(10)]
+    misses: list[tuple[str, int]] = []
+    for n in range(100):
+        for chat_id in chats:
+            url = f"/v1/chats/{chat_id}/messages"
+            posted = await api.post(url, json={"content": f"m{n}"}, headers=owner.headers)
+            assert posted.status_code == 201, posted.text
+            seq = posted.json()["seq"]
+            page = await api.get(
+                url, params={"after_seq": seq - 1, "limit": 5}, headers=other.headers
+            )
+            assert page.status_code == 200, page.text
+            if [m["seq"] for m in page.json()["items"]][:1] != [seq]:
+                misses.append((chat_id, seq))
+    assert misses == []
+    stored = lambda: database.db["messages"].count_documents({})  # noqa: E731
+    await eventually(stored, lambda count: count == 1000, timeout=60)
 
 
 async def _value(items: list) -> list:
