@@ -695,38 +695,8 @@ class ChatWorkflow:
                     await self._publish(ready)
             if self._history_is_long():
                 break  # a burst that never ends: the rest travels through continue-as-new
-        if state.version > state.stored_version:
-            version = state.version
-            await options.run(
-                StoreActivities.store_chat, StoreChatInput(chat=self._public()), **options.STORE
-            )
-            state.stored_version = version
-        if state.floor is not None and state.floor_version > state.floor_stored_version:
-            version = state.floor_version
-            await options.run(
-                StoreActivities.store_floor,
-                StoreFloorInput(
-                    chat_id=state.chat.chat_id, floor=state.floor.model_copy(deep=True)
-                ),
-                **options.STORE,
-            )
-            state.floor_stored_version = version
-        if state.pending_reads:
-            reads, state.pending_reads = state.pending_reads, {}
-            await options.run(
-                StoreActivities.store_read_marks,
-                StoreReadMarksInput(chat_id=state.chat.chat_id, read_seq=reads),
-                **options.STORE,
-            )
-        while state.pending_rooms:
-            change = state.pending_rooms.pop(0)
-            handle = workflow.get_external_workflow_handle_for(
-                AgentWorkflow.run, agent_workflow_id(change.agent_id)
-            )
-            try:
-                await handle.signal(AgentWorkflow.room_changed, change)
-            except Exception:  # the agent's workflow is gone (retired): nothing to tell
-                workflow.logger.info("agent %s has no live workflow", change.agent_id)
+        await self._store_projections()
+        await self._tell_rooms()
         if state.pending_notices and not state.pending_messages:
             # after their messages are stored and read: the notices carry what was read
             notices, state.pending_notices = state.pending_notices, {}
@@ -753,6 +723,19 @@ class ChatWorkflow:
         """With the lanes running, the main loop stores the chat, the floor, the read
         marks and late readings, and tells agents of their rooms."""
         state = self.state
+        await self._store_projections()
+        if state.pending_contexts and not state.pending_messages:
+            contexts, state.pending_contexts = state.pending_contexts, {}
+            await options.run(
+                StoreActivities.store_contexts,
+                StoreContextsInput(chat_id=state.chat.chat_id, contexts=contexts),
+                **options.STORE,
+            )
+        await self._tell_rooms()
+
+    async def _store_projections(self) -> None:
+        """The chat, its floor and its read marks, where they changed since last stored."""
+        state = self.state
         if state.version > state.stored_version:
             version = state.version
             await options.run(
@@ -776,15 +759,12 @@ class ChatWorkflow:
                 StoreReadMarksInput(chat_id=state.chat.chat_id, read_seq=reads),
                 **options.STORE,
             )
-        if state.pending_contexts and not state.pending_messages:
-            contexts, state.pending_contexts = state.pending_contexts, {}
-            await options.run(
-                StoreActivities.store_contexts,
-                StoreContextsInput(chat_id=state.chat.chat_id, contexts=contexts),
-                **options.STORE,
-            )
+
+    async def _tell_rooms(self) -> None:
+        """Each joining or leaving member's agent learns of its room."""
+        state = self.state
         while state.pending_rooms:
-            change = state.pending_rooms[0]
+            change = state.pending_rooms.pop(0)
             handle = workflow.get_external_workflow_handle_for(
                 AgentWorkflow.run, agent_workflow_id(change.agent_id)
             )
@@ -792,7 +772,6 @@ class ChatWorkflow:
                 await handle.signal(AgentWorkflow.room_changed, change)
             except Exception:  # the agent's workflow is gone (retired): nothing to tell
                 workflow.logger.info("agent %s has no live workflow", change.agent_id)
-            state.pending_rooms.pop(0)
 
     def _announceable(self, *, messages_only: bool = False) -> int:
         """How many of the first pending events may go out now (at most a batch): those

@@ -189,16 +189,7 @@ async def test_a_slow_store_delays_no_delivery_and_a_full_backlog_answers_503(
         api = await running.enter_async_context(app_client(settings))
         ada, bob = await introduce(api, admin, "Ada"), await introduce(api, admin, "Bob")
         chat_id = (await group(api, ada, bob))["chat_id"]
-        seen: list[int] = []
-
-        async def on_event(event: EventEnvelope) -> None:
-            if event.type == "message.sent":
-                seen.append(event.payload["message"]["seq"])
-
-        cancel = await consume(
-            bus.connection, bus.topology.inbox_queue(bob.agent_id), on_event,
-            dead_letter_exchange=bus.topology.dead_letters,
-        )  # fmt: skip
+        seen, cancel = await _delivered_seqs(bus, bob)
         url = f"/v1/chats/{chat_id}/messages"
         first = await api.post(url, json={"content": "one"}, headers=ada.headers)
         await eventually(lambda: _value(calls), lambda c: c == [1])  # its store hangs
@@ -260,16 +251,7 @@ async def test_a_slow_model_delays_no_delivery_and_its_reading_comes_after(
         api = await running.enter_async_context(app_client(settings))
         ada, bob = await introduce(api, admin, "Ada"), await introduce(api, admin, "Bob")
         chat_id = (await group(api, ada, bob))["chat_id"]
-        seen: list[int] = []
-
-        async def on_event(event: EventEnvelope) -> None:
-            if event.type == "message.sent":
-                seen.append(event.payload["message"]["seq"])
-
-        cancel = await consume(
-            bus.connection, bus.topology.inbox_queue(bob.agent_id), on_event,
-            dead_letter_exchange=bus.topology.dead_letters,
-        )  # fmt: skip
+        seen, cancel = await _delivered_seqs(bus, bob)
         url = f"/v1/chats/{chat_id}/messages"
         for text in ("please look", "and this"):
             assert (
@@ -324,6 +306,23 @@ async def test_every_post_is_in_the_history_read_right_after(api, admin, databas
     assert misses == []
     stored = lambda: database.db["messages"].count_documents({})  # noqa: E731
     await eventually(stored, lambda count: count == 1000, timeout=60)
+
+
+async def _delivered_seqs(bus: EventBus, agent) -> tuple[list[int], object]:
+    """The seqs of the ``message.sent`` events reaching the agent's inbox, as they come."""
+    seen: list[int] = []
+
+    async def on_event(event: EventEnvelope) -> None:
+        if event.type == "message.sent":
+            seen.append(event.payload["message"]["seq"])
+
+    cancel = await consume(
+        bus.connection,
+        bus.topology.inbox_queue(agent.agent_id),
+        on_event,
+        dead_letter_exchange=bus.topology.dead_letters,
+    )
+    return seen, cancel
 
 
 async def _value(items: list) -> list:
