@@ -598,16 +598,23 @@ class ChatWorkflow:
         if not notices:
             return
 
-        async def tell(agent_id: str, notice: DialogueNotice) -> None:
-            handle = workflow.get_external_workflow_handle_for(
-                AgentWorkflow.run, agent_workflow_id(agent_id)
+        await asyncio.gather(
+            *(
+                self._signal_agent(agent_id, AgentWorkflow.dialogue_notice, notice)
+                for agent_id, notice in notices.items()
             )
-            try:
-                await handle.signal(AgentWorkflow.dialogue_notice, notice)
-            except Exception:  # the agent's workflow is gone (retired)
-                workflow.logger.info("agent %s has no live workflow", agent_id)
+        )
 
-        await asyncio.gather(*(tell(agent_id, n) for agent_id, n in notices.items()))
+    @staticmethod
+    async def _signal_agent(agent_id: str, signal, arg) -> None:
+        """Signal a member's agent workflow; one that has ended (retired) is not told."""
+        handle = workflow.get_external_workflow_handle_for(
+            AgentWorkflow.run, agent_workflow_id(agent_id)
+        )
+        try:
+            await handle.signal(signal, arg)
+        except Exception:  # the agent's workflow is gone (retired): nothing to tell
+            workflow.logger.info("agent %s has no live workflow", agent_id)
 
     async def _store_lane(self) -> None:
         """Store each batch once it is delivered. The processing step reads it inside the
@@ -700,14 +707,8 @@ class ChatWorkflow:
         if state.pending_notices and not state.pending_messages:
             # after their messages are stored and read: the notices carry what was read
             notices, state.pending_notices = state.pending_notices, {}
-            for agent_id, notice in notices.items():
-                handle = workflow.get_external_workflow_handle_for(
-                    AgentWorkflow.run, agent_workflow_id(agent_id)
-                )
-                try:
-                    await handle.signal(AgentWorkflow.dialogue_notice, notice)
-                except Exception:  # the agent's workflow is gone (retired)
-                    workflow.logger.info("agent %s has no live workflow", agent_id)
+            for agent_id, notice in notices.items():  # one after another, as first written
+                await self._signal_agent(agent_id, AgentWorkflow.dialogue_notice, notice)
         # never announce a message before it is stored: a post that came in while this
         # flush was past the store waits for the next round, and its events with it
         if not workflow.patched(PUBLISH_DURING_BURST):
@@ -765,13 +766,7 @@ class ChatWorkflow:
         state = self.state
         while state.pending_rooms:
             change = state.pending_rooms.pop(0)
-            handle = workflow.get_external_workflow_handle_for(
-                AgentWorkflow.run, agent_workflow_id(change.agent_id)
-            )
-            try:
-                await handle.signal(AgentWorkflow.room_changed, change)
-            except Exception:  # the agent's workflow is gone (retired): nothing to tell
-                workflow.logger.info("agent %s has no live workflow", change.agent_id)
+            await self._signal_agent(change.agent_id, AgentWorkflow.room_changed, change)
 
     def _announceable(self, *, messages_only: bool = False) -> int:
         """How many of the first pending events may go out now (at most a batch): those
