@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import logging
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 
 from fastapi import FastAPI, Request, Response
@@ -15,6 +15,7 @@ from fastapi.responses import JSONResponse
 from temporalio.client import Client
 
 from api import audit
+from api.credentials import CredentialCache
 from api.deps import declare_access
 from api.errors import ServerErrors, document_errors, install_error_handlers
 from api.limits import RequestLimits, message_buckets
@@ -30,7 +31,7 @@ from api.routes import (
     stream,
     tasks,
 )
-from bus import EventBus, open_bus
+from bus import EventBus, open_bus, watch_revocations
 from core.logging import configure_logging, correlation_id
 from core.security import TokenCodec
 from core.settings import Settings, get_settings, secrets_of
@@ -48,6 +49,7 @@ class Dependencies:
     temporal: Client | None = None
     database: Database | None = None
     bus: EventBus | None = None
+    _stop_watch: Callable[[], Awaitable[None]] | None = None
 
     async def connect(self) -> None:
         """Connect whatever is not connected yet; never raises."""
@@ -69,12 +71,26 @@ class Dependencies:
     def complete(self) -> bool:
         return None not in (self.temporal, self.database, self.bus)
 
-    async def keep_connecting(self) -> None:
-        while not self.complete:
+    async def keep_connecting(self, credentials: CredentialCache) -> None:
+        while not self.complete or self._stop_watch is None:
             await asyncio.sleep(1)
             await self.connect()
+            await self.hear_revocations(credentials)
+
+    async def hear_revocations(self, credentials: CredentialCache) -> None:
+        """Once the bus is connected, let revocations reach the credential cache."""
+        if self.bus is None or self._stop_watch is not None:
+            return
+        try:
+            self._stop_watch = await watch_revocations(
+                self.bus, lambda r: credentials.revoked(r.subject, r.role), credentials.trust
+            )
+        except Exception as exc:  # retried with the connections; until then, no cache
+            log.warning("revocations not heard: %s", type(exc).__name__)
 
     async def close(self) -> None:
+        if self._stop_watch is not None:
+            await self._stop_watch()
         if self.bus is not None:
             await self.bus.close()
         if self.database is not None:
@@ -108,8 +124,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             configure_logging(secrets=secrets_of(settings))
         deps = Dependencies(settings)
         await deps.connect()
+        await deps.hear_revocations(app.state.credentials)
         app.state.deps = deps
-        retry = asyncio.create_task(deps.keep_connecting())
+        retry = asyncio.create_task(deps.keep_connecting(app.state.credentials))
         gauges = asyncio.create_task(
             app.state.metrics.keep_refreshing(deps, settings.metrics_refresh_seconds)
         )
@@ -130,6 +147,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.settings = settings
     app.state.tokens = TokenCodec(settings)
+    app.state.credentials = CredentialCache(
+        ttl=settings.credential_cache_seconds, size=settings.credential_cache_size
+    )
     app.state.message_buckets = message_buckets(settings)
 
     # innermost first: an unhandled error is a JSON 500 the audit sees; limits answer

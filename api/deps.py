@@ -12,6 +12,7 @@ from fastapi.routing import APIRoute
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from temporalio.client import Client
 
+from api.credentials import CredentialCache
 from api.errors import ServiceUnavailable
 from bus import EventBus
 from core.logging import correlation_id
@@ -141,21 +142,37 @@ def get_tokens(request: Request) -> TokenCodec:
 TokensDep = Annotated[TokenCodec, Depends(get_tokens)]
 
 
+def get_credentials(request: Request) -> CredentialCache:
+    return request.app.state.credentials
+
+
+async def token_is_live(
+    credentials: CredentialCache, database: Database, token_id: str, subject: str, role: str
+) -> bool:
+    """Whether a token id is live: from the process's cache, else one store read."""
+    return await credentials.is_live(
+        token_id, subject, role, CredentialRepository(database).is_live
+    )
+
+
 async def authenticate(
-    token: str, settings: Settings, database: Database, tokens: TokenCodec
+    token: str,
+    settings: Settings,
+    database: Database,
+    tokens: TokenCodec,
+    credentials: CredentialCache,
 ) -> Principal:
     """The principal a bearer token stands for; ``InvalidToken`` with the reason if none.
 
     The admin token is the bootstrap secret from settings. Every other token is a JWT
     this server signed (one algorithm, its issuer and audience, inside ``nbf``..``exp``)
-    whose id is still live in ``credentials`` (rotation and retirement revoke it)."""
+    whose id is still live in ``credentials`` (rotation and retirement revoke it; the
+    process's ``CredentialCache`` hears of it over the bus)."""
     admin = settings.admin_token.get_secret_value() if settings.admin_token else None
     if admin and same_secret(token, admin):
         return Principal("admin")
     claims = tokens.verify(token)
-    if not await CredentialRepository(database).is_live(
-        claims.token_id, claims.subject, claims.role
-    ):
+    if not await token_is_live(credentials, database, claims.token_id, claims.subject, claims.role):
         raise InvalidToken("token revoked")
     if claims.role == "agent":
         return Principal("agent", agent_id=claims.subject, token_id=claims.token_id)
@@ -173,7 +190,11 @@ async def current_principal(
         raise _unauthorized("missing bearer token")
     try:
         principal = await authenticate(
-            credentials.credentials, settings, get_database(request), get_tokens(request)
+            credentials.credentials,
+            settings,
+            get_database(request),
+            get_tokens(request),
+            get_credentials(request),
         )
     except InvalidToken as exc:
         raise _unauthorized(str(exc)) from None

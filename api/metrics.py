@@ -77,6 +77,15 @@ class Metrics:
 def install_metrics(app: FastAPI) -> Metrics:
     metrics = Metrics()
     app.state.metrics = metrics
+    credentials = app.state.credentials
+    checks = Gauge(
+        "agora_credential_checks",
+        "Token checks since the process started, by what answered.",
+        ["source"],
+        registry=metrics.registry,
+    )
+    checks.labels("cache").set_function(lambda: credentials.hits)
+    checks.labels("store").set_function(lambda: credentials.reads)
 
     @app.middleware("http")
     async def measure(request: Request, call_next) -> Response:

@@ -4,6 +4,7 @@ from bus.consumer import consume
 from bus.dead import DeadLetter, dead_letters, replay_dead_letters
 from bus.inbox import Inbox, InboxBusy, InboxLost, open_inbox
 from bus.publisher import EventBus, open_bus
+from bus.revocations import watch_revocations
 from bus.tail import tail_events
 from bus.topology import Topology
 
@@ -20,4 +21,5 @@ __all__ = [
     "consume",
     "open_bus",
     "open_inbox",
+    "watch_revocations",
 ]

@@ -48,6 +48,11 @@ class Settings(BaseSettings):
     jwt_issuer: str = "agora"
     jwt_audience: str = "agora-api"
     token_ttl_seconds: int = Field(default=30 * 24 * 3600, ge=60)
+    credential_cache_seconds: float = Field(default=60.0, ge=0, le=3600)
+    """How long an API process keeps a token id it found live before reading it again
+    (0: read every time). Revocations reach every process over the bus at once; this
+    bounds only a revocation whose announcement was lost."""
+    credential_cache_size: int = Field(default=10_000, ge=1, le=10_000_000)
     stream_ticket_seconds: float = Field(default=30.0, gt=0, le=300)
     """How long a stream ticket (``POST /v1/agents/{id}/stream-ticket``) may wait to be used."""
 

@@ -48,3 +48,14 @@ class AgentStatusChanged(BaseModel):
 
 class AgentRetired(BaseModel):
     agent_id: str
+
+
+REVOKED = "credentials.revoked"
+"""The event every API process hears (``bus.watch_revocations``): a subject's earlier
+tokens were revoked in the store (a rotation or a retirement), so no cached check of
+them may stand. It names the subject, never a token or its id."""
+
+
+class CredentialsRevoked(BaseModel):
+    subject: str
+    role: str = "agent"

@@ -18,7 +18,7 @@ with workflow.unsafe.imports_passed_through():
     from core.temporal import STATUS
     from models.agents import FOCUS_PREFIX, AgentManifest, AgentStatus, PublicProfile
     from models.attention import AttentionView, DialogueEntry, DialogueNotice, DialogueScore
-    from models.events import EventEnvelope
+    from models.events import REVOKED, CredentialsRevoked, EventEnvelope
     from models.market import DebitRequest, DebitResult, agent_account
     from models.workflow_io import (
         ActAsAgentInput,
@@ -317,6 +317,7 @@ class AgentWorkflow:
                 ),
                 **options.STORE,
             )
+            await self._announce_revocation(rotation.correlation_id)
         finally:
             self._rotations -= 1
         self._emit("agent.token_rotated", {"agent_id": self.state.manifest.agent_id},
@@ -384,6 +385,7 @@ class AgentWorkflow:
                 RevokeCredentialsInput(agent_id=state.manifest.agent_id, at=workflow.now()),
                 **options.STORE,
             )
+            await self._announce_revocation(state.retire_correlation_id)
             for chat_id in list(state.manifest.room_participation):
                 handle = workflow.get_external_workflow_handle_for(
                     chat_workflows.ChatWorkflow.run, chat_workflows.chat_workflow_id(chat_id)
@@ -622,6 +624,28 @@ class AgentWorkflow:
             },
             correlation_id,
         )
+
+    async def _announce_revocation(self, correlation_id: str | None) -> None:
+        """Tell every API process the agent's earlier tokens are revoked (stored just
+        before), so none keeps accepting one from its cache. Bounded: when the broker is
+        away the API processes have lost it too, and do not trust their caches."""
+        if not workflow.patched("announce-revocations"):
+            return
+        event = EventEnvelope(
+            event_id=str(workflow.uuid4()),
+            type=REVOKED,
+            occurred_at=workflow.now(),
+            correlation_id=correlation_id,
+            payload=CredentialsRevoked(subject=self.state.manifest.agent_id).model_dump(),
+        )
+        try:
+            await options.run(
+                EventActivities.publish_events,
+                PublishEventsInput(events=[event]),
+                **options.ANNOUNCE,
+            )
+        except ActivityError:
+            workflow.logger.warning("revocation of %s not announced", event.payload["subject"])
 
     def _emit(self, event_type: str, payload: dict, correlation_id: str | None) -> None:
         self.state.pending_events.append(

@@ -20,6 +20,18 @@ STORE = {
 PUBLISH = STORE
 """RabbitMQ publishes: idempotent by event id, same bounds as the store."""
 
+ANNOUNCE = {
+    "start_to_close_timeout": timedelta(seconds=5),
+    "retry_policy": RetryPolicy(
+        initial_interval=timedelta(milliseconds=200),
+        backoff_coefficient=2.0,
+        maximum_interval=timedelta(seconds=2),
+        maximum_attempts=3,
+    ),
+}
+"""A notice for caches (a revocation): a few quick tries, then the caller goes on; the
+caches' own bounds (a lost connection, their time to live) cover a notice not sent."""
+
 LLM = {
     "start_to_close_timeout": timedelta(seconds=30),
     "retry_policy": RetryPolicy(

@@ -18,6 +18,7 @@ from datetime import UTC, datetime, timedelta
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect, status
 
 from api.audit import audit_websocket, summary_record, write_record
+from api.credentials import CredentialCache
 from api.deps import (
     CurrentPrincipal,
     DatabaseDep,
@@ -25,12 +26,13 @@ from api.deps import (
     SelfAgent,
     SettingsDep,
     authenticate,
+    token_is_live,
 )
 from bus import InboxBusy, InboxLost, open_inbox
 from core.security import InvalidToken
 from models.agents import StreamTicket
 from models.events import EventEnvelope
-from persistence import ChatRepository, CredentialRepository, Database, StreamTicketRepository
+from persistence import ChatRepository, Database, StreamTicketRepository
 
 router = APIRouter(tags=["stream"])
 log = logging.getLogger("agora.api.stream")
@@ -64,7 +66,9 @@ async def create_stream_ticket(
     )
 
 
-async def _ticket_principal(database: Database, ticket: str, agent_id: str) -> Principal:
+async def _ticket_principal(
+    database: Database, credentials: CredentialCache, ticket: str, agent_id: str
+) -> Principal:
     """The agent a ticket was issued to, if it is unused, unexpired, for this stream, and
     the token it was asked with is still live."""
     record = await StreamTicketRepository(database).redeem(ticket)
@@ -72,7 +76,7 @@ async def _ticket_principal(database: Database, ticket: str, agent_id: str) -> P
         raise InvalidToken("stream ticket unknown, used or expired")
     if record["agent_id"] != agent_id:
         raise InvalidToken("stream ticket issued for another stream")
-    if not await CredentialRepository(database).is_live(record["token_id"], agent_id, "agent"):
+    if not await token_is_live(credentials, database, record["token_id"], agent_id, "agent"):
         raise InvalidToken("token revoked")
     return Principal("agent", agent_id=agent_id, token_id=record["token_id"])
 
@@ -89,6 +93,7 @@ async def stream_events(websocket: WebSocket, agent_id: str) -> None:
     """
     deps = websocket.app.state.deps
     settings = websocket.app.state.settings
+    credentials = websocket.app.state.credentials
     # accept first, so a refusal reaches the client as a close code with a reason
     await websocket.accept()
     if deps.database is None or deps.bus is None:
@@ -115,10 +120,10 @@ async def stream_events(websocket: WebSocket, agent_id: str) -> None:
             raise InvalidToken("no token in a URL: use the Authorization header or a ticket")
         if token:
             principal = await authenticate(
-                token, settings, deps.database, websocket.app.state.tokens
+                token, settings, deps.database, websocket.app.state.tokens, credentials
             )
         elif ticket:
-            principal = await _ticket_principal(deps.database, ticket, agent_id)
+            principal = await _ticket_principal(deps.database, credentials, ticket, agent_id)
         else:
             raise InvalidToken("missing token: an Authorization header or a stream ticket")
     except InvalidToken as exc:
