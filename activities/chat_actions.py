@@ -10,6 +10,7 @@ from temporalio import activity
 from temporalio.client import Client, WorkflowUpdateFailedError
 
 from activities.running import signal_if_running, update_if_running
+from core.names import ChatHandlers, chat_workflow_id
 from models.workflow_io import ActAsAgentInput, FloorCommand, FloorSignal, PostMessage
 
 
@@ -18,20 +19,16 @@ class ChatActions:
         self._client = client
 
     def _chat(self, chat_id: str):
-        from workflows.chat import ChatWorkflow, chat_workflow_id  # the workflows import us
-
-        return ChatWorkflow, self._client.get_workflow_handle_for(
-            ChatWorkflow.run, chat_workflow_id(chat_id)
-        )
+        return self._client.get_workflow_handle(chat_workflow_id(chat_id))
 
     @activity.defn(name="post_as_agent")
     async def post_as_agent(self, data: ActAsAgentInput) -> bool:
         """Post the hosted agent's reply; False when the chat refused it (the floor moved)."""
-        workflow_class, handle = self._chat(data.chat_id)
+        handle = self._chat(data.chat_id)
         post = PostMessage(sender=data.agent_id, content=data.content or "")
         try:
             running, _ = await update_if_running(
-                handle, workflow_class.post_message, post, id=data.update_id
+                handle, ChatHandlers.POST_MESSAGE, post, id=data.update_id
             )
         except WorkflowUpdateFailedError:
             return False
@@ -40,11 +37,11 @@ class ChatActions:
     @activity.defn(name="yield_floor")
     async def yield_floor(self, data: ActAsAgentInput) -> bool:
         """Yield the floor the hosted agent holds (no-op if it no longer does)."""
-        workflow_class, handle = self._chat(data.chat_id)
+        handle = self._chat(data.chat_id)
         command = FloorCommand(actor=data.agent_id)
         try:
             running, _ = await update_if_running(
-                handle, workflow_class.release_floor, command, id=data.update_id
+                handle, ChatHandlers.RELEASE_FLOOR, command, id=data.update_id
             )
         except WorkflowUpdateFailedError:
             return False
@@ -53,9 +50,9 @@ class ChatActions:
     @activity.defn(name="request_floor")
     async def request_floor(self, data: ActAsAgentInput) -> None:
         """Ask for the floor on the hosted agent's behalf (a signal, like any member's RTS)."""
-        workflow_class, handle = self._chat(data.chat_id)
+        handle = self._chat(data.chat_id)
         await signal_if_running(
             handle,
-            workflow_class.request_floor,
+            ChatHandlers.REQUEST_FLOOR,
             FloorSignal(agent_id=data.agent_id, reason="has something to say"),
         )

@@ -20,7 +20,7 @@ def ended(exc: RPCError) -> bool:
     return exc.status == RPCStatusCode.NOT_FOUND
 
 
-async def signal_if_running(handle: WorkflowHandle, signal: Any, arg: Any) -> bool:
+async def signal_if_running(handle: WorkflowHandle, signal: str, arg: Any) -> bool:
     """Signal the workflow; False (and nothing sent) when it has ended."""
     try:
         await handle.signal(signal, arg)
@@ -32,14 +32,18 @@ async def signal_if_running(handle: WorkflowHandle, signal: Any, arg: Any) -> bo
 
 
 async def update_if_running(
-    handle: WorkflowHandle, update: Any, arg: Any = None, *, id: str | None = None
+    handle: WorkflowHandle,
+    update: str,
+    arg: Any = None,
+    *,
+    id: str | None = None,
+    result_type: type | None = None,
 ) -> tuple[bool, Any]:
-    """Run the update; ``(False, None)`` when the workflow has ended."""
+    """Run the update (by its name, ``core.names``); ``(False, None)`` when the workflow
+    has ended."""
     try:
-        if arg is None:
-            result = await handle.execute_update(update, id=id)
-        else:
-            result = await handle.execute_update(update, arg, id=id)
+        args = [] if arg is None else [arg]
+        result = await handle.execute_update(update, args=args, id=id, result_type=result_type)
     except RPCError as exc:
         if ended(exc):
             return False, None

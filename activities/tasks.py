@@ -12,6 +12,16 @@ from temporalio.common import SearchAttributePair, TypedSearchAttributes, Workfl
 from temporalio.exceptions import ApplicationError
 
 from activities.running import signal_if_running, update_if_running
+from core.names import (
+    CHAT_WORKFLOW,
+    PLATFORM,
+    AgentHandlers,
+    ChatHandlers,
+    TaskHandlers,
+    agent_workflow_id,
+    chat_workflow_id,
+    task_workflow_id,
+)
 from core.temporal import CHAT_ID, KIND, STATUS, TASK_ID
 from models.chats import ChatPublic, Member, Role
 from models.market import DebitRequest, DebitResult, Reputation, escrow_account
@@ -45,20 +55,16 @@ class TaskActivities:
     async def escrow_reward(self, data: EscrowInput) -> DebitResult:
         """Move the reward from the poster's account into the task's escrow; the update id
         is the entry id, so a retry is one debit. Insufficient funds: non-retryable."""
-        from workflows.agent import AgentWorkflow, agent_workflow_id  # the workflows import us
-
         entry_id = f"escrow/{data.task_id}"
         request = DebitRequest(
             entry_id=entry_id, credit=escrow_account(data.task_id), amount=data.amount,
             kind="escrow", memo=f"reward of task {data.task_id}", task_id=data.task_id,
             correlation_id=data.correlation_id,
         )  # fmt: skip
-        handle = self._client.get_workflow_handle_for(
-            AgentWorkflow.run, agent_workflow_id(data.poster)
-        )
+        handle = self._client.get_workflow_handle(agent_workflow_id(data.poster))
         try:
             running, result = await update_if_running(
-                handle, AgentWorkflow.debit, request, id=entry_id
+                handle, AgentHandlers.DEBIT, request, id=entry_id, result_type=DebitResult
             )
         except WorkflowUpdateFailedError as exc:
             cause = exc.cause
@@ -77,8 +83,6 @@ class TaskActivities:
     @activity.defn(name="open_task_chat")
     async def open_task_chat(self, data: TaskChatInput) -> str:
         """The poster and the assignee's chat for this task (the same chat on a retry)."""
-        from workflows.chat import ChatWorkflow, chat_workflow_id
-
         chat_id = task_chat_id(data.task_id)
         now = datetime.now(UTC)
         members = {
@@ -92,7 +96,7 @@ class TaskActivities:
         )  # fmt: skip
         state = ChatState(chat=chat, members=members, llm_task_queue=data.llm_task_queue)
         await self._client.start_workflow(
-            ChatWorkflow.run,
+            CHAT_WORKFLOW,
             ChatStart(state=state),
             id=chat_workflow_id(chat_id),
             task_queue=data.task_queue,
@@ -108,45 +112,33 @@ class TaskActivities:
             static_summary=f"Task chat {chat_id}",
             memo={"summary": f"Task chat of {data.poster} and {data.assignee}: {data.title}"},
         )
-        handle = self._client.get_workflow_handle_for(ChatWorkflow.run, chat_workflow_id(chat_id))
-        await handle.execute_update(ChatWorkflow.open)
+        handle = self._client.get_workflow_handle(chat_workflow_id(chat_id))
+        await handle.execute_update(ChatHandlers.OPEN)
         return chat_id
 
     @activity.defn(name="set_task_activity")
     async def set_task_activity(self, change: TaskActivityChange) -> None:
         """Add the task to (or drop it from) the agent's ``current_activities``."""
-        from workflows.agent import AgentWorkflow, agent_workflow_id
-
-        handle = self._client.get_workflow_handle_for(
-            AgentWorkflow.run, agent_workflow_id(change.agent_id)
-        )
+        handle = self._client.get_workflow_handle(agent_workflow_id(change.agent_id))
         # a retired agent has no activities left to change: nothing to do
-        await signal_if_running(handle, AgentWorkflow.task_activity, change)
+        await signal_if_running(handle, AgentHandlers.TASK_ACTIVITY, change)
 
     @activity.defn(name="post_task_brief")
     async def post_task_brief(self, data: TaskBrief) -> None:
         """The platform's note in the task chat (the brief, a rejection's reason)."""
-        from workflows.chat import ChatWorkflow, chat_workflow_id
-
-        handle = self._client.get_workflow_handle_for(
-            ChatWorkflow.run, chat_workflow_id(data.chat_id)
-        )
-        post = PostMessage(sender="platform", content=data.text, message_type="system",
+        handle = self._client.get_workflow_handle(chat_workflow_id(data.chat_id))
+        post = PostMessage(sender=PLATFORM, content=data.text, message_type="system",
                            platform=True)  # fmt: skip
-        await update_if_running(handle, ChatWorkflow.post_message, post, id=data.update_id)
+        await update_if_running(handle, ChatHandlers.POST_MESSAGE, post, id=data.update_id)
 
     @activity.defn(name="submit_as_agent")
     async def submit_as_agent(self, data: SubmitAsAgent) -> bool:
         """A hosted assignee submits its work; False if the task no longer takes it."""
-        from workflows.task import TaskWorkflow, task_workflow_id
-
-        handle = self._client.get_workflow_handle_for(
-            TaskWorkflow.run, task_workflow_id(data.task_id)
-        )
+        handle = self._client.get_workflow_handle(task_workflow_id(data.task_id))
         command = TaskCommand(actor=data.agent_id, result=data.result)
         try:
             running, _ = await update_if_running(
-                handle, TaskWorkflow.submit, command, id=data.update_id
+                handle, TaskHandlers.SUBMIT, command, id=data.update_id
             )
         except WorkflowUpdateFailedError:
             return False

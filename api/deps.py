@@ -16,12 +16,12 @@ from api.credentials import CredentialCache
 from api.errors import ServiceUnavailable
 from bus import EventBus
 from core.logging import correlation_id
+from core.names import PLATFORM
 from core.security import InvalidToken, TokenCodec, same_secret
 from core.settings import Settings
 from models.agents import AgentManifest, AgentStatus
 from models.chats import RANK, ChatPublic, Role, a, can_read
 from persistence import AgentRepository, ChatRepository, CredentialRepository, Database
-from workflows.chat import PLATFORM
 
 # ---- the declared requirements --------------------------------------------------------
 
@@ -317,11 +317,43 @@ class ChatView:
 
     @property
     def actor(self) -> str:
-        """Who acts in the chat workflow: the agent, the platform (an admin), or an operator
-        (which is never a member, so it can only read public chats)."""
-        if self.principal.is_admin:
-            return PLATFORM
-        return self.principal.agent_id or f"operator:{self.principal.operator_id}"
+        return actor_of(self.principal)
+
+
+def actor_of(principal: Principal) -> str:
+    """Who acts in a chat workflow: the agent, the platform (an admin), or an operator
+    (which is never a member, so it can only read public chats)."""
+    if principal.is_admin:
+        return PLATFORM
+    return principal.agent_id or f"operator:{principal.operator_id}"
+
+
+@dataclass(frozen=True)
+class ChatTarget:
+    """A chat named in the path whose rights the chat workflow checks (no store read):
+    the hot path's view of a chat."""
+
+    chat_id: str
+    principal: Principal
+
+    @property
+    def actor(self) -> str:
+        return actor_of(self.principal)
+
+
+@requirement("chat-role:member, chat:open (the chat workflow checks both)")
+async def posting_target(chat_id: PathChatId, principal: CurrentPrincipal) -> ChatTarget:
+    return ChatTarget(chat_id, principal)
+
+
+PostingTarget = Annotated[ChatTarget, Depends(posting_target)]
+
+
+async def refuse_from_store(request: Request, target: ChatTarget, database: Database) -> None:
+    """The precise refusal for a chat whose workflow is not running (it never existed, or
+    it ended when the chat closed): 404 unless the caller may see it, then 409 closed."""
+    view = await visible_chat(request, target.chat_id, target.principal, database)
+    await open_chat(view)
 
 
 def _hidden(request: Request) -> HTTPException:

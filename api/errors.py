@@ -16,7 +16,7 @@ from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
 from core.logging import correlation_id
-from persistence import STORE_UNAVAILABLE
+from persistence import STORE_UNAVAILABLE, StoreFailure, store_is_away
 
 log = logging.getLogger("agora.api")
 
@@ -176,6 +176,12 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(ServiceUnavailable)
     async def unavailable(_: Request, exc: ServiceUnavailable) -> JSONResponse:
         return _problem(503, f"{exc.dependency} is unavailable", {"Retry-After": "2"})
+
+    @app.exception_handler(StoreFailure)
+    async def store_failed(_: Request, exc: StoreFailure) -> JSONResponse:
+        if store_is_away(exc):  # FerretDB answering while its PostgreSQL is down
+            return _problem(503, "mongodb is unavailable", {"Retry-After": "2"})
+        raise exc  # a bug: the JSON 500 (ServerErrors)
 
     for error in STORE_UNAVAILABLE:
         app.add_exception_handler(

@@ -16,7 +16,7 @@ from typing import Annotated
 from fastapi import Depends, HTTPException, Request, status
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from api.deps import ChatView, PostingChat
+from api.deps import ChatTarget, PostingTarget
 from core.security import InvalidToken, TokenCodec, same_secret
 from core.settings import Settings
 
@@ -151,7 +151,7 @@ def _message_buckets(request: Request) -> TokenBucket:
     return request.app.state.message_buckets
 
 
-async def message_quota(request: Request, view: PostingChat) -> ChatView:
+async def message_quota(request: Request, view: PostingTarget) -> ChatTarget:
     """Each agent posts at most ``messages_per_agent_per_minute`` (with a burst); the
     429 comes before the chat workflow is asked."""
     wait = _message_buckets(request).take(view.actor)
@@ -165,7 +165,7 @@ async def message_quota(request: Request, view: PostingChat) -> ChatView:
     return view
 
 
-MessageQuota = Annotated[ChatView, Depends(message_quota)]
+MessageQuota = Annotated[ChatTarget, Depends(message_quota)]
 
 
 def message_buckets(settings: Settings) -> TokenBucket:

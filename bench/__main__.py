@@ -117,6 +117,34 @@ class BatchSink:
         self.pending += 1
 
 
+@workflow.defn(sandboxed=False)
+class UpdateSink:
+    """Updates accepted at once, batched into one activity call each time round: the
+    bare shape of a chat's posts (an update) and its deliver lane (one activity a batch)."""
+
+    def __init__(self) -> None:
+        self.pending = 0
+        self.done = 0
+        self.accepted = 0
+
+    @workflow.run
+    async def run(self, expected: int) -> int:
+        while self.done < expected:
+            await workflow.wait_condition(lambda: self.pending > 0)
+            batch, self.pending = self.pending, 0
+            self.done += await workflow.execute_activity(
+                record_batch, batch, start_to_close_timeout=timedelta(seconds=30)
+            )
+        await workflow.wait_condition(workflow.all_handlers_finished)
+        return self.done
+
+    @workflow.update
+    def hit(self) -> int:
+        self.pending += 1
+        self.accepted += 1
+        return self.accepted
+
+
 def pct(values: list[float], q: float) -> float:
     if not values:
         return float("nan")
@@ -127,7 +155,7 @@ def pct(values: list[float], q: float) -> float:
 async def temporal_signals(settings: Settings, n: int) -> dict:
     client = await connect_temporal(settings)
     queue = f"bench-{uuid.uuid4().hex[:8]}"
-    async with Worker(client, task_queue=queue, workflows=[SignalSink, BatchSink],
+    async with Worker(client, task_queue=queue, workflows=[SignalSink, BatchSink, UpdateSink],
                       activities=[record_batch]):  # fmt: skip
         handle = await client.start_workflow(SignalSink.run, n, id=f"bench/{queue}",
                                              task_queue=queue)  # fmt: skip
@@ -157,10 +185,34 @@ async def temporal_signals(settings: Settings, n: int) -> dict:
         await asyncio.gather(*(batched(i) for i in range(per * 20)))
         await asyncio.gather(*(sink.result() for sink in sinks))
         batched_elapsed = time.perf_counter() - started
+
+        # updates, 40 in flight like the messages figure: the ceiling of posts
+        sinks = [
+            await client.start_workflow(
+                UpdateSink.run, per, id=f"bench/{queue}/u{i}", task_queue=queue
+            )  # fmt: skip
+            for i in range(20)
+        ]
+        in_flight = asyncio.Semaphore(40)
+        round_trips: list[float] = []
+
+        async def update(i: int) -> None:
+            async with in_flight:
+                began = time.perf_counter()
+                await sinks[i % 20].execute_update(UpdateSink.hit)
+                round_trips.append(time.perf_counter() - began)
+
+        started = time.perf_counter()
+        await asyncio.gather(*(update(i) for i in range(per * 20)))
+        updates_elapsed = time.perf_counter() - started
+        await asyncio.gather(*(sink.result() for sink in sinks))
     return {
         "signals_per_second": n / elapsed,
         "n": n,
         "signals_with_batched_activity_20_workflows_per_second": per * 20 / batched_elapsed,
+        "updates_with_batched_activity_20_workflows_per_second": per * 20 / updates_elapsed,
+        "update_round_trip_p50_ms": pct(round_trips, 0.5) * 1000,
+        "update_round_trip_p99_ms": pct(round_trips, 0.99) * 1000,
     }
 
 
@@ -190,11 +242,31 @@ async def rabbitmq(settings: Settings, n: int) -> dict:
             done.set()
 
     await channel.set_qos(prefetch_count=500)
-    await queue.consume(on)
+    tag = await queue.consume(on)
     await done.wait()
     consumed = time.perf_counter() - started
+    await queue.cancel(tag)
+
+    # one message at a time, publish (confirmed) to a consumer: the broker's own latency
+    arrived: asyncio.Queue[float] = asyncio.Queue()
+
+    async def on_one(message) -> None:
+        await message.ack()
+        arrived.put_nowait(time.perf_counter())
+
+    await queue.consume(on_one)
+    latencies = []
+    for _ in range(200):
+        began = time.perf_counter()
+        await channel.default_exchange.publish(aio_pika.Message(body), routing_key=queue.name)
+        latencies.append(await arrived.get() - began)
     await connection.close()
-    return {"publish_confirmed_per_second": n / published, "consume_acked_per_second": n / consumed}
+    return {
+        "publish_confirmed_per_second": n / published,
+        "consume_acked_per_second": n / consumed,
+        "publish_to_consumer_p50_ms": pct(latencies, 0.5) * 1000,
+        "publish_to_consumer_p99_ms": pct(latencies, 0.99) * 1000,
+    }
 
 
 async def mongodb(settings: Settings, n: int) -> dict:
@@ -208,8 +280,99 @@ async def mongodb(settings: Settings, n: int) -> dict:
                                       for i in range(start, min(n, start + 100))])  # fmt: skip
     elapsed = time.perf_counter() - started
     await client.drop_database(collection.database.name)
+
+    # keyed writes and reads as the collection grows: FerretDB v1 filters by _id with a
+    # scan, so these fall as the documents grow (why the hot path reads no key)
+    keyed = {}
+    sem = asyncio.Semaphore(20)
+    collection = client[f"bench_{uuid.uuid4().hex[:8]}"]["keyed"]
+    have = 0
+    for size in (1_000, 10_000, 100_000):
+        while have < size:
+            batch = min(1000, size - have)
+            await collection.insert_many([{"_id": f"k{i}", "v": "x" * 256, "n": 0}
+                                          for i in range(have, have + batch)])  # fmt: skip
+            have += batch
+        keys = [f"k{(i * 7919) % size}" for i in range(400)]
+
+        async def upsert(key: str) -> None:
+            async with sem:
+                await collection.update_one({"_id": key}, {"$inc": {"n": 1}}, upsert=True)
+
+        async def find(key: str) -> None:
+            async with sem:
+                await collection.find_one({"_id": key})
+
+        began = time.perf_counter()
+        await asyncio.gather(*(upsert(k) for k in keys))
+        upserts = len(keys) / (time.perf_counter() - began)
+        began = time.perf_counter()
+        await asyncio.gather(*(find(k) for k in keys))
+        finds = len(keys) / (time.perf_counter() - began)
+        keyed[str(size)] = {"upserts_per_second": upserts, "finds_per_second": finds}
+    await client.drop_database(collection.database.name)
     await client.close()
-    return {"inserts_per_second": n / elapsed, "batch": 100}
+    return {"inserts_per_second": n / elapsed, "batch": 100, "keyed_by_documents": keyed,
+            "keyed_concurrency": 20}  # fmt: skip
+
+
+class Stages:
+    """Where a delivery's time goes, per message: the API's own time, the chat workflow's
+    update round trip (the API's ``Server-Timing``), accepted to on the bus (the deliver
+    lane's publish, through the broker to a consumer of the topic exchange), and on the
+    bus to the reader's stream (the inbox queue, the API's consumer, the WebSocket)."""
+
+    def __init__(self) -> None:
+        self.post: dict[str, tuple[float, float, float]] = {}  # key -> sent, answered, update
+        self.bus: dict[str, float] = {}
+        self.stream: dict[str, list[float]] = {}
+
+    def accepted(self, key: str, sent: float, response: httpx.Response) -> None:
+        timing = response.headers.get("server-timing", "")
+        update = float(timing.split("dur=", 1)[1]) / 1000 if "dur=" in timing else float("nan")
+        self.post[key] = (sent, time.perf_counter(), update)
+
+    def on_stream(self, key: str) -> None:
+        self.stream.setdefault(key, []).append(time.perf_counter())
+
+    async def tail_bus(self, env: dict[str, str]):
+        import aio_pika
+
+        connection = await aio_pika.connect_robust(env["AGORA_AMQP_URL"])
+        channel = await connection.channel()
+        prefix = env.get("AGORA_BUS_PREFIX", "agora")
+        exchange = await channel.get_exchange(f"{prefix}.events")
+        queue = await channel.declare_queue(exclusive=True, auto_delete=True)
+        await queue.bind(exchange, routing_key="message.sent")
+
+        async def seen(message) -> None:
+            async with message.process():
+                key = json.loads(message.body)["payload"]["message"]["content"]
+                self.bus.setdefault(key, time.perf_counter())
+
+        await queue.consume(seen)
+        return connection.close
+
+    def split(self, keys) -> dict:
+        api, update, to_bus, to_stream = [], [], [], []
+        for key in keys:
+            if key not in self.post:
+                continue
+            sent, answered, took = self.post[key]
+            update.append(took)
+            api.append(answered - sent - took)
+            if key in self.bus:
+                to_bus.append(self.bus[key] - answered)
+                to_stream += [t - self.bus[key] for t in self.stream.get(key, [])]
+        return {
+            name: {"p50": pct(values, 0.5) * 1000, "p99": pct(values, 0.99) * 1000}
+            for name, values in (
+                ("api", api),
+                ("update_round_trip", update),
+                ("accepted_to_bus", to_bus),
+                ("bus_to_stream", to_stream),
+            )
+        }
 
 
 async def agora(
@@ -236,6 +399,8 @@ async def agora(
                                "participants": [a[0], b[0]]}, headers=sender[1])  # fmt: skip
             chats.append((r.json()["chat_id"], sender, [a, b]))
         sent_at: dict[str, float] = {}
+        stages = Stages()
+        stop_tail = await stages.tail_bus(env)
         latencies: list[float] = []
         offered_at: dict[str, float] = {}
         offered_latencies: list[float] = []
@@ -253,6 +418,7 @@ async def agora(
                         continue
                     if event["type"] == "message.sent":
                         key = event["payload"]["message"]["content"]
+                        stages.on_stream(key)
                         if key in sent_at:
                             latencies.append(time.perf_counter() - sent_at[key])
                             if len(latencies) >= expected:
@@ -272,8 +438,9 @@ async def agora(
             key = f"m{i}-{run}"
             async with sem:
                 sent_at[key] = time.perf_counter()
-                await api.post(f"/v1/chats/{chat_id}/messages", json={"content": key},
-                               headers=sender[1])  # fmt: skip
+                r = await api.post(f"/v1/chats/{chat_id}/messages", json={"content": key},
+                                   headers=sender[1])  # fmt: skip
+                stages.accepted(key, sent_at[key], r)
             progress.advance(task)
 
         started = time.perf_counter()
@@ -289,8 +456,9 @@ async def agora(
             chat_id, sender, _ = chats[i % 20]
             key = f"o{i}-{run}"
             offered_at[key] = time.perf_counter()
-            await api.post(f"/v1/chats/{chat_id}/messages", json={"content": key},
-                           headers=sender[1])  # fmt: skip
+            r = await api.post(f"/v1/chats/{chat_id}/messages", json={"content": key},
+                               headers=sender[1])  # fmt: skip
+            stages.accepted(key, offered_at[key], r)
             progress.advance(task)
 
         posts = []
@@ -302,6 +470,7 @@ async def agora(
             await asyncio.wait_for(offered_done.wait(), timeout=180)
         stop.set()
         await asyncio.gather(*listeners, return_exceptions=True)
+        await stop_tail()
 
         # the floor hand-over: A yields, B's stream sees chat.floor_granted
         a, b = agents[0], agents[1]
@@ -340,6 +509,8 @@ async def agora(
             "latency_p95_ms": pct(offered_latencies, 0.95) * 1000,
             "latency_p99_ms": pct(offered_latencies, 0.99) * 1000,
         },
+        "delivery_stages_ms": stages.split(sent_at),
+        "offered_delivery_stages_ms": stages.split(offered_at),
         "floor_handover_p50_ms": pct(gaps, 0.5) * 1000,
         "floor_handover_p99_ms": pct(gaps, 0.99) * 1000,
         "floor_handover_mean_ms": statistics.fmean(gaps) * 1000 if gaps else None,
@@ -351,7 +522,7 @@ async def scale(stack: Stack, settings: Settings, count: int, progress: Progress
     from pymongo import AsyncMongoClient
 
     from bench.scale import WAVE, grow, resident_kib
-    from workflows.agent import agent_workflow_id
+    from core.names import agent_workflow_id
 
     pid = stack.owned_pid("worker")
     if pid is None:
@@ -451,6 +622,8 @@ async def main() -> None:
             "messages_vs_batched_signals_20_workflows": ours["messages_per_second_to_streams"]
             / temporal["signals_with_batched_activity_20_workflows_per_second"],
             "messages_vs_lowest_raw_ceiling": ours["messages_per_second_to_streams"] / ceiling,
+            "messages_vs_batched_updates_20_workflows": ours["messages_per_second_to_streams"]
+            / temporal["updates_with_batched_activity_20_workflows_per_second"],
         },
         "command": f"make up && BENCH_SIZE={size} make bench",
     }  # fmt: skip
@@ -465,7 +638,16 @@ async def main() -> None:
          temporal["signals_with_batched_activity_20_workflows_per_second"]),
         ("RabbitMQ publish with confirms/s (raw)", bus["publish_confirmed_per_second"]),
         ("RabbitMQ consume with acks/s (raw)", bus["consume_acked_per_second"]),
+        ("Temporal updates/s, 20 workflows, one activity per batch (raw)",
+         temporal["updates_with_batched_activity_20_workflows_per_second"]),
+        ("  update round trip p50 / p99 ms (raw, 40 in flight)",
+         "{update_round_trip_p50_ms:.0f} / {update_round_trip_p99_ms:.0f}".format(**temporal)),
+        ("RabbitMQ publish to consumer p50 / p99 ms (raw, one at a time)",
+         f"{bus['publish_to_consumer_p50_ms']:.1f} / {bus['publish_to_consumer_p99_ms']:.1f}"),
         ("MongoDB (FerretDB) inserts/s, batches of 100 (raw)", mongo["inserts_per_second"]),
+        *[(f"  keyed upserts / finds per s at {int(size):,} documents (raw)",
+           f"{v['upserts_per_second']:,.0f} / {v['finds_per_second']:,.0f}")
+          for size, v in mongo["keyed_by_documents"].items()],
         ("Agora messages/s, API to 2 streams each, 20 chats",
          ours["messages_per_second_to_streams"]),
         ("  POST to delivery p50 / p95 / p99 ms", f"{ours['latency_p50_ms']:.0f} / "
@@ -474,6 +656,9 @@ async def main() -> None:
         ("At 50 messages/s offered: delivery p50 / p95 / p99 ms",
          "{latency_p50_ms:.0f} / {latency_p95_ms:.0f} / {latency_p99_ms:.0f}".format(
              **ours["offered_50_per_second"])),
+        *[(f"  stage p50 / p99 ms at 50/s: {name.replace('_', ' ')}",
+           f"{v['p50']:.0f} / {v['p99']:.0f}")
+          for name, v in ours["offered_delivery_stages_ms"].items()],
         ("Floor hand-over p50 / p99 ms", f"{ours['floor_handover_p50_ms']:.0f} / "
          f"{ours['floor_handover_p99_ms']:.0f}"),
         ("Agents introduced/s", ours["agents_introduced_per_second"]),
@@ -488,6 +673,8 @@ async def main() -> None:
         ("  per agent, KiB", lives.get("worker_rss_per_agent_kib", "-")),
         ("  agent lives started and stored/s (Temporal direct)",
          lives.get("started_and_stored_per_second", "-")),
+        ("Agora messages/s ÷ Temporal updates/s, 20 workflows (target ≥ 0.5)",
+         result["ratios"]["messages_vs_batched_updates_20_workflows"]),
         ("Agora messages/s ÷ Temporal signals/s",
          result["ratios"]["messages_vs_temporal_signals"]),
         ("Agora messages/s ÷ lowest raw ceiling",

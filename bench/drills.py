@@ -281,6 +281,7 @@ async def restart(stack: Stack, society: Society, drill: Drill, name: str, down_
         ("GET", f"/v1/agents/{reader.agent_id}", {"headers": reader.headers}),
         ("GET", f"/v1/chats/{chat_id}/messages", {"headers": reader.headers}),
     ]
+    poster = society.listeners[society.chats[chat_id][0]]
     until = time.monotonic() + down_for
     while time.monotonic() < until:
         for method, url, kw in probes:
@@ -289,6 +290,21 @@ async def restart(stack: Stack, society: Society, drill: Drill, name: str, down_
                 drill.while_down[r.status_code] += 1
             except httpx.HTTPError:
                 drill.while_down["no answer"] += 1
+        # a post while it is down: accepted and delivered unless Temporal itself is down,
+        # and stored when the store is back (verify counts it with the drill's posts)
+        key = f"{drill.name}-down-{drill.faults}-{len(drill.accepted)}"
+        try:
+            r = await society.api.post(
+                f"/v1/chats/{chat_id}/messages",
+                timeout=40,
+                json={"content": key},
+                headers=poster.headers | {"Idempotency-Key": key},
+            )
+            drill.while_down[f"post {r.status_code}"] += 1
+            if r.status_code == 201:
+                drill.accepted[key] = {"chat": chat_id, "sender": poster.agent_id, **r.json()}
+        except httpx.HTTPError:
+            drill.while_down["post no answer"] += 1
         await asyncio.sleep(0.5)
     await asyncio.to_thread(stack.start, service)
 
@@ -418,7 +434,7 @@ async def long_life(stack: Stack, society: Society, size: dict) -> dict:
 
 
 async def fault_drills(stack: Stack, society: Society, size: dict, result: dict) -> None:
-    """The four drills, one after another, each during its own run of posts."""
+    """The five drills, one after another, each during its own run of posts."""
     groups = size["chats"]
     members = [await society.introduce(f"A{i}") for i in range(3 * groups)]
     for c in range(groups):
@@ -439,6 +455,7 @@ async def fault_drills(stack: Stack, society: Society, size: dict, result: dict)
         await run_drill("worker-sigkill", stack, society, n, every),
         await run_drill("rabbitmq-restart", stack, society, n, bounce("rabbitmq")),
         await run_drill("ferretdb-restart", stack, society, n, bounce("ferretdb")),
+        await run_drill("postgres-restart", stack, society, n, bounce("postgres")),
         await run_drill("temporal-restart", stack, society, n, bounce("temporal")),
     ]  # fmt: skip
     result["drills"] = {d.name: d.report for d in drills}

@@ -26,10 +26,11 @@ from pathlib import Path
 from temporalio.client import Client
 from temporalio.common import SearchAttributePair, TypedSearchAttributes
 
+from core.names import agent_workflow_id
 from core.temporal import AGENT_ID, KIND, STATUS
 from models.agents import AgentManifest, AgentStatus, PublicProfile
 from models.workflow_io import AgentStart, AgentState
-from workflows.agent import AgentWorkflow, agent_workflow_id
+from workflows.agent import AgentWorkflow
 
 
 def resident_kib(pid: int) -> int:

@@ -92,6 +92,10 @@ class Settings(BaseSettings):
     """An API request that has no answer by then gets 504 (a retried post with the same
     Idempotency-Key is safe)."""
     agent_offline_after_seconds: float = Field(default=90.0, gt=0)
+    projection_interval_seconds: float = Field(default=1.0, ge=0, le=3600)
+    """An agent's manifest and attention view are written to MongoDB at most once per
+    this interval (the newest state wins; a change its caller waits for goes at once).
+    Live reads (the manifest and attention routes) ask the workflow and never lag."""
     continue_as_new_after_events: int = Field(default=2_000, ge=100)
     """A worker that restarts replays every busy workflow's history from its start: the
     shorter the run, the sooner a crashed worker's chats answer again (measured by the

@@ -23,6 +23,8 @@ class AgentState(BaseModel):
     """The id (``jti``) of the agent's first token; the token itself never enters history."""
     token_expires_at: datetime
     offline_after_seconds: float
+    projection_interval_seconds: float = 1.0
+    """At most one manifest and attention write per this interval (debounced)."""
     continue_as_new_after_events: int = 2_000
     continue_as_new_after_updates: int = 1_500
     attention: AttentionState = AttentionState()

@@ -16,7 +16,7 @@ from persistence.chats import (
     decode_chat_cursor,
 )
 from persistence.client import Database, open_database
-from persistence.errors import STORE_UNAVAILABLE
+from persistence.errors import STORE_UNAVAILABLE, StoreFailure, store_is_away
 from persistence.ledger import DEFAULT_SKILLS, LedgerRepository, SkillRepository
 from persistence.stats import count_by
 from persistence.tasks import ReviewRepository, TaskRepository
@@ -24,6 +24,8 @@ from persistence.tasks import ReviewRepository, TaskRepository
 __all__ = [
     "DEFAULT_SKILLS",
     "STORE_UNAVAILABLE",
+    "StoreFailure",
+    "store_is_away",
     "AgentRepository",
     "AuditRepository",
     "AttentionRepository",

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from temporalio import workflow
 from temporalio.exceptions import ActivityError, ApplicationError
@@ -15,6 +15,12 @@ with workflow.unsafe.imports_passed_through():
     from activities.llm import LlmActivities
     from activities.store import StoreActivities
     from activities.tasks import TaskActivities
+    from core.names import (
+        AGENT_WORKFLOW,
+        AgentHandlers,
+        ChatHandlers,
+        chat_workflow_id,
+    )
     from core.temporal import STATUS
     from models.agents import FOCUS_PREFIX, AgentManifest, AgentStatus, PublicProfile
     from models.attention import AttentionView, DialogueEntry, DialogueNotice, DialogueScore
@@ -45,11 +51,7 @@ with workflow.unsafe.imports_passed_through():
     from workflows.attention import choose_focus, scores
 
 
-def agent_workflow_id(agent_id: str) -> str:
-    return f"agent/{agent_id}"
-
-
-@workflow.defn
+@workflow.defn(name=AGENT_WORKFLOW)
 class AgentWorkflow:
     """An agent's life: introduced, active/busy/idle/offline, retired.
 
@@ -65,11 +67,18 @@ class AgentWorkflow:
         self._updates = 0
         self._ledger_lock = asyncio.Lock()
         self._status_attribute = str(start.state.manifest.status)
+        self._debounced = False
+        self._projected_at: datetime | None = None
+        self._store_waiters = 0
+        self._armed = False
 
     @workflow.run
     async def run(self, start: AgentStart) -> AgentManifest:
         """Live until retired, continuing as new before the history grows large."""
         state = self.state
+        # the manifest and attention projections: at most one write per interval, the
+        # newest state wins (a handler waiting for its change to be stored goes at once)
+        self._debounced = workflow.patched("debounced-projections")
         if not state.introduced:
             manifest = state.manifest
             payload = {"agent_id": manifest.agent_id, "name": manifest.public_profile.name,
@@ -94,6 +103,9 @@ class AgentWorkflow:
             )
             state.credential_stored = True
         while True:
+            # a projection that falls behind during the wait ends it, so the next wait
+            # carries the timer for when it comes due
+            self._armed = self._until_projection() is not None
             try:
                 await workflow.wait_condition(
                     lambda: (
@@ -101,8 +113,9 @@ class AgentWorkflow:
                         or self._should_act()
                         or self._has_task_work()
                         or self._due_to_continue()
+                        or (self._debounced and not self._armed and self._projections_behind())
                     ),
-                    timeout=self._until_offline(),
+                    timeout=self._next_wake(),
                 )
             except TimeoutError:
                 self._check_presence()
@@ -122,6 +135,8 @@ class AgentWorkflow:
                 # that never goes quiet still continues as new
                 await asyncio.sleep(0)
                 if workflow.all_handlers_finished():
+                    if self._debounced:  # the new run starts with everything stored
+                        await self._flush(force=True)
                     workflow.continue_as_new(AgentStart(state=state))
 
     # ---- handlers ---------------------------------------------------------------------
@@ -130,7 +145,7 @@ class AgentWorkflow:
     async def introduce(self) -> AgentManifest:
         """Wait until the first manifest is stored and return it (update-with-start)."""
         self._updates += 1
-        await workflow.wait_condition(lambda: self.state.stored_version >= 0)
+        await self._stored(0)
         return self.state.manifest
 
     @workflow.update
@@ -154,8 +169,7 @@ class AgentWorkflow:
                 manifest.public_profile = PublicProfile.model_validate(merged)
             except ValueError as exc:
                 raise ApplicationError(str(exc), type="Invalid", non_retryable=True) from exc
-        version = self._touch()
-        await workflow.wait_condition(lambda: self.state.stored_version >= version)
+        await self._stored(self._touch())
         return self.state.manifest
 
     @update_manifest.validator
@@ -176,7 +190,7 @@ class AgentWorkflow:
             self.state.status_before_offline = None
         self._touch()
 
-    @workflow.signal
+    @workflow.signal(name=AgentHandlers.TASK_ACTIVITY)
     def task_activity(self, change: TaskActivityChange) -> None:
         """A task's workflow says this agent took on a task, or is done with it."""
         if self.state.retired:
@@ -197,7 +211,7 @@ class AgentWorkflow:
             return
         self._touch()
 
-    @workflow.signal
+    @workflow.signal(name=AgentHandlers.ROOM_CHANGED)
     def room_changed(self, change: RoomChange) -> None:
         """A chat workflow says this agent joined or left it (room_participation)."""
         if self.state.retired:
@@ -218,7 +232,7 @@ class AgentWorkflow:
         self._touch()
         self._refocus(None)
 
-    @workflow.signal
+    @workflow.signal(name=AgentHandlers.DIALOGUE_NOTICE)
     def dialogue_notice(self, notice: DialogueNotice) -> None:
         """A chat's batch: new messages, a mention, the floor, a read mark."""
         if self.state.retiring:
@@ -323,7 +337,7 @@ class AgentWorkflow:
         self._emit("agent.token_rotated", {"agent_id": self.state.manifest.agent_id},
                    rotation.correlation_id)  # fmt: skip
 
-    @workflow.update
+    @workflow.update(name=AgentHandlers.DEBIT)
     async def debit(self, request: DebitRequest) -> DebitResult:
         """Pay from the agent's account: one debit at a time, so the balance checked is
         the balance spent (a transfer, or a task's reward into escrow)."""
@@ -370,12 +384,48 @@ class AgentWorkflow:
         state = self.state
         return (
             (state.retiring and not state.retired)
-            or state.manifest.version > state.stored_version
-            or state.attention_version > state.attention_stored_version
+            or (self._projections_behind() and self._projection_due())
             or bool(state.pending_events)
         )
 
-    async def _flush(self) -> None:
+    def _projections_behind(self) -> bool:
+        state = self.state
+        return (
+            state.manifest.version > state.stored_version
+            or state.attention_version > state.attention_stored_version
+        )
+
+    def _projection_due(self) -> bool:
+        """Store now: not debounced (an older run), someone waits for it, or the interval
+        since the last write has passed."""
+        if not self._debounced or self._store_waiters or self.state.retiring:
+            return True
+        return self._projected_at is None or workflow.now() >= self._next_projection()
+
+    def _next_projection(self) -> datetime:
+        assert self._projected_at is not None
+        return self._projected_at + timedelta(seconds=self.state.projection_interval_seconds)
+
+    def _next_wake(self) -> timedelta | None:
+        """When the loop must look again though nothing arrived: going offline, or a
+        debounced projection coming due."""
+        wakes = [w for w in (self._until_offline(), self._until_projection()) if w is not None]
+        return min(wakes) if wakes else None
+
+    def _until_projection(self) -> timedelta | None:
+        if not self._debounced or self._projected_at is None or not self._projections_behind():
+            return None
+        return max(self._next_projection() - workflow.now(), timedelta(milliseconds=1))
+
+    async def _stored(self, version: int) -> None:
+        """Wait until the manifest of ``version`` is stored (and have it stored now)."""
+        self._store_waiters += 1
+        try:
+            await workflow.wait_condition(lambda: self.state.stored_version >= version)
+        finally:
+            self._store_waiters -= 1
+
+    async def _flush(self, *, force: bool = False) -> None:
         state = self.state
         if state.retiring and not state.retired:
             # a rotation in flight records its token first; then every token is revoked
@@ -387,12 +437,10 @@ class AgentWorkflow:
             )
             await self._announce_revocation(state.retire_correlation_id)
             for chat_id in list(state.manifest.room_participation):
-                handle = workflow.get_external_workflow_handle_for(
-                    chat_workflows.ChatWorkflow.run, chat_workflows.chat_workflow_id(chat_id)
-                )
+                handle = workflow.get_external_workflow_handle(chat_workflow_id(chat_id))
                 try:
                     await handle.signal(
-                        chat_workflows.ChatWorkflow.member_retired,
+                        ChatHandlers.MEMBER_RETIRED,
                         MemberRetired(
                             agent_id=state.manifest.agent_id,
                             correlation_id=state.retire_correlation_id,
@@ -407,6 +455,19 @@ class AgentWorkflow:
                        state.retire_correlation_id)  # fmt: skip
             self._touch()
             state.retired = True
+        if force or self._projection_due():
+            await self._store_projections()
+        if state.pending_events:
+            batch, state.pending_events = state.pending_events, []
+            await options.run(
+                EventActivities.publish_events, PublishEventsInput(events=batch), **options.PUBLISH
+            )
+
+    async def _store_projections(self) -> None:
+        """Store the newest manifest and attention view, when behind."""
+        state = self.state
+        if self._projections_behind():
+            self._projected_at = workflow.now()
         while state.manifest.version > state.stored_version:
             snapshot = state.manifest.model_copy(deep=True)
             await options.run(
@@ -425,11 +486,6 @@ class AgentWorkflow:
                 **options.STORE,
             )  # fmt: skip
             state.attention_stored_version = version
-        if state.pending_events:
-            batch, state.pending_events = state.pending_events, []
-            await options.run(
-                EventActivities.publish_events, PublishEventsInput(events=batch), **options.PUBLISH
-            )
 
     def _check_presence(self) -> None:
         manifest = self.state.manifest
@@ -679,9 +735,3 @@ class AgentWorkflow:
     def _reject_if_retired(self) -> None:
         if self.state.retiring or self.state.retired:
             raise ApplicationError("the agent is retired", type="Conflict", non_retryable=True)
-
-
-# The chat workflow signals agents and agents signal chats: the module is bound here, at
-# the end, and its names are looked up when a retirement runs.
-with workflow.unsafe.imports_passed_through():
-    import workflows.chat as chat_workflows  # noqa: E402

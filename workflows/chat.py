@@ -14,6 +14,13 @@ with workflow.unsafe.imports_passed_through():
     from activities.events import EventActivities
     from activities.llm import LlmActivities
     from activities.store import StoreActivities
+    from core.names import (
+        CHAT_WORKFLOW,
+        PLATFORM,
+        AgentHandlers,
+        ChatHandlers,
+        agent_workflow_id,
+    )
     from core.temporal import STATUS
     from models.attention import DialogueNotice
     from models.chats import (
@@ -55,11 +62,9 @@ with workflow.unsafe.imports_passed_through():
         TranscriptLine,
     )
     from workflows import options
-    from workflows.agent import AgentWorkflow, agent_workflow_id
     from workflows.floor import Floor, FloorError, FloorEvent
     from workflows.policies import valid_pick
 
-PLATFORM = "platform"
 POSTED_KEYS_KEPT = 1000
 """How many Idempotency-Keys a chat remembers across continue-as-new."""
 PENDING_BYTES_KEPT = 1024 * 1024
@@ -85,10 +90,6 @@ def pending_weight(messages: list[Message]) -> int:
     return sum(2 * len(m.content.encode()) + MESSAGE_OVERHEAD_BYTES for m in messages)
 
 
-def chat_workflow_id(chat_id: str) -> str:
-    return f"chat/{chat_id}"
-
-
 def _not_found() -> ApplicationError:
     # the same answer whether the chat does not exist or the caller may not see it
     return ApplicationError("chat not found", type="NotFound", non_retryable=True)
@@ -102,7 +103,7 @@ def _conflict(reason: str) -> ApplicationError:
     return ApplicationError(reason, type="Conflict", non_retryable=True)
 
 
-@workflow.defn
+@workflow.defn(name=CHAT_WORKFLOW)
 class ChatWorkflow:
     """Membership, roles and the message sequence of one chat.
 
@@ -160,7 +161,7 @@ class ChatWorkflow:
 
     # ---- handlers ---------------------------------------------------------------------
 
-    @workflow.update
+    @workflow.update(name=ChatHandlers.OPEN)
     async def open(self) -> ChatPublic:
         """Return the chat once it is stored (update-with-start; a direct chat's second
         opening returns the same chat)."""
@@ -168,7 +169,7 @@ class ChatWorkflow:
         await workflow.wait_condition(lambda: self.state.stored_version >= 0)
         return self._public()
 
-    @workflow.update
+    @workflow.update(name=ChatHandlers.POST_MESSAGE)
     def post_message(self, post: PostMessage) -> Posted:
         """Accept a message: assign its seq; storing and publishing follow in the next batch."""
         self._updates += 1
@@ -245,12 +246,15 @@ class ChatWorkflow:
                     non_retryable=True,
                 )
             return  # a retry of an accepted post: answered with its first answer
+        if not post.platform:
+            role = self._role(post.sender)
+            if role is None:  # the API asked no store: the same answers as its chat views
+                if self.state.chat.join_rule == "public" and not self.state.chat.closed:
+                    raise _forbidden("join the chat to read it")
+                raise _not_found()
         self._reject_if_closed()
         if post.platform:
             return
-        role = self._role(post.sender)
-        if role is None:
-            raise _not_found()
         if post.message_type == "system":
             raise _forbidden("system messages come from the platform only")
         if not can_post(role):
@@ -399,7 +403,7 @@ class ChatWorkflow:
                 type="Invalid",
             )
 
-    @workflow.signal
+    @workflow.signal(name=ChatHandlers.REQUEST_FLOOR)
     def request_floor(self, ask: FloorSignal) -> None:
         """A request to speak (RTS); many may arrive at once. The answer comes from
         ``floor_status`` or the requester's stream."""
@@ -430,7 +434,7 @@ class ChatWorkflow:
     def _validate_floor_status(self, who: FloorCommand) -> None:
         self._floor_member(who.actor, who.platform, post=True)
 
-    @workflow.update
+    @workflow.update(name=ChatHandlers.RELEASE_FLOOR)
     def release_floor(self, who: FloorCommand) -> FloorView:
         """Yield the floor, or withdraw a request to speak."""
         self._updates += 1
@@ -509,7 +513,7 @@ class ChatWorkflow:
         floor = self._floor()
         return floor.view(who) if floor is not None else None
 
-    @workflow.signal
+    @workflow.signal(name=ChatHandlers.MEMBER_RETIRED)
     def member_retired(self, retired: MemberRetired) -> None:
         """A member retired: it leaves; an owner hands the chat to the next in rank."""
         if retired.agent_id not in self.state.members or self.state.chat.closed:
@@ -600,17 +604,15 @@ class ChatWorkflow:
 
         await asyncio.gather(
             *(
-                self._signal_agent(agent_id, AgentWorkflow.dialogue_notice, notice)
+                self._signal_agent(agent_id, AgentHandlers.DIALOGUE_NOTICE, notice)
                 for agent_id, notice in notices.items()
             )
         )
 
     @staticmethod
-    async def _signal_agent(agent_id: str, signal, arg) -> None:
+    async def _signal_agent(agent_id: str, signal: str, arg) -> None:
         """Signal a member's agent workflow; one that has ended (retired) is not told."""
-        handle = workflow.get_external_workflow_handle_for(
-            AgentWorkflow.run, agent_workflow_id(agent_id)
-        )
+        handle = workflow.get_external_workflow_handle(agent_workflow_id(agent_id))
         try:
             await handle.signal(signal, arg)
         except Exception:  # the agent's workflow is gone (retired): nothing to tell
@@ -708,7 +710,7 @@ class ChatWorkflow:
             # after their messages are stored and read: the notices carry what was read
             notices, state.pending_notices = state.pending_notices, {}
             for agent_id, notice in notices.items():  # one after another, as first written
-                await self._signal_agent(agent_id, AgentWorkflow.dialogue_notice, notice)
+                await self._signal_agent(agent_id, AgentHandlers.DIALOGUE_NOTICE, notice)
         # never announce a message before it is stored: a post that came in while this
         # flush was past the store waits for the next round, and its events with it
         if not workflow.patched(PUBLISH_DURING_BURST):
@@ -766,7 +768,7 @@ class ChatWorkflow:
         state = self.state
         while state.pending_rooms:
             change = state.pending_rooms.pop(0)
-            await self._signal_agent(change.agent_id, AgentWorkflow.room_changed, change)
+            await self._signal_agent(change.agent_id, AgentHandlers.ROOM_CHANGED, change)
 
     def _announceable(self, *, messages_only: bool = False) -> int:
         """How many of the first pending events may go out now (at most a batch): those

@@ -19,6 +19,7 @@ with workflow.unsafe.imports_passed_through():
     from activities.events import EventActivities
     from activities.ledger import LedgerActivities
     from activities.tasks import TaskActivities
+    from core.names import PLATFORM, TASK_WORKFLOW, TaskHandlers
     from core.temporal import STATUS
     from models.events import EventEnvelope
     from models.market import (
@@ -43,13 +44,8 @@ with workflow.unsafe.imports_passed_through():
     )
     from workflows import options
 
-PLATFORM = "platform"
 FLUSH_WHILE_FINISHING = "task-flush-while-finishing"
 """The patch that keeps a finished task storing while its last handlers complete."""
-
-
-def task_workflow_id(task_id: str) -> str:
-    return f"task/{task_id}"
 
 
 def _refuse(message: str, kind: str = "Conflict") -> ApplicationError:
@@ -63,7 +59,7 @@ def best_bid(bids: list[Bid]) -> Bid | None:
     return min(bids, key=lambda b: (b.price, -b.reputation, b.at))
 
 
-@workflow.defn
+@workflow.defn(name=TASK_WORKFLOW)
 class TaskWorkflow:
     @workflow.init
     def __init__(self, start: TaskStart) -> None:
@@ -201,7 +197,7 @@ class TaskWorkflow:
         if not any(b.agent_id == command.agent_id for b in self.task.bids):
             raise _refuse(f"{command.agent_id} did not bid")
 
-    @workflow.update
+    @workflow.update(name=TaskHandlers.SUBMIT)
     async def submit(self, command: TaskCommand) -> Task:
         self.task.status = "submitted"
         self.task.result = command.result

@@ -19,6 +19,7 @@ from api.deps import (
 )
 from api.errors import unprocessable, validation_detail
 from api.routes.messages import IdempotencyKey
+from core.names import agent_workflow_id
 from models.agents import AgentStatus
 from models.market import (
     MINT,
@@ -31,7 +32,7 @@ from models.market import (
     agent_account,
 )
 from persistence import AgentRepository, LedgerRepository
-from workflows.agent import AgentWorkflow, agent_workflow_id
+from workflows.agent import AgentWorkflow
 
 router = APIRouter(prefix="/accounts", tags=["accounts"])
 

@@ -30,6 +30,7 @@ from api.deps import (
 )
 from api.errors import unprocessable
 from api.metrics import count
+from core.names import agent_workflow_id
 from core.temporal import AGENT_ID, KIND, STATUS
 from llm import UnknownModel, chat_model
 from models.agents import (
@@ -68,7 +69,7 @@ from persistence import (
     TaskRepository,
     decode_cursor,
 )
-from workflows.agent import AgentWorkflow, agent_workflow_id
+from workflows.agent import AgentWorkflow
 
 router = APIRouter(prefix="/agents", tags=["agents"])
 
@@ -121,6 +122,7 @@ async def create_agent(
         token_id=issued.token_id,
         token_expires_at=issued.expires_at,
         offline_after_seconds=settings.agent_offline_after_seconds,
+        projection_interval_seconds=settings.projection_interval_seconds,
         continue_as_new_after_events=settings.continue_as_new_after_events,
         continue_as_new_after_updates=settings.continue_as_new_after_updates,
     )

@@ -28,6 +28,7 @@ from api.deps import (
     VisibleChat,
 )
 from api.errors import unprocessable
+from core.names import chat_workflow_id
 from core.temporal import CHAT_ID, KIND, STATUS
 from models.agents import AgentStatus
 from models.chats import (
@@ -43,7 +44,7 @@ from models.chats import (
 from models.floor import FloorState
 from models.workflow_io import ChatStart, ChatState, CloseChat, MembershipChange
 from persistence import AgentRepository, ChatRepository, Database, decode_chat_cursor
-from workflows.chat import ChatWorkflow, chat_workflow_id
+from workflows.chat import ChatWorkflow
 
 router = APIRouter(prefix="/chats", tags=["chats"])
 

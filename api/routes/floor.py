@@ -16,9 +16,10 @@ from api.deps import (
     TemporalDep,
 )
 from api.metrics import count
+from core.names import chat_workflow_id
 from models.floor import FloorAsk, FloorGrant, FloorSettingsUpdate, FloorView
 from models.workflow_io import FloorCommand, FloorSettingsChange, FloorSignal
-from workflows.chat import ChatWorkflow, chat_workflow_id
+from workflows.chat import ChatWorkflow
 
 router = APIRouter(prefix="/chats/{chat_id}/floor", tags=["floor"])
 

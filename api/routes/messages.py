@@ -3,23 +3,27 @@
 from __future__ import annotations
 
 import logging
+import time
 from typing import Annotated
 
-from fastapi import APIRouter, Header, HTTPException, Query, Request, status
-from temporalio.client import WorkflowQueryFailedError
-from temporalio.service import RPCError
+from fastapi import APIRouter, Header, HTTPException, Query, Request, Response, status
+from temporalio.client import WorkflowQueryFailedError, WorkflowUpdateFailedError
+from temporalio.exceptions import ApplicationError
+from temporalio.service import RPCError, RPCStatusCode
 
 from api.deps import (
     CorrelationId,
     DatabaseDep,
     OpenChat,
-    PostingChat,
     ReadableChat,
     SettingsDep,
     TemporalDep,
+    get_database,
+    refuse_from_store,
 )
 from api.limits import MessageQuota
 from api.metrics import count
+from core.names import chat_workflow_id
 from models.bounds import MAX_SAFE_INT
 from models.chats import (
     Message,
@@ -32,7 +36,7 @@ from models.chats import (
 )
 from models.workflow_io import PostMessage, ReadInput
 from persistence import ChatRepository, MessageRepository
-from workflows.chat import ChatWorkflow, chat_workflow_id
+from workflows.chat import ChatWorkflow
 
 router = APIRouter(prefix="/chats/{chat_id}", tags=["messages"])
 log = logging.getLogger("agora.api.messages")
@@ -54,16 +58,19 @@ IdempotencyKey = Annotated[
 )
 async def create_message(
     body: MessagePost,
-    view: PostingChat,
+    view: MessageQuota,
     temporal: TemporalDep,
     cid: CorrelationId,
     request: Request,
+    response: Response,
     settings: SettingsDep,
-    _quota: MessageQuota,
-    _open: OpenChat,
     idempotency_key: IdempotencyKey = None,
 ) -> Posted:
-    """Post: the chat workflow checks the right to post and assigns the next ``seq``."""
+    """Post: the chat workflow checks the right to post and assigns the next ``seq``.
+
+    No store read on the way: the workflow answers 404 for a chat the caller may not
+    see, 403 for a role that may not post, 409 for a closed chat or a floor it does not
+    hold, so a post is accepted and delivered while the store is away."""
     if len(body.content.encode()) > settings.max_message_bytes:
         raise HTTPException(
             status.HTTP_413_CONTENT_TOO_LARGE,
@@ -80,13 +87,25 @@ async def create_message(
     )
     if body.message_type == "system" and not view.principal.is_admin:
         raise HTTPException(status.HTTP_403_FORBIDDEN, "system messages come from the platform")
-    handle = temporal.get_workflow_handle_for(ChatWorkflow.run, chat_workflow_id(view.chat.chat_id))
+    handle = temporal.get_workflow_handle_for(ChatWorkflow.run, chat_workflow_id(view.chat_id))
     # the body is in the update id: a reused key with another body reaches the validator
     # (which refuses it) instead of Temporal's answer to the first update with that id
     update_id = (
         f"post/{view.actor}/{idempotency_key}/{post.fingerprint}" if idempotency_key else None
     )
-    posted = await handle.execute_update(ChatWorkflow.post_message, post, id=update_id)
+    started = time.perf_counter()
+    try:
+        posted = await handle.execute_update(ChatWorkflow.post_message, post, id=update_id)
+    except WorkflowUpdateFailedError as exc:
+        if isinstance(exc.cause, ApplicationError) and exc.cause.type == "NotFound":
+            request.state.denied = True  # hidden, and audited as a denial
+        raise
+    except RPCError as exc:
+        if exc.status == RPCStatusCode.NOT_FOUND:  # no running workflow: which refusal?
+            await refuse_from_store(request, view, get_database(request))
+        raise
+    # how long the chat workflow took to accept it (the bench splits delivery with it)
+    response.headers["Server-Timing"] = f"update;dur={(time.perf_counter() - started) * 1000:.1f}"
     count(request, "message_posted")
     return posted
 

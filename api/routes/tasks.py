@@ -29,6 +29,7 @@ from api.deps import (
 )
 from api.errors import unprocessable
 from api.routes.skills import add_skill
+from core.names import PLATFORM, task_workflow_id
 from core.settings import Settings
 from core.temporal import KIND, STATUS, TASK_ID
 from models.agents import AgentStatus
@@ -55,7 +56,7 @@ from persistence import (
     SkillRepository,
     TaskRepository,
 )
-from workflows.task import PLATFORM, TaskWorkflow, task_workflow_id
+from workflows.task import TaskWorkflow
 
 router = APIRouter(prefix="/tasks", tags=["tasks"])
 

@@ -16,9 +16,10 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
 
+from core.names import agent_workflow_id
 from core.temporal import connect_temporal
 from tests.helpers import Agent, app_client, bearer, group, introduce
-from workflows.agent import AgentWorkflow, agent_workflow_id
+from workflows.agent import AgentWorkflow
 
 # ---- forging tokens -------------------------------------------------------------------
 

@@ -75,7 +75,8 @@ async def test_every_readme_recipe_works_against_the_dev_server(api, admin, sett
 
 
 async def test_workflows_carry_a_memo_and_activities_read_as_sentences(api, admin, temporal_client):
-    from workflows.agent import AgentWorkflow, agent_workflow_id
+    from core.names import agent_workflow_id
+    from workflows.agent import AgentWorkflow
 
     agent = await introduce(api, admin, "Memo")
     handle = temporal_client.get_workflow_handle_for(

@@ -250,3 +250,17 @@ def test_every_operation_documents_its_errors_and_bounds_its_integers():
                 for option in kind:
                     if option.get("type") == "integer":
                         assert option.get("maximum", 2**64) <= MAX_SAFE_INT, (path, parameter)
+
+
+# ---- a store that is away answers 503, a bad command stays a 500 ---------------------------
+
+
+def test_a_ferretdb_error_for_its_postgresql_going_away_reads_as_the_store_away():
+    from persistence import StoreFailure, store_is_away
+
+    shutdown = "FATAL: terminating connection due to administrator command (SQLSTATE 57P01)"
+    assert store_is_away(StoreFailure(shutdown, code=1))
+    assert store_is_away(StoreFailure("dial tcp 127.0.0.1:5433: connection refused", code=1))
+    assert store_is_away(StoreFailure("interrupted at shutdown", code=11600))
+    assert not store_is_away(StoreFailure("unknown operator: $foo", code=2))
+    assert not store_is_away(StoreFailure("something else went wrong", code=1))

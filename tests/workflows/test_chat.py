@@ -9,12 +9,12 @@ import os
 import signal
 
 from bus import EventBus, consume
+from core.names import chat_workflow_id
 from models.events import EventEnvelope
 from models.workflow_io import StoreMessagesInput, StoreMessagesResult
 from persistence import Database, MessageRepository
 from tests.conftest import eventually
 from tests.helpers import group, introduce, json_of, value, worker_process
-from workflows.chat import chat_workflow_id
 
 
 async def post_burst(api, chat_id: str, poster, count: int, concurrency: int = 8) -> list[int]:
