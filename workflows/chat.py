@@ -22,20 +22,15 @@ with workflow.unsafe.imports_passed_through():
         agent_workflow_id,
     )
     from core.temporal import STATUS
-    from models.attention import DialogueNotice
     from models.chats import (
         RANK,
         ChatPublic,
-        Member,
         Message,
         MessageContext,
         Posted,
         Role,
         a,
-        can_manage,
         can_post,
-        can_remove,
-        can_set_role,
         message_id_for,
     )
     from models.events import EventEnvelope
@@ -63,6 +58,7 @@ with workflow.unsafe.imports_passed_through():
     )
     from workflows import options
     from workflows.floor import Floor, FloorError, FloorEvent
+    from workflows.membership import Membership, Notices, Refusal, conflict, forbidden, not_found
     from workflows.policies import valid_pick
 
 POSTED_KEYS_KEPT = 1000
@@ -90,17 +86,21 @@ def pending_weight(messages: list[Message]) -> int:
     return sum(2 * len(m.content.encode()) + MESSAGE_OVERHEAD_BYTES for m in messages)
 
 
+def _answer(refusal: Refusal) -> ApplicationError:
+    """A membership refusal as the update's failure (its kind: the HTTP status)."""
+    return ApplicationError(str(refusal), type=refusal.kind, non_retryable=True)
+
+
 def _not_found() -> ApplicationError:
-    # the same answer whether the chat does not exist or the caller may not see it
-    return ApplicationError("chat not found", type="NotFound", non_retryable=True)
+    return _answer(not_found())
 
 
 def _forbidden(reason: str) -> ApplicationError:
-    return ApplicationError(reason, type="Forbidden", non_retryable=True)
+    return _answer(forbidden(reason))
 
 
 def _conflict(reason: str) -> ApplicationError:
-    return ApplicationError(reason, type="Conflict", non_retryable=True)
+    return _answer(conflict(reason))
 
 
 @workflow.defn(name=CHAT_WORKFLOW)
@@ -181,7 +181,7 @@ class ChatWorkflow:
         state.next_seq += 1
         chat = state.chat
         sender = PLATFORM if post.platform else post.sender
-        recipients = [m for m in state.members if m != sender]
+        recipients = self._members().others(sender)
         message = Message(
             message_id=message_id_for(chat.chat_id, seq),
             chat_id=chat.chat_id,
@@ -207,12 +207,7 @@ class ChatWorkflow:
             post.correlation_id,
             event_id=f"message.sent/{message.message_id}",
         )
-        for member in state.members:
-            if member == sender:
-                self._notice(member, interacted=True, last_seq=seq)
-            else:
-                self._notice(member, new_messages=1, last_seq=seq,
-                             mentioned=member in post.content)  # fmt: skip
+        self._notices().posted(state.members, sender, seq, post.content, workflow.now())
         floor = self._floor()
         if floor is not None and not post.platform:
             self._floor_events(
@@ -246,19 +241,9 @@ class ChatWorkflow:
                     non_retryable=True,
                 )
             return  # a retry of an accepted post: answered with its first answer
-        if not post.platform:
-            role = self._role(post.sender)
-            if role is None:  # the API asked no store: the same answers as its chat views
-                if self.state.chat.join_rule == "public" and not self.state.chat.closed:
-                    raise _forbidden("join the chat to read it")
-                raise _not_found()
-        self._reject_if_closed()
+        self._check(self._members().check_post, post.sender, post.message_type, post.platform)
         if post.platform:
             return
-        if post.message_type == "system":
-            raise _forbidden("system messages come from the platform only")
-        if not can_post(role):
-            raise _forbidden(f"{a(role)} may read but not post")
         floor = self._floor()
         refusal = floor.post_refusal(post.sender) if floor is not None else None
         if refusal:
@@ -275,8 +260,7 @@ class ChatWorkflow:
         """Invite an agent (admins and the owner), or join a public chat by oneself."""
         self._updates += 1
         role = change.role or Role.MEMBER
-        now = workflow.now()
-        self.state.members[change.target] = Member(agent_id=change.target, role=role, joined_at=now)
+        self._members().add(change.target, role, workflow.now())
         self._changed_membership(change.target, joined=True)
         self._emit(
             "chat.member_joined",
@@ -289,25 +273,9 @@ class ChatWorkflow:
 
     @add_member.validator
     def _validate_add(self, change: MembershipChange) -> None:
-        self._reject_if_closed()
-        self._reject_if_direct()
-        if change.target in self.state.members:
-            raise _conflict(f"{change.target} is already a member")
-        if len(self.state.members) >= 500:
-            raise _conflict("the chat is full (500 members)")
-        role = change.role or Role.MEMBER
-        actor = self._actor_role(change.actor, change.platform)
-        joining_alone = change.actor == change.target and not change.platform
-        if joining_alone and actor is None:
-            if self.state.chat.join_rule != "public":
-                raise _not_found()
-            if role not in (Role.MEMBER, Role.GUEST):
-                raise _forbidden("one joins a public chat by oneself as a member or a guest")
-            return
-        if actor is None:
-            raise _not_found()
-        if not can_set_role(actor, None, role):
-            raise _forbidden(f"{a(actor)} cannot invite as {role}")
+        self._check(
+            self._members().check_add, change.actor, change.target, change.role, change.platform
+        )
 
     @workflow.update
     async def remove_member(self, change: MembershipChange) -> ChatPublic:
@@ -318,14 +286,7 @@ class ChatWorkflow:
 
     @remove_member.validator
     def _validate_remove(self, change: MembershipChange) -> None:
-        self._reject_if_closed()
-        actor, target = self._actor_and_target(change)
-        if self.state.chat.type == "direct" and not change.platform:
-            raise _conflict("a direct chat keeps its two members")
-        if not change.platform and not can_remove(change.actor, actor, change.target, target):
-            if change.actor == change.target:
-                raise _conflict("the owner closes the chat rather than leaving it")
-            raise _forbidden(f"{a(actor)} cannot remove {a(target)}")
+        self._check(self._members().check_remove, change.actor, change.target, change.platform)
 
     @workflow.update
     async def set_role(self, change: MembershipChange) -> ChatPublic:
@@ -346,13 +307,13 @@ class ChatWorkflow:
 
     @set_role.validator
     def _validate_set_role(self, change: MembershipChange) -> None:
-        self._reject_if_closed()
-        self._reject_if_direct()
-        actor, target = self._actor_and_target(change)
-        if change.role is None:
-            raise ApplicationError("role is required", type="Invalid")
-        if not can_set_role(actor, target, change.role):
-            raise _forbidden(f"{a(actor)} cannot make {a(target)} {change.role}")
+        self._check(
+            self._members().check_set_role,
+            change.actor,
+            change.target,
+            change.role,
+            change.platform,
+        )
 
     @workflow.update
     async def close(self, request: CloseChat) -> ChatPublic:
@@ -373,13 +334,7 @@ class ChatWorkflow:
 
     @close.validator
     def _validate_close(self, request: CloseChat) -> None:
-        self._reject_if_closed()
-        actor = self._actor_role(request.actor, request.platform)
-        if actor is None:
-            raise _not_found()
-        direct = self.state.chat.type == "direct"
-        if actor != Role.OWNER and not direct:
-            raise _forbidden("only the owner closes the chat")
+        self._check(self._members().check_close, request.actor, request.platform)
 
     @workflow.update
     def mark_read(self, mark: ReadInput) -> int:
@@ -499,13 +454,12 @@ class ChatWorkflow:
 
     @set_floor.validator
     def _validate_set_floor(self, change: FloorSettingsChange) -> None:
-        self._reject_if_closed()
-        self._reject_if_direct()
-        role = self._actor_role(change.actor, change.platform)
-        if role is None:
-            raise _not_found()
-        if not can_manage(role):
-            raise _forbidden("only the owner and admins change the floor's settings")
+        self._check(
+            self._members().check_manage,
+            change.actor,
+            change.platform,
+            "change the floor's settings",
+        )
 
     @workflow.query
     def floor(self, who: str | None = None) -> FloorView | None:
@@ -598,7 +552,7 @@ class ChatWorkflow:
     async def _send_notices(self) -> None:
         """One signal per member whose attention changed, all at once, after the publish."""
         # taken, not copied: a notice changed while this one is sent goes in the next
-        notices, self.state.pending_notices = self.state.pending_notices, {}
+        notices = self._notices().take()
         if not notices:
             return
 
@@ -708,7 +662,7 @@ class ChatWorkflow:
         await self._tell_rooms()
         if state.pending_notices and not state.pending_messages:
             # after their messages are stored and read: the notices carry what was read
-            notices, state.pending_notices = state.pending_notices, {}
+            notices = self._notices().take()
             for agent_id, notice in notices.items():  # one after another, as first written
                 await self._signal_agent(agent_id, AgentHandlers.DIALOGUE_NOTICE, notice)
         # never announce a message before it is stored: a post that came in while this
@@ -844,12 +798,21 @@ class ChatWorkflow:
 
     def _member_order(self) -> list[str]:
         """The chat's fixed order (round robin goes round it): as members are listed."""
-        return [m.agent_id for m in self._sorted_members()]
+        return self._members().order()
 
-    def _sorted_members(self) -> list[Member]:
-        return sorted(
-            self.state.members.values(), key=lambda m: (m.joined_at, -RANK[m.role], m.agent_id)
-        )
+    def _members(self) -> Membership:
+        return Membership(self.state.members, self.state.chat)
+
+    def _notices(self) -> Notices:
+        return Notices(self.state.pending_notices, self.state.chat, self.state.floor is not None)
+
+    @staticmethod
+    def _check(check, *args) -> None:
+        """Run a membership check; its refusal is the update's failure."""
+        try:
+            check(*args)
+        except Refusal as refusal:
+            raise _answer(refusal) from None
 
     async def _grant_if_free(self) -> None:
         floor = self._floor()
@@ -888,26 +851,15 @@ class ChatWorkflow:
 
     def _public(self) -> ChatPublic:
         chat = self.state.chat
-        chat.members = self._sorted_members()
+        chat.members = self._members().ordered()
         chat.version = self.state.version
         return chat.model_copy(deep=True)
 
     def _role(self, agent_id: str) -> Role | None:
-        member = self.state.members.get(agent_id)
-        return member.role if member else None
+        return self._members().role(agent_id)
 
     def _actor_role(self, actor: str, platform: bool) -> Role | None:
-        return Role.OWNER if platform else self._role(actor)
-
-    def _actor_and_target(self, change: MembershipChange) -> tuple[Role, Role]:
-        """Both roles, or 404: for a caller who cannot see the chat, or a target not in it."""
-        actor = self._actor_role(change.actor, change.platform)
-        if actor is None:
-            raise _not_found()
-        target = self._role(change.target)
-        if target is None:
-            raise ApplicationError(f"{change.target} is not a member", type="NotFound")
-        return actor, target
+        return self._members().actor_role(actor, platform)
 
     def _touch(self) -> int:
         self.state.version += 1
@@ -931,7 +883,7 @@ class ChatWorkflow:
 
     def _drop(self, target: str, actor: str, correlation_id: str | None) -> None:
         state = self.state
-        left = state.members.pop(target)
+        left, heir = self._members().drop(target)
         state.read_seq.pop(target, None)
         floor = self._floor()
         if floor is not None:
@@ -944,11 +896,7 @@ class ChatWorkflow:
             recipients,
             correlation_id,
         )
-        if left.role == Role.OWNER and state.members:
-            heir = max(
-                state.members.values(), key=lambda m: (RANK[m.role], -m.joined_at.timestamp())
-            )
-            heir.role = Role.OWNER
+        if heir is not None:
             self._emit(
                 "chat.role_changed",
                 {"chat_id": state.chat.chat_id, "agent_id": heir.agent_id,
@@ -961,18 +909,8 @@ class ChatWorkflow:
 
     def _read_contexts(self, batch: list[Message], contexts: dict[int, MessageContext]) -> None:
         """The processing step's mentions and importance reach the recipients' attention."""
-        for message in batch:
-            context = contexts.get(message.seq)
-            if context is None:
-                continue
-            for agent_id in self.state.members:
-                if agent_id == message.from_:
-                    continue
-                notice = self.state.pending_notices.get(agent_id)
-                if notice is None:
-                    continue
-                notice.importance = max(notice.importance, context.importance)
-                notice.mentioned = notice.mentioned or agent_id in context.mentions
+        senders = {m.seq: m.from_ for m in batch}
+        self._notices().read(self.state.members, senders, contexts)
 
     def _notice(
         self,
@@ -988,21 +926,16 @@ class ChatWorkflow:
         """Gather what this batch tells one member's attention (one signal per batch)."""
         if agent_id not in self.state.members:
             return
-        chat = self.state.chat
-        notice = self.state.pending_notices.get(agent_id) or DialogueNotice(
-            chat_id=chat.chat_id, chat_type=chat.type, at=workflow.now(),
-            floor_control=self.state.floor is not None,
-        )  # fmt: skip
-        notice.new_messages += new_messages
-        notice.last_seq = max(notice.last_seq, last_seq)
-        notice.mentioned = notice.mentioned or mentioned
-        notice.interacted = notice.interacted or interacted
-        if floor is not None:
-            notice.floor = floor
-        if read_up_to is not None:
-            notice.read_up_to = max(notice.read_up_to or 0, read_up_to)
-        notice.at = workflow.now()
-        self.state.pending_notices[agent_id] = notice
+        self._notices().note(
+            agent_id,
+            workflow.now(),
+            new_messages=new_messages,
+            last_seq=last_seq,
+            mentioned=mentioned,
+            interacted=interacted,
+            floor=floor,
+            read_up_to=read_up_to,
+        )
 
     def _emit(
         self,
@@ -1036,9 +969,7 @@ class ChatWorkflow:
         return self._history_is_long() and workflow.all_handlers_finished()
 
     def _reject_if_closed(self) -> None:
-        if self.state.chat.closed:
-            raise _conflict("the chat is closed")
+        self._check(self._members().check_open)
 
     def _reject_if_direct(self) -> None:
-        if self.state.chat.type == "direct":
-            raise _conflict("a direct chat keeps its two members")
+        self._check(self._members().check_group)
