@@ -6,12 +6,20 @@ worker's Temporal client. Update ids are deterministic, so a retried post is one
 
 from __future__ import annotations
 
+import asyncio
+
 from temporalio import activity
 from temporalio.client import Client, WorkflowUpdateFailedError
 
 from activities.running import signal_if_running, update_if_running
-from core.names import ChatHandlers, chat_workflow_id
-from models.workflow_io import ActAsAgentInput, FloorCommand, FloorSignal, PostMessage
+from core.names import AgentHandlers, ChatHandlers, agent_workflow_id, chat_workflow_id
+from models.workflow_io import (
+    ActAsAgentInput,
+    FloorCommand,
+    FloorSignal,
+    NotifyMembersInput,
+    PostMessage,
+)
 
 
 class ChatActions:
@@ -20,6 +28,23 @@ class ChatActions:
 
     def _chat(self, chat_id: str):
         return self._client.get_workflow_handle(chat_workflow_id(chat_id))
+
+    @activity.defn(name="notify_members")
+    async def notify_members(self, data: NotifyMembersInput) -> int:
+        """Signal each member's agent workflow its notice, all at once; an agent that has
+        retired is not told. A retry may tell one twice: an agent drops a notice of
+        messages it has already counted (by ``last_seq``). Returns how many were told."""
+        told = await asyncio.gather(
+            *(
+                signal_if_running(
+                    self._client.get_workflow_handle(agent_workflow_id(agent_id)),
+                    AgentHandlers.DIALOGUE_NOTICE,
+                    notice,
+                )
+                for agent_id, notice in data.notices.items()
+            )
+        )
+        return sum(told)
 
     @activity.defn(name="post_as_agent")
     async def post_as_agent(self, data: ActAsAgentInput) -> bool:

@@ -312,6 +312,12 @@ class Reply(BaseModel):
     context_lines: int = 0
 
 
+class NotifyMembersInput(BaseModel):
+    """One batch's notices, one per member whose attention it changed (agent id -> notice)."""
+
+    notices: dict[str, DialogueNotice]
+
+
 class ActAsAgentInput(BaseModel):
     chat_id: str
     agent_id: str

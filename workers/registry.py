@@ -88,6 +88,7 @@ def build_worker(
             actions.post_as_agent,
             actions.yield_floor,
             actions.request_floor,
+            actions.notify_members,
             events.publish_events,
             events.ensure_inbox,
             ledger.open_account,

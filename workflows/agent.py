@@ -243,7 +243,10 @@ class AgentWorkflow:
             self.state.attention.entries[notice.chat_id] = entry
         entry.floor_control = notice.floor_control
         entry.message_importance = max(entry.message_importance, notice.importance)
-        entry.unread += notice.new_messages
+        # a notice sent twice (its activity retried) counts its messages once: a chat's
+        # notices come in seq order, so one at or below what is counted is a repeat
+        if notice.new_messages and notice.last_seq > entry.last_seq:
+            entry.unread += notice.new_messages
         entry.last_seq = max(entry.last_seq, notice.last_seq)
         entry.mentioned = entry.mentioned or notice.mentioned
         if notice.interacted:

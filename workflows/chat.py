@@ -11,6 +11,7 @@ from temporalio import workflow
 from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
+    from activities.chat_actions import ChatActions
     from activities.events import EventActivities
     from activities.llm import LlmActivities
     from activities.store import StoreActivities
@@ -45,6 +46,7 @@ with workflow.unsafe.imports_passed_through():
         FloorSignal,
         MemberRetired,
         MembershipChange,
+        NotifyMembersInput,
         PostMessage,
         PublishEventsInput,
         ReadInput,
@@ -554,6 +556,13 @@ class ChatWorkflow:
         # taken, not copied: a notice changed while this one is sent goes in the next
         notices = self._notices().take()
         if not notices:
+            return
+        if workflow.patched("notices-by-activity"):
+            # one activity signals them all: no signal event per member in this history,
+            # and no workflow task here for each signal's answer
+            await options.run(
+                ChatActions.notify_members, NotifyMembersInput(notices=notices), **options.STORE
+            )
             return
 
         await asyncio.gather(

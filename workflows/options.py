@@ -55,6 +55,7 @@ SUMMARIES = {
     "ledger_debit": "Pay from the agent's account",
     "ledger_record": "Record a ledger movement",
     "open_account": "Open the agent's account",
+    "notify_members": "Tell the members' agents what the batch changed for them",
     "open_task_chat": "Open the task chat for poster and assignee",
     "post_as_agent": "Post the hosted agent's message",
     "post_task_brief": "Post the platform's note in the task chat",

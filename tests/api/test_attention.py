@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 import pytest
 
 from persistence import AttentionRepository
@@ -243,3 +245,38 @@ async def test_messages_carry_a_langchain_context_that_reaches_attention(api, ad
         lambda v: v["dialogues"] and v["dialogues"][0]["entry"]["message_importance"] == 1.0,
     )
     assert view["dialogues"][0]["entry"]["mentioned"] is True
+
+
+async def test_a_notice_told_twice_counts_its_messages_once(api, admin, temporal_client):
+    """The chat tells members' agents through an activity, which a retry may repeat: the
+    agent counts a batch's messages once (by the notice's last seq)."""
+    from core.names import AgentHandlers, agent_workflow_id
+    from models.attention import DialogueNotice
+
+    me, ann = await introduce(api, admin, "Me"), await introduce(api, admin, "Ann")
+    room = await group(api, ann, me)
+    cid = room["chat_id"]
+    await post(api, cid, ann, "one")
+    await eventually(
+        lambda: attention(api, me),
+        lambda v: any(
+            d["entry"]["chat_id"] == cid and d["entry"]["unread"] == 1 for d in v["dialogues"]
+        ),
+    )
+    handle = temporal_client.get_workflow_handle(agent_workflow_id(me.agent_id))
+    notice = DialogueNotice(
+        chat_id=cid, chat_type="group", new_messages=2, last_seq=3, at=datetime.now(UTC)
+    )
+    for _ in range(2):
+        await handle.signal(AgentHandlers.DIALOGUE_NOTICE, notice)
+    # then the next batch's notice (a mention, to see when it has arrived: signals come in order)
+    after = notice.model_copy(update={"new_messages": 1, "last_seq": 4, "mentioned": True})
+    await handle.signal(AgentHandlers.DIALOGUE_NOTICE, after)
+    view = await eventually(
+        lambda: attention(api, me),
+        lambda v: any(
+            d["entry"]["chat_id"] == cid and d["entry"]["mentioned"] for d in v["dialogues"]
+        ),
+    )
+    unread = next(d["entry"]["unread"] for d in view["dialogues"] if d["entry"]["chat_id"] == cid)
+    assert unread == 1 + 2 + 1
