@@ -382,7 +382,7 @@ async def agora(
     base = env["AGORA_API_URL"]
     run = uuid.uuid4().hex[:6]
     async with httpx.AsyncClient(base_url=base, timeout=60,
-                                 limits=httpx.Limits(max_connections=50)) as api:  # fmt: skip
+                                 limits=httpx.Limits(max_connections=200)) as api:  # fmt: skip
         task = progress.add_task("introducing agents", total=60)
         started = time.perf_counter()
         agents = []
