@@ -517,8 +517,11 @@ async def agora(
     }  # fmt: skip
 
 
-async def scale(stack: Stack, settings: Settings, count: int, progress: Progress) -> dict:
-    """The worker's resident memory before and after ``count`` live agent workflows."""
+async def scale(
+    stack: Stack, settings: Settings, count: int, progress: Progress, then=None
+) -> dict:
+    """The worker's resident memory before and after ``count`` live agent workflows;
+    ``then`` (a coroutine function) runs while they live, before they are ended."""
     from pymongo import AsyncMongoClient
 
     from bench.scale import WAVE, grow, resident_kib
@@ -541,6 +544,7 @@ async def scale(stack: Stack, settings: Settings, count: int, progress: Progress
     await asyncio.sleep(5)
     after = resident_kib(pid)
     stored = await database["agents"].count_documents({"_id": {"$in": ids}})
+    meanwhile = await then() if then is not None else None
     # leave the stack as it was: these lives were only for the measurement
     task = progress.add_task("retiring them", total=count)
     sem = asyncio.Semaphore(50)
@@ -569,7 +573,38 @@ async def scale(stack: Stack, settings: Settings, count: int, progress: Progress
         "started_in_waves_of": WAVE,
         "note": "the worker caches at most 1,000 workflow lives (the SDK default); "
         "the others wait in Temporal and replay when they get work",
+        "meanwhile": meanwhile,
     }
+
+
+async def fill_messages(settings: Settings, count: int, progress: Progress):
+    """``count`` stored messages in filler chats (no workflows: the store as it is after a
+    long life), and the coroutine that removes them."""
+    from models.chats import Message, message_id_for
+    from persistence import MessageRepository, open_database
+
+    database = await open_database(settings)
+    repository = MessageRepository(database)
+    run = uuid.uuid4().hex[:6]
+    task = progress.add_task(f"storing {count:,} filler messages", total=count)
+    now = datetime.now(UTC)
+    chats = [f"fill-{run}-{c}" for c in range(100)]
+    for start in range(0, count, 500):
+        batch = [
+            Message(message_id=message_id_for(chats[i % 100], i // 100 + 1),
+                    chat_id=chats[i % 100], seq=i // 100 + 1, from_=f"filler-{i % 7}",
+                    timestamp=now, message_type="text", is_private=False,
+                    content=f"filler message {i} " + "x" * 120)
+            for i in range(start, min(count, start + 500))
+        ]  # fmt: skip
+        await repository.store(batch)
+        progress.update(task, completed=start + len(batch))
+
+    async def remove() -> None:
+        await database.db["messages"].delete_many({"chat_id": {"$in": chats}})
+        await database.close()
+
+    return remove
 
 
 async def peer(env: dict[str, str], turns: int, progress: Progress) -> dict:
@@ -609,13 +644,30 @@ async def main() -> None:
         progress.advance(raw)
         ours = await agora(env, n["messages"], n["offered"], n["handovers"], progress)
         turns = await peer(env, n["turns"], progress)
-        lives = await scale(stack, settings, n["agents"], progress)
+        second = None
+        if size == "full":
+            # the same figures again on a store that has filled: 100,000 more messages
+            # stored and 10,000 more agents living (the scale part's), then both removed
+            async def second_pass() -> dict:
+                remove = await fill_messages(settings, 100_000, progress)
+                try:
+                    return await agora(env, n["messages"], n["offered"], n["handovers"],
+                                       progress)  # fmt: skip
+                finally:
+                    await remove()
+
+            lives = await scale(stack, settings, n["agents"], progress, then=second_pass)
+            second = lives.pop("meanwhile")
+        else:
+            lives = await scale(stack, settings, n["agents"], progress)
+            lives.pop("meanwhile")
     ceiling = min(temporal["signals_per_second"], bus["publish_confirmed_per_second"],
                   mongo["inserts_per_second"])  # fmt: skip
     result = {
         "date": datetime.now(UTC).isoformat(), "size": size, "cores": os.cpu_count(),
         "machine": platform.platform(), "temporal": temporal, "rabbitmq": bus,
         "mongodb": mongo, "agora": ours, "peer": turns, "scale": lives,
+        "second_pass_after_100k_messages_and_10k_agents": second,
         "ratios": {
             "messages_vs_temporal_signals": ours["messages_per_second_to_streams"]
             / temporal["signals_per_second"],
@@ -659,6 +711,11 @@ async def main() -> None:
         *[(f"  stage p50 / p99 ms at 50/s: {name.replace('_', ' ')}",
            f"{v['p50']:.0f} / {v['p99']:.0f}")
           for name, v in ours["offered_delivery_stages_ms"].items()],
+        *([("Second pass (after 100,000 messages, 10,000 agents): messages/s",
+            second["messages_per_second_to_streams"]),
+           ("  second pass at 50/s offered: delivery p50 / p99 ms",
+            "{latency_p50_ms:.0f} / {latency_p99_ms:.0f}".format(
+                **second["offered_50_per_second"]))] if second else []),
         ("Floor hand-over p50 / p99 ms", f"{ours['floor_handover_p50_ms']:.0f} / "
          f"{ours['floor_handover_p99_ms']:.0f}"),
         ("Agents introduced/s", ours["agents_introduced_per_second"]),

@@ -49,6 +49,7 @@ with workflow.unsafe.imports_passed_through():
     )
     from workflows import options
     from workflows.attention import choose_focus, scores
+    from workflows.outbox import Outbox, Projection, continue_due
 
 
 @workflow.defn(name=AGENT_WORKFLOW)
@@ -388,15 +389,11 @@ class AgentWorkflow:
         return (
             (state.retiring and not state.retired)
             or (self._projections_behind() and self._projection_due())
-            or bool(state.pending_events)
+            or bool(self._outbox())
         )
 
     def _projections_behind(self) -> bool:
-        state = self.state
-        return (
-            state.manifest.version > state.stored_version
-            or state.attention_version > state.attention_stored_version
-        )
+        return self._manifest_projection().behind or self._attention_projection().behind
 
     def _projection_due(self) -> bool:
         """Store now: not debounced (an older run), someone waits for it, or the interval
@@ -460,35 +457,46 @@ class AgentWorkflow:
             state.retired = True
         if force or self._projection_due():
             await self._store_projections()
-        if state.pending_events:
-            batch, state.pending_events = state.pending_events, []
+        if outbox := self._outbox():
             await options.run(
-                EventActivities.publish_events, PublishEventsInput(events=batch), **options.PUBLISH
+                EventActivities.publish_events,
+                PublishEventsInput(events=outbox.take()),
+                **options.PUBLISH,
             )
 
     async def _store_projections(self) -> None:
         """Store the newest manifest and attention view, when behind."""
         state = self.state
+        manifest, attention = self._manifest_projection(), self._attention_projection()
         if self._projections_behind():
             self._projected_at = workflow.now()
-        while state.manifest.version > state.stored_version:
+        while manifest.behind:
             snapshot = state.manifest.model_copy(deep=True)
             await options.run(
                 StoreActivities.store_manifest,
                 StoreManifestInput(manifest=snapshot),
                 **options.STORE,
             )
-            state.stored_version = snapshot.version
+            manifest.stored_up_to(snapshot.version)
             self._sync_search_attributes()
-        if state.attention_version > state.attention_stored_version:
-            version = state.attention_version
+        if attention.behind:
+            version = attention.version
             await options.run(
                 StoreActivities.store_attention,
                 StoreAttentionInput(agent_id=state.manifest.agent_id,
                                     attention=self.attention()),
                 **options.STORE,
             )  # fmt: skip
-            state.attention_stored_version = version
+            attention.stored_up_to(version)
+
+    def _outbox(self) -> Outbox:
+        return Outbox(self.state.pending_events)
+
+    def _manifest_projection(self) -> Projection:
+        return Projection(self.state, "manifest.version", "stored_version")
+
+    def _attention_projection(self) -> Projection:
+        return Projection(self.state, "attention_version", "attention_stored_version")
 
     def _check_presence(self) -> None:
         manifest = self.state.manifest
@@ -707,15 +715,9 @@ class AgentWorkflow:
             workflow.logger.warning("revocation of %s not announced", event.payload["subject"])
 
     def _emit(self, event_type: str, payload: dict, correlation_id: str | None) -> None:
-        self.state.pending_events.append(
-            EventEnvelope(
-                event_id=str(workflow.uuid4()),
-                type=event_type,
-                occurred_at=workflow.now(),
-                correlation_id=correlation_id,
-                payload=payload,
-                recipients=[],
-            )
+        event_id = str(workflow.uuid4())
+        self._outbox().emit(
+            event_id, event_type, workflow.now(), payload, correlation_id=correlation_id
         )
 
     def _sync_search_attributes(self) -> None:
@@ -726,10 +728,12 @@ class AgentWorkflow:
 
     def _history_is_long(self) -> bool:
         info = workflow.info()
-        return (
-            info.is_continue_as_new_suggested()
-            or info.get_current_history_length() > self.state.continue_as_new_after_events
-            or self._updates >= self.state.continue_as_new_after_updates
+        return continue_due(
+            info.get_current_history_length(),
+            info.is_continue_as_new_suggested(),
+            self._updates,
+            max_events=self.state.continue_as_new_after_events,
+            max_updates=self.state.continue_as_new_after_updates,
         )
 
     def _due_to_continue(self) -> bool:

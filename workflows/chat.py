@@ -34,7 +34,6 @@ with workflow.unsafe.imports_passed_through():
         can_post,
         message_id_for,
     )
-    from models.events import EventEnvelope
     from models.floor import FloorSettings, FloorState, FloorView
     from models.workflow_io import (
         AnalyseMessagesInput,
@@ -61,6 +60,7 @@ with workflow.unsafe.imports_passed_through():
     from workflows import options
     from workflows.floor import Floor, FloorError, FloorEvent
     from workflows.membership import Membership, Notices, Refusal, conflict, forbidden, not_found
+    from workflows.outbox import Outbox, Projection, continue_due
     from workflows.policies import valid_pick
 
 POSTED_KEYS_KEPT = 1000
@@ -702,14 +702,15 @@ class ChatWorkflow:
     async def _store_projections(self) -> None:
         """The chat, its floor and its read marks, where they changed since last stored."""
         state = self.state
-        if state.version > state.stored_version:
-            version = state.version
+        chat, floor = self._chat_projection(), self._floor_projection()
+        if chat.behind:
+            version = chat.version
             await options.run(
                 StoreActivities.store_chat, StoreChatInput(chat=self._public()), **options.STORE
             )
-            state.stored_version = version
-        if state.floor is not None and state.floor_version > state.floor_stored_version:
-            version = state.floor_version
+            chat.stored_up_to(version)
+        if state.floor is not None and floor.behind:
+            version = floor.version
             await options.run(
                 StoreActivities.store_floor,
                 StoreFloorInput(
@@ -717,7 +718,7 @@ class ChatWorkflow:
                 ),
                 **options.STORE,
             )
-            state.floor_stored_version = version
+            floor.stored_up_to(version)
         if state.pending_reads:
             reads, state.pending_reads = state.pending_reads, {}
             await options.run(
@@ -751,11 +752,12 @@ class ChatWorkflow:
         return count
 
     async def _publish(self, count: int) -> None:
-        batch = self.state.pending_events[: min(count, self.state.max_batch)]
+        outbox = self._outbox()
+        batch = outbox.head(min(count, self.state.max_batch))
         await options.run(
             EventActivities.publish_events, PublishEventsInput(events=batch), **options.PUBLISH
         )
-        del self.state.pending_events[: len(batch)]
+        outbox.published(len(batch))
 
     # ---- the floor ------------------------------------------------------------------
 
@@ -955,23 +957,33 @@ class ChatWorkflow:
         *,
         event_id: str | None = None,
     ) -> None:
-        self.state.pending_events.append(
-            EventEnvelope(
-                event_id=event_id or str(workflow.uuid4()),
-                type=event_type,
-                occurred_at=workflow.now(),
-                correlation_id=correlation_id,
-                payload=payload,
-                recipients=recipients,
-            )
+        event_id = event_id or str(workflow.uuid4())
+        self._outbox().emit(
+            event_id,
+            event_type,
+            workflow.now(),
+            payload,
+            recipients=recipients,
+            correlation_id=correlation_id,
         )
+
+    def _outbox(self) -> Outbox:
+        return Outbox(self.state.pending_events)
+
+    def _chat_projection(self) -> Projection:
+        return Projection(self.state, "version", "stored_version")
+
+    def _floor_projection(self) -> Projection:
+        return Projection(self.state, "floor_version", "floor_stored_version")
 
     def _history_is_long(self) -> bool:
         info = workflow.info()
-        return (
-            info.is_continue_as_new_suggested()
-            or info.get_current_history_length() > self.state.continue_as_new_after_events
-            or self._updates >= self.state.continue_as_new_after_updates
+        return continue_due(
+            info.get_current_history_length(),
+            info.is_continue_as_new_suggested(),
+            self._updates,
+            max_events=self.state.continue_as_new_after_events,
+            max_updates=self.state.continue_as_new_after_updates,
         )
 
     def _due_to_continue(self) -> bool:

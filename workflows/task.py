@@ -21,7 +21,6 @@ with workflow.unsafe.imports_passed_through():
     from activities.tasks import TaskActivities
     from core.names import PLATFORM, TASK_WORKFLOW, TaskHandlers
     from core.temporal import STATUS
-    from models.events import EventEnvelope
     from models.market import (
         FINAL,
         Bid,
@@ -43,6 +42,7 @@ with workflow.unsafe.imports_passed_through():
         TaskStart,
     )
     from workflows import options
+    from workflows.outbox import Outbox, Projection
 
 FLUSH_WHILE_FINISHING = "task-flush-while-finishing"
 """The patch that keeps a finished task storing while its last handlers complete."""
@@ -377,7 +377,7 @@ class TaskWorkflow:
     # ---- the main loop's work -------------------------------------------------------------
 
     def _has_work(self) -> bool:
-        return self.task.version > self.state.stored_version or bool(self.state.pending_events)
+        return self._projection().behind or bool(self._outbox())
 
     async def _flush(self) -> None:
         state, task = self.state, self.task
@@ -401,19 +401,27 @@ class TaskWorkflow:
         if task.status in FINAL and state.chat_opened and not state.activity_cleared:
             await self._task_activity(False)
             state.activity_cleared = True
-        while task.version > state.stored_version:
-            version = task.version
+        projection = self._projection()
+        while projection.behind:
+            version = projection.version
             await options.run(
                 TaskActivities.store_task,
                 StoreTaskInput(task=task.model_copy(deep=True)),
                 **options.STORE,
             )
-            state.stored_version = version
-        if state.pending_events:
-            events, state.pending_events = state.pending_events, []
+            projection.stored_up_to(version)
+        if outbox := self._outbox():
             await options.run(
-                EventActivities.publish_events, PublishEventsInput(events=events), **options.PUBLISH
+                EventActivities.publish_events,
+                PublishEventsInput(events=outbox.take()),
+                **options.PUBLISH,
             )
+
+    def _outbox(self) -> Outbox:
+        return Outbox(self.state.pending_events)
+
+    def _projection(self) -> Projection:
+        return Projection(self.state, "task.version", "stored_version")
 
     async def _note(self, text: str, what: str) -> None:
         task = self.task
@@ -458,14 +466,13 @@ class TaskWorkflow:
         self, kind: str, recipients: list[str], payload: dict, correlation_id: str | None = None
     ) -> None:
         self._touch()
-        self.state.pending_events.append(
-            EventEnvelope(
-                event_id=str(workflow.uuid4()),
-                type=kind,
-                occurred_at=workflow.now(),
-                correlation_id=correlation_id or self._correlation_id,
-                payload={"task_id": self.task.task_id, "title": self.task.title,
-                         "status": self.task.status} | payload,
-                recipients=recipients,
-            )
-        )  # fmt: skip
+        event_id = str(workflow.uuid4())
+        self._outbox().emit(
+            event_id,
+            kind,
+            workflow.now(),
+            {"task_id": self.task.task_id, "title": self.task.title, "status": self.task.status}
+            | payload,
+            recipients=recipients,
+            correlation_id=correlation_id or self._correlation_id,
+        )

@@ -7,14 +7,6 @@ import ast
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-WORKFLOW_HELPERS = {
-    "workflows.options",
-    "workflows.floor",
-    "workflows.policies",
-    "workflows.attention",
-    "workflows.guard",
-    "workflows.membership",
-}
 WORKFLOWS = {"workflows.agent", "workflows.chat", "workflows.task"}
 
 

@@ -1,0 +1,85 @@
+"""The skeleton the entity workflows share (``workflows.outbox``), without Temporal."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from pydantic import BaseModel
+
+from workflows.outbox import Outbox, Projection, continue_due
+
+T0 = datetime(2026, 12, 1, tzinfo=UTC)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(
+        st.one_of(st.just("emit"), st.integers(min_value=1, max_value=5), st.just("take")),
+        max_size=60,
+    )
+)
+def test_every_event_goes_out_once_and_in_the_order_it_was_decided(steps):
+    state: list = []
+    outbox = Outbox(state)
+    emitted, published = [], []
+    for n, step in enumerate(steps):
+        if step == "emit":
+            emitted.append(outbox.emit(f"e{n}", "chat.created", T0, {"n": n}).event_id)
+        elif step == "take":
+            published += [e.event_id for e in outbox.take()]
+        else:
+            batch = outbox.head(step)
+            published += [e.event_id for e in batch]
+            outbox.published(len(batch))
+    published += [e.event_id for e in outbox.take()]
+    assert published == emitted
+    assert state == [] and not outbox  # changed in place: the state travels with it
+
+
+def test_an_event_carries_what_it_was_given():
+    outbox = Outbox([])
+    event = outbox.emit(
+        "id-1", "message.sent", T0, {"x": 1}, recipients=["ann"], correlation_id="c-1"
+    )
+    assert (event.event_id, event.type, event.recipients, event.correlation_id) == (
+        "id-1",
+        "message.sent",
+        ["ann"],
+        "c-1",
+    )
+    assert len(outbox) == 1 and outbox.head(5) == [event]
+
+
+class Manifest(BaseModel):
+    version: int = 0
+
+
+class State(BaseModel):
+    manifest: Manifest = Manifest()
+    stored_version: int = -1
+
+
+def test_a_projection_is_behind_until_its_newest_version_is_stored():
+    state = State()
+    projection = Projection(state, "manifest.version", "stored_version")
+    assert projection.behind  # never stored
+    projection.stored_up_to(0)
+    assert not projection.behind
+    first = projection.changed()
+    second = projection.changed()
+    assert (first, second, state.manifest.version) == (1, 2, 2)
+    projection.stored_up_to(first)  # a write of an older snapshot finished
+    assert projection.behind and state.stored_version == 1
+    projection.stored_up_to(second)
+    projection.stored_up_to(first)  # never goes back
+    assert not projection.behind and state.stored_version == 2
+
+
+def test_continue_as_new_when_suggested_or_past_either_bound():
+    bounds = {"max_events": 2_000, "max_updates": 1_500}
+    assert not continue_due(1_999, False, 1_499, **bounds)
+    assert continue_due(2_001, False, 0, **bounds)
+    assert continue_due(10, False, 1_500, **bounds)
+    assert continue_due(10, True, 0, **bounds)

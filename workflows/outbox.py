@@ -1,0 +1,127 @@
+"""The skeleton the agent, chat and task workflows share (no Temporal in here).
+
+Each entity workflow decides in its handlers and owes the world three things its main
+loop pays with activities: events to publish, in order (``Outbox``), projections of its
+state to store, each a version ahead of the one stored (``Projection``), and, when its
+history grows long, a continue-as-new (``continue_due``). These hold the bookkeeping over
+the workflow's own state (changed in place, so it travels through continue-as-new); the
+workflow runs the activities and tells them what went out.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from models.events import EventEnvelope
+
+
+class Outbox:
+    """Events a workflow has decided and not yet published, oldest first."""
+
+    def __init__(self, events: list[EventEnvelope]) -> None:
+        self.events = events
+
+    def emit(
+        self,
+        event_id: str,
+        event_type: str,
+        at: datetime,
+        payload: dict,
+        *,
+        recipients: Sequence[str] = (),
+        correlation_id: str | None = None,
+    ) -> EventEnvelope:
+        """Queue an event (its id deterministic: the workflow's ``uuid4`` or derived)."""
+        event = EventEnvelope(
+            event_id=event_id,
+            type=event_type,
+            occurred_at=at,
+            correlation_id=correlation_id,
+            payload=payload,
+            recipients=list(recipients),
+        )
+        self.events.append(event)
+        return event
+
+    def __bool__(self) -> bool:
+        return bool(self.events)
+
+    def __len__(self) -> int:
+        return len(self.events)
+
+    def head(self, limit: int) -> list[EventEnvelope]:
+        """The first ``limit`` events, to publish as one batch (still queued)."""
+        return self.events[:limit]
+
+    def published(self, count: int) -> None:
+        """The first ``count`` events went out: drop them."""
+        del self.events[:count]
+
+    def take(self) -> list[EventEnvelope]:
+        """Every queued event, to publish now (none left queued)."""
+        taken = list(self.events)
+        self.events.clear()
+        return taken
+
+
+@dataclass
+class Projection:
+    """One stored view of a workflow's state: ``version`` counts its changes, ``stored``
+    the version last written. Both are fields reached from ``owner`` (the workflow's
+    state; a dotted path, as ``"manifest.version"``), so they travel through
+    continue-as-new with it."""
+
+    owner: Any
+    version_field: str
+    stored_field: str
+
+    def _get(self, path: str) -> int:
+        value = self.owner
+        for name in path.split("."):
+            value = getattr(value, name)
+        return value
+
+    def _set(self, path: str, value: int) -> None:
+        *parents, name = path.split(".")
+        target = self.owner
+        for parent in parents:
+            target = getattr(target, parent)
+        setattr(target, name, value)
+
+    @property
+    def version(self) -> int:
+        return self._get(self.version_field)
+
+    @property
+    def stored(self) -> int:
+        return self._get(self.stored_field)
+
+    @property
+    def behind(self) -> bool:
+        return self.version > self.stored
+
+    def changed(self) -> int:
+        """A change to store: the new version."""
+        self._set(self.version_field, self.version + 1)
+        return self.version
+
+    def stored_up_to(self, version: int) -> None:
+        """``version`` is written (a later one may be waiting already); never goes back."""
+        self._set(self.stored_field, max(self.stored, version))
+
+
+def continue_due(
+    history_length: int,
+    suggested: bool,
+    updates: int,
+    *,
+    max_events: int,
+    max_updates: int,
+) -> bool:
+    """Whether a run's history is long enough to continue as new: Temporal suggests it,
+    or it holds more events, or it took more updates, than the workflow's bounds (a run
+    refuses its 2,001st update)."""
+    return suggested or history_length > max_events or updates >= max_updates
