@@ -49,7 +49,7 @@ with workflow.unsafe.imports_passed_through():
     )
     from workflows import options
     from workflows.attention import choose_focus, scores
-    from workflows.outbox import Outbox, Projection, continue_due
+    from workflows.outbox import Outbox, Projection, run_is_long
 
 
 @workflow.defn(name=AGENT_WORKFLOW)
@@ -727,14 +727,7 @@ class AgentWorkflow:
             self._status_attribute = status
 
     def _history_is_long(self) -> bool:
-        info = workflow.info()
-        return continue_due(
-            info.get_current_history_length(),
-            info.is_continue_as_new_suggested(),
-            self._updates,
-            max_events=self.state.continue_as_new_after_events,
-            max_updates=self.state.continue_as_new_after_updates,
-        )
+        return run_is_long(workflow.info(), self._updates, self.state)
 
     def _due_to_continue(self) -> bool:
         return self._history_is_long() and workflow.all_handlers_finished()

@@ -60,7 +60,7 @@ with workflow.unsafe.imports_passed_through():
     from workflows import options
     from workflows.floor import Floor, FloorError, FloorEvent
     from workflows.membership import Membership, Notices, Refusal, conflict, forbidden, not_found
-    from workflows.outbox import Outbox, Projection, continue_due
+    from workflows.outbox import Outbox, Projection, run_is_long
     from workflows.policies import valid_pick
 
 POSTED_KEYS_KEPT = 1000
@@ -923,30 +923,11 @@ class ChatWorkflow:
         senders = {m.seq: m.from_ for m in batch}
         self._notices().read(self.state.members, senders, contexts)
 
-    def _notice(
-        self,
-        agent_id: str,
-        *,
-        new_messages: int = 0,
-        last_seq: int = 0,
-        mentioned: bool = False,
-        interacted: bool = False,
-        floor: str | None = None,
-        read_up_to: int | None = None,
-    ) -> None:
-        """Gather what this batch tells one member's attention (one signal per batch)."""
-        if agent_id not in self.state.members:
-            return
-        self._notices().note(
-            agent_id,
-            workflow.now(),
-            new_messages=new_messages,
-            last_seq=last_seq,
-            mentioned=mentioned,
-            interacted=interacted,
-            floor=floor,
-            read_up_to=read_up_to,
-        )
+    def _notice(self, agent_id: str, **what) -> None:
+        """Gather what this batch tells one member's attention (``Notices.note``'s fields;
+        one signal per batch)."""
+        if agent_id in self.state.members:
+            self._notices().note(agent_id, workflow.now(), **what)
 
     def _emit(
         self,
@@ -977,14 +958,7 @@ class ChatWorkflow:
         return Projection(self.state, "floor_version", "floor_stored_version")
 
     def _history_is_long(self) -> bool:
-        info = workflow.info()
-        return continue_due(
-            info.get_current_history_length(),
-            info.is_continue_as_new_suggested(),
-            self._updates,
-            max_events=self.state.continue_as_new_after_events,
-            max_updates=self.state.continue_as_new_after_updates,
-        )
+        return run_is_long(workflow.info(), self._updates, self.state)
 
     def _due_to_continue(self) -> bool:
         return self._history_is_long() and workflow.all_handlers_finished()

@@ -125,3 +125,15 @@ def continue_due(
     or it holds more events, or it took more updates, than the workflow's bounds (a run
     refuses its 2,001st update)."""
     return suggested or history_length > max_events or updates >= max_updates
+
+
+def run_is_long(info: Any, updates: int, bounds: Any) -> bool:
+    """``continue_due`` for a running workflow: ``info`` is its ``workflow.info()``,
+    ``bounds`` its state (``continue_as_new_after_events`` and ``..._updates``)."""
+    return continue_due(
+        info.get_current_history_length(),
+        info.is_continue_as_new_suggested(),
+        updates,
+        max_events=bounds.continue_as_new_after_events,
+        max_updates=bounds.continue_as_new_after_updates,
+    )

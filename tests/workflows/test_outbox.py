@@ -8,7 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from pydantic import BaseModel
 
-from workflows.outbox import Outbox, Projection, continue_due
+from workflows.outbox import Outbox, Projection, continue_due, run_is_long
 
 T0 = datetime(2026, 12, 1, tzinfo=UTC)
 
@@ -83,3 +83,24 @@ def test_continue_as_new_when_suggested_or_past_either_bound():
     assert continue_due(2_001, False, 0, **bounds)
     assert continue_due(10, False, 1_500, **bounds)
     assert continue_due(10, True, 0, **bounds)
+
+
+def test_a_running_workflow_continues_by_its_own_bounds():
+    class Info:
+        def __init__(self, length: int, suggested: bool) -> None:
+            self.length, self.suggested = length, suggested
+
+        def get_current_history_length(self) -> int:
+            return self.length
+
+        def is_continue_as_new_suggested(self) -> bool:
+            return self.suggested
+
+    class Bounds:
+        continue_as_new_after_events = 100
+        continue_as_new_after_updates = 10
+
+    assert not run_is_long(Info(100, False), 9, Bounds())
+    assert run_is_long(Info(101, False), 0, Bounds())
+    assert run_is_long(Info(5, False), 10, Bounds())
+    assert run_is_long(Info(5, True), 0, Bounds())
