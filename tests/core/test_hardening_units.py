@@ -256,6 +256,8 @@ def test_every_operation_documents_its_errors_and_bounds_its_integers():
 
 
 def test_a_ferretdb_error_for_its_postgresql_going_away_reads_as_the_store_away():
+    """The error texts of the stack's FerretDB (run with --telemetry=disable, on
+    PostgreSQL) and of MongoDB when the server goes away."""
     from persistence import StoreFailure, store_is_away
 
     shutdown = "FATAL: terminating connection due to administrator command (SQLSTATE 57P01)"

@@ -20,7 +20,8 @@ from tests.helpers import group, introduce, json_of, value, worker_process
 async def posted(api, chat_id: str, body: dict, headers: dict):
     """One post, retried on 429 and 503 as a client would."""
     while True:
-        r = await api.post(f"/v1/chats/{chat_id}/messages", json=body, headers=headers)
+        url = f"/v1/chats/{chat_id}/messages"
+        r = await api.post(url, json=body, headers=headers, timeout=120)
         if r.status_code not in (429, 503):
             return r
         await asyncio.sleep(0.2)
@@ -33,16 +34,8 @@ async def post_burst(api, chat_id: str, poster, count: int, concurrency: int = 8
 
     async def lane() -> None:
         for i in numbers:
-            while True:
-                r = await api.post(
-                    f"/v1/chats/{chat_id}/messages",
-                    json={"content": f"burst {i}"},
-                    headers=poster.headers | {"Idempotency-Key": f"burst-{i}"},
-                    timeout=120,
-                )
-                if r.status_code not in (429, 503):
-                    break
-                await asyncio.sleep(0.2)
+            key = {"Idempotency-Key": f"burst-{i}"}
+            r = await posted(api, chat_id, {"content": f"burst {i}"}, poster.headers | key)
             assert r.status_code == 201, r.text
             seqs.append(r.json()["seq"])
 
