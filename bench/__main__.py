@@ -602,7 +602,8 @@ async def fill_messages(settings: Settings, count: int, progress: Progress):
         progress.update(task, completed=start + len(batch))
 
     async def remove() -> None:
-        await database.db["messages"].delete_many({"chat_id": {"$in": chats}})
+        for chat in chats:  # one chat at a time: FerretDB binds a parameter a document
+            await database.db["messages"].delete_many({"chat_id": chat})
         await database.close()
 
     return remove
