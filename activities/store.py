@@ -77,15 +77,22 @@ class StoreActivities:
         """Store the chat and its memberships unless a newer version is already there."""
         return await self._chats.upsert(data.chat)
 
+    @property
+    def reads_quickly(self) -> bool:
+        """The processing step here is the offline reader (microseconds a message)."""
+        return self._reader.quick
+
     @activity.defn(name="store_messages")
     async def store_messages(self, data: StoreMessagesInput) -> StoreMessagesResult:
         """Read each message with the processing step (bounded in time; a failure stores the
         message without it), then store the batch by deterministic ids."""
         contexts: dict[int, MessageContext] = {}
         try:
-            contexts = await asyncio.wait_for(
-                self._reader.analyse(data.messages, data.members), data.analysis_timeout_seconds
-            )
+            if data.read:
+                contexts = await asyncio.wait_for(
+                    self._reader.analyse(data.messages, data.members),
+                    data.analysis_timeout_seconds,
+                )
         except Exception:  # never hold a message back for its analysis
             activity.logger.warning("message analysis failed; storing without it", exc_info=True)
         messages = [m.model_copy(update={"langchain_context": contexts.get(m.seq)})

@@ -96,12 +96,23 @@ class Settings(BaseSettings):
     """An agent's manifest and attention view are written to MongoDB at most once per
     this interval (the newest state wins; a change its caller waits for goes at once).
     Live reads (the manifest and attention routes) ask the workflow and never lag."""
+    notice_interval_seconds: float = Field(default=1.0, ge=0, le=60)
+    """A busy chat tells its members' agents of new messages at most once per this
+    interval (the first message after a quiet one at once; a floor change or a mention
+    never waits): each notice costs every member's agent workflow a task."""
     continue_as_new_after_events: int = Field(default=2_000, ge=100)
     """A worker that restarts replays every busy workflow's history from its start: the
     shorter the run, the sooner a crashed worker's chats answer again (measured by the
     worker-kill drill: at ~2,500 events per chat, five busy chats kept a restarted worker
     replaying longer than the ten seconds it lived)."""
     sticky_schedule_to_start_seconds: float = Field(default=3.0, gt=0, le=60)
+    worker_workflow_task_polls: int = Field(default=5, ge=2, le=100)
+    """Concurrent workflow-task polls of the worker (sticky and shared queue together)."""
+    worker_activity_task_polls: int = Field(default=5, ge=1, le=100)
+    """Concurrent activity-task polls of the worker."""
+    workflow_sandbox: bool = True
+    """Run workflow code in the SDK's sandbox (it re-imports modules per workflow and
+    checks each call for non-determinism). False runs the same code without it."""
     continue_as_new_after_updates: int = Field(default=1_500, ge=10, le=1_900)
     """Temporal refuses the 2,001st distinct update of one run
     (``limit.workflowExecution.maxTotalUpdates``), however short its history; a busy

@@ -75,6 +75,9 @@ class MessageReader:
     def __init__(self, directory, analyser=None) -> None:
         self._directory = directory
         self._analyser = analyser or ANALYSER
+        self.quick = analyser is None
+        """The offline reader answers in microseconds: worth reading inline, in the store;
+        a model given here reads after delivery, on the LLM queue."""
         self._names: dict[str, str | None] = {}
         self._read_at = 0.0
 

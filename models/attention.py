@@ -105,3 +105,20 @@ class DialogueNotice(BaseModel):
     importance: float = 0.0
     read_up_to: int | None = None
     at: datetime
+
+
+def fold_readings(
+    notices: dict[str, DialogueNotice], senders: dict[int, str], contexts: dict
+) -> None:
+    """The processing step's reading of each message (``contexts``: seq -> its
+    ``MessageContext``) reaches the notices of the members other than its sender
+    (``senders``: seq -> who sent it): the highest importance, and a mention."""
+    for seq, context in contexts.items():
+        sender = senders.get(seq)
+        if sender is None:
+            continue
+        for agent_id, notice in notices.items():
+            if agent_id == sender:
+                continue
+            notice.importance = max(notice.importance, context.importance)
+            notice.mentioned = notice.mentioned or agent_id in context.mentions

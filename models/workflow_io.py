@@ -142,6 +142,9 @@ class ChatState(BaseModel):
     continue_as_new_after_events: int = 2_000
     continue_as_new_after_updates: int = 1_500
     max_batch: int = 500
+    notice_interval_seconds: float = 1.0
+    """The members' agents are told of new messages at most once per this interval
+    (the first after a quiet one at once; a floor change or a mention never waits)."""
     floor: FloorState | None = None
     floor_version: int = 0
     floor_stored_version: int = 0
@@ -205,6 +208,8 @@ class StoreMessagesInput(BaseModel):
     messages: list[Message] = Field(min_length=1)
     members: list[str] = []
     analysis_timeout_seconds: float = 2.0
+    read: bool = True
+    """False: store without the processing step (it reads later, on the LLM queue)."""
 
 
 class AnalyseMessagesInput(BaseModel):
@@ -310,6 +315,27 @@ class Reply(BaseModel):
     content: str
     tokens: int = 0
     context_lines: int = 0
+
+
+class DeliverBatchInput(BaseModel):
+    """One step of a chat's delivery: publish ``events``, then store ``messages`` (read by
+    the processing step when it answers within its bound), then send ``notices``."""
+
+    events: list[EventEnvelope] = []
+    messages: list[Message] = []
+    members: list[str] = []
+    notices: dict[str, DialogueNotice] = {}
+    store_timeout_seconds: float = 2.0
+    """A store slower than this is left to the chat's store lane (which stores the batch
+    again: idempotent), so a store that is away holds no later delivery back."""
+
+
+class DeliverBatchResult(BaseModel):
+    published: int = 0
+    stored: bool = False
+    """Every message of the batch is in the store (False: left to the store lane)."""
+    contexts: dict[int, MessageContext] = {}
+    told: int = 0
 
 
 class NotifyMembersInput(BaseModel):

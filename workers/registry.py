@@ -5,9 +5,10 @@ from __future__ import annotations
 from datetime import timedelta
 
 from temporalio.client import Client
-from temporalio.worker import Worker
+from temporalio.worker import UnsandboxedWorkflowRunner, Worker
 
 from activities.chat_actions import ChatActions
+from activities.delivery import DeliveryActivities
 from activities.events import EventActivities
 from activities.ledger import LedgerActivities
 from activities.llm import LlmActivities
@@ -69,6 +70,7 @@ def build_worker(
     actions = ChatActions(client)
     ledger = LedgerActivities(database)
     tasks = TaskActivities(database, client)
+    delivery = DeliveryActivities(events, store, actions)
     return Worker(
         client,
         task_queue=settings.task_queue,
@@ -90,6 +92,7 @@ def build_worker(
             actions.request_floor,
             actions.notify_members,
             events.publish_events,
+            delivery.deliver_batch,
             events.ensure_inbox,
             ledger.open_account,
             ledger.debit,
@@ -105,6 +108,9 @@ def build_worker(
         ],
         # a workflow task left on a dead worker's sticky queue goes to the shared queue
         # after this long (the SDK's default is 10 s): a crashed worker's chats resume soon
+        **({} if settings.workflow_sandbox else {"workflow_runner": UnsandboxedWorkflowRunner()}),
+        max_concurrent_workflow_task_polls=settings.worker_workflow_task_polls,
+        max_concurrent_activity_task_polls=settings.worker_activity_task_polls,
         sticky_queue_schedule_to_start_timeout=timedelta(
             seconds=settings.sticky_schedule_to_start_seconds
         ),

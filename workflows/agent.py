@@ -221,9 +221,12 @@ class AgentWorkflow:
         entries = self.state.attention.entries
         if change.joined and change.chat_id not in rooms:
             rooms.append(change.chat_id)
-            entries[change.chat_id] = DialogueEntry(
-                chat_id=change.chat_id, chat_type=change.chat_type
-            )
+            fresh = DialogueEntry(chat_id=change.chat_id, chat_type=change.chat_type)
+            if workflow.patched("room-keeps-early-notices"):
+                # the chat's first notice may come before this: what it counted stays
+                entries.setdefault(change.chat_id, fresh)
+            else:
+                entries[change.chat_id] = fresh
         elif not change.joined and change.chat_id in rooms:
             rooms.remove(change.chat_id)
             entries.pop(change.chat_id, None)
@@ -243,6 +246,11 @@ class AgentWorkflow:
             entry = DialogueEntry(chat_id=notice.chat_id, chat_type=notice.chat_type)
             self.state.attention.entries[notice.chat_id] = entry
         entry.floor_control = notice.floor_control
+        interacted_first = workflow.patched("interaction-before-new-messages")
+        if notice.interacted and interacted_first:
+            # the agent's own post read what came before it; the notice's new messages
+            # are the ones after it (a notice gathers both while a busy chat waits)
+            self._interacted(entry, notice.at)
         entry.message_importance = max(entry.message_importance, notice.importance)
         # a notice sent twice (its activity retried) counts its messages once: a chat's
         # notices come in seq order, so one at or below what is counted is a repeat
@@ -250,11 +258,8 @@ class AgentWorkflow:
             entry.unread += notice.new_messages
         entry.last_seq = max(entry.last_seq, notice.last_seq)
         entry.mentioned = entry.mentioned or notice.mentioned
-        if notice.interacted:
-            entry.unread = 0
-            entry.mentioned = False
-            entry.message_importance = 0.0
-            entry.last_interaction = notice.at
+        if notice.interacted and not interacted_first:
+            self._interacted(entry, notice.at)
         if notice.read_up_to is not None:
             entry.unread = max(0, min(entry.unread, entry.last_seq - notice.read_up_to))
             if entry.unread == 0:
@@ -264,6 +269,13 @@ class AgentWorkflow:
             entry.requested = False
         self.state.attention_version += 1
         self._refocus(None)
+
+    @staticmethod
+    def _interacted(entry: DialogueEntry, at) -> None:
+        entry.unread = 0
+        entry.mentioned = False
+        entry.message_importance = 0.0
+        entry.last_interaction = at
 
     @workflow.update
     def tune_attention(self, change: AttentionChange) -> AttentionView:

@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from temporalio import workflow
 from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
     from activities.chat_actions import ChatActions
+    from activities.delivery import DeliveryActivities
     from activities.events import EventActivities
     from activities.llm import LlmActivities
     from activities.store import StoreActivities
@@ -40,6 +41,7 @@ with workflow.unsafe.imports_passed_through():
         ChatStart,
         ChooseSpeakerInput,
         CloseChat,
+        DeliverBatchInput,
         FloorCommand,
         FloorSettingsChange,
         FloorSignal,
@@ -74,6 +76,10 @@ PUBLISH_DURING_BURST = "publish-stored-during-a-burst"
 DELIVER_FIRST = "deliver-before-store"
 """The patch that delivers an accepted message at once: publishing, storing and the
 processing step run as three lanes, and delivery waits on neither of the others."""
+ONE_STEP = "one-activity-a-batch"
+"""The patch that publishes, stores and tells the members' agents of a batch in one
+activity (one workflow task for its answer, not three), the store lane taking over only
+while the store is slow or away."""
 STORE_GATED = frozenset(
     {"chat.created", "chat.member_joined", "chat.member_left", "chat.role_changed", "chat.closed"}
 )
@@ -119,6 +125,15 @@ class ChatWorkflow:
         self.state = start.state
         self._updates = 0
         self._lanes: list[asyncio.Task] = []
+        self._one_step = False
+        self._store_behind = False
+        """A batch's store did not answer in time: the store lane stores (and retries)
+        until it has caught up, and delivery publishes alone meanwhile."""
+        self._delivering = False
+        """A one-step batch is out: its notices were taken from the state, so the run
+        does not continue as new until its answer is in."""
+        self._told_at: datetime | None = None
+        """When the members' agents were last told of new messages (one-step)."""
 
     @workflow.run
     async def run(self, start: ChatStart) -> ChatPublic:
@@ -135,6 +150,7 @@ class ChatWorkflow:
                 for m in members
             ]
         if workflow.patched(DELIVER_FIRST):
+            self._one_step = workflow.patched(ONE_STEP)
             self._lanes = [
                 asyncio.create_task(lane()) for lane in (self._deliver_lane, self._store_lane)
             ]
@@ -158,7 +174,7 @@ class ChatWorkflow:
                 # stored or published yet travels in the state, so a chat or an agent
                 # that never goes quiet still continues as new
                 await asyncio.sleep(0)
-                if workflow.all_handlers_finished():
+                if workflow.all_handlers_finished() and not self._delivering:
                     workflow.continue_as_new(ChatStart(state=state))
 
     # ---- handlers ---------------------------------------------------------------------
@@ -522,16 +538,125 @@ class ChatWorkflow:
         a slower store or model never holds a delivery back."""
         state = self.state
         while True:
+            if self._one_step and not self._store_behind:
+                await self._wait_for_delivery()
+                if not self._store_behind:
+                    await self._deliver_batch()
+                    continue
             await workflow.wait_condition(
                 lambda: (
                     self._deliverable() > 0
                     or bool(state.pending_notices and not state.pending_messages)
+                    or (self._one_step and not self._store_behind)
                 )
             )
+            if self._one_step and not self._store_behind:
+                continue  # the store caught up: back to one step a batch
             if count := self._deliverable():
                 await self._publish(count)
             if not state.pending_messages:  # else the store lane tells them, once a batch
                 await self._send_notices()
+
+    async def _wait_for_delivery(self) -> None:
+        """Until events may go out, messages wait to be stored, or the notices are due
+        (a timer only while notices alone wait for their interval)."""
+        state = self.state
+
+        def ready() -> bool:
+            return (
+                self._deliverable() > 0
+                or bool(self._storable(0))
+                or self._store_behind
+                or (not state.pending_messages and self._notices_due())
+            )
+
+        while not ready():
+            wait = self._until_notices_due() if not state.pending_messages else None
+            with contextlib.suppress(TimeoutError):
+                await workflow.wait_condition(ready, timeout=wait)
+        if self._history_is_long():
+            # no new step: with none out, the main loop continues as new (a burst that
+            # never pauses would keep one out for ever), and what waits travels along
+            await workflow.wait_condition(lambda: False)
+
+    def _notices_due(self) -> bool:
+        """Notices wait, and may go: a floor change or a mention at once, new messages
+        once the interval since the agents were last told has passed."""
+        pending = self.state.pending_notices
+        if not pending:
+            return False
+        if any(n.floor is not None or n.mentioned for n in pending.values()):
+            return True
+        return self._until_notices_due() is None
+
+    def _until_notices_due(self) -> timedelta | None:
+        """How long the waiting notices still wait (None: they may go now)."""
+        if self._told_at is None:
+            return None
+        left = self._told_at + timedelta(seconds=self.state.notice_interval_seconds)
+        left -= workflow.now()
+        return left if left > timedelta(0) else None
+
+    async def _deliver_batch(self) -> None:
+        """Publish what may go out, store the messages it announces and, when that is
+        every message waiting, send the members' notices: one activity. A store that did
+        not answer in time leaves its batch to the store lane."""
+        state = self.state
+        outbox = self._outbox()
+        events = outbox.head(self._deliverable())
+        messages = self._storable(len(events))
+        every_message = len(messages) == len(state.pending_messages)
+        notices = self._notices().take() if every_message and self._notices_due() else {}
+        if notices:
+            self._told_at = workflow.now()
+        self._delivering = True
+        try:
+            result = await options.run(
+                DeliveryActivities.deliver_batch,
+                DeliverBatchInput(
+                    events=events,
+                    messages=messages,
+                    members=list(state.members),
+                    notices=notices,
+                ),
+                **options.STORE,
+            )
+        finally:
+            self._delivering = False
+        outbox.published(len(events))
+        if not messages:
+            return
+        if not result.stored:
+            self._store_behind = True  # the store lane has it now, and what follows
+            return
+        del state.pending_messages[: len(messages)]
+        if not notices:  # their notices still wait: the reading goes into them
+            self._notices().read(state.members, {m.seq: m.from_ for m in messages},
+                                 result.contexts)  # fmt: skip
+        unread = [m for m in messages if m.seq not in result.contexts]
+        if unread:
+            self._read_late(unread)
+
+    def _storable(self, publishing: int) -> list[Message]:
+        """The first waiting messages (at most a batch) whose ``message.sent`` is out or in
+        the first ``publishing`` events: nothing is stored before it is delivered."""
+        state = self.state
+        later = {
+            event.payload["message"]["seq"]
+            for event in state.pending_events[publishing:]
+            if event.type == "message.sent"
+        }
+        batch: list[Message] = []
+        for message in state.pending_messages[: state.max_batch]:
+            if message.seq in later:
+                break
+            batch.append(message)
+        return batch
+
+    def _read_late(self, batch: list[Message]) -> None:
+        """The processing step on the LLM queue for messages stored without its reading."""
+        analysis = asyncio.create_task(self._analyse(batch, list(self.state.members)))
+        analysis.add_done_callback(lambda done, batch=batch: self._late(done, batch))
 
     def _published_through(self, seq: int) -> bool:
         """No ``message.sent`` up to ``seq`` waits to be published any more."""
@@ -588,7 +713,9 @@ class ChatWorkflow:
         onto the stored messages when it comes."""
         state = self.state
         while True:
-            await workflow.wait_condition(lambda: bool(state.pending_messages))
+            await workflow.wait_condition(
+                lambda: bool(state.pending_messages) and (self._store_behind or not self._one_step)
+            )
             batch = list(state.pending_messages[: state.max_batch])
             members = list(state.members)
             result = await options.run(
@@ -605,8 +732,13 @@ class ChatWorkflow:
             await self._send_notices()
             unread = [m for m in batch if m.seq not in result.contexts]
             if unread:
-                analysis = asyncio.create_task(self._analyse(unread, members))
-                analysis.add_done_callback(lambda done, batch=unread: self._late(done, batch))
+                if self._one_step:
+                    self._read_late(unread)
+                else:  # as first written (the same commands)
+                    analysis = asyncio.create_task(self._analyse(unread, members))
+                    analysis.add_done_callback(lambda done, batch=unread: self._late(done, batch))
+            if not state.pending_messages:
+                self._store_behind = False  # caught up: delivery stores again
 
     async def _analyse(self, batch: list[Message], members: list[str]) -> dict:
         """The processing step on the LLM queue; ``{}`` when it fails (never a hold-up)."""
@@ -961,7 +1093,7 @@ class ChatWorkflow:
         return run_is_long(workflow.info(), self._updates, self.state)
 
     def _due_to_continue(self) -> bool:
-        return self._history_is_long() and workflow.all_handlers_finished()
+        return self._history_is_long() and workflow.all_handlers_finished() and not self._delivering
 
     def _reject_if_closed(self) -> None:
         self._check(self._members().check_open)

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from datetime import datetime
 
-from models.attention import DialogueNotice
+from models.attention import DialogueNotice, fold_readings
 from models.chats import (
     MAX_MEMBERS,
     RANK,
@@ -233,8 +233,9 @@ class Notices:
         """A message: the sender interacted; every other member has one more unread,
         and a mention when the text names it."""
         for member in members:
-            if member == sender:
-                self.note(member, at, interacted=True, last_seq=seq)
+            if member == sender:  # what came before its post, it has read
+                notice = self.note(member, at, interacted=True, last_seq=seq)
+                notice.new_messages, notice.mentioned, notice.importance = 0, False, 0.0
             else:
                 self.note(member, at, new_messages=1, last_seq=seq, mentioned=member in content)
 
@@ -243,17 +244,9 @@ class Notices:
     ) -> None:
         """The processing step's mentions and importance reach the recipients' notices
         still waiting (``senders``: seq -> who sent it)."""
-        members = list(members)
-        for seq, context in contexts.items():
-            sender = senders.get(seq)
-            if sender is None:
-                continue
-            for agent_id in members:
-                notice = self.pending.get(agent_id)
-                if agent_id == sender or notice is None:
-                    continue
-                notice.importance = max(notice.importance, context.importance)
-                notice.mentioned = notice.mentioned or agent_id in context.mentions
+        members = set(members)
+        waiting = {a: n for a, n in self.pending.items() if a in members}
+        fold_readings(waiting, senders, contexts)
 
     def take(self) -> dict[str, DialogueNotice]:
         """The notices gathered so far (and none left)."""

@@ -50,6 +50,7 @@ SUMMARIES = {
     "analyse_messages": "Read mentions, importance and intent in delivered messages",
     "choose_speaker": "Ask the model who speaks next",
     "compose_reply": "Compose a reply with the agent's mind",
+    "deliver_batch": "Publish a batch, store it, tell the members' agents",
     "ensure_inbox": "Make sure the agent's inbox queue exists",
     "escrow_reward": "Move the reward from the poster into escrow",
     "ledger_debit": "Pay from the agent's account",

@@ -117,6 +117,7 @@ async def create_chat(
         continue_as_new_after_updates=settings.continue_as_new_after_updates,
         floor=FloorState(settings=floor_settings) if floor_settings else None,
         llm_task_queue=settings.llm_task_queue,
+        notice_interval_seconds=settings.notice_interval_seconds,
     )
     start = WithStartWorkflowOperation(
         ChatWorkflow.run,

@@ -111,7 +111,7 @@ def test_round_robin_order_is_the_listing_order():
         max_size=30,
     )
 )
-def test_a_batch_of_posts_is_one_notice_a_member_that_counts_every_message(posts):
+def test_a_batch_of_posts_is_one_notice_a_member_that_counts_what_it_has_not_read(posts):
     pending: dict = {}
     notices = Notices(pending, chat(), floor_control=False)
     everyone = ["ann", "ben", "cy"]
@@ -121,10 +121,13 @@ def test_a_batch_of_posts_is_one_notice_a_member_that_counts_every_message(posts
     assert pending == {} and set(taken) == set(everyone)
     for member in everyone:
         notice = taken[member]
-        assert notice.new_messages == sum(1 for s, _ in posts if s != member)
+        # what a member's own post came after, it has read: only the later ones count
+        own = [i for i, (s, _) in enumerate(posts) if s == member]
+        after = posts[own[-1] + 1 :] if own else posts
+        assert notice.new_messages == sum(1 for s, _ in after if s != member)
         assert notice.last_seq == len(posts)
-        assert notice.interacted == any(s == member for s, _ in posts)
-        assert notice.mentioned == any(s != member and member in t for s, t in posts)
+        assert notice.interacted == bool(own)
+        assert notice.mentioned == any(s != member and member in t for s, t in after)
 
 
 def test_the_processing_step_raises_importance_and_mentions_of_waiting_notices():
@@ -139,3 +142,36 @@ def test_the_processing_step_raises_importance_and_mentions_of_waiting_notices()
     assert pending["ben"].importance == pytest.approx(0.9) and pending["ben"].mentioned
     assert pending["ann"].importance == 0 and not pending["ann"].mentioned  # the sender
     assert pending["ben"].floor_control
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from(["ann", "ben", "cy"]),
+            st.lists(st.sampled_from(["ann", "ben", "cy"]), max_size=2, unique=True),
+            st.floats(min_value=0, max_value=1),
+        ),
+        min_size=1,
+        max_size=20,
+    )
+)
+def test_a_reading_reaches_every_notice_but_its_senders(readings):
+    """``fold_readings``, as the delivery activity applies it to the notices it sends:
+    each member's notice takes the highest importance and any mention of the messages
+    others sent; a member's own messages change nothing of its notice."""
+    from models.attention import DialogueNotice, fold_readings
+
+    notices = {
+        m: DialogueNotice(chat_id="g-1", chat_type="group", at=T0) for m in ["ann", "ben", "cy"]
+    }
+    senders = {seq: sender for seq, (sender, _, _) in enumerate(readings, start=1)}
+    contexts = {
+        seq: MessageContext(mentions=mentions, importance=importance, intent="statement")
+        for seq, (_, mentions, importance) in enumerate(readings, start=1)
+    }
+    fold_readings(notices, senders, contexts)
+    for member, notice in notices.items():
+        others = [(m, i) for s, m, i in readings if s != member]
+        assert notice.importance == max((i for _, i in others), default=0.0)
+        assert notice.mentioned == any(member in m for m, _ in others)
