@@ -133,6 +133,7 @@ class ChatWorkflow:
         """A one-step batch is out: its notices were taken from the state, so the run
         does not continue as new until its answer is in."""
         self._told_at: datetime | None = None
+        self._telling_rooms = 0
         """When the members' agents were last told of new messages (one-step)."""
 
     @workflow.run
@@ -184,7 +185,18 @@ class ChatWorkflow:
         """Return the chat once it is stored (update-with-start; a direct chat's second
         opening returns the same chat)."""
         self._updates += 1
-        await workflow.wait_condition(lambda: self.state.stored_version >= 0)
+        if workflow.patched("open-after-rooms"):
+            # and once its members' agents know the room: a creator who tunes its
+            # attention for the chat next finds the dialogue there
+            await workflow.wait_condition(
+                lambda: (
+                    self.state.stored_version >= 0
+                    and not self.state.pending_rooms
+                    and not self._telling_rooms
+                )
+            )
+        else:
+            await workflow.wait_condition(lambda: self.state.stored_version >= 0)
         return self._public()
 
     @workflow.update(name=ChatHandlers.POST_MESSAGE)
@@ -864,7 +876,11 @@ class ChatWorkflow:
         state = self.state
         while state.pending_rooms:
             change = state.pending_rooms.pop(0)
-            await self._signal_agent(change.agent_id, AgentHandlers.ROOM_CHANGED, change)
+            self._telling_rooms += 1
+            try:
+                await self._signal_agent(change.agent_id, AgentHandlers.ROOM_CHANGED, change)
+            finally:
+                self._telling_rooms -= 1
 
     def _announceable(self, *, messages_only: bool = False) -> int:
         """How many of the first pending events may go out now (at most a batch): those

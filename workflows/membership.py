@@ -80,7 +80,7 @@ class Membership:
 
     def check_open(self) -> None:
         if self.chat.closed:
-            raise conflict("the chat is closed")
+            raise conflict(f"chat {self.chat.chat_id} is closed")
 
     def check_group(self) -> None:
         if self.chat.type == "direct":
