@@ -106,10 +106,6 @@ class Settings(BaseSettings):
     worker-kill drill: at ~2,500 events per chat, five busy chats kept a restarted worker
     replaying longer than the ten seconds it lived)."""
     sticky_schedule_to_start_seconds: float = Field(default=3.0, gt=0, le=60)
-    worker_workflow_task_polls: int = Field(default=5, ge=2, le=100)
-    """Concurrent workflow-task polls of the worker (sticky and shared queue together)."""
-    worker_activity_task_polls: int = Field(default=5, ge=1, le=100)
-    """Concurrent activity-task polls of the worker."""
     workflow_sandbox: bool = True
     """Run workflow code in the SDK's sandbox (it re-imports modules per workflow and
     checks each call for non-determinism). False runs the same code without it."""

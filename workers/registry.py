@@ -106,11 +106,9 @@ def build_worker(
             tasks.post_task_brief,
             tasks.submit_as_agent,
         ],
+        **({} if settings.workflow_sandbox else {"workflow_runner": UnsandboxedWorkflowRunner()}),
         # a workflow task left on a dead worker's sticky queue goes to the shared queue
         # after this long (the SDK's default is 10 s): a crashed worker's chats resume soon
-        **({} if settings.workflow_sandbox else {"workflow_runner": UnsandboxedWorkflowRunner()}),
-        max_concurrent_workflow_task_polls=settings.worker_workflow_task_polls,
-        max_concurrent_activity_task_polls=settings.worker_activity_task_polls,
         sticky_queue_schedule_to_start_timeout=timedelta(
             seconds=settings.sticky_schedule_to_start_seconds
         ),

@@ -133,8 +133,9 @@ class ChatWorkflow:
         """A one-step batch is out: its notices were taken from the state, so the run
         does not continue as new until its answer is in."""
         self._told_at: datetime | None = None
-        self._telling_rooms = 0
         """When the members' agents were last told of new messages (one-step)."""
+        self._telling_rooms = 0
+        """Room signals in flight: the chat's opening answers once none is."""
 
     @workflow.run
     async def run(self, start: ChatStart) -> ChatPublic:
@@ -643,8 +644,8 @@ class ChatWorkflow:
             return
         del state.pending_messages[: len(messages)]
         if not notices:  # their notices still wait: the reading goes into them
-            self._notices().read(state.members, {m.seq: m.from_ for m in messages},
-                                 result.contexts)  # fmt: skip
+            senders = {m.seq: m.from_ for m in messages}
+            self._notices().read(state.members, senders, result.contexts)
         unread = [m for m in messages if m.seq not in result.contexts]
         if unread:
             self._read_late(unread)
