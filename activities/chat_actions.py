@@ -48,9 +48,15 @@ class ChatActions:
 
     @activity.defn(name="post_as_agent")
     async def post_as_agent(self, data: ActAsAgentInput) -> bool:
-        """Post the hosted agent's reply; False when the chat refused it (the floor moved)."""
+        """Post the hosted agent's reply (yielding the floor with it, when asked); False
+        when the chat refused it (the floor moved on)."""
         handle = self._chat(data.chat_id)
-        post = PostMessage(sender=data.agent_id, content=data.content or "")
+        post = PostMessage(
+            sender=data.agent_id,
+            content=data.content or "",
+            yield_floor=data.yield_floor,
+            model_seconds=data.model_seconds,
+        )
         try:
             running, _ = await update_if_running(
                 handle, ChatHandlers.POST_MESSAGE, post, id=data.update_id

@@ -1,4 +1,4 @@
-"""One step of a chat's delivery: publish, then store, then tell the members' agents.
+"""One step of a chat's delivery: publish, then store and tell the members' agents at once.
 
 A chat's batch used to cost three activities (publish, store, notices), each with its own
 workflow task for the answer, one after another; this is the same work as one activity
@@ -21,12 +21,16 @@ from models.attention import fold_readings
 from models.workflow_io import (
     DeliverBatchInput,
     DeliverBatchResult,
+    FlushAgentInput,
     NotifyMembersInput,
     PublishEventsInput,
-    StoreMessagesInput,
+    StoreManifestInput,
 )
 
 log = logging.getLogger("agora.worker.delivery")
+
+ANALYSIS_SECONDS = 2.0
+"""The offline reader's bound inside a delivery (it answers in microseconds)."""
 
 
 class DeliveryActivities:
@@ -46,30 +50,53 @@ class DeliveryActivities:
     @activity.defn(name="deliver_batch")
     async def deliver_batch(self, data: DeliverBatchInput) -> DeliverBatchResult:
         """Publish the events (a failure retries the whole step: nothing is stored before
-        its events went out), store the messages within ``store_timeout_seconds`` (a
-        failure or a late answer is ``stored=False``, no failure of the step),
-        then signal the notices with the processing step's reading folded in."""
+        its events went out); then, side by side, store the messages within
+        ``store_timeout_seconds`` (a failure or a late answer is ``stored=False``, no
+        failure of the step) and signal the notices with the quick reading folded in."""
         result = DeliverBatchResult()
         if data.events:
             result.published = await self._events.publish_events(
                 PublishEventsInput(events=data.events)
             )
-        if data.messages:
-            store = StoreMessagesInput(
-                messages=data.messages, members=data.members, read=self._store.reads_quickly
+        contexts: dict = {}
+        if data.messages and self._store.reads_quickly:
+            contexts = await self._store.read(data.messages, data.members, ANALYSIS_SECONDS)
+        telling = None
+        if data.notices:
+            # told beside the store, not after it: a grant reaches the next speaker while
+            # the batch is written (its reading is folded in: it was read just above)
+            notices = {a: n.model_copy() for a, n in data.notices.items()}
+            fold_readings(notices, {m.seq: m.from_ for m in data.messages}, contexts)
+            telling = asyncio.ensure_future(
+                self._actions.notify_members(NotifyMembersInput(notices=notices))
             )
+        if data.messages:
             # not cancelled when late (a cancelled driver call closes its connection, and a
             # store that is merely slow would then reconnect for every batch): it goes on
             # in the background, and the store lane stores the batch again (idempotent)
-            storing = asyncio.ensure_future(self._store.store_messages(store))
+            storing = asyncio.ensure_future(self._store.store_read(data.messages, contexts))
             self._storing.add(storing)
             storing.add_done_callback(self._stored)
             done, _ = await asyncio.wait({storing}, timeout=data.store_timeout_seconds)
             if done and storing.exception() is None:
-                result.stored, result.contexts = True, storing.result().contexts
-        if data.notices:
-            notices = {a: n.model_copy() for a, n in data.notices.items()}
-            senders = {m.seq: m.from_ for m in data.messages}
-            fold_readings(notices, senders, result.contexts)
-            result.told = await self._actions.notify_members(NotifyMembersInput(notices=notices))
+                result.stored, result.contexts = True, contexts
+        if telling is not None:
+            result.told = await telling
         return result
+
+    @activity.defn(name="flush_agent")
+    async def flush_agent(self, data: FlushAgentInput) -> int:
+        """An agent's events, then its manifest and attention side by side: the three
+        writes of its main loop in one activity (one workflow task for the answer).
+        Each part is idempotent (event ids, versioned manifest, last view wins), so a
+        retry repeats none of them twice for a reader. Returns the events published."""
+        published = 0
+        if data.events:
+            published = await self._events.publish_events(PublishEventsInput(events=data.events))
+        stores = []
+        if data.manifest is not None:
+            stores.append(self._store.store_manifest(StoreManifestInput(manifest=data.manifest)))
+        if data.attention is not None:
+            stores.append(self._store.store_attention(data.attention))
+        await asyncio.gather(*stores)
+        return published

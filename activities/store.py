@@ -30,12 +30,15 @@ from persistence import (
     MessageRepository,
     SkillRepository,
 )
+from persistence.recent import RecentMessages
 
 
 class StoreActivities:
     """Holds the repositories; built once by the worker."""
 
-    def __init__(self, database: Database, analyser=None) -> None:
+    def __init__(
+        self, database: Database, analyser=None, recent: RecentMessages | None = None
+    ) -> None:
         self._agents = AgentRepository(database)
         self._credentials = CredentialRepository(database)
         self._skills = SkillRepository(database)
@@ -44,6 +47,7 @@ class StoreActivities:
         self._floors = FloorRepository(database)
         self._attention = AttentionRepository(database)
         self._reader = MessageReader(self._agents, analyser)
+        self._recent = recent
 
     @activity.defn(name="store_manifest")
     async def store_manifest(self, data: StoreManifestInput) -> bool:
@@ -82,24 +86,35 @@ class StoreActivities:
         """The processing step here is the offline reader (microseconds a message)."""
         return self._reader.quick
 
+    async def read(self, messages: list, members: list[str], timeout: float) -> dict:
+        """The processing step over a batch, by seq, bounded in time: a failure or a late
+        answer reads nothing (a message is never held back for its analysis)."""
+        try:
+            return await asyncio.wait_for(self._reader.analyse(messages, members), timeout)
+        except Exception:
+            activity.logger.warning("message analysis failed; storing without it", exc_info=True)
+            return {}
+
+    async def store_read(self, messages: list, contexts: dict[int, MessageContext]) -> int:
+        """Store a batch with what the processing step read in it, by deterministic ids
+        (and keep it among this worker's recent messages, for its hosted agents' turns)."""
+        if self._recent is not None:
+            self._recent.add(messages)
+        read = [m.model_copy(update={"langchain_context": contexts.get(m.seq)})
+                for m in messages]  # fmt: skip
+        stored = await self._messages.store(read)
+        last = read[-1]
+        await self._chats.raise_last_seq(last.chat_id, last.seq)
+        return stored
+
     @activity.defn(name="store_messages")
     async def store_messages(self, data: StoreMessagesInput) -> StoreMessagesResult:
         """Read each message with the processing step (bounded in time; a failure stores the
         message without it), then store the batch by deterministic ids."""
         contexts: dict[int, MessageContext] = {}
-        try:
-            if data.read:
-                contexts = await asyncio.wait_for(
-                    self._reader.analyse(data.messages, data.members),
-                    data.analysis_timeout_seconds,
-                )
-        except Exception:  # never hold a message back for its analysis
-            activity.logger.warning("message analysis failed; storing without it", exc_info=True)
-        messages = [m.model_copy(update={"langchain_context": contexts.get(m.seq)})
-                    for m in data.messages]  # fmt: skip
-        stored = await self._messages.store(messages)
-        last = messages[-1]
-        await self._chats.raise_last_seq(last.chat_id, last.seq)
+        if data.read:
+            contexts = await self.read(data.messages, data.members, data.analysis_timeout_seconds)
+        stored = await self.store_read(data.messages, contexts)
         return StoreMessagesResult(stored=stored, contexts=contexts)
 
     @activity.defn(name="store_contexts")

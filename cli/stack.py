@@ -259,6 +259,9 @@ class Stack:
             # at checkpoints (a process crash loses nothing; a power cut, the last commits)
             "--sqlite-pragma", "journal_mode=wal",
             "--sqlite-pragma", "synchronous=normal",
+            # an activity on the workflow's own queue starts on the worker that scheduled
+            # it, in the answer to its workflow task: no trip through matching
+            "--dynamic-config-value", "system.enableActivityEagerExecution=true",
             "--log-level", "warn",
         ]  # fmt: skip
         if self.with_ui:

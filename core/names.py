@@ -47,6 +47,7 @@ class ChatHandlers:
     POST_MESSAGE = "post_message"
     RELEASE_FLOOR = "release_floor"
     REQUEST_FLOOR = "request_floor"
+    TAIL = "tail"
 
 
 class TaskHandlers:

@@ -1,7 +1,7 @@
 """The only package that imports langchain: the model factory, prompts and the offline model."""
 
 from llm.mind import compose_reply, roll
-from llm.models import OfflineChatModel, UnknownModel, chat_model
+from llm.models import OfflineChatModel, UnknownModel, chat_model, runs_in_process
 from llm.processing import MessageReader, analyse_messages
 from llm.speaker import choose_speaker
 
@@ -14,4 +14,5 @@ __all__ = [
     "choose_speaker",
     "compose_reply",
     "roll",
+    "runs_in_process",
 ]

@@ -81,6 +81,14 @@ def _gist(text: str) -> str:
     return text[:160]
 
 
+def runs_in_process(name: str | None, default_model: str = "offline") -> bool:
+    """The model answers in the worker's own process, in milliseconds (the offline model,
+    or the deployment's default when ``offline`` names it and it is offline too)."""
+    if name in ("offline", "", None):
+        return default_model in ("offline", "", None)
+    return name == "offline:fail"
+
+
 def chat_model(name: str, *, base_url: str | None = None, api_key: str | None = None):
     """A chat model by name: ``offline``, or ``provider:model`` for an installed provider
     (LangChain's ``init_chat_model``), or any model of an OpenAI-compatible server at

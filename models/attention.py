@@ -44,6 +44,8 @@ class DialogueEntry(BaseModel):
     floor_control: bool = False
     requested: bool = False
     """A hosted agent asked for the floor here and waits for it."""
+    context_seq: int | None = None
+    """A hosted agent's dialogue context is saved through this seq (its last turn here)."""
 
     def actionable(self) -> bool:
         """Something to attend to: the floor, a mention, unread messages or a deadline."""

@@ -164,6 +164,12 @@ class MessagePost(Input):
 
     content: Annotated[str, StringConstraints(min_length=1)]
     message_type: MessageType = "text"
+    yield_floor: Annotated[bool, Strict()] = Field(
+        default=False,
+        alias="yield",
+        description="Yield the floor with this post: a turn's last message in one call "
+        "(409 in a chat without floor control).",
+    )
 
     @model_validator(mode="after")
     def _size(self) -> MessagePost:
@@ -210,6 +216,11 @@ def message_id_for(chat_id: str, seq: int) -> str:
 class Posted(BaseModel):
     message_id: str
     seq: int
+    floor_yielded: bool = Field(
+        default=False,
+        description="This post ended the sender's turn: its ``yield``, the turn's message "
+        "limit, or the termination text.",
+    )
 
 
 ReceiptStatus = Literal["sent", "delivered", "read"]

@@ -14,6 +14,7 @@ POLICIES: tuple[str, ...] = ("fifo", "priority", "round_robin", "random", "moder
 
 TurnSeconds = Annotated[float, Field(ge=1, le=3600)]
 TurnMessages = Annotated[int, Strict(), Field(ge=1, le=1000)]
+HandoffBound = Annotated[int, Strict(), Field(ge=1, le=100)]
 Priority = Annotated[int, Strict(), Field(ge=0, le=10)]
 Reason = Annotated[str, StringConstraints(strip_whitespace=True, max_length=200), PlainName]
 
@@ -27,6 +28,11 @@ class FloorSettings(Input):
     max_turns: Annotated[int, Strict(), Field(ge=1, le=10_000)] | None = None
     idle_timeout_seconds: TurnSeconds | None = None
     termination_text: Annotated[str, StringConstraints(min_length=1, max_length=100)] | None = None
+    handoff_to_any: bool = False
+    """The holder may hand the floor to any member (else only to one that asked for it)."""
+    max_handoffs_in_row: HandoffBound = 3
+    """How many handoffs in a row may pass between the same two agents; past it the
+    holder yields and the policy chooses (the ping-pong guard)."""
 
 
 class FloorSettingsUpdate(Input):
@@ -38,6 +44,8 @@ class FloorSettingsUpdate(Input):
     max_turns: Annotated[int, Strict(), Field(ge=1, le=10_000)] | None = None
     idle_timeout_seconds: TurnSeconds | None = None
     termination_text: Annotated[str, StringConstraints(min_length=1, max_length=100)] | None = None
+    handoff_to_any: bool | None = None
+    max_handoffs_in_row: HandoffBound | None = None
 
 
 class FloorAsk(Input):
@@ -51,6 +59,42 @@ class FloorGrant(Input):
     """``POST /v1/chats/{id}/floor/grant``: a moderator hands the floor to a requester."""
 
     agent_id: str
+
+
+class FloorHandoff(Input):
+    """``POST /v1/chats/{id}/floor/handoff``: the holder names who speaks next."""
+
+    to: Annotated[str, StringConstraints(min_length=1, max_length=64)]
+
+
+class TurnRecord(BaseModel):
+    """One finished turn: how long it held the floor, and how much of that was the model."""
+
+    agent_id: str
+    round: int
+    turn: int
+    started_at: datetime
+    seconds: float
+    """From the grant to the end of the turn (its hand-over to the speaker included)."""
+    model_seconds: float | None = None
+    """Time inside the model, as a hosted agent's posts report it (None: not reported)."""
+    overhead_seconds: float | None = None
+    """``seconds - model_seconds``: the orchestration around the model."""
+    messages: int = 0
+    ended_by: str
+
+
+class TurnSummary(BaseModel):
+    """The recent turns at a glance: where a slow room's time goes."""
+
+    turns: int
+    seconds_p50: float
+    seconds_p99: float
+    overhead_seconds_p50: float | None = None
+    overhead_seconds_p99: float | None = None
+
+
+RECENT_TURNS = 20
 
 
 class FloorRequest(BaseModel):
@@ -78,6 +122,12 @@ class FloorState(BaseModel):
     round_open: bool = True
     last_activity_at: datetime | None = None
     grant_reason: str | None = None
+    model_seconds_in_turn: float | None = None
+    recent_turns: list[TurnRecord] = []
+    """The last ``RECENT_TURNS`` turns, oldest first."""
+    handoff_pair: list[str] | None = None
+    """The two agents of the handoffs in a row (sorted), and how many there were."""
+    handoffs_in_row: int = 0
 
 
 class QueuedRequest(BaseModel):
@@ -104,3 +154,9 @@ class FloorView(BaseModel):
         default=None, description="The caller's place in the queue (1 is next), if waiting."
     )
     you_hold_the_floor: bool = False
+    recent_turns: list[TurnRecord] = Field(
+        default=[], description="The last turns, oldest first: duration, model time, overhead."
+    )
+    turn_summary: TurnSummary | None = Field(
+        default=None, description="p50 and p99 of the recent turns' durations and overhead."
+    )

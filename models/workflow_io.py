@@ -36,6 +36,8 @@ class AgentState(BaseModel):
     act_count: int = 0
     budget_noted: bool = False
     llm_task_queue: str = "agora-llm"
+    local_mind: bool = False
+    """The brain's model answers in-process (offline): a turn is one local activity."""
     status_before_offline: str | None = None
     stored_version: int = -1
     pending_events: list[EventEnvelope] = []
@@ -145,6 +147,9 @@ class ChatState(BaseModel):
     notice_interval_seconds: float = 1.0
     """The members' agents are told of new messages at most once per this interval
     (the first after a quiet one at once; a floor change or a mention never waits)."""
+    projection_interval_seconds: float = 1.0
+    """The floor's projection is written at most once per this interval (the newest
+    state wins; a closing chat and continue-as-new carry what is behind)."""
     floor: FloorState | None = None
     floor_version: int = 0
     floor_stored_version: int = 0
@@ -174,6 +179,11 @@ class PostMessage(BaseModel):
     idempotency_key: str | None = None
     fingerprint: str | None = None
     """A digest of the body, so the same Idempotency-Key with another body is told apart."""
+    yield_floor: bool = False
+    """Yield the floor with this post (one call for a turn's last message)."""
+    model_seconds: float | None = None
+    """A hosted agent's time inside the model for this post (the turn's overhead is the
+    rest)."""
 
     @staticmethod
     def digest(message_type: str, content: str) -> str:
@@ -309,12 +319,23 @@ class ComposeInput(BaseModel):
     skills: list[str] = []
     persona: str | None = None
     model: str = "offline"
+    through_seq: int = 0
+    """The dialogue's newest seq the agent was told of: a store behind it is caught up
+    from the chat's accepted, not yet stored tail."""
+    context_seq: int | None = None
+    """The last seq of the dialogue's context as the agent's last turn saved it (a
+    worker's kept context is used only when it is that one)."""
 
 
 class Reply(BaseModel):
     content: str
     tokens: int = 0
     context_lines: int = 0
+    model_seconds: float = 0.0
+    """Time inside the model's call (the rest of the activity is loading and saving the
+    dialogue's context)."""
+    context_seq: int | None = None
+    """The last seq of the dialogue's context as saved by this turn."""
 
 
 class DeliverBatchInput(BaseModel):
@@ -349,11 +370,37 @@ class ActAsAgentInput(BaseModel):
     agent_id: str
     content: str | None = None
     update_id: str
+    yield_floor: bool = False
+    model_seconds: float | None = None
+
+
+class SpeakInput(BaseModel):
+    """A hosted agent's turn with a model that answers in-process: compose, then post (and
+    yield), in one local activity."""
+
+    compose: ComposeInput
+    post: ActAsAgentInput
+
+
+class Spoken(BaseModel):
+    reply: Reply
+    posted: bool
+    """False: the chat refused the post (the floor moved on while the model thought)."""
+    floor_yielded: bool = False
 
 
 class StoreAttentionInput(BaseModel):
     agent_id: str
     attention: AttentionView
+
+
+class FlushAgentInput(BaseModel):
+    """One step of an agent's main loop: publish its events, then store its manifest
+    and its attention view (each only when behind and due)."""
+
+    events: list[EventEnvelope] = []
+    manifest: AgentManifest | None = None
+    attention: StoreAttentionInput | None = None
 
 
 # ---- tasks ----------------------------------------------------------------------------

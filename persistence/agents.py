@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import json
 from datetime import UTC, datetime
@@ -190,11 +191,14 @@ class AttentionRepository:
     async def put_context(
         self, agent_id: str, chat_id: str, summary: str, history: list[dict], last_seq: int
     ) -> None:
+        """Save a dialogue's context unless one through a later seq is saved (a late
+        write from another worker never takes a context back)."""
         key = f"{agent_id}|{chat_id}"
         sealed = self._cipher.seal(json.dumps({"summary": summary, "history": history}), key)
-        await self._contexts.replace_one(
-            {"_id": key},
-            {"_id": key, "agent_id": agent_id, "chat_id": chat_id, "sealed": sealed,
-             "last_seq": last_seq},
-            upsert=True,
-        )  # fmt: skip
+        with contextlib.suppress(DuplicateKeyError):  # one through a later seq is saved
+            await self._contexts.replace_one(
+                {"_id": key, "last_seq": {"$lte": last_seq}},
+                {"_id": key, "agent_id": agent_id, "chat_id": chat_id, "sealed": sealed,
+                 "last_seq": last_seq},
+                upsert=True,
+            )  # fmt: skip

@@ -11,12 +11,14 @@ from activities.chat_actions import ChatActions
 from activities.delivery import DeliveryActivities
 from activities.events import EventActivities
 from activities.ledger import LedgerActivities
-from activities.llm import LlmActivities
+from activities.llm import LlmActivities, Mind
 from activities.store import StoreActivities
 from activities.tasks import TaskActivities
+from activities.turns import TurnActivities
 from bus import EventBus
 from core.settings import Settings
 from persistence import Database
+from persistence.recent import RecentMessages
 from workflows.agent import AgentWorkflow
 from workflows.chat import ChatWorkflow
 from workflows.guard import CommandGuard
@@ -34,20 +36,30 @@ def build_workers(
     analyser=None,
     **worker_options,
 ) -> list[Worker]:
-    """The workflow worker and the LLM worker (its own queue and concurrency limit);
-    ``analyser`` replaces the processing step's runnable (a slow model, in tests)."""
+    """The workflow worker and the LLM worker (its own queue and concurrency limit),
+    sharing this process's recent messages; ``analyser`` replaces the processing step's
+    runnable (a slow model, in tests)."""
+    recent = RecentMessages()
     return [
-        build_worker(client, settings, database, bus, analyser=analyser, **worker_options),
-        build_llm_worker(client, settings, database, analyser),
+        build_worker(
+            client, settings, database, bus, analyser=analyser, recent=recent, **worker_options
+        ),
+        build_llm_worker(client, settings, database, analyser, recent=recent),
     ]
 
 
 def build_llm_worker(
-    client: Client, settings: Settings, database: Database, analyser=None
+    client: Client,
+    settings: Settings,
+    database: Database,
+    analyser=None,
+    recent: RecentMessages | None = None,
 ) -> Worker:
     """LangChain calls on their own task queue, so a slow model delays no hand-over (nor,
     with the processing step here, any delivery)."""
-    llm = LlmActivities(database, settings.llm_model, settings.llm_base_url, analyser)
+    llm = LlmActivities(
+        database, settings.llm_model, settings.llm_base_url, analyser, client, recent
+    )
     return Worker(
         client,
         task_queue=settings.llm_task_queue,
@@ -62,15 +74,22 @@ def build_worker(
     database: Database,
     bus: EventBus,
     analyser=None,
+    recent: RecentMessages | None = None,
     **worker_options,
 ) -> Worker:
-    """A worker on ``settings.task_queue`` with every workflow and activity registered."""
-    store = StoreActivities(database, analyser)
+    """A worker on ``settings.task_queue`` with every workflow and activity registered;
+    what it delivers and stores it keeps in ``recent`` for its hosted agents' turns."""
+    recent = recent if recent is not None else RecentMessages()
+    store = StoreActivities(database, analyser, recent)
     events = EventActivities(bus)
     actions = ChatActions(client)
     ledger = LedgerActivities(database)
     tasks = TaskActivities(database, client)
     delivery = DeliveryActivities(events, store, actions)
+    # the in-process models' turns (offline): local activities of the agents' workflows
+    turns = TurnActivities(
+        Mind(database, client, settings.llm_model, settings.llm_base_url, recent), actions
+    )
     return Worker(
         client,
         task_queue=settings.task_queue,
@@ -93,6 +112,8 @@ def build_worker(
             actions.notify_members,
             events.publish_events,
             delivery.deliver_batch,
+            delivery.flush_agent,
+            turns.speak,
             events.ensure_inbox,
             ledger.open_account,
             ledger.debit,

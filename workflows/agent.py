@@ -10,11 +10,13 @@ from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
     from activities.chat_actions import ChatActions
+    from activities.delivery import DeliveryActivities
     from activities.events import EventActivities
     from activities.ledger import LedgerActivities
     from activities.llm import LlmActivities
     from activities.store import StoreActivities
     from activities.tasks import TaskActivities
+    from activities.turns import TurnActivities
     from core.names import (
         AGENT_WORKFLOW,
         AgentHandlers,
@@ -32,6 +34,7 @@ with workflow.unsafe.imports_passed_through():
         AttentionChange,
         ComposeInput,
         DebitInput,
+        FlushAgentInput,
         Heartbeat,
         ManifestChange,
         MemberRetired,
@@ -39,6 +42,7 @@ with workflow.unsafe.imports_passed_through():
         RetireRequest,
         RevokeCredentialsInput,
         RoomChange,
+        SpeakInput,
         StoreAttentionInput,
         StoreCredentialInput,
         StoreManifestInput,
@@ -72,6 +76,7 @@ class AgentWorkflow:
         self._projected_at: datetime | None = None
         self._store_waiters = 0
         self._armed = False
+        self._flush_in_one_step = False
 
     @workflow.run
     async def run(self, start: AgentStart) -> AgentManifest:
@@ -80,6 +85,8 @@ class AgentWorkflow:
         # the manifest and attention projections: at most one write per interval, the
         # newest state wins (a handler waiting for its change to be stored goes at once)
         self._debounced = workflow.patched("debounced-projections")
+        # events, manifest and attention in one activity (three before, one after another)
+        self._flush_in_one_step = self._debounced and workflow.patched("one-activity-a-flush")
         if not state.introduced:
             manifest = state.manifest
             payload = {"agent_id": manifest.agent_id, "name": manifest.public_profile.name,
@@ -120,6 +127,10 @@ class AgentWorkflow:
                 )
             except TimeoutError:
                 self._check_presence()
+            if workflow.patched("act-before-flush") and self._should_act():
+                # a turn first: what it and the notice before it changed is stored and
+                # published right after, off the turn's path (the next speaker waits on it)
+                await self._act()
             await self._flush()
             if self._has_task_work():
                 await self._do_task()
@@ -467,6 +478,9 @@ class AgentWorkflow:
                        state.retire_correlation_id)  # fmt: skip
             self._touch()
             state.retired = True
+        if self._flush_in_one_step:
+            await self._flush_in_one(force=force)
+            return
         if force or self._projection_due():
             await self._store_projections()
         if outbox := self._outbox():
@@ -475,6 +489,36 @@ class AgentWorkflow:
                 PublishEventsInput(events=outbox.take()),
                 **options.PUBLISH,
             )
+
+    async def _flush_in_one(self, *, force: bool) -> None:
+        """The events, and the projections that are behind and due, in one activity."""
+        state = self.state
+        manifest, attention = self._manifest_projection(), self._attention_projection()
+        due = force or self._projection_due()
+        snapshot = state.manifest.model_copy(deep=True) if due and manifest.behind else None
+        view = None
+        if due and attention.behind:
+            view = StoreAttentionInput(agent_id=state.manifest.agent_id, attention=self.attention())
+        outbox = self._outbox()
+        if snapshot is None and view is None and not outbox:
+            return
+        if snapshot is not None or view is not None:
+            self._projected_at = workflow.now()
+        attention_version = attention.version
+        flush = FlushAgentInput(events=outbox.take(), manifest=snapshot, attention=view)
+        try:
+            # in this workflow task (no second one for the answer): the common case
+            await options.run_local(DeliveryActivities.flush_agent, flush, **options.LOCAL_FLUSH)
+        except ActivityError:
+            # the broker or the store is away: a regular activity waits it out, and the
+            # workflow answers its signals and updates meanwhile (idempotent: a repeat
+            # of what the local attempts did changes nothing)
+            await options.run(DeliveryActivities.flush_agent, flush, **options.STORE)
+        if snapshot is not None:
+            manifest.stored_up_to(snapshot.version)
+            self._sync_search_attributes()
+        if view is not None:
+            attention.stored_up_to(attention_version)
 
     async def _store_projections(self) -> None:
         """Store the newest manifest and attention view, when behind."""
@@ -575,12 +619,16 @@ class AgentWorkflow:
         if entry.chat_type == "group" and entry.floor_control and not entry.floor_granted:
             entry.requested = True
             self.state.attention_version += 1
-            await options.run(
-                ChatActions.request_floor,
-                ActAsAgentInput(chat_id=entry.chat_id, agent_id=state.manifest.agent_id,
-                                update_id=f"hosted/{state.manifest.agent_id}/ask"),
-                **options.STORE,
-            )  # fmt: skip
+            ask = ActAsAgentInput(chat_id=entry.chat_id, agent_id=state.manifest.agent_id,
+                                  update_id=f"hosted/{state.manifest.agent_id}/ask")  # fmt: skip
+            if workflow.patched("ask-in-the-task"):
+                # a signal to the chat: in this workflow task, not a trip through a queue
+                try:
+                    await options.run_local(ChatActions.request_floor, ask, **options.LOCAL_TURN)
+                except ActivityError:
+                    entry.requested = False  # asked again on the next notice
+            else:
+                await options.run(ChatActions.request_floor, ask, **options.STORE)
             self._refocus(None)
             return
         chat_id = entry.chat_id
@@ -599,6 +647,9 @@ class AgentWorkflow:
             return
         state.budget_noted = False
         state.acts.append(now)
+        if workflow.patched("hosted-turn-in-one-step"):
+            await self._speak(entry, key)
+            return
         try:
             reply = await self._compose(chat_id)
         except ActivityError:
@@ -615,20 +666,59 @@ class AgentWorkflow:
             entry.floor_granted = False
         await self._let_go(entry, key)
 
-    async def _compose(self, chat_id: str):
-        """The brain's next line in a dialogue (LangChain, on the LLM task queue)."""
+    async def _speak(self, entry: DialogueEntry, key: str) -> None:
+        """One turn: compose, then post with the yield of a floor it holds, in one step.
+        An in-process model does both in a local activity of this workflow task; a remote
+        one composes on the LLM queue, then the post goes with its yield in one call."""
+        state, agent_id, chat_id = self.state, self.state.manifest.agent_id, entry.chat_id
+        post = ActAsAgentInput(
+            chat_id=chat_id, agent_id=agent_id, update_id=key, yield_floor=entry.floor_granted
+        )
+        try:
+            if state.local_mind:
+                spoken = await options.run_local(
+                    TurnActivities.speak,
+                    SpeakInput(compose=self._compose_input(chat_id), post=post),
+                    **options.LOCAL_TURN,
+                )
+                reply = spoken.reply
+                posted, yielded = spoken.posted, spoken.floor_yielded
+            else:
+                reply = await self._compose(chat_id)
+                post.content, post.model_seconds = reply.content, reply.model_seconds
+                posted = await options.run(ChatActions.post_as_agent, post, **options.STORE)
+                yielded = posted and post.yield_floor
+        except ActivityError:
+            self._emit("agent.reply_failed", {"agent_id": agent_id, "chat_id": chat_id}, None)
+            await self._let_go(entry, key)
+            return
+        entry.context_seq = reply.context_seq
+        if yielded or not posted:  # yielded with the post, or the floor had moved on
+            entry.floor_granted = False
+        await self._let_go(entry, key)
+
+    def _compose_input(self, chat_id: str) -> ComposeInput:
+        """What the mind needs for a dialogue: who the agent is, and how far it was told
+        of the dialogue and saved its context (so a worker's kept one is used)."""
         state, manifest = self.state, self.state.manifest
         assert state.brain is not None
+        entry = state.attention.entries.get(chat_id)
+        return ComposeInput(
+            agent_id=manifest.agent_id, chat_id=chat_id, name=manifest.public_profile.name,
+            bio=manifest.public_profile.bio, persona=state.brain.persona,
+            skills=[r.name for r in manifest.available_resources], model=state.brain.model,
+            through_seq=entry.last_seq if entry else 0,
+            context_seq=entry.context_seq if entry else None,
+        )  # fmt: skip
+
+    async def _compose(self, chat_id: str):
+        """The brain's next line in a dialogue (LangChain, on the LLM task queue)."""
         return await options.run(
             LlmActivities.compose_reply,
-            ComposeInput(
-                agent_id=manifest.agent_id, chat_id=chat_id, name=manifest.public_profile.name,
-                bio=manifest.public_profile.bio, persona=state.brain.persona,
-                skills=[r.name for r in manifest.available_resources], model=state.brain.model,
-            ),
-            task_queue=state.llm_task_queue,
+            self._compose_input(chat_id),
+            task_queue=self.state.llm_task_queue,
             **options.LLM,
-        )  # fmt: skip
+        )
 
     def _has_task_work(self) -> bool:
         state = self.state

@@ -80,6 +80,13 @@ ONE_STEP = "one-activity-a-batch"
 """The patch that publishes, stores and tells the members' agents of a batch in one
 activity (one workflow task for its answer, not three), the store lane taking over only
 while the store is slow or away."""
+FLOOR_DEBOUNCED = "floor-projection-debounced"
+"""The patch that writes the floor's projection at most once per
+``projection_interval_seconds`` (it was a write for every grant and yield)."""
+FLOOR_AT_ONCE = "floor-chat-notices-at-once"
+"""The patch by which a floor-controlled chat's notices of new messages never wait for
+the notice interval (one speaker at a time: few, and each one matters for the next
+grant)."""
 STORE_GATED = frozenset(
     {"chat.created", "chat.member_joined", "chat.member_left", "chat.role_changed", "chat.closed"}
 )
@@ -126,6 +133,12 @@ class ChatWorkflow:
         self._updates = 0
         self._lanes: list[asyncio.Task] = []
         self._one_step = False
+        self._floor_notices_at_once = False
+        self._floor_debounced = False
+        self._floor_stored_at: datetime | None = None
+        """When the floor's projection was last written (debounced)."""
+        """A floor-controlled chat tells its members of each batch at once: who has not
+        asked to speak hears of the new message in time for the next grant."""
         self._store_behind = False
         """A batch's store did not answer in time: the store lane stores (and retries)
         until it has caught up, and delivery publishes alone meanwhile."""
@@ -151,8 +164,10 @@ class ChatWorkflow:
                 )
                 for m in members
             ]
+        self._floor_debounced = workflow.patched(FLOOR_DEBOUNCED)
         if workflow.patched(DELIVER_FIRST):
             self._one_step = workflow.patched(ONE_STEP)
+            self._floor_notices_at_once = self._one_step and workflow.patched(FLOOR_AT_ONCE)
             self._lanes = [
                 asyncio.create_task(lane()) for lane in (self._deliver_lane, self._store_lane)
             ]
@@ -160,7 +175,7 @@ class ChatWorkflow:
             with contextlib.suppress(TimeoutError):  # a floor timer is due
                 await workflow.wait_condition(
                     lambda: self._has_work() or self._due_to_continue() or self._closing(),
-                    timeout=self._until_deadline(),
+                    timeout=self._next_wake(),
                 )
             self._floor_tick()
             await self._grant_if_free()
@@ -240,11 +255,15 @@ class ChatWorkflow:
         )
         self._notices().posted(state.members, sender, seq, post.content, workflow.now())
         floor = self._floor()
+        yielded = False
         if floor is not None and not post.platform:
-            self._floor_events(
-                floor.posted(sender, post.content, workflow.now()), post.correlation_id
-            )
-        posted = Posted(message_id=message.message_id, seq=seq)
+            now = workflow.now()
+            events = floor.posted(sender, post.content, now, post.model_seconds)
+            if post.yield_floor and floor.state.current_speaker == sender:
+                events += floor.release(sender, now)
+            yielded = floor.state.current_speaker != sender
+            self._floor_events(events, post.correlation_id)
+        posted = Posted(message_id=message.message_id, seq=seq, floor_yielded=yielded)
         if key is not None:
             state.posted_keys[key] = posted
             if post.fingerprint:
@@ -274,11 +293,15 @@ class ChatWorkflow:
             return  # a retry of an accepted post: answered with its first answer
         self._check(self._members().check_post, post.sender, post.message_type, post.platform)
         if post.platform:
+            if post.yield_floor:
+                raise _conflict("yield: the platform holds no floor")
             return
         floor = self._floor()
         refusal = floor.post_refusal(post.sender) if floor is not None else None
         if refusal:
             raise _conflict(refusal)
+        if post.yield_floor and floor is None:
+            raise _conflict("yield: this chat has no floor control")
         if pending_weight(self.state.pending_messages) >= PENDING_BYTES_KEPT:
             raise ApplicationError(
                 "the chat is still storing the messages before this one; retry",
@@ -440,6 +463,33 @@ class ChatWorkflow:
             raise _conflict(f"{who.actor} neither holds the floor nor waits for it")
 
     @workflow.update
+    def handoff_floor(self, command: FloorCommand) -> FloorView:
+        """The holder ends its turn and hands the floor to a named member."""
+        self._updates += 1
+        floor = self._floor()
+        try:
+            events = floor.handoff(
+                command.actor, command.agent_id or "", self._speakers(), workflow.now()
+            )
+        except FloorError as exc:
+            raise _conflict(str(exc)) from exc
+        self._floor_events(events, command.correlation_id)
+        return floor.view(command.actor)
+
+    @handoff_floor.validator
+    def _validate_handoff(self, command: FloorCommand) -> None:
+        self._floor_member(command.actor, command.platform, post=True)
+        refusal = self._floor().handoff_refusal(
+            command.actor, command.agent_id or "", self._speakers()
+        )
+        if refusal:
+            raise _conflict(refusal)
+
+    def _speakers(self) -> list[str]:
+        """The members whose role may speak, in the chat's order."""
+        return [m for m in self._member_order() if can_post(self._role(m))]
+
+    @workflow.update
     def grant_floor(self, command: FloorCommand) -> FloorView:
         """A moderator hands the floor to an agent that asked for it."""
         self._updates += 1
@@ -505,7 +555,7 @@ class ChatWorkflow:
             return
         self._drop(retired.agent_id, retired.agent_id, retired.correlation_id)
 
-    @workflow.query
+    @workflow.query(name=ChatHandlers.TAIL)
     def tail(self, after_seq: int) -> list[Message]:
         """The accepted messages after ``after_seq`` not yet in the store: with the stored
         page, the history a reader was told about (read-your-writes)."""
@@ -532,9 +582,31 @@ class ChatWorkflow:
             or state.pending_rooms
             or state.pending_reads
             or state.version > state.stored_version
-            or state.floor_version > state.floor_stored_version
+            or (self._floor_projection().behind and self._floor_projection_due())
             or (floor is not None and floor.needs_grant() and floor.policy != "moderator")
         )
+
+    def _floor_projection_due(self) -> bool:
+        """The floor's projection may be written now: not debounced (an older run), the
+        chat is closing or about to continue as new, or the interval has passed."""
+        if not self._floor_debounced or self._floor_stored_at is None:
+            return True
+        if self.state.chat.closed or self._history_is_long():
+            return True
+        interval = timedelta(seconds=self.state.projection_interval_seconds)
+        return workflow.now() >= self._floor_stored_at + interval
+
+    def _next_wake(self) -> timedelta | None:
+        """The floor's next deadline, or the debounced floor projection coming due."""
+        wakes = [w for w in (self._until_deadline(), self._until_floor_projection()) if w]
+        return min(wakes) if wakes else None
+
+    def _until_floor_projection(self) -> timedelta | None:
+        if not self._floor_projection().behind or self._floor_projection_due():
+            return None
+        assert self._floor_stored_at is not None
+        due = self._floor_stored_at + timedelta(seconds=self.state.projection_interval_seconds)
+        return max(due - workflow.now(), timedelta(milliseconds=1))
 
     def _closing(self) -> bool:
         """A closed chat whose lanes have delivered and stored everything: time to end."""
@@ -599,6 +671,8 @@ class ChatWorkflow:
         if not pending:
             return False
         if any(n.floor is not None or n.mentioned for n in pending.values()):
+            return True
+        if self._floor_notices_at_once and self.state.floor is not None:
             return True
         return self._until_notices_due() is None
 
@@ -854,7 +928,8 @@ class ChatWorkflow:
                 StoreActivities.store_chat, StoreChatInput(chat=self._public()), **options.STORE
             )
             chat.stored_up_to(version)
-        if state.floor is not None and floor.behind:
+        if state.floor is not None and floor.behind and self._floor_projection_due():
+            self._floor_stored_at = workflow.now()
             version = floor.version
             await options.run(
                 StoreActivities.store_floor,

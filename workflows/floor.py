@@ -11,7 +11,15 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from models.floor import FloorRequest, FloorState, FloorView, QueuedRequest
+from models.floor import (
+    RECENT_TURNS,
+    FloorRequest,
+    FloorState,
+    FloorView,
+    QueuedRequest,
+    TurnRecord,
+    TurnSummary,
+)
 from workflows.policies import AUTOMATIC, SELECTORS
 
 
@@ -79,6 +87,8 @@ class Floor:
             turns_in_round=s.turns_in_round,
             your_position=self.position(for_agent) if for_agent else None,
             you_hold_the_floor=for_agent is not None and for_agent == s.current_speaker,
+            recent_turns=list(s.recent_turns),
+            turn_summary=summarise(s.recent_turns),
         )
 
     def needs_grant(self) -> bool:
@@ -140,13 +150,17 @@ class Floor:
             raise FloorError(f"{agent_id} neither holds the floor nor waits for it")
         return [FloorEvent("chat.floor_withdrawn", {"agent_id": agent_id})]
 
-    def posted(self, agent_id: str, content: str, now: datetime) -> list[FloorEvent]:
-        """Count a post by the holder; the turn ends at its message limit or on the
-        termination text, which also ends the round."""
+    def posted(
+        self, agent_id: str, content: str, now: datetime, model_seconds: float | None = None
+    ) -> list[FloorEvent]:
+        """Count a post by the holder (and the model time it reports); the turn ends at its
+        message limit or on the termination text, which also ends the round."""
         s = self.state
         if agent_id != s.current_speaker:
             return []
         s.messages_in_turn += 1
+        if model_seconds is not None:
+            s.model_seconds_in_turn = (s.model_seconds_in_turn or 0.0) + model_seconds
         s.last_activity_at = now
         termination = s.settings.termination_text
         if termination and termination.lower() in content.lower():
@@ -189,6 +203,46 @@ class Floor:
             s.last_speaker = None
         return events
 
+    def handoff_refusal(self, holder: str, to: str, members: Sequence[str]) -> str | None:
+        """Why ``holder`` may not hand the floor to ``to`` now (None: it may). ``members``
+        are the members that may speak."""
+        s = self.state
+        if s.current_speaker != holder:
+            held = f"held by {s.current_speaker}" if s.current_speaker else "free"
+            return f"only the holder hands the floor over: it is {held}"
+        if to == holder:
+            return "a holder does not hand the floor to itself"
+        if to not in members:
+            return f"{to} is not a member that may speak here"
+        if not s.settings.handoff_to_any and self.position(to) is None:
+            return f"{to} has not asked for the floor (this chat hands it only to requesters)"
+        bound = s.settings.max_handoffs_in_row
+        if s.handoff_pair == sorted((holder, to)) and s.handoffs_in_row >= bound:
+            return (
+                f"{bound} handoffs in a row between {holder} and {to}: yield the floor, "
+                "and the policy chooses who speaks next"
+            )
+        return None
+
+    def handoff(
+        self, holder: str, to: str, members: Sequence[str], now: datetime
+    ) -> list[FloorEvent]:
+        """The holder ends its turn and names the next speaker (the same invariants as a
+        grant: one holder, only members, in an open round)."""
+        refusal = self.handoff_refusal(holder, to, members)
+        if refusal:
+            raise FloorError(refusal)
+        s = self.state
+        pair = sorted((holder, to))
+        in_row = s.handoffs_in_row + 1 if s.handoff_pair == pair else 1
+        s.last_activity_at = now
+        events = self._end_turn("handoff", now)
+        if not s.round_open:  # the turn it ended was the round's last
+            return events
+        events += self._give(to, now, f"handed over by {holder}", self._request_of(to))
+        s.handoff_pair, s.handoffs_in_row = pair, in_row
+        return events
+
     def grant(self, agent_id: str, now: datetime, reason: str) -> list[FloorEvent]:
         """Hand the floor to a waiting agent (by hand, or as the policy chose)."""
         s = self.state
@@ -198,12 +252,22 @@ class Floor:
             raise FloorError("the round has ended: the next request to speak opens a new one")
         if all(r.agent_id != agent_id for r in s.queue):
             raise FloorError(f"{agent_id} has not asked for the floor")
-        request = next(r for r in s.queue if r.agent_id == agent_id)
+        s.handoff_pair, s.handoffs_in_row = None, 0
+        return self._give(agent_id, now, reason, self._request_of(agent_id))
+
+    def _request_of(self, agent_id: str) -> FloorRequest | None:
+        return next((r for r in self.state.queue if r.agent_id == agent_id), None)
+
+    def _give(
+        self, agent_id: str, now: datetime, reason: str, request: FloorRequest | None
+    ) -> list[FloorEvent]:
+        s = self.state
         s.queue = [r for r in s.queue if r.agent_id != agent_id]
         s.current_speaker = agent_id
         s.turn_started_at = now
         s.turn_ends_at = now + timedelta(seconds=s.settings.turn_seconds)
         s.messages_in_turn = 0
+        s.model_seconds_in_turn = None
         s.last_activity_at = now
         s.grant_reason = reason
         return [
@@ -213,8 +277,8 @@ class Floor:
                     "agent_id": agent_id,
                     "policy": self.policy,
                     "reason": reason,
-                    "request_reason": request.reason,
-                    "priority": request.priority,
+                    "request_reason": request.reason if request else None,
+                    "priority": request.priority if request else 0,
                     "round": s.round,
                     "turn": s.turns_in_round + 1,
                     "turn_ends_at": s.turn_ends_at.isoformat(),
@@ -244,6 +308,7 @@ class Floor:
     def _end_turn(self, why: str, now: datetime, *, count_turn: bool = True) -> list[FloorEvent]:
         s = self.state
         holder = s.current_speaker
+        record = self._record(why, now, counted=count_turn)
         s.last_speaker = holder
         s.current_speaker = None
         s.turn_started_at = None
@@ -251,12 +316,39 @@ class Floor:
         s.messages_in_turn = 0
         if count_turn:
             s.turns_in_round += 1
+        s.model_seconds_in_turn = None
         kind = "chat.floor_expired" if why == "expired" else "chat.floor_released"
-        events = [FloorEvent(kind, {"agent_id": holder, "reason": why, "round": s.round})]
+        payload = {"agent_id": holder, "reason": why, "round": s.round}
+        if record is not None:
+            payload |= {"turn_seconds": record.seconds, "model_seconds": record.model_seconds,
+                        "overhead_seconds": record.overhead_seconds}  # fmt: skip
+        events = [FloorEvent(kind, payload)]
         max_turns = s.settings.max_turns
         if max_turns and s.round_open and s.turns_in_round >= max_turns:
             events += self._end_round("max_turns")
         return events
+
+    def _record(self, why: str, now: datetime, *, counted: bool) -> TurnRecord | None:
+        """Keep the turn that ends now among the recent ones (a turn has a holder and a
+        start; the newest ``RECENT_TURNS`` are kept)."""
+        s = self.state
+        if s.current_speaker is None or s.turn_started_at is None:
+            return None
+        seconds = max(0.0, (now - s.turn_started_at).total_seconds())
+        model = s.model_seconds_in_turn
+        record = TurnRecord(
+            agent_id=s.current_speaker,
+            round=s.round,
+            turn=s.turns_in_round + (1 if counted else 0),
+            started_at=s.turn_started_at,
+            seconds=round(seconds, 4),
+            model_seconds=round(model, 4) if model is not None else None,
+            overhead_seconds=round(max(0.0, seconds - model), 4) if model is not None else None,
+            messages=s.messages_in_turn,
+            ended_by=why,
+        )
+        s.recent_turns = [*s.recent_turns[-(RECENT_TURNS - 1) :], record]
+        return record
 
     def _end_round(self, why: str) -> list[FloorEvent]:
         s = self.state
@@ -266,3 +358,23 @@ class Floor:
                 "chat.round_ended", {"round": s.round, "reason": why, "turns": s.turns_in_round}
             )
         ]
+
+
+def _pct(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+def summarise(turns: Sequence[TurnRecord]) -> TurnSummary | None:
+    """p50 and p99 of the turns' durations and, where reported, their overhead."""
+    if not turns:
+        return None
+    seconds = [t.seconds for t in turns]
+    overhead = [t.overhead_seconds for t in turns if t.overhead_seconds is not None]
+    return TurnSummary(
+        turns=len(turns),
+        seconds_p50=_pct(seconds, 0.5),
+        seconds_p99=_pct(seconds, 0.99),
+        overhead_seconds_p50=_pct(overhead, 0.5) if overhead else None,
+        overhead_seconds_p99=_pct(overhead, 0.99) if overhead else None,
+    )

@@ -45,6 +45,32 @@ LLM = {
 """LangChain calls: a few bounded tries, then the caller falls back (a chat never waits on a
 model for long)."""
 
+LOCAL_FLUSH = {
+    "start_to_close_timeout": timedelta(seconds=3),
+    "retry_policy": RetryPolicy(
+        initial_interval=timedelta(milliseconds=100),
+        backoff_coefficient=2.0,
+        maximum_interval=timedelta(seconds=1),
+        maximum_attempts=2,
+        non_retryable_error_types=["ValidationError", "InvalidDocument"],
+    ),
+}
+"""An agent's events and projections tried first inside its workflow task (a local
+activity); past these bounds the regular activity (``STORE``) waits the outage out."""
+
+LOCAL_TURN = {
+    "start_to_close_timeout": timedelta(seconds=10),
+    "retry_policy": RetryPolicy(
+        initial_interval=timedelta(milliseconds=100),
+        backoff_coefficient=2.0,
+        maximum_interval=timedelta(seconds=2),
+        maximum_attempts=4,
+        non_retryable_error_types=["UnknownModel"],
+    ),
+}
+"""A turn with an in-process model, as a local activity (compose, then post): a few quick
+tries inside the agent's workflow task, then the agent lets the dialogue go."""
+
 
 SUMMARIES = {
     "analyse_messages": "Read mentions, importance and intent in delivered messages",
@@ -52,6 +78,7 @@ SUMMARIES = {
     "compose_reply": "Compose a reply with the agent's mind",
     "deliver_batch": "Publish a batch, store it, tell the members' agents",
     "ensure_inbox": "Make sure the agent's inbox queue exists",
+    "flush_agent": "Publish the agent's events, store its manifest and attention",
     "escrow_reward": "Move the reward from the poster into escrow",
     "ledger_debit": "Pay from the agent's account",
     "ledger_record": "Record a ledger movement",
@@ -65,6 +92,7 @@ SUMMARIES = {
     "request_floor": "Ask for the floor for the hosted agent",
     "revoke_credentials": "Revoke every token of the agent",
     "set_task_activity": "Update the assignee's current activities",
+    "speak": "Compose the hosted agent's reply in-process and post it",
     "store_attention": "Store the attention view and dialogue contexts",
     "store_chat": "Store the chat and its memberships",
     "store_contexts": "Write the processing step's reading onto stored messages",
@@ -92,3 +120,12 @@ async def run(method, arg, **kwargs):
     from temporalio import workflow
 
     return await workflow.execute_activity_method(method, arg, summary=summary(method), **kwargs)
+
+
+async def run_local(method, arg, **kwargs):
+    """``workflow.execute_local_activity_method``, with the activity's sentence too."""
+    from temporalio import workflow
+
+    return await workflow.execute_local_activity_method(
+        method, arg, summary=summary(method), **kwargs
+    )

@@ -32,7 +32,7 @@ from api.errors import unprocessable
 from api.metrics import count
 from core.names import agent_workflow_id
 from core.temporal import AGENT_ID, KIND, STATUS
-from llm import UnknownModel, chat_model
+from llm import UnknownModel, chat_model, runs_in_process
 from models.agents import (
     FOCUS_PREFIX,
     AgentCard,
@@ -118,6 +118,7 @@ async def create_agent(
     state = AgentState(
         brain=body.brain,
         llm_task_queue=settings.llm_task_queue,
+        local_mind=body.brain is not None and runs_in_process(body.brain.model, settings.llm_model),
         manifest=manifest,
         token_id=issued.token_id,
         token_expires_at=issued.expires_at,

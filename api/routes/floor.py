@@ -17,7 +17,7 @@ from api.deps import (
 )
 from api.metrics import count
 from core.names import chat_workflow_id
-from models.floor import FloorAsk, FloorGrant, FloorSettingsUpdate, FloorView
+from models.floor import FloorAsk, FloorGrant, FloorHandoff, FloorSettingsUpdate, FloorView
 from models.workflow_io import FloorCommand, FloorSettingsChange, FloorSignal
 from workflows.chat import ChatWorkflow
 
@@ -90,6 +90,32 @@ async def grant_floor(
     """A moderator grants the floor to an agent that asked (``moderator`` policy)."""
     return await _handle(temporal, view).execute_update(
         ChatWorkflow.grant_floor, _command(view, cid, body.agent_id)
+    )
+
+
+@router.post(
+    "/handoff",
+    response_model=FloorView,
+    responses={
+        409: {
+            "description": "the caller does not hold the floor; the named agent is the "
+            "caller, not a member that may speak, or has not asked (when the chat hands "
+            "only to requesters); or the handoffs in a row between the two have reached "
+            "the chat's bound (``max_handoffs_in_row``): the floor is unchanged"
+        }
+    },
+)
+async def handoff_floor(
+    body: FloorHandoff,
+    view: PostingChat,
+    _open: OpenChat,
+    temporal: TemporalDep,
+    cid: CorrelationId,
+) -> FloorView:
+    """The holder ends its turn and hands the floor to ``to``: a member that asked for it
+    or, where the chat sets ``handoff_to_any``, any member that may speak."""
+    return await _handle(temporal, view).execute_update(
+        ChatWorkflow.handoff_floor, _command(view, cid, body.to)
     )
 
 

@@ -54,7 +54,13 @@ IdempotencyKey = Annotated[
     "/messages",
     status_code=status.HTTP_201_CREATED,
     response_model=Posted,
-    responses={413: {"description": "content over 16 KiB"}},
+    responses={
+        413: {"description": "content over 16 KiB"},
+        409: {
+            "description": "the chat is closed, the caller does not hold its floor, or "
+            "``yield`` in a chat without floor control"
+        },
+    },
 )
 async def create_message(
     body: MessagePost,
@@ -84,6 +90,7 @@ async def create_message(
         correlation_id=cid,
         idempotency_key=idempotency_key,
         fingerprint=PostMessage.digest(body.message_type, body.content),
+        yield_floor=body.yield_floor,
     )
     if body.message_type == "system" and not view.principal.is_admin:
         raise HTTPException(status.HTTP_403_FORBIDDEN, "system messages come from the platform")

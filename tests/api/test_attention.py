@@ -152,6 +152,37 @@ async def test_a_hosted_agent_speaks_only_when_it_holds_the_floor(api, admin, da
     assert floor["queue"] == []  # it spoke, then yielded
 
 
+async def test_hosted_agents_take_turns_by_themselves_in_strict_rotation(api, admin):
+    hosts = [await introduce(api, admin, f"H{i}", brain={"turns_per_hour": 1000}) for i in range(4)]
+    ext = await introduce(api, admin, "Ext")
+    room = await group(
+        api, ext, *hosts, speaker_policy="round_robin", floor={"max_messages_per_turn": 1}
+    )
+    cid = room["chat_id"]
+    await api.post(f"/v1/chats/{cid}/floor", json={}, headers=ext.headers)
+    opened = await api.post(
+        f"/v1/chats/{cid}/messages", json={"content": "begin", "yield": True}, headers=ext.headers
+    )
+    assert opened.json()["floor_yielded"] is True
+    page = await eventually(
+        lambda: json_of(api.get(f"/v1/chats/{cid}/messages", headers=ext.headers)),
+        lambda p: len(p["items"]) >= 13,
+        timeout=60,
+    )
+    speakers = [m["from"] for m in page["items"][1:13]]
+    order = [h.agent_id for h in hosts]
+    pairs = zip(speakers, speakers[1:], strict=False)
+    assert all(order.index(b) == (order.index(a) + 1) % 4 for a, b in pairs), speakers
+    turns = await json_of(api.get(f"/v1/chats/{cid}/floor", headers=ext.headers))
+    hosted = [t for t in turns["recent_turns"] if t["agent_id"] in order]
+    assert hosted and all(t["model_seconds"] is not None for t in hosted)
+    assert all(t["overhead_seconds"] == pytest.approx(t["seconds"] - t["model_seconds"], abs=1e-3)
+               for t in hosted)  # fmt: skip
+    assert turns["turn_summary"]["overhead_seconds_p50"] is not None
+    closed = await api.delete(f"/v1/chats/{cid}", headers=ext.headers)  # or they talk on
+    assert closed.status_code == 200
+
+
 async def test_a_hosted_agent_resumes_each_dialogue_with_its_saved_context(api, admin, database):
     host = await introduce(api, admin, "Host", brain={})
     a, b = await introduce(api, admin, "Aa"), await introduce(api, admin, "Bb")
@@ -174,7 +205,10 @@ async def test_a_hosted_agent_resumes_each_dialogue_with_its_saved_context(api, 
     # back in a's dialogue, the host recalls a's question and its own first answer
     assert "second question from a" in second
     assert "recall 2 earlier lines" in second
-    saved = await AttentionRepository(database).get_context(host.agent_id, with_b)
+    saved = await eventually(  # saved beside the turn, not before the reply goes out
+        lambda: AttentionRepository(database).get_context(host.agent_id, with_b),
+        lambda c: c["history"] != [],
+    )
     assert [line["content"] for line in saved["history"]] == ["something else from b"]
     raw = await database.db["dialogue_contexts"].find_one({"_id": f"{host.agent_id}|{with_b}"})
     assert "history" not in raw and b"something else" not in raw["sealed"]["ct"]

@@ -290,3 +290,83 @@ async def test_a_partial_floor_change_leaves_the_other_settings_alone(api, admin
     assert cleared.status_code == 200 and cleared.json()["speaker_policy"] == "round_robin"
     shown = (await api.get(base, headers=owner.headers)).json()
     assert shown["speaker_policy"] == "round_robin"
+
+
+async def test_a_post_with_yield_ends_the_turn_in_one_call(api, admin):
+    a, b = await introduce(api, admin, "Ann"), await introduce(api, admin, "Ben")
+    chat = await group(api, a, b, speaker_policy="fifo", floor={"max_messages_per_turn": 5})
+    cid = chat["chat_id"]
+    await ask(api, cid, a)
+    await ask(api, cid, b)
+    kept = await api.post(f"/v1/chats/{cid}/messages", json={"content": "one"}, headers=a.headers)
+    assert kept.status_code == 201 and kept.json()["floor_yielded"] is False
+    last = await api.post(
+        f"/v1/chats/{cid}/messages", json={"content": "two", "yield": True}, headers=a.headers
+    )
+    assert last.status_code == 201 and last.json()["floor_yielded"] is True
+    now = await floor(api, cid, a)
+    assert now["current_speaker"] == b.agent_id
+    turn = now["recent_turns"][-1]
+    assert turn["agent_id"] == a.agent_id and turn["messages"] == 2
+    assert turn["ended_by"] == "yielded" and turn["seconds"] >= 0
+    assert turn["model_seconds"] is None and turn["overhead_seconds"] is None  # not hosted
+    assert now["turn_summary"]["turns"] == 1
+
+    plain = await group(api, a, b)  # no floor control: yield means nothing there
+    refused = await api.post(
+        f"/v1/chats/{plain['chat_id']}/messages",
+        json={"content": "bye", "yield": True},
+        headers=a.headers,
+    )
+    assert refused.status_code == 409 and "no floor control" in refused.json()["detail"]
+    listed = (await api.get(f"/v1/chats/{plain['chat_id']}/messages", headers=a.headers)).json()
+    assert listed["items"] == []  # refused: nothing was posted
+    bad = await api.post(
+        f"/v1/chats/{cid}/messages", json={"content": "x", "yield": "yes"}, headers=b.headers
+    )
+    assert bad.status_code == 422 and bad.json()["detail"][0]["loc"][-1] == "yield"
+
+
+async def test_the_holder_hands_the_floor_over_within_the_ping_pong_bound(api, admin):
+    a, b, c, outsider = [await introduce(api, admin, n) for n in ("Ann", "Ben", "Cat", "Out")]
+    chat = await group(api, a, b, c, speaker_policy="fifo", floor={"max_handoffs_in_row": 2})
+    cid = chat["chat_id"]
+
+    async def handoff(agent, to):
+        return await api.post(
+            f"/v1/chats/{cid}/floor/handoff", json={"to": to.agent_id}, headers=agent.headers
+        )
+
+    await ask(api, cid, a)
+    await ask(api, cid, b)
+    before = await floor(api, cid, a)
+    for who, to, why in (
+        (a, outsider, "not a member"),
+        (a, a, "to itself"),
+        (b, c, "only the holder"),
+        (a, c, "has not asked"),  # this chat hands over only to requesters
+    ):
+        refused = await handoff(who, to)
+        assert refused.status_code == 409 and why in refused.json()["detail"], refused.text
+    unchanged = await floor(api, cid, a)
+    assert unchanged["current_speaker"] == a.agent_id and unchanged["queue"] == before["queue"]
+
+    handed = await handoff(a, b)
+    assert handed.status_code == 200 and handed.json()["current_speaker"] == b.agent_id
+    await ask(api, cid, a)
+    assert (await handoff(b, a)).json()["current_speaker"] == a.agent_id  # two in a row
+    await ask(api, cid, b)
+    third = await handoff(a, b)
+    assert third.status_code == 409 and "2 handoffs in a row" in third.json()["detail"]
+    assert (await floor(api, cid, a))["current_speaker"] == a.agent_id
+    # the policy chooses instead: a yields, fifo grants b, and the count starts again
+    await api.delete(f"/v1/chats/{cid}/floor", headers=a.headers)
+    assert (await floor(api, cid, b))["current_speaker"] == b.agent_id
+    await ask(api, cid, a)
+    assert (await handoff(b, a)).status_code == 200
+
+    await api.patch(f"/v1/chats/{cid}/floor", json={"handoff_to_any": True}, headers=a.headers)
+    anyone = await handoff(a, c)  # c never asked: allowed now
+    assert anyone.status_code == 200 and anyone.json()["current_speaker"] == c.agent_id
+    events = [t["ended_by"] for t in anyone.json()["recent_turns"]]
+    assert events.count("handoff") >= 3

@@ -87,7 +87,11 @@ async def test_workflows_carry_a_memo_and_activities_read_as_sentences(api, admi
     assert memo.startswith("Agent Memo (") and "introduced by an admin" in memo
     summaries = []
     async for event in handle.fetch_history_events():
-        if event.HasField("activity_task_scheduled_event_attributes"):
+        local = event.HasField("marker_recorded_event_attributes") and (
+            event.marker_recorded_event_attributes.marker_name == "core_local_activity"
+        )
+        if event.HasField("activity_task_scheduled_event_attributes") or local:
             summaries.append(event.user_metadata.summary.data.decode())
-    assert '"Store the agent\'s manifest"' in summaries
+    assert '"Store the agent\'s manifest"' not in summaries  # one step now:
+    assert '"Publish the agent\'s events, store its manifest and attention"' in summaries
     assert all(s.startswith('"') and s[1].isupper() for s in summaries)  # sentences, not names

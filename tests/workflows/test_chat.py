@@ -11,7 +11,6 @@ import signal
 from bus import EventBus, consume
 from core.names import chat_workflow_id
 from models.events import EventEnvelope
-from models.workflow_io import StoreMessagesInput, StoreMessagesResult
 from persistence import Database, MessageRepository
 from tests.conftest import eventually
 from tests.helpers import group, introduce, json_of, value, worker_process
@@ -117,7 +116,8 @@ async def test_a_long_chat_continues_as_new_without_a_gap(api, admin, settings, 
     )  # fmt: skip
     assert [m["seq"] for m in page["items"]] == list(range(1, 122))
     first = next(m for m in page["items"] if m["content"] == "burst 0")
-    assert retried.json() == {"message_id": first["message_id"], "seq": first["seq"]}
+    same = {"message_id": first["message_id"], "seq": first["seq"], "floor_yielded": False}
+    assert retried.json() == same
     shown = (await api.get(f"/v1/chats/{chat['chat_id']}", headers=bob.headers)).json()
     assert {m["agent_id"] for m in shown["members"]} == {ada.agent_id, bob.agent_id}
 
@@ -163,7 +163,6 @@ async def test_a_slow_store_delays_no_delivery_and_a_full_backlog_answers_503(
     history a reader pages (the chat's accepted tail); a chat whose unstored backlog would
     outgrow continue-as-new's 2 MiB refuses the next post with 503 and Retry-After, taking
     no seq for it; when the store catches up every message is stored once, in order."""
-    from temporalio import activity
 
     from activities.store import StoreActivities
     from tests.helpers import app_client
@@ -171,17 +170,16 @@ async def test_a_slow_store_delays_no_delivery_and_a_full_backlog_answers_503(
     from workflows.chat import PENDING_BYTES_KEPT, pending_weight
 
     settings.message_burst_per_agent = settings.rate_burst_per_token = 1000
-    store = StoreActivities.store_messages
+    store = StoreActivities.store_read
     gate = asyncio.Event()
     calls: list[int] = []
 
-    @activity.defn(name="store_messages")
-    async def slow_store(self, data: StoreMessagesInput) -> StoreMessagesResult:
-        calls.append(data.messages[0].seq)
+    async def slow_store(self, messages, contexts) -> int:  # delivery's and the lane's
+        calls.append(messages[0].seq)
         await gate.wait()
-        return await store(self, data)
+        return await store(self, messages, contexts)
 
-    monkeypatch.setattr(StoreActivities, "store_messages", slow_store)
+    monkeypatch.setattr(StoreActivities, "store_read", slow_store)
     async with contextlib.AsyncExitStack() as running:
         for worker in build_workers(temporal_client, settings, database, bus):
             await running.enter_async_context(worker)

@@ -10,8 +10,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from models.floor import FloorRequest, FloorSettings, FloorState
-from workflows.floor import Floor, FloorError
+from models.floor import RECENT_TURNS, FloorRequest, FloorSettings, FloorState
+from workflows.floor import Floor, FloorError, summarise
 from workflows.policies import SELECTORS, valid_pick
 
 T0 = datetime(2026, 11, 24, tzinfo=UTC)
@@ -154,13 +154,18 @@ actions = st.one_of(
     st.tuples(st.just("expire"), agents, st.integers(0, 120)),
     st.tuples(st.just("leave"), agents, st.just(0)),
     st.tuples(st.just("join"), agents, st.just(0)),
+    st.tuples(st.just("handoff"), agents, st.integers(0, len(MEMBERS) - 1)),
 )
 
 
 def drive(policy: str, steps, seed: int):
     """Run a random sequence; check the invariants after every step; return the grants."""
-    f = floor(speaker_policy=policy, turn_seconds=60, max_messages_per_turn=3)
+    f = floor(
+        speaker_policy=policy, turn_seconds=60, max_messages_per_turn=3,
+        max_handoffs_in_row=2, handoff_to_any=seed % 2 == 0,
+    )  # fmt: skip
     members = set(MEMBERS)
+    pair, in_row = None, 0
     rng = random.Random(seed)
     now = T0
     grants: list[str] = []
@@ -184,8 +189,27 @@ def drive(policy: str, steps, seed: int):
             f.leave(agent, now)
         elif kind == "join":
             members.add(agent)
+        elif kind == "handoff":
+            to = MEMBERS[n]
+            speakers = [m for m in MEMBERS if m in members]
+            refusal = f.handoff_refusal(agent, to, speakers)
+            before = f.state.model_copy(deep=True)
+            try:
+                f.handoff(agent, to, speakers, now)
+            except FloorError:
+                assert refusal is not None
+                assert f.state == before, "a refused handoff changed the floor"
+            else:
+                assert refusal is None
+                in_row = in_row + 1 if pair == sorted((agent, to)) else 1
+                pair = sorted((agent, to))
+                assert in_row <= 2, "past the ping-pong bound"
+                assert f.state.current_speaker in (to, None)  # None: the round ended
         events = f.grant_next(now, [m for m in MEMBERS if m in members], rng)
         grants += [e.payload["agent_id"] for e in events if e.type == "chat.floor_granted"]
+        if any(e.type == "chat.floor_granted" for e in events):
+            pair, in_row = None, 0  # the policy chose: the handoffs in a row start again
+        assert len(f.state.recent_turns) <= RECENT_TURNS
         queued = [r.agent_id for r in f.state.queue]
         assert len(queued) == len(set(queued)), "an agent queued twice"
         assert set(queued) <= members, "a non-member in the queue"
@@ -228,3 +252,37 @@ def test_fifo_and_round_robin_grant_every_requester_within_a_bounded_number_of_t
             f.request(holder, 0, None, now)
         now += timedelta(seconds=1)
     assert set(waiting) <= set(granted)
+
+
+def test_a_handoff_ends_the_turn_and_grants_the_named_requester():
+    f = floor(max_handoffs_in_row=1)
+    for agent in "abc":
+        f.request(agent, 0, None, T0)
+    f.grant_next(T0, MEMBERS, random.Random(0))
+    events = f.handoff("a", "c", MEMBERS, T0 + timedelta(seconds=2))
+    assert [e.type for e in events] == ["chat.floor_released", "chat.floor_granted"]
+    assert events[0].payload["reason"] == "handoff"
+    assert events[1].payload["reason"] == "handed over by a"
+    assert f.state.current_speaker == "c" and [r.agent_id for r in f.state.queue] == ["b"]
+    f.request("a", 0, None, T0)
+    refusal = f.handoff_refusal("c", "a", MEMBERS)
+    assert refusal is not None and "1 handoffs in a row between c and a" in refusal
+    assert f.handoff_refusal("c", "b", MEMBERS) is None  # another pair: allowed
+
+
+def test_each_turn_is_kept_with_its_model_time_and_overhead():
+    f = floor(max_messages_per_turn=2)
+    now = T0
+    for _ in range(RECENT_TURNS + 5):
+        f.request("a", 0, None, now)
+        f.grant_next(now, MEMBERS, random.Random(0))
+        f.posted("a", "thinking", now + timedelta(seconds=1), model_seconds=0.25)
+        f.posted("a", "done", now + timedelta(seconds=2), model_seconds=0.5)
+        now += timedelta(seconds=3)
+    turns = f.state.recent_turns
+    assert len(turns) == RECENT_TURNS and turns[-1].turn == RECENT_TURNS + 5
+    last = turns[-1]
+    assert last.seconds == 2.0 and last.model_seconds == 0.75 and last.overhead_seconds == 1.25
+    assert last.messages == 2 and last.ended_by == "message_limit"
+    summary = summarise(turns)
+    assert summary.seconds_p50 == 2.0 and summary.overhead_seconds_p99 == 1.25
