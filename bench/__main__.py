@@ -610,23 +610,36 @@ async def fill_messages(settings: Settings, count: int, progress: Progress):
 
 
 async def peer(env: dict[str, str], turns: int, progress: Progress) -> dict:
-    from bench.peer import agora_round_robin, autogen_available, autogen_round_robin
+    from bench.peer import (
+        agora_hosted_round_robin,
+        agora_round_robin,
+        autogen_available,
+        autogen_round_robin,
+    )
 
-    task = progress.add_task(f"round-robin turn loop, {turns} turns", total=2)
+    task = progress.add_task(f"round-robin turn loops, {turns} turns", total=3)
     ours = await agora_round_robin(env["AGORA_API_URL"], env["AGORA_ADMIN_TOKEN"], turns)
+    progress.advance(task)
+    hosted = await agora_hosted_round_robin(env["AGORA_API_URL"], env["AGORA_ADMIN_TOKEN"], turns)
     progress.advance(task)
     if not autogen_available():
         note = "AutoGen is the optional bench extra: pip install -e '.[bench]'"
-        return {"agora": ours, "autogen": None, "note": note}
+        return {"agora": ours, "hosted": hosted, "autogen": None, "note": note}
     theirs = await autogen_round_robin(turns)
     progress.advance(task)
     return {
         "agora": ours,
+        "hosted": hosted,
         "autogen": theirs,
         "ratio_agora_to_autogen": ours["turns_per_second"] / theirs["turns_per_second"],
+        "ratio_hosted_to_autogen": hosted["turns_per_second"] / theirs["turns_per_second"],
         "note": "AutoGen's RoundRobinGroupChat keeps the conversation in one process's "
         "memory and loses it on a crash; Agora stores every turn before answering",
     }
+
+
+def _ms(value) -> str:
+    return "-" if value is None else f"{value:,.0f}"
 
 
 async def main() -> None:
@@ -724,9 +737,17 @@ async def main() -> None:
         ("Agents introduced/s", ours["agents_introduced_per_second"]),
         ("Round-robin turns/s, 4 agents: Agora (stored, crash-proof)",
          turns["agora"]["turns_per_second"]),
+        ("  turn p50 / p99 ms (the chat's own timing)",
+         f"{_ms(turns['agora']['turn_p50_ms'])} / {_ms(turns['agora']['turn_p99_ms'])}"),
+        ("Round-robin turns/s, 4 hosted agents by themselves (offline model)",
+         turns["hosted"]["turns_per_second"]),
+        ("  strict rotation held", turns["hosted"]["strict_rotation"]),
+        ("  turn overhead p50 / p99 ms (turn minus time in the model)",
+         f"{_ms(turns['hosted']['overhead_p50_ms'])} / {_ms(turns['hosted']['overhead_p99_ms'])}"),
         ("Round-robin turns/s, 4 agents: AutoGen in memory (lost on a crash)",
          turns["autogen"]["turns_per_second"] if turns["autogen"] else "not installed"),
-        ("  Agora ÷ AutoGen", turns.get("ratio_agora_to_autogen", "-")),
+        ("  Agora ÷ AutoGen (API-driven)", turns.get("ratio_agora_to_autogen", "-")),
+        ("  Agora ÷ AutoGen (hosted)", turns.get("ratio_hosted_to_autogen", "-")),
         (f"Worker RSS with {lives.get('agents', 0):,} live agents, MiB (before)",
          "{:,.0f} ({:,.0f})".format(lives.get("worker_rss_after_mib", 0),
                                     lives.get("worker_rss_before_mib", 0))),
