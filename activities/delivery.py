@@ -21,10 +21,8 @@ from models.attention import fold_readings
 from models.workflow_io import (
     DeliverBatchInput,
     DeliverBatchResult,
-    FlushAgentInput,
     NotifyMembersInput,
     PublishEventsInput,
-    StoreManifestInput,
 )
 
 log = logging.getLogger("agora.worker.delivery")
@@ -83,20 +81,3 @@ class DeliveryActivities:
         if telling is not None:
             result.told = await telling
         return result
-
-    @activity.defn(name="flush_agent")
-    async def flush_agent(self, data: FlushAgentInput) -> int:
-        """An agent's events, then its manifest and attention side by side: the three
-        writes of its main loop in one activity (one workflow task for the answer).
-        Each part is idempotent (event ids, versioned manifest, last view wins), so a
-        retry repeats none of them twice for a reader. Returns the events published."""
-        published = 0
-        if data.events:
-            published = await self._events.publish_events(PublishEventsInput(events=data.events))
-        stores = []
-        if data.manifest is not None:
-            stores.append(self._store.store_manifest(StoreManifestInput(manifest=data.manifest)))
-        if data.attention is not None:
-            stores.append(self._store.store_attention(data.attention))
-        await asyncio.gather(*stores)
-        return published

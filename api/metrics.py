@@ -70,8 +70,8 @@ class Metrics:
                 log.warning("metrics gauges not refreshed: %s", type(exc).__name__)
             await asyncio.sleep(every)
 
-    def count(self, kind: str) -> None:
-        self.events.labels(kind=kind).inc()
+    def count(self, kind: str, n: int = 1) -> None:
+        self.events.labels(kind=kind).inc(n)
 
 
 def install_metrics(app: FastAPI) -> Metrics:
@@ -117,8 +117,8 @@ def route_template(request: Request) -> str:
     return template
 
 
-def count(request: Request, kind: str) -> None:
+def count(request: Request, kind: str, n: int = 1) -> None:
     """Count a domain action (a message posted, a floor request...) on this app's metrics."""
     metrics: Metrics | None = getattr(request.app.state, "metrics", None)
     if metrics is not None:
-        metrics.count(kind)
+        metrics.count(kind, n)

@@ -48,6 +48,7 @@ SIZES = {
         "handovers": 3,
         "agents": 50,
         "turns": 8,
+        "introductions": 40,
     },
     "quick": {
         "signals": 500,
@@ -58,6 +59,7 @@ SIZES = {
         "handovers": 10,
         "agents": 500,
         "turns": 40,
+        "introductions": 300,
     },
     "full": {
         "signals": 5000,
@@ -68,6 +70,7 @@ SIZES = {
         "handovers": 50,
         "agents": 10_000,
         "turns": 200,
+        "introductions": 1000,
     },
 }
 
@@ -518,6 +521,45 @@ async def agora(
     }  # fmt: skip
 
 
+async def introductions(env: dict[str, str], n: int, progress: Progress) -> dict:
+    """Agents introduced through the API: ``n`` by 8 concurrent clients one at a time,
+    then ``n`` more by ``POST /v1/agents:batch`` in batches of 100 (2 in flight)."""
+    admin = {"Authorization": f"Bearer {env['AGORA_ADMIN_TOKEN']}"}
+    run = uuid.uuid4().hex[:6]
+    task = progress.add_task(f"introductions, {n} one by one and {n} in batches", total=2 * n)
+    async with httpx.AsyncClient(base_url=env["AGORA_API_URL"], timeout=120) as api:
+        queue = list(range(n))
+
+        async def client() -> None:
+            while queue:
+                i = queue.pop()
+                r = await api.post(
+                    "/v1/agents", json={"agent_id": f"i{i}-{run}", "name": f"I{i}"}, headers=admin
+                )
+                r.raise_for_status()
+                progress.advance(task)
+
+        started = time.perf_counter()
+        await asyncio.gather(*(client() for _ in range(8)))
+        one_by_one = n / (time.perf_counter() - started)
+        batches = [
+            [{"agent_id": f"j{i}-{run}", "name": f"J{i}"} for i in range(k, min(n, k + 100))]
+            for k in range(0, n, 100)
+        ]
+        gate = asyncio.Semaphore(2)
+
+        async def send(batch: list[dict]) -> None:
+            async with gate:
+                r = await api.post("/v1/agents:batch", json={"agents": batch}, headers=admin)
+                r.raise_for_status()
+                progress.advance(task, len(batch))
+
+        started = time.perf_counter()
+        await asyncio.gather(*(send(b) for b in batches))
+        batched = n / (time.perf_counter() - started)
+    return {"agents": n, "per_second_8_clients": one_by_one, "per_second_batches_of_100": batched}
+
+
 async def scale(
     stack: Stack, settings: Settings, count: int, progress: Progress, then=None
 ) -> dict:
@@ -659,6 +701,7 @@ async def main() -> None:
         progress.advance(raw)
         ours = await agora(env, n["messages"], n["offered"], n["handovers"], progress)
         turns = await peer(env, n["turns"], progress)
+        intro = await introductions(env, n["introductions"], progress)
         second = None
         if size == "full" or os.environ.get("BENCH_SECOND_PASS") == "1":
             # the same figures again on a store that has filled: 100,000 more messages
@@ -683,6 +726,7 @@ async def main() -> None:
         "date": datetime.now(UTC).isoformat(), "size": size, "cores": os.cpu_count(),
         "machine": platform.platform(), "temporal": temporal, "rabbitmq": bus,
         "mongodb": mongo, "agora": ours, "peer": turns, "scale": lives,
+        "introductions": intro,
         "second_pass_after_100k_messages_and_10k_agents": second,
         "ratios": {
             "messages_vs_temporal_signals": ours["messages_per_second_to_streams"]
@@ -734,7 +778,11 @@ async def main() -> None:
                 **second["offered_50_per_second"]))] if second else []),
         ("Floor hand-over p50 / p99 ms", f"{ours['floor_handover_p50_ms']:.0f} / "
          f"{ours['floor_handover_p99_ms']:.0f}"),
-        ("Agents introduced/s", ours["agents_introduced_per_second"]),
+        ("Agents introduced/s, one client", ours["agents_introduced_per_second"]),
+        ("Agents introduced/s, 8 concurrent clients (target ≥ 20)",
+         intro["per_second_8_clients"]),
+        ("Agents introduced/s, POST /v1/agents:batch of 100, 2 in flight",
+         intro["per_second_batches_of_100"]),
         ("Round-robin turns/s, 4 agents: Agora (stored, crash-proof)",
          turns["agora"]["turns_per_second"]),
         ("  turn p50 / p99 ms (the chat's own timing)",

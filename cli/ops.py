@@ -8,6 +8,7 @@ is one line on stderr and a non-zero exit, never a traceback.
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import ssl
 import time
@@ -19,6 +20,7 @@ import httpx
 import typer
 from rich.console import Console
 from rich.markup import escape
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from cli.stack import PROJECT_ROOT, Stack
@@ -30,7 +32,7 @@ HomeOption = typer.Option(
     PROJECT_ROOT / ".agora", "--home", envvar="AGORA_HOME", help="The local stack's folder."
 )
 
-agents = typer.Typer(help="Agents: list, show, retire.", no_args_is_help=True)
+agents = typer.Typer(help="Agents: list, show, retire, import.", no_args_is_help=True)
 chats = typer.Typer(help="Chats: list, show one, print or follow its transcript.",
                     no_args_is_help=True)  # fmt: skip
 events = typer.Typer(help="Events: tail the stream, list and replay dead letters.",
@@ -99,6 +101,100 @@ def agents_list(
                 break
             params["cursor"] = page["next_cursor"]
     console.print(table)
+
+
+def _read_jsonl(path: Path) -> list[dict]:
+    """Every line one agent (the body of ``POST /v1/agents``); a line that is not a JSON
+    object stops the import before anything is sent."""
+    entries = []
+    try:
+        lines = path.read_text().splitlines()
+    except OSError as exc:
+        raise fail(f"{path}: {exc.strerror}") from None
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            entry = json.loads(line)
+        except ValueError:
+            raise fail(f"{path}:{number}: not a JSON object") from None
+        if not isinstance(entry, dict):
+            raise fail(f"{path}:{number}: not a JSON object")
+        entries.append((number, entry))
+    return entries
+
+
+@agents.command("import")
+def agents_import(
+    file: Path = typer.Argument(..., help="JSON lines, one agent each (POST /v1/agents)"),
+    tokens: Path = typer.Option(
+        None, "--tokens", help="Where the new tokens go (default: FILE.tokens.jsonl, 0600)"
+    ),
+    batch: int = typer.Option(100, min=1, max=100, help="Agents per request"),
+    home: Path = HomeOption,
+) -> None:
+    """Introduce the agents of a JSON-lines file in batches of up to 100, with a progress
+    bar. Each batch is all or nothing; a refused one stops the import, naming its line.
+    The tokens are written to a file only the caller can read, never printed."""
+    entries = _read_jsonl(file)
+    if not entries:
+        raise fail(f"{file}: no agents in it")
+    out = tokens or file.with_suffix(file.suffix + ".tokens.jsonl")
+    descriptor = os.open(out, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    done = 0
+    columns = (TextColumn("introducing"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    with (
+        api(home) as client,
+        os.fdopen(descriptor, "a") as sink,
+        Progress(*columns, console=console) as progress,
+    ):
+        bar = progress.add_task("agents", total=len(entries))
+        for start in range(0, len(entries), batch):
+            chunk = entries[start : start + batch]
+            response = _send(client, [entry for _, entry in chunk])
+            if response.status_code >= 400:
+                where = _refused_line(response, chunk)
+                detail = _detail(response)
+                before = f"{done} introduced before it, tokens in {out}"
+                raise fail(f"{file}:{where}: {response.status_code}: {detail} ({before})")
+            for created in response.json()["agents"]:
+                kept = {k: created[k] for k in ("agent_id", "token", "token_expires_at")}
+                sink.write(json.dumps(kept) + "\n")
+            sink.flush()
+            done += len(chunk)
+            progress.advance(bar, len(chunk))
+    console.print(f"{done} agents introduced; their tokens are in {out}")
+
+
+def _send(client: httpx.Client, chunk: list[dict]) -> httpx.Response:
+    try:
+        return client.post("/v1/agents:batch", json={"agents": chunk}, timeout=120)
+    except httpx.HTTPError as exc:
+        raise fail(
+            f"the API at {client.base_url} does not answer ({type(exc).__name__})", 2
+        ) from None
+
+
+def _detail(response: httpx.Response):
+    try:
+        return response.json().get("detail")
+    except ValueError:
+        return response.text
+
+
+def _refused_line(response: httpx.Response, chunk: list[tuple[int, dict]]) -> int:
+    """The file's line of the entry the API named (``agents.<index>``), else the batch's
+    first line."""
+    detail = _detail(response)
+    index = None
+    if isinstance(detail, list) and detail and isinstance(detail[0], dict):
+        loc = detail[0].get("loc", [])
+        if len(loc) > 2 and loc[1] == "agents" and str(loc[2]).isdigit():
+            index = int(loc[2])
+    elif isinstance(detail, str) and detail.startswith("agents."):
+        head = detail.split(":", 1)[0].removeprefix("agents.")
+        index = int(head) if head.isdigit() else None
+    return chunk[index][0] if index is not None and index < len(chunk) else chunk[0][0]
 
 
 @agents.command("show")

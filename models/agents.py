@@ -16,6 +16,7 @@ from pydantic import (
     Strict,
     StringConstraints,
     field_validator,
+    model_validator,
 )
 
 from models.bounds import Input, PlainName
@@ -109,6 +110,28 @@ class AgentCreate(Input):
     _unique = field_validator("available_resources")(_unique_resources)
 
 
+BATCH_MAX = 100
+
+
+class AgentBatch(Input):
+    """``POST /v1/agents:batch``: up to 100 introductions, all valid or none made."""
+
+    agents: Annotated[list[AgentCreate], Field(min_length=1, max_length=BATCH_MAX)]
+
+    @model_validator(mode="after")
+    def _distinct_ids(self) -> AgentBatch:
+        first: dict[str, int] = {}
+        for index, entry in enumerate(self.agents):
+            if entry.agent_id is None:
+                continue
+            if entry.agent_id in first:
+                raise ValueError(
+                    f"agents.{index}.agent_id: the same id as entry {first[entry.agent_id]}"
+                )
+            first[entry.agent_id] = index
+        return self
+
+
 class ProfileUpdate(Input):
     name: Name | None = None
     bio: Annotated[str, StringConstraints(max_length=2000)] | None = None
@@ -189,6 +212,13 @@ class AgentCreated(BaseModel):
     token: str
     token_expires_at: datetime
     manifest: AgentManifest
+
+
+class AgentBatchCreated(BaseModel):
+    """The answer to a batch: each agent with its own token, in the order asked (shown
+    here once and never again)."""
+
+    agents: list[AgentCreated]
 
 
 class TokenIssued(BaseModel):

@@ -394,6 +394,16 @@ class StoreAttentionInput(BaseModel):
     attention: AttentionView
 
 
+class SetUpLifeInput(BaseModel):
+    """An introduction's writes: the inbox, the token id, the account, the first
+    manifest, then the introduction's events."""
+
+    manifest: AgentManifest
+    token_id: str
+    expires_at: datetime
+    events: list[EventEnvelope] = []
+
+
 class FlushAgentInput(BaseModel):
     """One step of an agent's main loop: publish its events, then store its manifest
     and its attention view (each only when behind and due)."""

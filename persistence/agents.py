@@ -63,6 +63,11 @@ class AgentRepository:
     async def exists(self, agent_id: str) -> bool:
         return await self._agents.count_documents({"_id": agent_id}, limit=1) > 0
 
+    async def existing(self, agent_ids: list[str]) -> set[str]:
+        """Which of these ids are taken (one query for a batch)."""
+        cursor = self._agents.find({"_id": {"$in": agent_ids}}, {"_id": 1})
+        return {doc["_id"] async for doc in cursor}
+
     async def search(
         self,
         *,

@@ -11,6 +11,7 @@ from activities.chat_actions import ChatActions
 from activities.delivery import DeliveryActivities
 from activities.events import EventActivities
 from activities.ledger import LedgerActivities
+from activities.lives import LifeActivities
 from activities.llm import LlmActivities, Mind
 from activities.store import StoreActivities
 from activities.tasks import TaskActivities
@@ -86,6 +87,7 @@ def build_worker(
     ledger = LedgerActivities(database)
     tasks = TaskActivities(database, client)
     delivery = DeliveryActivities(events, store, actions)
+    lives = LifeActivities(events, store, ledger)
     # the in-process models' turns (offline): local activities of the agents' workflows
     turns = TurnActivities(
         Mind(database, client, settings.llm_model, settings.llm_base_url, recent), actions
@@ -112,7 +114,8 @@ def build_worker(
             actions.notify_members,
             events.publish_events,
             delivery.deliver_batch,
-            delivery.flush_agent,
+            lives.flush_agent,
+            lives.set_up_life,
             turns.speak,
             events.ensure_inbox,
             ledger.open_account,

@@ -10,9 +10,9 @@ from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
     from activities.chat_actions import ChatActions
-    from activities.delivery import DeliveryActivities
     from activities.events import EventActivities
     from activities.ledger import LedgerActivities
+    from activities.lives import LifeActivities
     from activities.llm import LlmActivities
     from activities.store import StoreActivities
     from activities.tasks import TaskActivities
@@ -42,6 +42,7 @@ with workflow.unsafe.imports_passed_through():
         RetireRequest,
         RevokeCredentialsInput,
         RoomChange,
+        SetUpLifeInput,
         SpeakInput,
         StoreAttentionInput,
         StoreCredentialInput,
@@ -93,6 +94,8 @@ class AgentWorkflow:
                        "status": str(manifest.status)}  # fmt: skip
             self._emit("agent.introduced", payload, start.correlation_id)
             state.introduced = True
+        if not state.credential_stored and workflow.patched("life-set-up-in-one-step"):
+            await self._set_up()
         if not state.credential_stored:
             await options.run(
                 EventActivities.ensure_inbox, state.manifest.agent_id, **options.PUBLISH
@@ -150,6 +153,25 @@ class AgentWorkflow:
                     if self._debounced:  # the new run starts with everything stored
                         await self._flush(force=True)
                     workflow.continue_as_new(AgentStart(state=state))
+
+    async def _set_up(self) -> None:
+        """The inbox, the token id, the account and the first manifest in one step, the
+        introduction's event after them: the introduction answers once it is done."""
+        state = self.state
+        snapshot = state.manifest.model_copy(deep=True)
+        await options.run(
+            LifeActivities.set_up_life,
+            SetUpLifeInput(
+                manifest=snapshot,
+                token_id=state.token_id,
+                expires_at=state.token_expires_at,
+                events=self._outbox().take(),
+            ),
+            **options.STORE,
+        )
+        state.credential_stored = True
+        self._manifest_projection().stored_up_to(snapshot.version)
+        self._projected_at = workflow.now()
 
     # ---- handlers ---------------------------------------------------------------------
 
@@ -508,12 +530,12 @@ class AgentWorkflow:
         flush = FlushAgentInput(events=outbox.take(), manifest=snapshot, attention=view)
         try:
             # in this workflow task (no second one for the answer): the common case
-            await options.run_local(DeliveryActivities.flush_agent, flush, **options.LOCAL_FLUSH)
+            await options.run_local(LifeActivities.flush_agent, flush, **options.LOCAL_FLUSH)
         except ActivityError:
             # the broker or the store is away: a regular activity waits it out, and the
             # workflow answers its signals and updates meanwhile (idempotent: a repeat
             # of what the local attempts did changes nothing)
-            await options.run(DeliveryActivities.flush_agent, flush, **options.STORE)
+            await options.run(LifeActivities.flush_agent, flush, **options.STORE)
         if snapshot is not None:
             manifest.stored_up_to(snapshot.version)
             self._sync_search_attributes()

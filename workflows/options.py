@@ -92,6 +92,7 @@ SUMMARIES = {
     "request_floor": "Ask for the floor for the hosted agent",
     "revoke_credentials": "Revoke every token of the agent",
     "set_task_activity": "Update the assignee's current activities",
+    "set_up_life": "Open the agent's inbox, token, account and manifest",
     "speak": "Compose the hosted agent's reply in-process and post it",
     "store_attention": "Store the attention view and dialogue contexts",
     "store_chat": "Store the chat and its memberships",

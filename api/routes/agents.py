@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime
 from typing import Annotated
 
@@ -35,6 +36,8 @@ from core.temporal import AGENT_ID, KIND, STATUS
 from llm import UnknownModel, chat_model, runs_in_process
 from models.agents import (
     FOCUS_PREFIX,
+    AgentBatch,
+    AgentBatchCreated,
     AgentCard,
     AgentCreate,
     AgentCreated,
@@ -95,6 +98,69 @@ async def create_agent(
     agent_id = body.agent_id or _new_agent_id()
     if await AgentRepository(database).exists(agent_id):
         raise HTTPException(status.HTTP_409_CONFLICT, f"agent {agent_id} already exists")
+    _check_brain(body, settings, ["body"])
+    created = await _introduce(body, agent_id, introducer, settings, temporal, cid, tokens)
+    count(request, "agent_introduced")
+    return created
+
+
+@router.post(
+    ":batch",
+    status_code=status.HTTP_201_CREATED,
+    response_model=AgentBatchCreated,
+    responses={
+        409: {"description": "an entry's agent_id is taken (named by its index): none made"},
+        422: {"description": "an entry is invalid, over 100, or repeats an id: none made"},
+    },
+)
+async def create_agents(
+    body: AgentBatch,
+    introducer: IntroducerPrincipal,
+    settings: SettingsDep,
+    temporal: TemporalDep,
+    database: DatabaseDep,
+    cid: CorrelationId,
+    request: Request,
+    tokens: TokensDep,
+) -> AgentBatchCreated:
+    """Introduce up to 100 agents in one request, each with its own token: every entry
+    is checked first (a bad one is 422 naming its index, a taken id 409), and only then
+    are the lives started, side by side."""
+    for index, entry in enumerate(body.agents):
+        _check_brain(entry, settings, ["body", "agents", index])
+    ids = [entry.agent_id or _new_agent_id() for entry in body.agents]
+    taken = await AgentRepository(database).existing(ids)
+    if taken:
+        index = next(i for i, agent_id in enumerate(ids) if agent_id in taken)
+        raise HTTPException(
+            status.HTTP_409_CONFLICT, f"agents.{index}: agent {ids[index]} already exists"
+        )
+    created = await asyncio.gather(
+        *(
+            _introduce(entry, agent_id, introducer, settings, temporal, cid, tokens)
+            for entry, agent_id in zip(body.agents, ids, strict=True)
+        )
+    )
+    count(request, "agent_introduced", len(created))
+    return AgentBatchCreated(agents=list(created))
+
+
+def _check_brain(body: AgentCreate, settings, where: list) -> None:
+    """A brain names a model this deployment can run (422 at its ``model`` otherwise)."""
+    if body.brain is not None:
+        try:
+            chat_model(body.brain.model, base_url=settings.llm_base_url)
+        except UnknownModel as exc:
+            raise HTTPException(
+                status.HTTP_422_UNPROCESSABLE_CONTENT,
+                [{"loc": [*where, "brain", "model"], "msg": str(exc), "type": "unknown_model"}],
+            ) from exc
+
+
+async def _introduce(
+    body: AgentCreate, agent_id: str, introducer, settings, temporal, cid, tokens
+) -> AgentCreated:
+    """Start the agent's life and wait until its first manifest is stored."""
     now = datetime.now(UTC)
     issued = tokens.issue(agent_id, "agent", now=now)
     manifest = AgentManifest(
@@ -107,14 +173,6 @@ async def create_agent(
         hosted=body.brain is not None,
         operator_id=introducer.operator_id,
     )
-    if body.brain is not None:
-        try:
-            chat_model(body.brain.model, base_url=settings.llm_base_url)
-        except UnknownModel as exc:
-            raise HTTPException(
-                status.HTTP_422_UNPROCESSABLE_CONTENT,
-                [{"loc": ["body", "brain", "model"], "msg": str(exc), "type": "unknown_model"}],
-            ) from exc
     state = AgentState(
         brain=body.brain,
         llm_task_queue=settings.llm_task_queue,
@@ -150,7 +208,6 @@ async def create_agent(
     stored = await temporal.execute_update_with_start_workflow(
         AgentWorkflow.introduce, start_workflow_operation=start
     )
-    count(request, "agent_introduced")
     return AgentCreated(
         agent_id=agent_id, token=issued.token, token_expires_at=issued.expires_at, manifest=stored
     )

@@ -293,3 +293,58 @@ async def test_profile_urls_are_stored_and_read_back(api, admin):
     read = (await api.get(f"/v1/agents/{me['agent_id']}", headers=bearer(me["token"]))).json()
     assert read["public_profile"]["avatar_url"] == "https://example.org/a.png"
     assert read["public_profile"]["homepage"] == "https://example.org/"
+
+
+async def test_a_batch_introduces_each_agent_with_its_own_token(api, admin, uid):
+    ids = [f"{uid}-b{i}" for i in range(3)]
+    entries = [{"agent_id": i, "name": f"Batch {n}"} for n, i in enumerate(ids)]
+    entries.append({"name": "No id given"})
+    response = await api.post("/v1/agents:batch", json={"agents": entries}, headers=admin)
+    assert response.status_code == 201, response.text
+    created = response.json()["agents"]
+    assert [c["agent_id"] for c in created[:3]] == ids and created[3]["agent_id"]
+    assert len({c["token"] for c in created}) == 4
+    for c in created:
+        mine = await api.get(f"/v1/agents/{c['agent_id']}", headers=bearer(c["token"]))
+        assert mine.status_code == 200 and mine.json()["version"] >= 0
+
+
+async def test_a_bad_batch_names_its_entry_and_introduces_nobody(api, admin, uid, database):
+    taken = f"{uid}-taken"
+    assert (
+        await api.post("/v1/agents", json={"agent_id": taken, "name": "T"}, headers=admin)
+    ).status_code == 201
+    fresh = [{"agent_id": f"{uid}-f{i}", "name": f"F{i}"} for i in range(3)]
+    cases = [
+        (
+            {"agents": [*fresh, {"agent_id": f"{uid}-f0", "name": "Twin"}]},
+            422,
+            ["body", "agents", "3", "agent_id"],
+        ),
+        (
+            {"agents": [fresh[0], {"agent_id": f"{uid}-x", "bio": "no name"}]},
+            422,
+            ["body", "agents", 1, "name"],
+        ),
+        (
+            {"agents": [fresh[0], {"name": "Odd", "brain": {"model": "nowhere:gpt-0"}}]},
+            422,
+            ["body", "agents", 1, "brain", "model"],
+        ),
+        ({"agents": [{"name": f"N{i}"} for i in range(101)]}, 422, ["body", "agents"]),
+        ({"agents": []}, 422, ["body", "agents"]),
+    ]
+    for body, code, loc in cases:
+        refused = await api.post("/v1/agents:batch", json=body, headers=admin)
+        assert refused.status_code == code, refused.text
+        assert refused.json()["detail"][0]["loc"] == loc, refused.text
+    conflict = await api.post(
+        "/v1/agents:batch",
+        json={"agents": [fresh[0], {"agent_id": taken, "name": "Again"}]},
+        headers=admin,
+    )
+    assert conflict.status_code == 409 and conflict.json()["detail"].startswith("agents.1:")
+    ids = [f["agent_id"] for f in fresh] + [f"{uid}-x"]
+    assert await database.db["agents"].count_documents({"_id": {"$in": ids}}) == 0
+    stranger = await api.post("/v1/agents:batch", json={"agents": fresh}, headers=bearer("x.y.z"))
+    assert stranger.status_code == 401

@@ -117,3 +117,44 @@ async def test_events_tail_dead_and_replay(server, admin, settings, bus: EventBu
     await back.ack()
     empty = await agora(env, "events", "dead")
     assert "0 dead letter(s)" in empty.output
+
+
+async def test_agents_import_introduces_a_file_in_batches_and_names_a_refused_line(
+    server, admin, settings, tmp_path, database
+):
+    import json
+    import os
+
+    import httpx
+
+    env = _env(server, settings, tmp_path)
+    run = uuid.uuid4().hex[:6]
+    lines = [{"agent_id": f"imp{i}-{run}", "name": f"Imp {i}"} for i in range(7)]
+    source = tmp_path / "agents.jsonl"
+    source.write_text("\n".join(json.dumps(line) for line in lines) + "\n")
+    done = await agora(env, "agents", "import", str(source), "--batch", "3")
+    assert done.exit_code == 0, done.output
+    assert "7 agents introduced" in done.output
+    tokens_file = tmp_path / "agents.jsonl.tokens.jsonl"
+    assert os.stat(tokens_file).st_mode & 0o777 == 0o600
+    issued = [json.loads(line) for line in tokens_file.read_text().splitlines()]
+    assert [t["agent_id"] for t in issued] == [line["agent_id"] for line in lines]
+    for token in issued:
+        assert token["token"] not in done.output  # written to the file, never printed
+    async with httpx.AsyncClient(base_url=server, timeout=30) as api:
+        mine = await api.get(
+            f"/v1/agents/{issued[4]['agent_id']}",
+            headers={"Authorization": f"Bearer {issued[4]['token']}"},
+        )
+        assert mine.status_code == 200 and mine.json()["public_profile"]["name"] == "Imp 4"
+
+    again = tmp_path / "again.jsonl"  # line 2 is taken: its batch makes nobody
+    fresh = {"agent_id": f"fresh-{run}", "name": "Fresh"}
+    again.write_text(json.dumps(fresh) + "\n" + json.dumps(lines[0]) + "\n")
+    refused = await agora(env, "agents", "import", str(again))
+    assert refused.exit_code == 1 and f"{again}:2: 409" in refused.output
+    assert await database.db["agents"].count_documents({"_id": fresh["agent_id"]}) == 0
+    broken = tmp_path / "broken.jsonl"
+    broken.write_text('{"name": "Ok"}\nnot json\n')
+    bad = await agora(env, "agents", "import", str(broken))
+    assert bad.exit_code == 1 and f"{broken}:2: not a JSON object" in bad.output
