@@ -56,6 +56,7 @@ class ChatActions:
             content=data.content or "",
             yield_floor=data.yield_floor,
             model_seconds=data.model_seconds,
+            tokens=data.tokens,
         )
         try:
             running, _ = await update_if_running(

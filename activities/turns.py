@@ -30,7 +30,11 @@ class TurnActivities:
         """Compose the reply, then post it (yielding the floor with it, when asked)."""
         reply = await self._mind.compose(data.compose)
         post = data.post.model_copy(
-            update={"content": reply.content, "model_seconds": reply.model_seconds}
+            update={
+                "content": reply.content,
+                "model_seconds": reply.model_seconds,
+                "tokens": reply.tokens,
+            }
         )
         posted = await self._actions.post_as_agent(post)
         return Spoken(reply=reply, posted=posted, floor_yielded=posted and post.yield_floor)

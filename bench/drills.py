@@ -248,8 +248,9 @@ async def kill_worker_repeatedly(stack: Stack, drill: Drill, every: float, done:
     """A kill every ``every`` seconds, counted from the kill before (not from the
     restart, whose Python start-up is slow on a loaded machine), and never before the
     new worker has polled for ``MIN_UPTIME`` (a kill before that would only test
-    start-up)."""
-    next_kill = time.monotonic() + every
+    start-up). The first comes after a second at most: a run of posts may be over
+    before ``every`` has passed once."""
+    next_kill = time.monotonic() + min(every, 1.0)
     while not done.is_set():
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(done.wait(), max(0.0, next_kill - time.monotonic()))

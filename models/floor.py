@@ -5,9 +5,10 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, Field, Strict, StringConstraints
+from pydantic import AfterValidator, BaseModel, Field, Strict, StringConstraints
 
 from models.bounds import Input, PlainName
+from models.termination import TerminationError, parse
 
 Policy = Literal["fifo", "priority", "round_robin", "random", "moderator", "llm"]
 POLICIES: tuple[str, ...] = ("fifo", "priority", "round_robin", "random", "moderator", "llm")
@@ -15,6 +16,26 @@ POLICIES: tuple[str, ...] = ("fifo", "priority", "round_robin", "random", "moder
 TurnSeconds = Annotated[float, Field(ge=1, le=3600)]
 TurnMessages = Annotated[int, Strict(), Field(ge=1, le=1000)]
 HandoffBound = Annotated[int, Strict(), Field(ge=1, le=100)]
+
+
+def _parses(expression: str) -> str:
+    try:
+        parse(expression)
+    except TerminationError as exc:
+        raise ValueError(f"not a termination expression: {exc}") from None
+    return expression
+
+
+Termination = Annotated[
+    str,
+    StringConstraints(min_length=1, max_length=500),
+    AfterValidator(_parses),
+    Field(
+        description="End conditions with and/or: max_turns(n), max_messages(n), tokens(n), "
+        'text("..."), idle(seconds); e.g. max_turns(12) or (text("DONE") and '
+        "max_messages(40))",
+    ),
+]
 Priority = Annotated[int, Strict(), Field(ge=0, le=10)]
 Reason = Annotated[str, StringConstraints(strip_whitespace=True, max_length=200), PlainName]
 
@@ -33,6 +54,8 @@ class FloorSettings(Input):
     max_handoffs_in_row: HandoffBound = 3
     """How many handoffs in a row may pass between the same two agents; past it the
     holder yields and the policy chooses (the ping-pong guard)."""
+    termination: Termination | None = None
+    """When a round ends, composed (``models/termination.py``); beside the limits above."""
 
 
 class FloorSettingsUpdate(Input):
@@ -46,6 +69,7 @@ class FloorSettingsUpdate(Input):
     termination_text: Annotated[str, StringConstraints(min_length=1, max_length=100)] | None = None
     handoff_to_any: bool | None = None
     max_handoffs_in_row: HandoffBound | None = None
+    termination: Termination | None = None
 
 
 class FloorAsk(Input):
@@ -128,6 +152,10 @@ class FloorState(BaseModel):
     handoff_pair: list[str] | None = None
     """The two agents of the handoffs in a row (sorted), and how many there were."""
     handoffs_in_row: int = 0
+    messages_in_round: int = 0
+    tokens_in_round: int = 0
+    said_in_round: list[str] = []
+    """The termination expression's texts said so far this round (lower case)."""
 
 
 class QueuedRequest(BaseModel):

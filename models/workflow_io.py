@@ -184,6 +184,8 @@ class PostMessage(BaseModel):
     model_seconds: float | None = None
     """A hosted agent's time inside the model for this post (the turn's overhead is the
     rest)."""
+    tokens: int | None = None
+    """The model tokens this post cost, as the model reported them (``tokens(n)``)."""
 
     @staticmethod
     def digest(message_type: str, content: str) -> str:
@@ -295,7 +297,9 @@ class FloorSettingsChange(BaseModel):
         return {k: v for k, v in sent.items() if v is not None or k in CLEARABLE_FLOOR_FIELDS}
 
 
-CLEARABLE_FLOOR_FIELDS = frozenset({"max_turns", "idle_timeout_seconds", "termination_text"})
+CLEARABLE_FLOOR_FIELDS = frozenset(
+    {"max_turns", "idle_timeout_seconds", "termination_text", "termination"}
+)
 
 
 class StoreFloorInput(BaseModel):
@@ -372,6 +376,7 @@ class ActAsAgentInput(BaseModel):
     update_id: str
     yield_floor: bool = False
     model_seconds: float | None = None
+    tokens: int | None = None
 
 
 class SpeakInput(BaseModel):

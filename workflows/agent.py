@@ -708,6 +708,7 @@ class AgentWorkflow:
             else:
                 reply = await self._compose(chat_id)
                 post.content, post.model_seconds = reply.content, reply.model_seconds
+                post.tokens = reply.tokens
                 posted = await options.run(ChatActions.post_as_agent, post, **options.STORE)
                 yielded = posted and post.yield_floor
         except ActivityError:

@@ -258,7 +258,7 @@ class ChatWorkflow:
         yielded = False
         if floor is not None and not post.platform:
             now = workflow.now()
-            events = floor.posted(sender, post.content, now, post.model_seconds)
+            events = floor.posted(sender, post.content, now, post.model_seconds, post.tokens)
             if post.yield_floor and floor.state.current_speaker == sender:
                 events += floor.release(sender, now)
             yielded = floor.state.current_speaker != sender
@@ -488,6 +488,27 @@ class ChatWorkflow:
     def _speakers(self) -> list[str]:
         """The members whose role may speak, in the chat's order."""
         return [m for m in self._member_order() if can_post(self._role(m))]
+
+    @workflow.update
+    def stop_round(self, command: FloorCommand) -> FloorView:
+        """The owner or an admin ends the round now (``chat.round_ended``, ``stopped``)."""
+        self._updates += 1
+        floor = self._floor()
+        try:
+            events = floor.stop(command.actor, workflow.now())
+        except FloorError as exc:
+            raise _conflict(str(exc)) from exc
+        self._floor_events(events, command.correlation_id)
+        return floor.view(command.actor)
+
+    @stop_round.validator
+    def _validate_stop(self, command: FloorCommand) -> None:
+        self._reject_if_closed()
+        if self._floor() is None:
+            raise _conflict("this chat has no floor control")
+        self._check(self._members().check_manage, command.actor, command.platform, "stop a round")
+        if not self._floor().state.round_open:
+            raise _conflict("the round has ended already: the next request opens a new one")
 
     @workflow.update
     def grant_floor(self, command: FloorCommand) -> FloorView:
@@ -1021,7 +1042,7 @@ class ChatWorkflow:
 
     def _until_deadline(self) -> timedelta | None:
         floor = self._floor()
-        due = floor.next_deadline() if floor is not None else None
+        due = floor.next_deadline(workflow.now()) if floor is not None else None
         if due is None:
             return None
         return max(due - workflow.now(), timedelta(milliseconds=1))

@@ -20,6 +20,7 @@ from models.floor import (
     TurnRecord,
     TurnSummary,
 )
+from models.termination import RoundSoFar, fired, idle_deadline, parse, texts
 from workflows.policies import AUTOMATIC, SELECTORS
 
 
@@ -99,8 +100,9 @@ class Floor:
     def chooses_by_itself(self) -> bool:
         return self.policy in AUTOMATIC
 
-    def next_deadline(self) -> datetime | None:
-        """When a timer must fire: the end of the turn or the idle timeout."""
+    def next_deadline(self, now: datetime | None = None) -> datetime | None:
+        """When a timer must fire: the end of the turn or the idle timeout (and an idle
+        condition of the termination expression still ahead of ``now``)."""
         s = self.state
         deadlines = []
         if s.current_speaker and s.turn_ends_at:
@@ -108,6 +110,11 @@ class Floor:
         idle = s.settings.idle_timeout_seconds
         if idle and s.round_open and s.last_activity_at and (s.current_speaker or s.queue):
             deadlines.append(s.last_activity_at + timedelta(seconds=idle))
+        if s.settings.termination and s.round_open:
+            due = idle_deadline(parse(s.settings.termination), self._so_far())
+            # one that has passed without ending the round waits for the next post
+            if due is not None and (now is None or due > now):
+                deadlines.append(due)
         return min(deadlines) if deadlines else None
 
     # ---- commands -------------------------------------------------------------------
@@ -122,6 +129,8 @@ class Floor:
         if not s.round_open:
             s.round += 1
             s.turns_in_round = 0
+            s.messages_in_round = s.tokens_in_round = 0
+            s.said_in_round = []
             s.round_open = True
             events.append(FloorEvent("chat.round_started", {"round": s.round, "by": agent_id}))
         if agent_id == s.current_speaker:
@@ -151,7 +160,12 @@ class Floor:
         return [FloorEvent("chat.floor_withdrawn", {"agent_id": agent_id})]
 
     def posted(
-        self, agent_id: str, content: str, now: datetime, model_seconds: float | None = None
+        self,
+        agent_id: str,
+        content: str,
+        now: datetime,
+        model_seconds: float | None = None,
+        tokens: int | None = None,
     ) -> list[FloorEvent]:
         """Count a post by the holder (and the model time it reports); the turn ends at its
         message limit or on the termination text, which also ends the round."""
@@ -162,12 +176,20 @@ class Floor:
         if model_seconds is not None:
             s.model_seconds_in_turn = (s.model_seconds_in_turn or 0.0) + model_seconds
         s.last_activity_at = now
+        s.messages_in_round += 1
+        s.tokens_in_round += tokens or 0
+        if s.settings.termination:
+            lowered = content.lower()
+            said = [t for t in texts(parse(s.settings.termination)) if t in lowered]
+            s.said_in_round = sorted({*s.said_in_round, *said})
         termination = s.settings.termination_text
         if termination and termination.lower() in content.lower():
             events = self._end_turn("termination", now, count_turn=True)
             if s.round_open:
                 events += self._end_round("termination")
             return events
+        if self._fired(now):  # the turn ends, counted; its end ends the round
+            return self._end_turn("termination", now)
         if s.messages_in_turn >= s.settings.max_messages_per_turn:
             return self._end_turn("message_limit", now)
         return []
@@ -190,6 +212,23 @@ class Floor:
                 events += self._end_turn("idle", now, count_turn=False)
             if s.round_open:
                 events += self._end_round("idle")
+        if s.round_open and (found := self._fired(now)):
+            if s.current_speaker:
+                events += self._end_turn("termination", now, count_turn=False)
+            if s.round_open:
+                events += self._end_round("termination", found)
+        return events
+
+    def stop(self, by: str, now: datetime) -> list[FloorEvent]:
+        """The owner (or an admin) ends the round now, whatever its conditions say."""
+        s = self.state
+        if not s.round_open:
+            raise FloorError("the round has ended already: the next request opens a new one")
+        events: list[FloorEvent] = []
+        if s.current_speaker:
+            events += self._end_turn("stopped", now)
+        if s.round_open:
+            events += self._end_round("stopped", [f"stopped by {by}"])
         return events
 
     def leave(self, agent_id: str, now: datetime) -> list[FloorEvent]:
@@ -320,13 +359,34 @@ class Floor:
         kind = "chat.floor_expired" if why == "expired" else "chat.floor_released"
         payload = {"agent_id": holder, "reason": why, "round": s.round}
         if record is not None:
-            payload |= {"turn_seconds": record.seconds, "model_seconds": record.model_seconds,
-                        "overhead_seconds": record.overhead_seconds}  # fmt: skip
+            payload["turn_seconds"] = record.seconds
+            payload["model_seconds"] = record.model_seconds
+            payload["overhead_seconds"] = record.overhead_seconds
         events = [FloorEvent(kind, payload)]
         max_turns = s.settings.max_turns
         if max_turns and s.round_open and s.turns_in_round >= max_turns:
             events += self._end_round("max_turns")
+        if s.round_open and (found := self._fired(now)):
+            events += self._end_round("termination", found)
         return events
+
+    def _so_far(self) -> RoundSoFar:
+        s = self.state
+        return RoundSoFar(
+            turns=s.turns_in_round,
+            messages=s.messages_in_round,
+            tokens=s.tokens_in_round,
+            said=list(s.said_in_round),
+            last_activity_at=s.last_activity_at,
+        )
+
+    def _fired(self, now: datetime) -> list[str] | None:
+        """The termination expression's conditions that hold now (None: it does not)."""
+        expression = self.state.settings.termination
+        if not expression or not self.state.round_open:
+            return None
+        found = fired(parse(expression), self._so_far(), now)
+        return [str(c) for c in found] if found is not None else None
 
     def _record(self, why: str, now: datetime, *, counted: bool) -> TurnRecord | None:
         """Keep the turn that ends now among the recent ones (a turn has a holder and a
@@ -350,14 +410,13 @@ class Floor:
         s.recent_turns = [*s.recent_turns[-(RECENT_TURNS - 1) :], record]
         return record
 
-    def _end_round(self, why: str) -> list[FloorEvent]:
+    def _end_round(self, why: str, conditions: list[str] | None = None) -> list[FloorEvent]:
         s = self.state
         s.round_open = False
-        return [
-            FloorEvent(
-                "chat.round_ended", {"round": s.round, "reason": why, "turns": s.turns_in_round}
-            )
-        ]
+        payload = {"round": s.round, "reason": why, "turns": s.turns_in_round}
+        if conditions is not None:
+            payload["conditions"] = conditions  # which of the expression's fired
+        return [FloorEvent("chat.round_ended", payload)]
 
 
 def _pct(values: list[float], q: float) -> float:

@@ -119,6 +119,21 @@ async def handoff_floor(
     )
 
 
+@router.post(
+    "/stop",
+    response_model=FloorView,
+    responses={409: {"description": "no floor control, or the round has ended already"}},
+)
+async def stop_round(
+    view: ManagedChat, _open: OpenChat, temporal: TemporalDep, cid: CorrelationId
+) -> FloorView:
+    """End the round now, whatever its conditions say (owner and admins): the holder's
+    turn ends, and ``chat.round_ended`` says ``stopped``. The next request opens a round."""
+    return await _handle(temporal, view).execute_update(
+        ChatWorkflow.stop_round, _command(view, cid)
+    )
+
+
 @router.patch("", response_model=FloorView)
 async def update_floor(
     body: FloorSettingsUpdate,

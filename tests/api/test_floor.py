@@ -9,7 +9,7 @@ import signal
 import pytest
 
 from tests.conftest import eventually
-from tests.helpers import group, introduce, worker_process
+from tests.helpers import Stream, group, introduce, worker_process
 
 
 async def floor(api, chat_id, agent):
@@ -370,3 +370,76 @@ async def test_the_holder_hands_the_floor_over_within_the_ping_pong_bound(api, a
     assert anyone.status_code == 200 and anyone.json()["current_speaker"] == c.agent_id
     events = [t["ended_by"] for t in anyone.json()["recent_turns"]]
     assert events.count("handoff") >= 3
+
+
+async def test_a_round_ends_by_its_expression_or_the_owner_s_stop(api, admin, server):
+    a, b = await introduce(api, admin, "Ann"), await introduce(api, admin, "Ben")
+    body = {"type": "group", "participants": [b.agent_id]}
+    body["floor"] = {"termination": "max_turns(3) and"}
+    bad = await api.post("/v1/chats", json=body, headers=a.headers)
+    assert bad.status_code == 422
+    assert bad.json()["detail"][0]["loc"] == ["body", "floor", "termination"]
+    expression = 'text("agreed") and max_messages(3) or max_turns(50)'
+    chat = await group(api, a, b, speaker_policy="fifo", floor={"termination": expression})
+    cid = chat["chat_id"]
+    patched = await api.patch(
+        f"/v1/chats/{cid}/floor", json={"termination": "idle(5) or"}, headers=a.headers
+    )
+    assert patched.status_code == 422
+    assert patched.json()["detail"][0]["loc"] == ["body", "termination"]
+    await ask(api, cid, a)
+    await ask(api, cid, b)
+    async with Stream(server, b) as stream:
+        for text in ("we have agreed", "two"):
+            assert (await say(api, cid, a, text)).status_code == 201
+        assert (await floor(api, cid, a))["current_speaker"] == a.agent_id  # 2 messages: not yet
+        assert (await say(api, cid, a, "three")).status_code == 201
+        seen = await stream.until(lambda e: e["type"] == "chat.round_ended")
+    ended = seen[-1]["payload"]
+    assert ended["reason"] == "termination"
+    assert ended["conditions"] == ['text("agreed")', "max_messages(3)"]
+    assert (await floor(api, cid, a))["current_speaker"] is None
+
+    await ask(api, cid, b)  # a new round: b holds it
+    refused = await api.post(f"/v1/chats/{cid}/floor/stop", headers=b.headers)
+    assert refused.status_code == 403
+    stopped = await api.post(f"/v1/chats/{cid}/floor/stop", headers=a.headers)
+    assert stopped.status_code == 200 and stopped.json()["current_speaker"] is None
+    again = await api.post(f"/v1/chats/{cid}/floor/stop", headers=a.headers)
+    assert again.status_code == 409 and "ended already" in again.json()["detail"]
+
+
+async def test_a_worker_killed_mid_round_resumes_hosted_turns_in_the_same_order(
+    api_only, admin, settings
+):
+    api = api_only
+    with worker_process(settings) as first:
+        hosts = [
+            await introduce(api, admin, f"H{i}", brain={"turns_per_hour": 1000}) for i in range(3)
+        ]
+        ext = await introduce(api, admin, "Ext")
+        room = await group(
+            api, ext, *hosts, speaker_policy="round_robin", floor={"max_messages_per_turn": 1}
+        )
+        cid = room["chat_id"]
+        await ask(api, cid, ext)
+        await api.post(
+            f"/v1/chats/{cid}/messages", json={"content": "go", "yield": True}, headers=ext.headers
+        )
+
+        async def page():
+            return (await api.get(f"/v1/chats/{cid}/messages", headers=ext.headers)).json()
+
+        await eventually(page, lambda p: len(p["items"]) >= 5, timeout=60)
+        os.killpg(first.pid, signal.SIGKILL)  # mid-round: some agent is mid-turn
+        first.wait()
+    with worker_process(settings):
+        before = len((await eventually(page, lambda p: "items" in p))["items"])
+        done = await eventually(page, lambda p: len(p["items"]) >= before + 6, timeout=90)
+        await api.delete(f"/v1/chats/{cid}", headers=ext.headers)
+    items = done["items"]
+    assert [m["seq"] for m in items] == list(range(1, len(items) + 1))  # no gap, no repeat
+    speakers = [m["from"] for m in items[1:]]
+    order = [h.agent_id for h in hosts]
+    pairs = zip(speakers, speakers[1:], strict=False)
+    assert all(order.index(b) == (order.index(a) + 1) % 3 for a, b in pairs), speakers

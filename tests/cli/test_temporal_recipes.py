@@ -92,6 +92,6 @@ async def test_workflows_carry_a_memo_and_activities_read_as_sentences(api, admi
         )
         if event.HasField("activity_task_scheduled_event_attributes") or local:
             summaries.append(event.user_metadata.summary.data.decode())
-    assert '"Store the agent\'s manifest"' not in summaries  # one step now:
-    assert '"Publish the agent\'s events, store its manifest and attention"' in summaries
+    # a life's set-up is one step now (its inbox, token id, account and manifest)
+    assert '"Open the agent\'s inbox, token, account and manifest"' in summaries
     assert all(s.startswith('"') and s[1].isupper() for s in summaries)  # sentences, not names
