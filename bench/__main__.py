@@ -523,24 +523,32 @@ async def agora(
 
 async def introductions(env: dict[str, str], n: int, progress: Progress) -> dict:
     """Agents introduced through the API: ``n`` by 8 concurrent clients one at a time,
-    then ``n`` more by ``POST /v1/agents:batch`` in batches of 100 (2 in flight)."""
+    each an operator with its own token (one token is rate-limited to 20 requests a
+    second by design), then ``n`` more by ``POST /v1/agents:batch`` in batches of 100
+    (2 in flight)."""
     admin = {"Authorization": f"Bearer {env['AGORA_ADMIN_TOKEN']}"}
     run = uuid.uuid4().hex[:6]
     task = progress.add_task(f"introductions, {n} one by one and {n} in batches", total=2 * n)
     async with httpx.AsyncClient(base_url=env["AGORA_API_URL"], timeout=120) as api:
+        operators = []
+        for k in range(8):
+            operator = {"operator_id": f"op{k}-{run}", "name": f"Operator {k}"}
+            r = await api.post("/v1/operators", json=operator, headers=admin)
+            r.raise_for_status()
+            operators.append({"Authorization": f"Bearer {r.json()['token']}"})
         queue = list(range(n))
 
-        async def client() -> None:
+        async def client(headers: dict) -> None:
             while queue:
                 i = queue.pop()
                 r = await api.post(
-                    "/v1/agents", json={"agent_id": f"i{i}-{run}", "name": f"I{i}"}, headers=admin
+                    "/v1/agents", json={"agent_id": f"i{i}-{run}", "name": f"I{i}"}, headers=headers
                 )
                 r.raise_for_status()
                 progress.advance(task)
 
         started = time.perf_counter()
-        await asyncio.gather(*(client() for _ in range(8)))
+        await asyncio.gather(*(client(op) for op in operators))
         one_by_one = n / (time.perf_counter() - started)
         batches = [
             [{"agent_id": f"j{i}-{run}", "name": f"J{i}"} for i in range(k, min(n, k + 100))]

@@ -7,6 +7,13 @@ from datetime import datetime, timedelta
 
 from temporalio import workflow
 from temporalio.exceptions import ActivityError, ApplicationError
+from temporalio.exceptions import TimeoutError as TimedOut
+
+LOCAL_FAILURES = (ActivityError, TimedOut)
+"""How a local activity that gave up reaches the workflow: an ``ActivityError`` when it
+ran, but a bare ``TimeoutError`` when a timed-out attempt is replayed from its marker.
+Catching one and not the other made a replay fail the workflow where the run had gone
+on (the nondeterminism error TMPRL1100), so every local call catches both."""
 
 with workflow.unsafe.imports_passed_through():
     from activities.chat_actions import ChatActions
@@ -531,7 +538,7 @@ class AgentWorkflow:
         try:
             # in this workflow task (no second one for the answer): the common case
             await options.run_local(LifeActivities.flush_agent, flush, **options.LOCAL_FLUSH)
-        except ActivityError:
+        except LOCAL_FAILURES:
             # the broker or the store is away: a regular activity waits it out, and the
             # workflow answers its signals and updates meanwhile (idempotent: a repeat
             # of what the local attempts did changes nothing)
@@ -647,7 +654,7 @@ class AgentWorkflow:
                 # a signal to the chat: in this workflow task, not a trip through a queue
                 try:
                     await options.run_local(ChatActions.request_floor, ask, **options.LOCAL_TURN)
-                except ActivityError:
+                except LOCAL_FAILURES:
                     entry.requested = False  # asked again on the next notice
             else:
                 await options.run(ChatActions.request_floor, ask, **options.STORE)
@@ -711,7 +718,7 @@ class AgentWorkflow:
                 post.tokens = reply.tokens
                 posted = await options.run(ChatActions.post_as_agent, post, **options.STORE)
                 yielded = posted and post.yield_floor
-        except ActivityError:
+        except LOCAL_FAILURES:
             self._emit("agent.reply_failed", {"agent_id": agent_id, "chat_id": chat_id}, None)
             await self._let_go(entry, key)
             return

@@ -1,0 +1,30 @@
+"""Recorded histories replay on the current workflow code (no server: Temporal's Replayer).
+
+Each history under ``histories/`` is one a real run wrote and a later worker could not
+replay; the test keeps it replaying.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from temporalio.client import WorkflowHistory
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.worker import Replayer
+
+from workers.registry import WORKFLOWS
+
+HISTORIES = Path(__file__).parent / "histories"
+
+
+async def test_a_local_flush_that_timed_out_replays_to_the_same_fallback():
+    """An agent's flush timed out as a local activity (the store was overloaded) and the
+    run fell back to the regular activity; a replay saw the timeout as a bare
+    ``TimeoutError``, not an ``ActivityError``, failed the workflow instead, and every
+    later task of that agent failed with TMPRL1100."""
+    events = json.loads((HISTORIES / "agent-local-flush-timed-out.json").read_text())
+    history = WorkflowHistory.from_json("agent/b11-8d6b44", events)
+    replayer = Replayer(workflows=WORKFLOWS, data_converter=pydantic_data_converter)
+    result = await replayer.replay_workflow(history, raise_on_replay_failure=False)
+    assert result.replay_failure is None, result.replay_failure
