@@ -25,12 +25,13 @@ $(FERRETDB): tools/ferretdb/go.mod tools/ferretdb/go.sum tools/ferretdb/build.sh
 	@tools/ferretdb/build.sh $(FERRETDB)
 	@touch $@
 
-## setup: Python deps in .venv, RabbitMQ and PostgreSQL from Debian, FerretDB built with
+## setup: Python deps in .venv, RabbitMQ, PostgreSQL and Chromium from Debian, FerretDB built with
 ## Go (idempotent; cli/stack.py runs ferretdb on PostgreSQL with --telemetry=disable, every
 ## service on 127.0.0.1 only)
 setup: $(VENV)/.installed $(FERRETDB)
 	@tools/install-rabbitmq.sh
 	@tools/install-postgresql.sh
+	@tools/install-chromium.sh
 
 ## up: services, worker and API in the background; waits for /readyz
 up: setup

@@ -15,6 +15,7 @@ from fastapi.responses import JSONResponse
 from temporalio.client import Client
 
 from api import audit
+from api.console import mount_console
 from api.credentials import CredentialCache
 from api.deps import declare_access
 from api.errors import ServerErrors, document_errors, install_error_handlers
@@ -24,6 +25,7 @@ from api.routes import (
     accounts,
     agents,
     chats,
+    events,
     floor,
     health,
     messages,
@@ -197,6 +199,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(declare_access(health.router))
     for router in (agents.router, agents.operators, stream.router, chats.router,
                    messages.router, floor.router, accounts.router, skills.router,
-                   tasks.router, audit.router):  # fmt: skip
+                   tasks.router, audit.router, events.router):  # fmt: skip
         app.include_router(declare_access(router), prefix="/v1")
+    mount_console(app)
     return app

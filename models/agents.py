@@ -172,6 +172,22 @@ class AgentManifest(BaseModel):
     """From task reviews (0..5, see README); filled in when the manifest is read."""
 
 
+class ManifestChangeRecord(BaseModel):
+    """One version of the public page that changed it: which fields, and the page then."""
+
+    version: int
+    at: datetime
+    changed: list[str]
+    page: dict
+
+
+class ManifestHistory(BaseModel):
+    """``GET /v1/agents/{id}/history``: the page's last changes, newest first."""
+
+    agent_id: str
+    items: list[ManifestChangeRecord]
+
+
 FOCUS_PREFIX = "attending chat "
 """The line of ``current_activities`` that names the chat the agent attends to."""
 

@@ -52,6 +52,14 @@ class DialogueEntry(BaseModel):
         return self.floor_granted or self.mentioned or self.unread > 0 or self.deadline is not None
 
 
+FOCUS_LOG = 20
+
+
+class FocusSwitch(BaseModel):
+    at: datetime
+    to: str | None
+
+
 class AttentionState(BaseModel):
     """Inside ``AgentWorkflow``; projected to ``agent_attention_states``."""
 
@@ -62,11 +70,16 @@ class AttentionState(BaseModel):
     credit: dict[str, float] = {}
     """Smooth weighted round robin's running credit per dialogue."""
     focus_changed_at: datetime | None = None
+    recent_focus: list[FocusSwitch] = []
+    """The last focus switches, oldest first (at most ``FOCUS_LOG``)."""
 
 
 class DialogueScore(BaseModel):
     entry: DialogueEntry
     score: float
+    parts: dict[str, float] = {}
+    """Each signal's weighted share of the score (importance, mentioned, floor, unread,
+    deadline, recency, relationship)."""
 
 
 class AttentionView(BaseModel):
@@ -77,6 +90,10 @@ class AttentionView(BaseModel):
     weights: AttentionWeights
     current_focus: str | None
     dialogues: list[DialogueScore]
+    recent_focus: list[FocusSwitch] = []
+    turns_per_hour: int | None = None
+    """A hosted agent's budget of turns an hour (None: not hosted)."""
+    turns_last_hour: int = 0
 
 
 class DialogueTuning(Input):

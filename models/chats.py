@@ -245,6 +245,8 @@ class MessagePublic(BaseModel):
 class MessagePage(BaseModel):
     items: list[MessagePublic]
     next_after_seq: int | None = None
+    next_before_seq: int | None = None
+    """Paging back (``before_seq``): the value that asks for the page before this one."""
 
 
 class ReadMark(Input):

@@ -9,9 +9,10 @@ import json
 from datetime import UTC, datetime
 from typing import Any
 
+from pymongo import ReturnDocument
 from pymongo.errors import DuplicateKeyError
 
-from models.agents import AgentManifest, escape_search
+from models.agents import FOCUS_PREFIX, AgentManifest, escape_search
 from persistence.client import Database, insert_once
 
 
@@ -36,20 +37,46 @@ class AgentRepository:
 
     def __init__(self, database: Database) -> None:
         self._agents = database.db["agents"]
+        self._history = database.db["manifest_history"]
 
     async def upsert(self, manifest: AgentManifest) -> bool:
-        """Store a manifest unless a newer version is already stored (a retried, stale write)."""
+        """Store a manifest unless a newer version is already stored (a retried, stale write).
+        A version that changes the public page (not only presence or focus) is also kept
+        in ``manifest_history``, with the fields it changed."""
         doc = manifest.model_dump(mode="python")
         doc["_id"] = manifest.agent_id
         if manifest.version == 0 and await insert_once(self._agents, doc):
+            await self._remember(doc, None)
             return True  # the first manifest: an insert finds no stored one by index
         try:
-            await self._agents.replace_one(
-                {"_id": manifest.agent_id, "version": {"$lt": manifest.version}}, doc, upsert=True
+            before = await self._agents.find_one_and_replace(
+                {"_id": manifest.agent_id, "version": {"$lt": manifest.version}},
+                doc,
+                upsert=True,
+                return_document=ReturnDocument.BEFORE,
             )
         except DuplicateKeyError:
             return False  # the stored version is as new or newer
+        await self._remember(doc, before)
         return True
+
+    async def _remember(self, doc: dict, before: dict | None) -> None:
+        changed = page_changes(before, doc)
+        if changed:
+            entry = {
+                "_id": f"{doc['agent_id']}:{doc['version']:012d}",
+                "agent_id": doc["agent_id"],
+                "version": doc["version"],
+                "at": doc["last_updated"],
+                "changed": changed,
+                "page": {field: doc.get(field) for field in PAGE_FIELDS},
+            }
+            await insert_once(self._history, entry)
+
+    async def history(self, agent_id: str, limit: int = 50) -> list[dict]:
+        """The last page changes of an agent, newest first (a console read, off hot paths)."""
+        cursor = self._history.find({"agent_id": agent_id}).sort("version", -1).limit(limit)
+        return [doc async for doc in cursor]
 
     async def get(self, agent_id: str) -> AgentManifest | None:
         doc = await self._agents.find_one({"_id": agent_id})
@@ -91,6 +118,34 @@ class AgentRepository:
         items = [AgentManifest.model_validate(doc) for doc in docs[:limit]]
         next_cursor = _encode_cursor(items[-1].agent_id) if len(docs) > limit else None
         return items, next_cursor
+
+
+PAGE_FIELDS = (
+    "status",
+    "current_activities",
+    "room_participation",
+    "available_resources",
+    "public_profile",
+    "hosted",
+)
+"""What a manifest's history follows: the public page, not presence, focus or times."""
+
+
+def page_changes(before: dict | None, after: dict) -> list[str]:
+    """The page fields ``after`` changes from ``before`` (all of them for a first page);
+    the focus line of ``current_activities`` moves too often to be history."""
+
+    def page(doc: dict) -> dict:
+        values = {field: doc.get(field) for field in PAGE_FIELDS}
+        values["current_activities"] = [
+            a for a in values["current_activities"] or [] if not a.startswith(FOCUS_PREFIX)
+        ]
+        return values
+
+    if before is None:
+        return list(PAGE_FIELDS)
+    old, new = page(before), page(after)
+    return [field for field in PAGE_FIELDS if old[field] != new[field]]
 
 
 class CredentialRepository:
@@ -137,10 +192,18 @@ class StreamTicketRepository:
     def _key(ticket: str) -> str:
         return hashlib.sha256(ticket.encode()).hexdigest()
 
-    async def put(self, ticket: str, agent_id: str, token_id: str, expires_at: datetime) -> None:
+    async def put(
+        self,
+        ticket: str,
+        agent_id: str,
+        token_id: str,
+        expires_at: datetime,
+        extra: dict | None = None,
+    ) -> None:
+        """``extra``: what else the stream needs to know (an observer's role and scope)."""
         await self._tickets.delete_many({"expires_at": {"$lt": datetime.now(UTC)}})
         doc = {"agent_id": agent_id, "token_id": token_id, "expires_at": expires_at}
-        await self._tickets.insert_one(doc | {"_id": self._key(ticket)})
+        await self._tickets.insert_one((extra or {}) | doc | {"_id": self._key(ticket)})
 
     async def redeem(self, ticket: str) -> dict | None:
         """The ticket's record, removed (None: unknown, used or expired)."""

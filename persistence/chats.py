@@ -225,5 +225,15 @@ class MessageRepository:
         )
         return [self._from_doc(doc) for doc in docs]
 
+    async def page_before(self, chat_id: str, before_seq: int, limit: int) -> list[Message]:
+        """The ``limit`` messages just before ``before_seq``, in seq order."""
+        docs = (
+            await self._messages.find({"chat_id": chat_id, "seq": {"$lt": before_seq}})
+            .sort("seq", -1)
+            .limit(limit)
+            .to_list()
+        )
+        return [self._from_doc(doc) for doc in reversed(docs)]
+
     async def count(self, chat_id: str) -> int:
         return await self._messages.count_documents({"chat_id": chat_id})

@@ -65,6 +65,12 @@ class LedgerRepository:
         page = entries[:limit]
         return page, (page[-1].entry_id if len(entries) > limit else None)
 
+    async def of_task(self, task_id: str) -> list[LedgerEntry]:
+        """A task's movements (escrow, release, refund), oldest first."""
+        cursor = self._entries.find({"task_id": task_id}).sort([("at", 1), ("_id", 1)])
+        docs = await cursor.to_list()
+        return [LedgerEntry.model_validate(d | {"entry_id": d["_id"]}) for d in docs]
+
     async def balances(self) -> dict[str, int]:
         """Every account's balance from the whole ledger (for checks and drills)."""
         totals: dict[str, int] = {}

@@ -94,6 +94,11 @@ class ReviewRepository:
         )
         return reputation
 
+    async def of_subject(self, agent_id: str, limit: int = 200) -> list[Review]:
+        """The reviews an agent received, oldest first."""
+        cursor = self._reviews.find({"subject": agent_id}).sort("at", 1).limit(limit)
+        return [Review.model_validate(doc) async for doc in cursor]
+
     async def reputation(self, agent_id: str) -> Reputation | None:
         doc = await self._reputations.find_one({"_id": agent_id})
         return Reputation.model_validate(doc) if doc else None

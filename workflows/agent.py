@@ -32,7 +32,14 @@ with workflow.unsafe.imports_passed_through():
     )
     from core.temporal import STATUS
     from models.agents import FOCUS_PREFIX, AgentManifest, AgentStatus, PublicProfile
-    from models.attention import AttentionView, DialogueEntry, DialogueNotice, DialogueScore
+    from models.attention import (
+        FOCUS_LOG,
+        AttentionView,
+        DialogueEntry,
+        DialogueNotice,
+        DialogueScore,
+        FocusSwitch,
+    )
     from models.events import REVOKED, CredentialsRevoked, EventEnvelope
     from models.market import DebitRequest, DebitResult, agent_account
     from models.workflow_io import (
@@ -60,7 +67,7 @@ with workflow.unsafe.imports_passed_through():
         TokenRotation,
     )
     from workflows import options
-    from workflows.attention import choose_focus, scores
+    from workflows.attention import choose_focus, priority_parts, scores
     from workflows.outbox import Outbox, Projection, run_is_long
 
 
@@ -349,14 +356,27 @@ class AgentWorkflow:
     def attention(self) -> AttentionView:
         """The attention queue with each dialogue's score, and the current focus."""
         attention = self.state.attention
-        scored = scores(attention, workflow.now())
+        now = workflow.now()
+        scored = scores(attention, now)
         ranked = sorted(attention.entries.values(), key=lambda e: (-scored[e.chat_id], e.chat_id))
         return AttentionView(
             agent_id=self.state.manifest.agent_id,
             scheduler=attention.scheduler,
             weights=attention.weights,
             current_focus=attention.focus,
-            dialogues=[DialogueScore(entry=e, score=round(scored[e.chat_id], 4)) for e in ranked],
+            recent_focus=attention.recent_focus,
+            dialogues=[
+                DialogueScore(
+                    entry=e,
+                    score=round(scored[e.chat_id], 4),
+                    parts={
+                        k: round(v, 4) for k, v in priority_parts(e, attention.weights, now).items()
+                    },
+                )
+                for e in ranked
+            ],
+            turns_per_hour=self.state.brain.turns_per_hour if self.state.brain else None,
+            turns_last_hour=sum(1 for t in self.state.acts if (now - t).total_seconds() < 3600),
         )
 
     @workflow.update
@@ -612,6 +632,8 @@ class AgentWorkflow:
             return
         old, attention.focus = attention.focus, new
         attention.focus_changed_at = workflow.now()
+        switch = FocusSwitch(at=attention.focus_changed_at, to=new)
+        attention.recent_focus = [*attention.recent_focus[-(FOCUS_LOG - 1) :], switch]
         # the focus owns one line of current_activities; tasks and the agent's own keep theirs
         kept = [a for a in self.state.manifest.current_activities if not a.startswith(FOCUS_PREFIX)]
         self.state.manifest.current_activities = ([f"{FOCUS_PREFIX}{new}"] if new else []) + kept

@@ -8,8 +8,11 @@ from datetime import datetime
 from models.attention import AttentionState, AttentionWeights, DialogueEntry
 
 
-def calculate_priority(entry: DialogueEntry, weights: AttentionWeights, now: datetime) -> float:
-    """A dialogue's score: a weighted sum of its signals, each scaled to about 0..1."""
+def priority_parts(
+    entry: DialogueEntry, weights: AttentionWeights, now: datetime
+) -> dict[str, float]:
+    """Each signal's weighted share of a dialogue's score, each signal scaled to about 0..1
+    (the console draws them as the parts of the bar)."""
     urgency = 0.0
     if entry.deadline is not None:
         hours_left = (entry.deadline - now).total_seconds() / 3600
@@ -18,15 +21,21 @@ def calculate_priority(entry: DialogueEntry, weights: AttentionWeights, now: dat
     if entry.last_interaction is not None:
         minutes = max((now - entry.last_interaction).total_seconds() / 60, 0.0)
         recency = math.exp(-minutes / 30)
-    return (
-        weights.importance * max(entry.importance, entry.message_importance)
-        + weights.relationship * entry.relationship_weight
-        + weights.mentioned * (1.0 if entry.mentioned else 0.0)
-        + weights.floor * (1.0 if entry.floor_granted else 0.0)
-        + weights.unread * min(math.log1p(entry.unread) / math.log(11), 1.0)
-        + weights.deadline * urgency
-        + weights.recency * recency
-    )
+    return {
+        "importance": weights.importance * max(entry.importance, entry.message_importance),
+        "relationship": weights.relationship * entry.relationship_weight,
+        "mentioned": weights.mentioned * (1.0 if entry.mentioned else 0.0),
+        "floor": weights.floor * (1.0 if entry.floor_granted else 0.0),
+        "unread": weights.unread * min(math.log1p(entry.unread) / math.log(11), 1.0),
+        "deadline": weights.deadline * urgency,
+        "recency": weights.recency * recency,
+    }
+
+
+def calculate_priority(entry: DialogueEntry, weights: AttentionWeights, now: datetime) -> float:
+    """A dialogue's score: the sum of its parts, added in the same order as always (a
+    score decides the focus, so a replay must compute it to the same bit)."""
+    return sum(priority_parts(entry, weights, now).values())
 
 
 def scores(state: AttentionState, now: datetime) -> dict[str, float]:

@@ -83,6 +83,9 @@ while the store is slow or away."""
 FLOOR_DEBOUNCED = "floor-projection-debounced"
 """The patch that writes the floor's projection at most once per
 ``projection_interval_seconds`` (it was a write for every grant and yield)."""
+FLOOR_REQUESTED = "floor-requested-event"
+"""The patch that tells the room of a request to speak that joins the queue
+(``chat.floor_requested``): watchers of the queue learn of it without asking."""
 FLOOR_AT_ONCE = "floor-chat-notices-at-once"
 """The patch by which a floor-controlled chat's notices of new messages never wait for
 the notice interval (one speaker at a time: few, and each one matters for the next
@@ -420,6 +423,11 @@ class ChatWorkflow:
         if floor is None or self.state.chat.closed or not can_post(self._role(ask.agent_id)):
             return  # the API refused these already; a late one changes nothing
         events = floor.request(ask.agent_id, ask.priority, ask.reason, workflow.now())
+        position = floor.position(ask.agent_id)
+        waits = floor.state.current_speaker is not None or not floor.chooses_by_itself()
+        if position is not None and waits and workflow.patched(FLOOR_REQUESTED):
+            asked = {"agent_id": ask.agent_id, "priority": ask.priority, "position": position}
+            events = [*events, FloorEvent("chat.floor_requested", asked)]
         self.state.floor_version += 1
         self._floor_events(events, ask.correlation_id)
         if floor.chooses_by_itself() and floor.needs_grant():

@@ -23,6 +23,7 @@ from api.deps import (
     ExistingAgent,
     IntroducerPrincipal,
     LiveOwnAgent,
+    OwnAgent,
     Principal,
     Public,
     SettingsDep,
@@ -46,6 +47,8 @@ from models.agents import (
     AgentSkill,
     AgentStatus,
     AgentUpdate,
+    ManifestChangeRecord,
+    ManifestHistory,
     OperatorCreate,
     OperatorCreated,
     PublicProfile,
@@ -53,6 +56,7 @@ from models.agents import (
     public_view,
 )
 from models.attention import AttentionUpdate, AttentionView
+from models.market import Review
 from models.workflow_io import (
     AgentStart,
     AgentState,
@@ -258,7 +262,10 @@ async def read_agents(
     items, next_cursor = await AgentRepository(database).search(
         status=status_.value if status_ else None, resource=resource, q=q, after=after, limit=limit
     )
-    return AgentPage(items=await _as_seen(principal, items, database), next_cursor=next_cursor)
+    seen = await _as_seen(principal, items, database)
+    scores = await ReviewRepository(database).reputations([m.agent_id for m in seen])
+    seen = [m.model_copy(update={"reputation": scores.get(m.agent_id)}) for m in seen]
+    return AgentPage(items=seen, next_cursor=next_cursor)
 
 
 @router.get("/{agent_id}", response_model=AgentManifest)
@@ -271,6 +278,32 @@ async def read_agent(
     reputation = await ReviewRepository(database).reputation(manifest.agent_id)
     [seen] = await _as_seen(principal, [manifest], database)
     return seen.model_copy(update={"reputation": reputation.score if reputation else None})
+
+
+@router.get("/{agent_id}/history", response_model=ManifestHistory)
+async def read_agent_history(
+    agent: OwnAgent,
+    database: DatabaseDep,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+) -> ManifestHistory:
+    """The manifest's last changes of its public page (status, activities, rooms,
+    resources, profile), newest first: the agent itself, its operator, admins."""
+    docs = await AgentRepository(database).history(agent.agent_id, limit)
+    return ManifestHistory(
+        agent_id=agent.agent_id, items=[ManifestChangeRecord.model_validate(d) for d in docs]
+    )
+
+
+@router.get("/{agent_id}/reviews", response_model=list[Review])
+async def read_agent_reviews(
+    _: CurrentPrincipal,
+    manifest: ExistingAgent,
+    database: DatabaseDep,
+    limit: Annotated[int, Query(ge=1, le=200)] = 200,
+) -> list[Review]:
+    """The reviews the agent received for its tasks, oldest first (its reputation over
+    time: the score in the manifest is computed from these)."""
+    return await ReviewRepository(database).of_subject(manifest.agent_id, limit)
 
 
 @router.get("/{agent_id}/card", response_model=AgentCard, dependencies=[Public])

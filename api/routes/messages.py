@@ -21,6 +21,7 @@ from api.deps import (
     get_database,
     refuse_from_store,
 )
+from api.errors import unprocessable
 from api.limits import MessageQuota
 from api.metrics import count
 from core.names import chat_workflow_id
@@ -134,16 +135,34 @@ async def read_messages(
     database: DatabaseDep,
     temporal: TemporalDep,
     after_seq: Annotated[int, Query(ge=0, le=MAX_SAFE_INT)] = 0,
+    before_seq: Annotated[
+        int | None,
+        Query(
+            ge=1,
+            le=MAX_SAFE_INT,
+            description="page back: the messages just before this seq (a large value: the "
+            "newest); not with after_seq",
+        ),
+    ] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
 ) -> MessagePage:
     """A page of the history in ``seq`` order; the caller's own messages carry receipts.
     It holds every message the chat accepted, stored or not yet: the store's page and the
-    chat's accepted tail (asked first, so a batch stored in between is in the page)."""
-    tail = [] if view.chat.closed else await _unstored_tail(temporal, view, after_seq)
-    messages = await MessageRepository(database).page(view.chat.chat_id, after_seq, limit)
+    chat's accepted tail (asked first, so a batch stored in between is in the page).
+    With ``before_seq`` it pages back from the end (``next_before_seq``)."""
+    if before_seq is not None and after_seq:
+        raise unprocessable("before_seq: give after_seq or before_seq, not both", "query")
+    start = 0 if before_seq is not None else after_seq
+    tail = [] if view.chat.closed else await _unstored_tail(temporal, view, start)
+    repository = MessageRepository(database)
+    if before_seq is None:
+        messages = await repository.page(view.chat.chat_id, after_seq, limit)
+    else:
+        messages = await repository.page_before(view.chat.chat_id, before_seq, limit)
+        tail = [m for m in tail if m.seq < before_seq]
     stored = {m.seq for m in messages}
     messages = sorted([*messages, *(m for m in tail if m.seq not in stored)], key=lambda m: m.seq)
-    messages = messages[:limit]
+    messages = messages[:limit] if before_seq is None else messages[-limit:]
     marks = await ChatRepository(database).watermarks(view.chat.chat_id)
     me = view.principal.agent_id
     items = []
@@ -173,8 +192,11 @@ async def read_messages(
                 receipts=receipts,
             )
         )
-    next_after = items[-1].seq if len(items) == limit else None
-    return MessagePage(items=items, next_after_seq=next_after)
+    full = len(items) == limit
+    if before_seq is not None:
+        back = items[0].seq if full and items[0].seq > 1 else None
+        return MessagePage(items=items, next_before_seq=back)
+    return MessagePage(items=items, next_after_seq=items[-1].seq if full else None)
 
 
 @router.post("/read")

@@ -72,7 +72,7 @@ async def _ticket_principal(
     """The agent a ticket was issued to, if it is unused, unexpired, for this stream, and
     the token it was asked with is still live."""
     record = await StreamTicketRepository(database).redeem(ticket)
-    if record is None:
+    if record is None or "scope" in record:  # an observer's ticket opens no inbox
         raise InvalidToken("stream ticket unknown, used or expired")
     if record["agent_id"] != agent_id:
         raise InvalidToken("stream ticket issued for another stream")

@@ -37,6 +37,7 @@ from models.market import (
     AssignRequest,
     BidCreate,
     Candidate,
+    LedgerEntry,
     RejectRequest,
     ReviewCreate,
     Skill,
@@ -52,6 +53,7 @@ from models.workflow_io import TaskCommand, TaskStart, TaskState
 from persistence import (
     AgentRepository,
     Database,
+    LedgerRepository,
     ReviewRepository,
     SkillRepository,
     TaskRepository,
@@ -185,6 +187,23 @@ async def read_tasks(
 async def read_task(principal: CurrentPrincipal, task: ExistingTask) -> Task:
     """A task as the caller may see it (the result and the bids as ``GET /v1/tasks`` says)."""
     return _seen(task, principal)
+
+
+@router.get(
+    "/{task_id}/ledger",
+    response_model=list[LedgerEntry],
+    responses={403: {"description": "only the poster, the assignee and admins see it"}},
+)
+async def read_task_ledger(
+    principal: CurrentPrincipal, task: ExistingTask, database: DatabaseDep
+) -> list[LedgerEntry]:
+    """The task's movements of tokens (escrow, release, refund), oldest first: the
+    poster, the assignee and admins."""
+    if not principal.is_admin and principal.agent_id not in (task.poster, task.assignee):
+        raise HTTPException(
+            status.HTTP_403_FORBIDDEN, "only the poster, the assignee and admins see a ledger"
+        )
+    return await LedgerRepository(database).of_task(task.task_id)
 
 
 @router.get("/{task_id}/candidates", response_model=list[Candidate])

@@ -14,6 +14,7 @@ from workflows.attention import (
     choose_focus,
     pick_priority,
     pick_weighted_round_robin,
+    priority_parts,
 )
 
 NOW = datetime(2026, 11, 24, 12, tzinfo=UTC)
@@ -110,3 +111,41 @@ def test_weighted_round_robin_starves_nobody(candidates):
         last_pick[chosen] = step
         for chat_id in candidates:
             assert step - last_pick[chat_id] <= bound, f"{chat_id} waited more than {bound}"
+
+
+weights = st.builds(
+    AttentionWeights,
+    **{name: st.floats(0, 10) for name in AttentionWeights.model_fields},
+)
+
+
+@given(
+    base=signals,
+    weights=weights,
+    minutes=st.floats(0, 600),
+    hours_left=st.one_of(st.none(), st.floats(-48, 48)),
+)
+def test_the_parts_the_console_draws_add_up_to_the_score_that_chooses_the_focus(
+    base, weights, minutes, hours_left
+):
+    dialogue = base.model_copy(
+        update={
+            "last_interaction": NOW - timedelta(minutes=minutes),
+            "deadline": None if hours_left is None else NOW + timedelta(hours=hours_left),
+        }
+    )
+    parts = priority_parts(dialogue, weights, NOW)
+    assert set(parts) == {
+        "importance",
+        "relationship",
+        "mentioned",
+        "floor",
+        "unread",
+        "deadline",
+        "recency",
+    }
+    assert all(value >= 0 for value in parts.values())
+    # the same bits as the score a replay recomputes: the sum is taken in the same order
+    assert sum(parts.values()) == calculate_priority(dialogue, weights, NOW)
+    if not dialogue.floor_granted:
+        assert parts["floor"] == 0

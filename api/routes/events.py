@@ -1,0 +1,245 @@
+"""Watching the bus: observer streams (a room or the whole bus, without being a member),
+and the dead letters (admins).
+
+An observer takes nothing from anyone: its queue is its own, exclusive, and goes away
+with the connection. Who may watch what is decided when the ticket is made, and every
+stream opened is audited with its scope.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import secrets
+from datetime import UTC, datetime, timedelta
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Request, WebSocket, WebSocketDisconnect, status
+
+from api.audit import new_audit_id, write_record
+from api.deps import (
+    AdminPrincipal,
+    BusDep,
+    CurrentPrincipal,
+    DatabaseDep,
+    Principal,
+    SettingsDep,
+    authenticate,
+    token_is_live,
+    visible_chat,
+)
+from bus import dead_letters, replay_dead_letters, tail_events
+from core.logging import correlation_id
+from core.security import InvalidToken
+from models.audit import AuditRecord
+from models.events import (
+    DeadLetterPage,
+    DeadLetterView,
+    EventEnvelope,
+    ObserverScope,
+    ObserverTicket,
+    WhoAmI,
+    event_chat_id,
+)
+from persistence import StreamTicketRepository
+
+router = APIRouter(tags=["events"])
+log = logging.getLogger("agora.api.events")
+
+OBSERVE_PATH = "/v1/observe"
+
+
+@router.get("/me", response_model=WhoAmI)
+async def read_me(principal: CurrentPrincipal) -> WhoAmI:
+    """Who the bearer token stands for (the console's sign-in asks this first)."""
+    return WhoAmI(
+        role=principal.role,
+        agent_id=principal.agent_id,
+        operator_id=principal.operator_id,
+        name=principal.name,
+    )
+
+
+def _subject(principal: Principal) -> str:
+    return principal.agent_id or principal.operator_id or "admin"
+
+
+async def _check_scope(
+    request: Request, principal: Principal, scope: ObserverScope, database
+) -> None:
+    """A chat observer needs a chat the caller may see (404 otherwise, as for a read)."""
+    if scope.chat_id is not None:
+        await visible_chat(request, scope.chat_id, principal, database)
+
+
+@router.post(
+    "/observe/ticket",
+    status_code=status.HTTP_201_CREATED,
+    response_model=ObserverTicket,
+    responses={404: {"description": "the chat does not exist or the caller may not see it"}},
+)
+async def create_observer_ticket(
+    scope: ObserverScope,
+    request: Request,
+    principal: CurrentPrincipal,
+    settings: SettingsDep,
+    database: DatabaseDep,
+) -> ObserverTicket:
+    """A ticket that opens one observer stream within seconds: one chat's events
+    (``chat_id``) or the whole bus, optionally only some ``types`` (``chat.*``). Admins
+    and operators see every event of the scope; an agent sees what its own inbox would
+    (the events addressed to it), without taking them from its inbox."""
+    await _check_scope(request, principal, scope, database)
+    ticket = secrets.token_urlsafe(32)
+    expires = datetime.now(UTC) + timedelta(seconds=settings.stream_ticket_seconds)
+    await StreamTicketRepository(database).put(
+        ticket,
+        _subject(principal),
+        principal.token_id or "",
+        expires,
+        extra={"role": principal.role, "scope": scope.model_dump(mode="json")},
+    )
+    ws_base = settings.api_url.replace("http", "ws", 1)
+    return ObserverTicket(
+        ticket=ticket,
+        expires_at=expires,
+        stream_url=f"{ws_base}{OBSERVE_PATH}?ticket={ticket}",
+        scope=scope,
+    )
+
+
+def shows(principal: Principal, scope: ObserverScope, event: EventEnvelope) -> bool:
+    """Whether an observer with this scope is shown the event."""
+    if scope.chat_id is not None and event_chat_id(event) != scope.chat_id:
+        return False
+    return principal.role != "agent" or principal.agent_id in event.recipients
+
+
+async def _ticket(websocket: WebSocket, ticket: str) -> tuple[Principal, ObserverScope]:
+    deps = websocket.app.state.deps
+    record = await StreamTicketRepository(deps.database).redeem(ticket)
+    if record is None or "scope" not in record:
+        raise InvalidToken("observer ticket unknown, used or expired")
+    role, subject = record["role"], record["agent_id"]
+    if role != "admin" and not await token_is_live(
+        websocket.app.state.credentials, deps.database, record["token_id"], subject, role
+    ):
+        raise InvalidToken("token revoked")
+    principal = Principal(
+        role,
+        agent_id=subject if role == "agent" else None,
+        operator_id=subject if role == "operator" else None,
+        token_id=record["token_id"] or None,
+    )
+    return principal, ObserverScope.model_validate(record["scope"])
+
+
+async def _audit(websocket: WebSocket, principal: Principal | None, scope, code, reason) -> None:
+    target = f"chat:{scope.chat_id}" if scope and scope.chat_id else "bus"
+    outcome = "allowed" if code == 1000 else "denied" if code in (4401, 4403, 4404) else "rejected"
+    record = AuditRecord(
+        audit_id=new_audit_id(),
+        at=datetime.now(UTC),
+        actor=principal.name if principal else "anonymous",
+        action=f"WS {OBSERVE_PATH}",
+        target=target,
+        outcome=outcome,
+        status=code if code != 1000 else 101,
+        reason=reason,
+        correlation_id=correlation_id.get(),
+        client=(websocket.client.host if websocket.client else None) if not principal else None,
+    )
+    await write_record(websocket.app.state.deps.database, record)
+
+
+@router.websocket("/observe")
+async def observe_events(websocket: WebSocket) -> None:
+    """Every event of the scope as JSON, from the moment the stream opens (no backlog).
+
+    Opened with a ticket (``POST /v1/observe/ticket``) in ``ticket``, or with the token
+    in the Authorization header and the scope in the query (``chat_id``, ``types``,
+    comma-separated). Refusals close with 4401 (no valid ticket or token), 4404 (a chat
+    the caller may not see) or 1013 (not ready)."""
+    deps = websocket.app.state.deps
+    settings = websocket.app.state.settings
+    await websocket.accept()
+    if deps.database is None or deps.bus is None:
+        await websocket.close(code=status.WS_1013_TRY_AGAIN_LATER, reason="not ready")
+        return
+    principal: Principal | None = None
+    scope: ObserverScope | None = None
+    scheme, _, token = websocket.headers.get("authorization", "").partition(" ")
+    try:
+        if websocket.query_params.get("token") is not None:
+            raise InvalidToken("no token in a URL: use the Authorization header or a ticket")
+        if ticket := websocket.query_params.get("ticket"):
+            principal, scope = await _ticket(websocket, ticket)
+        elif scheme.lower() == "bearer" and token.strip():
+            state = websocket.app.state
+            principal = await authenticate(
+                token.strip(), settings, deps.database, state.tokens, state.credentials
+            )
+            types = [t for t in websocket.query_params.get("types", "").split(",") if t]
+            scope = ObserverScope(chat_id=websocket.query_params.get("chat_id"), types=types)
+        else:
+            raise InvalidToken("missing token: an Authorization header or an observer ticket")
+    except (InvalidToken, ValueError) as exc:
+        reason = str(exc).splitlines()[0]
+        await _audit(websocket, principal, scope, 4401, reason)
+        await websocket.close(code=4401, reason=reason.encode()[:123].decode(errors="ignore"))
+        return
+    if scope.chat_id is not None:
+        try:
+            await visible_chat(websocket, scope.chat_id, principal, deps.database)
+        except Exception:  # hidden or missing: the same answer
+            await _audit(websocket, principal, scope, 4404, "chat not found")
+            await websocket.close(code=4404, reason="chat not found")
+            return
+    await _audit(websocket, principal, scope, 1000, None)
+    stop = asyncio.Event()
+
+    async def send(event: EventEnvelope) -> None:
+        if shows(principal, scope, event):
+            await websocket.send_text(event.model_dump_json())
+
+    async def watch_client() -> None:
+        with contextlib.suppress(WebSocketDisconnect, RuntimeError):
+            while True:
+                await websocket.receive_text()  # pings; nothing else
+        stop.set()
+
+    watcher = asyncio.create_task(watch_client())
+    try:
+        await tail_events(deps.bus, send, scope.types or None, stop)
+    except (WebSocketDisconnect, RuntimeError):
+        pass
+    except Exception as exc:  # the broker went away: the client reconnects
+        log.warning("observer stream lost the bus: %s", type(exc).__name__)
+        with contextlib.suppress(Exception):
+            await websocket.close(code=1012, reason="the event bus restarted: reconnect")
+    finally:
+        watcher.cancel()
+
+
+@router.get("/events/dead-letters", response_model=DeadLetterPage)
+async def read_dead_letters(
+    _admin: AdminPrincipal,
+    bus: BusDep,
+    limit: Annotated[int, Query(ge=1, le=500)] = 100,
+) -> DeadLetterPage:
+    """The events no consumer could handle, oldest first, left where they are (admins)."""
+    letters = await dead_letters(bus, limit)
+    return DeadLetterPage(items=[DeadLetterView(**vars(letter)) for letter in letters])
+
+
+@router.post("/events/dead-letters/replay", response_model=DeadLetterPage)
+async def replay_dead(
+    _admin: AdminPrincipal,
+    bus: BusDep,
+    limit: Annotated[int, Query(ge=1, le=500)] = 100,
+) -> DeadLetterPage:
+    """Send up to ``limit`` dead letters back where they came from, and drop them from
+    the dead-letter queue; consumers drop a second copy by its ``event_id`` (admins)."""
+    letters = await replay_dead_letters(bus, limit)
+    return DeadLetterPage(items=[DeadLetterView(**vars(letter)) for letter in letters])

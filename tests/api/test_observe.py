@@ -1,0 +1,210 @@
+"""Observer streams, dead letters and the reads the console needs, against the real stack."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+import httpx
+import pytest
+import websockets
+
+from tests.conftest import eventually
+from tests.helpers import bearer, group, in_seconds, introduce
+
+
+@pytest.fixture
+async def http(server):
+    async with httpx.AsyncClient(base_url=server, timeout=30) as client:
+        yield client
+
+
+async def _ticket(http, headers, **scope) -> dict:
+    response = await http.post("/v1/observe/ticket", json=scope, headers=headers)
+    assert response.status_code == 201, response.text
+    return response.json()
+
+
+async def _events(connection, until, timeout: float = 15) -> list[dict]:
+    seen = []
+    while True:
+        seen.append(json.loads(await asyncio.wait_for(connection.recv(), timeout)))
+        if until(seen[-1]):
+            return seen
+
+
+def _sent(content: str):
+    return lambda e: e["type"] == "message.sent" and e["payload"]["message"]["content"] == content
+
+
+async def test_an_admin_watches_one_room_without_being_a_member_and_it_is_audited(
+    http, server, admin
+):
+    ada, bob = [await introduce(http, admin, n) for n in ("Ada", "Bob")]
+    watched = await group(http, ada, bob, topic="watched", join_rule="invite")
+    other = await group(http, ada, bob, topic="other")
+    ticket = await _ticket(http, admin, chat_id=watched["chat_id"])
+    url = server.replace("http", "ws", 1) + f"/v1/observe?ticket={ticket['ticket']}"
+    async with websockets.connect(url, open_timeout=10) as connection:
+        await http.post(
+            f"/v1/chats/{other['chat_id']}/messages",
+            json={"content": "elsewhere"},
+            headers=ada.headers,
+        )
+        await http.post(
+            f"/v1/chats/{watched['chat_id']}/messages",
+            json={"content": "here"},
+            headers=ada.headers,
+        )
+        seen = await _events(connection, _sent("here"))
+    contents = [e["payload"]["message"]["content"] for e in seen if e["type"] == "message.sent"]
+    assert contents == ["here"]
+    # the ticket opened one stream: a second use is refused
+    async with websockets.connect(url, open_timeout=10) as again:
+        with pytest.raises(websockets.ConnectionClosed) as closed:
+            await asyncio.wait_for(again.recv(), 10)
+    assert closed.value.rcvd.code == 4401
+    audit = await http.get("/v1/audit", params={"action": "WS /v1/observe"}, headers=admin)
+    records = [r for r in audit.json()["items"] if r["action"] == "WS /v1/observe"]
+    assert {"actor": "admin", "target": f"chat:{watched['chat_id']}", "outcome": "allowed"} in [
+        {k: r[k] for k in ("actor", "target", "outcome")} for r in records
+    ]
+    assert any(r["status"] == 4401 for r in records)
+
+
+async def test_an_agent_observer_sees_only_what_its_inbox_would(http, server, admin):
+    ada, bob, cy = [await introduce(http, admin, n) for n in ("Ada", "Bob", "Cy")]
+    theirs = await group(http, ada, bob, topic="private", join_rule="invite")
+    ours = await group(http, ada, cy, topic="ours")
+    # a private room of others is hidden, as for a read
+    refused = await http.post(
+        "/v1/observe/ticket", json={"chat_id": theirs["chat_id"]}, headers=cy.headers
+    )
+    assert refused.status_code == 404
+    ticket = await _ticket(http, cy.headers, types=["message.sent"])
+    url = server.replace("http", "ws", 1) + f"/v1/observe?ticket={ticket['ticket']}"
+    async with websockets.connect(url, open_timeout=10) as connection:
+        await http.post(
+            f"/v1/chats/{theirs['chat_id']}/messages",
+            json={"content": "not for cy"},
+            headers=ada.headers,
+        )
+        await http.post(
+            f"/v1/chats/{ours['chat_id']}/messages",
+            json={"content": "for cy"},
+            headers=ada.headers,
+        )
+        seen = await _events(connection, _sent("for cy"))
+    assert [e["payload"]["message"]["content"] for e in seen] == ["for cy"]
+    # watching takes nothing from the inbox: the agent's own stream still gets the message
+    stream = server.replace("http", "ws", 1) + f"/v1/agents/{cy.agent_id}/stream"
+    async with websockets.connect(stream, additional_headers=cy.headers) as inbox:
+        got = await _events(inbox, _sent("for cy"))
+    assert got[-1]["payload"]["message"]["chat_id"] == ours["chat_id"]
+
+
+async def test_observer_tickets_refuse_bad_scopes_and_open_no_inbox(http, server, admin):
+    ada = await introduce(http, admin, "Ada")
+    bad = await http.post("/v1/observe/ticket", json={"types": ["Not A Type"]}, headers=admin)
+    assert bad.status_code == 422
+    assert "types" in json.dumps(bad.json()["detail"])
+    missing = await http.post("/v1/observe/ticket", json={"chat_id": "nope"}, headers=admin)
+    assert missing.status_code == 404
+    anonymous = await http.post("/v1/observe/ticket", json={})
+    assert anonymous.status_code == 401
+    # an observer's ticket is not a stream ticket: the inbox stays closed to it
+    ticket = await _ticket(http, ada.headers)
+    inbox = server.replace("http", "ws", 1)
+    inbox += f"/v1/agents/{ada.agent_id}/stream?ticket={ticket['ticket']}"
+    async with websockets.connect(inbox, open_timeout=10) as connection:
+        with pytest.raises(websockets.ConnectionClosed) as closed:
+            await asyncio.wait_for(connection.recv(), 10)
+    assert closed.value.rcvd.code == 4401
+    # a token in the URL is refused, like on the inbox stream
+    url = server.replace("http", "ws", 1) + f"/v1/observe?token={ada.token}"
+    async with websockets.connect(url, open_timeout=10) as connection:
+        with pytest.raises(websockets.ConnectionClosed) as closed:
+            await asyncio.wait_for(connection.recv(), 10)
+    assert closed.value.rcvd.code == 4401
+
+
+async def test_dead_letters_are_for_admins(http, admin):
+    ada = await introduce(http, admin, "Ada")
+    assert (await http.get("/v1/events/dead-letters", headers=ada.headers)).status_code == 403
+    listed = await http.get("/v1/events/dead-letters", headers=admin)
+    assert listed.status_code == 200 and isinstance(listed.json()["items"], list)
+    replay = await http.post("/v1/events/dead-letters/replay", headers=ada.headers)
+    assert replay.status_code == 403
+
+
+async def test_a_room_opens_at_its_end_and_pages_back(http, admin):
+    ada, bob = [await introduce(http, admin, n) for n in ("Ada", "Bob")]
+    chat = await group(http, ada, bob, topic="long")
+    base = f"/v1/chats/{chat['chat_id']}/messages"
+    for i in range(12):
+        posted = await http.post(base, json={"content": f"m{i + 1}"}, headers=ada.headers)
+        assert posted.status_code == 201
+    pages, before = [], 2**53 - 1
+    while before is not None:
+        page = (
+            await http.get(base, params={"before_seq": before, "limit": 5}, headers=bob.headers)
+        ).json()
+        pages.append([m["seq"] for m in page["items"]])
+        before = page["next_before_seq"]
+    assert pages == [[8, 9, 10, 11, 12], [3, 4, 5, 6, 7], [1, 2]]
+    both = await http.get(base, params={"before_seq": 5, "after_seq": 1}, headers=bob.headers)
+    assert both.status_code == 422 and "before_seq" in json.dumps(both.json())
+
+
+async def test_the_manifest_keeps_a_history_of_its_page_and_attention_shows_its_parts(http, admin):
+    ada, bob = [await introduce(http, admin, n) for n in ("Ada", "Bob")]
+    me = f"/v1/agents/{ada.agent_id}"
+    changed = await http.patch(me, json={"public_profile": {"bio": "counts"}}, headers=ada.headers)
+    assert changed.status_code == 200, changed.text
+
+    async def history():
+        return (await http.get(f"{me}/history", headers=ada.headers)).json()["items"]
+
+    items = await eventually(history, lambda xs: any("public_profile" in x["changed"] for x in xs))
+    assert items[0]["page"]["public_profile"]["bio"] == "counts"
+    assert items[-1]["version"] == 0  # the first page is the oldest entry
+    assert (await http.get(f"{me}/history", headers=bob.headers)).status_code == 403
+
+    chat = await group(http, bob, ada, topic="parts")
+    await http.post(
+        f"/v1/chats/{chat['chat_id']}/messages",
+        json={"content": f"hi @{ada.agent_id}"},
+        headers=bob.headers,
+    )
+
+    async def attention():
+        return (await http.get(f"{me}/attention", headers=ada.headers)).json()
+
+    view = await eventually(attention, lambda v: any(d["entry"]["unread"] for d in v["dialogues"]))
+    for dialogue in view["dialogues"]:
+        assert set(dialogue["parts"]) >= {"importance", "mentioned", "floor", "unread", "recency"}
+        assert sum(dialogue["parts"].values()) == pytest.approx(dialogue["score"], abs=1e-3)
+    assert view["recent_focus"][-1]["to"] == view["current_focus"]
+
+
+async def test_a_tasks_ledger_is_for_its_parties(http, admin):
+    poster, stranger = [await introduce(http, admin, n) for n in ("Poster", "Stranger")]
+    minted = await http.post(
+        f"/v1/accounts/{poster.agent_id}/mint", json={"amount": 50}, headers=admin
+    )
+    assert minted.status_code == 201, minted.text
+    task = await http.post(
+        "/v1/tasks",
+        json={"title": "sum", "reward": 20, "deadline": in_seconds(3600)},
+        headers=poster.headers,
+    )
+    assert task.status_code == 201, task.text
+    path = f"/v1/tasks/{task.json()['task_id']}/ledger"
+
+    async def ledger():
+        return (await http.get(path, headers=poster.headers)).json()
+
+    entries = await eventually(ledger, lambda xs: len(xs) >= 1)
+    assert entries[0]["amount"] == 20 and entries[0]["debit"].endswith(poster.agent_id)
+    refused = await http.get(path, headers=bearer(stranger.token))
+    assert refused.status_code == 403 and "poster" in refused.json()["detail"]
