@@ -33,6 +33,7 @@ from rich.table import Table
 from temporalio import activity, workflow
 from temporalio.worker import Worker
 
+from bench.console import console_figures
 from cli.stack import PROJECT_ROOT, Stack
 from core.settings import Settings
 from core.temporal import connect_temporal
@@ -710,6 +711,9 @@ async def main() -> None:
         ours = await agora(env, n["messages"], n["offered"], n["handovers"], progress)
         turns = await peer(env, n["turns"], progress)
         intro = await introductions(env, n["introductions"], progress)
+        shown = progress.add_task("the console in Chromium, a room of 10,000 messages", total=1)
+        browser = await console_figures(env["AGORA_API_URL"], env["AGORA_ADMIN_TOKEN"], settings)
+        progress.advance(shown)
         second = None
         if size == "full" or os.environ.get("BENCH_SECOND_PASS") == "1":
             # the same figures again on a store that has filled: 100,000 more messages
@@ -735,6 +739,7 @@ async def main() -> None:
         "machine": platform.platform(), "temporal": temporal, "rabbitmq": bus,
         "mongodb": mongo, "agora": ours, "peer": turns, "scale": lives,
         "introductions": intro,
+        "console": browser,
         "second_pass_after_100k_messages_and_10k_agents": second,
         "ratios": {
             "messages_vs_temporal_signals": ours["messages_per_second_to_streams"]
@@ -791,6 +796,17 @@ async def main() -> None:
          intro["per_second_8_clients"]),
         ("Agents introduced/s, POST /v1/agents:batch of 100, 2 in flight",
          intro["per_second_batches_of_100"]),
+        *([("Console first load: KB compressed (target ≤ 300) / requests",
+            f"{browser['first_load_bytes_compressed'] / 1000:.1f} / "
+            f"{browser['first_load_requests']}"),
+           ("  first load to interactive sign-in, ms (target ≤ 1,000)",
+            browser["first_load_interactive_ms"]),
+           ("  sign-in to the Society view, ms", browser["sign_in_to_society_ms"]),
+           (f"  room of {browser['room_messages_stored']:,} messages: open ms / messages "
+            "loaded / KB", f"{browser['room_open_ms']:.0f} / "
+            f"{browser['room_open_messages_loaded']} / {browser['room_open_bytes'] / 1000:.1f}"),
+           ("  one page back, ms", browser["room_page_back_ms"])]
+          if "room_open_ms" in browser else [("Console", browser.get("note"))]),
         ("Round-robin turns/s, 4 agents: Agora (stored, crash-proof)",
          turns["agora"]["turns_per_second"]),
         ("  turn p50 / p99 ms (the chat's own timing)",

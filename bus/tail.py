@@ -14,10 +14,12 @@ async def tail_events(
     on_event: Callable[[EventEnvelope], Awaitable[None]],
     types: list[str] | None,
     stop: asyncio.Event,
+    on_ready: Callable[[], Awaitable[None]] | None = None,
 ) -> None:
     """Deliver every event (or those of ``types``) published until ``stop`` is set. The
     queue is exclusive and goes away with the connection: watching takes nothing from
-    any agent's inbox."""
+    any agent's inbox. ``on_ready`` runs once the queue is bound: from then on, nothing
+    published is missed."""
     queue = await bus.channel.declare_queue(exclusive=True, auto_delete=True)
     for key in types or ["#"]:
         await queue.bind(bus.events, routing_key=key)
@@ -27,6 +29,8 @@ async def tail_events(
             await on_event(EventEnvelope.model_validate_json(message.body))
 
     tag = await queue.consume(deliver)
+    if on_ready is not None:
+        await on_ready()
     try:
         await stop.wait()
     finally:

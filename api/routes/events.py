@@ -12,10 +12,19 @@ import asyncio
 import contextlib
 import logging
 import secrets
+import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Request, WebSocket, WebSocketDisconnect, status
+from fastapi import (
+    APIRouter,
+    HTTPException,
+    Query,
+    Request,
+    WebSocket,
+    WebSocketDisconnect,
+    status,
+)
 
 from api.audit import new_audit_id, write_record
 from api.deps import (
@@ -42,7 +51,7 @@ from models.events import (
     WhoAmI,
     event_chat_id,
 )
-from persistence import StreamTicketRepository
+from persistence import ChatRepository, StreamTicketRepository
 
 router = APIRouter(tags=["events"])
 log = logging.getLogger("agora.api.events")
@@ -65,12 +74,17 @@ def _subject(principal: Principal) -> str:
     return principal.agent_id or principal.operator_id or "admin"
 
 
-async def _check_scope(
-    request: Request, principal: Principal, scope: ObserverScope, database
-) -> None:
-    """A chat observer needs a chat the caller may see (404 otherwise, as for a read)."""
-    if scope.chat_id is not None:
-        await visible_chat(request, scope.chat_id, principal, database)
+async def _check_scope(request, principal: Principal, scope: ObserverScope, database) -> None:
+    """A chat observer needs a chat the caller may see (404 otherwise, as for a read).
+    Operators watch any room, as admins do: that is what observing is for, and each
+    stream is audited."""
+    if scope.chat_id is None:
+        return
+    if principal.role == "operator":
+        if await ChatRepository(database).get(scope.chat_id) is None:
+            raise HTTPException(status.HTTP_404_NOT_FOUND, "chat not found")
+        return
+    await visible_chat(request, scope.chat_id, principal, database)
 
 
 @router.post(
@@ -156,6 +170,7 @@ async def _audit(websocket: WebSocket, principal: Principal | None, scope, code,
 @router.websocket("/observe")
 async def observe_events(websocket: WebSocket) -> None:
     """Every event of the scope as JSON, from the moment the stream opens (no backlog).
+    The first frame is ``observer.ready``: the queue is bound, nothing later is missed.
 
     Opened with a ticket (``POST /v1/observe/ticket``) in ``ticket``, or with the token
     in the Authorization header and the scope in the query (``chat_id``, ``types``,
@@ -191,8 +206,8 @@ async def observe_events(websocket: WebSocket) -> None:
         return
     if scope.chat_id is not None:
         try:
-            await visible_chat(websocket, scope.chat_id, principal, deps.database)
-        except Exception:  # hidden or missing: the same answer
+            await _check_scope(websocket, principal, scope, deps.database)
+        except HTTPException:  # hidden or missing: the same answer
             await _audit(websocket, principal, scope, 4404, "chat not found")
             await websocket.close(code=4404, reason="chat not found")
             return
@@ -209,9 +224,19 @@ async def observe_events(websocket: WebSocket) -> None:
                 await websocket.receive_text()  # pings; nothing else
         stop.set()
 
+    async def ready() -> None:
+        """The first frame: from here on, nothing of the scope is missed."""
+        hello = EventEnvelope(
+            event_id=str(uuid.uuid4()),
+            type="observer.ready",
+            occurred_at=datetime.now(UTC),
+            payload={"scope": scope.model_dump(mode="json")},
+        )
+        await websocket.send_text(hello.model_dump_json())
+
     watcher = asyncio.create_task(watch_client())
     try:
-        await tail_events(deps.bus, send, scope.types or None, stop)
+        await tail_events(deps.bus, send, scope.types or None, stop, on_ready=ready)
     except (WebSocketDisconnect, RuntimeError):
         pass
     except Exception as exc:  # the broker went away: the client reconnects

@@ -25,6 +25,12 @@ async def _ticket(http, headers, **scope) -> dict:
     return response.json()
 
 
+async def _ready(connection) -> None:
+    """The observer's first frame says it is bound: what is posted after it is seen."""
+    hello = json.loads(await asyncio.wait_for(connection.recv(), 15))
+    assert hello["type"] == "observer.ready"
+
+
 async def _events(connection, until, timeout: float = 15) -> list[dict]:
     seen = []
     while True:
@@ -46,6 +52,7 @@ async def test_an_admin_watches_one_room_without_being_a_member_and_it_is_audite
     ticket = await _ticket(http, admin, chat_id=watched["chat_id"])
     url = server.replace("http", "ws", 1) + f"/v1/observe?ticket={ticket['ticket']}"
     async with websockets.connect(url, open_timeout=10) as connection:
+        await _ready(connection)
         await http.post(
             f"/v1/chats/{other['chat_id']}/messages",
             json={"content": "elsewhere"},
@@ -72,6 +79,37 @@ async def test_an_admin_watches_one_room_without_being_a_member_and_it_is_audite
     assert any(r["status"] == 4401 for r in records)
 
 
+async def test_an_operator_watches_a_private_room_it_is_not_in(http, server, admin):
+    ada, bob = [await introduce(http, admin, n) for n in ("Ada", "Bob")]
+    private = await group(http, ada, bob, topic="closed doors", join_rule="invite")
+    made = await http.post(
+        "/v1/operators", json={"operator_id": f"ops-{ada.agent_id}", "name": "Ops"}, headers=admin
+    )
+    assert made.status_code == 201, made.text
+    operator = bearer(made.json()["token"])
+    ticket = await _ticket(http, operator, chat_id=private["chat_id"], types=["message.sent"])
+    url = server.replace("http", "ws", 1) + f"/v1/observe?ticket={ticket['ticket']}"
+    async with websockets.connect(url, open_timeout=10) as connection:
+        await _ready(connection)
+        await http.post(
+            f"/v1/chats/{private['chat_id']}/messages",
+            json={"content": "seen by ops"},
+            headers=ada.headers,
+        )
+        seen = await _events(connection, _sent("seen by ops"))
+    assert seen[-1]["payload"]["message"]["chat_id"] == private["chat_id"]
+    # the header form of the same stream, with the scope in the query
+    url = server.replace("http", "ws", 1) + f"/v1/observe?chat_id={private['chat_id']}"
+    async with websockets.connect(url, additional_headers=operator, open_timeout=10) as again:
+        await _ready(again)
+        await http.post(
+            f"/v1/chats/{private['chat_id']}/messages",
+            json={"content": "seen again"},
+            headers=ada.headers,
+        )
+        assert (await _events(again, _sent("seen again")))[-1]["type"] == "message.sent"
+
+
 async def test_an_agent_observer_sees_only_what_its_inbox_would(http, server, admin):
     ada, bob, cy = [await introduce(http, admin, n) for n in ("Ada", "Bob", "Cy")]
     theirs = await group(http, ada, bob, topic="private", join_rule="invite")
@@ -84,6 +122,7 @@ async def test_an_agent_observer_sees_only_what_its_inbox_would(http, server, ad
     ticket = await _ticket(http, cy.headers, types=["message.sent"])
     url = server.replace("http", "ws", 1) + f"/v1/observe?ticket={ticket['ticket']}"
     async with websockets.connect(url, open_timeout=10) as connection:
+        await _ready(connection)
         await http.post(
             f"/v1/chats/{theirs['chat_id']}/messages",
             json={"content": "not for cy"},

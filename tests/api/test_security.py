@@ -215,7 +215,8 @@ async def test_every_route_declares_its_requirement_and_refuses_a_caller_without
 async def test_a_stranger_reaches_no_object_of_others(api, admin, database):
     """Every route that names an agent or a chat, called by an agent that is neither that
     agent nor in that chat, nor a party to that task: refused (403/404), except reading
-    a manifest, a task and its candidates (public to every token) and the card (public);
+    a manifest, its reviews, a task and its candidates (public to every token) and the
+    card (public);
     a bid by an agent without the skills is a 409. Nothing changes, no token moves."""
     owner = await introduce(api, admin, "Owner")
     friend = await introduce(api, admin, "Friend")
@@ -238,6 +239,7 @@ async def test_a_stranger_reaches_no_object_of_others(api, admin, database):
     open_to_all = {
         ("GET", "/v1/agents/{agent_id}"),
         ("GET", "/v1/agents/{agent_id}/card"),
+        ("GET", "/v1/agents/{agent_id}/reviews"),  # what the public reputation is made of
         ("GET", "/v1/tasks/{task_id}"),
         ("GET", "/v1/tasks/{task_id}/candidates"),
     }

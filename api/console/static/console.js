@@ -87,15 +87,17 @@ function observe(scope, onEvent, { onReconnect } = {}) {
     if (stopped) return;
     const scheme = location.protocol === "https:" ? "wss" : "ws";
     socket = new WebSocket(`${scheme}://${location.host}/v1/observe?ticket=${encodeURIComponent(ticket.ticket)}`);
-    socket.onopen = () => {
-      attempt = 0;
-      link.textContent = "live";
-      link.classList.remove("down");
-      if (opened && onReconnect) onReconnect();
-      opened = true;
-    };
     socket.onmessage = (message) => {
       const event = JSON.parse(message.data);
+      if (event.type === "observer.ready") {
+        // bound: from here nothing is missed, so what came before is read once
+        attempt = 0;
+        link.textContent = "live";
+        link.classList.remove("down");
+        if (opened && onReconnect) onReconnect();
+        opened = true;
+        return;
+      }
       if (seen.has(event.event_id)) return;
       seen.add(event.event_id);
       if (seen.size > 5000) seen.delete(seen.values().next().value);
