@@ -712,7 +712,7 @@ async def main() -> None:
         turns = await peer(env, n["turns"], progress)
         intro = await introductions(env, n["introductions"], progress)
         shown = progress.add_task("the console in Chromium, a room of 10,000 messages", total=1)
-        browser = await console_figures(env["AGORA_API_URL"], env["AGORA_ADMIN_TOKEN"], settings)
+        browser = await console_figures(env)
         progress.advance(shown)
         second = None
         if size == "full" or os.environ.get("BENCH_SECOND_PASS") == "1":

@@ -80,9 +80,16 @@ async def _room_of(api: httpx.AsyncClient, admin: dict, settings, messages: int)
     return chat_id, remove
 
 
-async def console_figures(api_url: str, admin_token: str, settings, messages: int = 10_000):
+async def console_figures(env: dict[str, str], messages: int = 10_000) -> dict:
     from playwright.async_api import async_playwright
 
+    from core.settings import Settings
+
+    # the stack's own secret: stored messages are sealed with a key derived from it
+    settings = Settings(
+        mongodb_uri=env["AGORA_MONGODB_URI"], token_secret=env["AGORA_TOKEN_SECRET"]
+    )
+    api_url, admin_token = env["AGORA_API_URL"], env["AGORA_ADMIN_TOKEN"]
     path = _chromium()
     if path is None:
         return {"note": "chromium is not installed (make setup installs it)"}
@@ -105,7 +112,7 @@ async def _measure(browser, api_url: str, token: str, chat_id: str, messages: in
     context = await browser.new_context(viewport={"width": 1280, "height": 800})
     page = await context.new_page()
     responses = []
-    page.on("response", responses.append)
+    page.on("response", lambda response: responses.append(response))
     started = time.perf_counter()
     await page.goto(f"{api_url}/console/", wait_until="load")
     await page.get_by_label("Token").wait_for(state="visible")
@@ -157,10 +164,7 @@ async def _measure(browser, api_url: str, token: str, chat_id: str, messages: in
 
 
 async def _main(env: dict[str, str]) -> None:
-    from core.settings import Settings
-
-    settings = Settings(mongodb_uri=env["AGORA_MONGODB_URI"])
-    figures = await console_figures(env["AGORA_API_URL"], env["AGORA_ADMIN_TOKEN"], settings)
+    figures = await console_figures(env)
     print(json.dumps(figures, indent=2))
     print("reproduce: make up && .venv/bin/python -m bench.console")
 

@@ -302,7 +302,8 @@ def main() -> int:
     ui = f"http://127.0.0.1:{stack.ports.temporal_ui}/namespaces/default/workflows"
     console.rule("Where to look")
     console.print(
-        f"  Console              {api_url}/console/  (sign in with AGORA_ADMIN_TOKEN from the settings below)"
+        f"  Console              {api_url}/console/"
+        "  (sign in with AGORA_ADMIN_TOKEN from the settings below)"
     )
     console.print(f"  API docs (OpenAPI)   {api_url}/docs")
     console.print(f"  Temporal UI          {ui}")

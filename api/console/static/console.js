@@ -517,9 +517,6 @@ async function agent(agentId) {
       h("h2", { text: "Focus switches" }),
       h("ol", { reversed: true }, [...a.recent_focus].reverse().map((s) => h("li", { text: `${time(s.at)} → ${s.to || "none"}` }))));
   }
-  const running = [];
-  let sum = 0;
-  if (Array.isArray(reviews)) reviews.forEach((r, i) => { sum += r.rating; running.push(sum / (i + 1)); });
   paint(gen, 
     h("h1", { text: `${manifest.public_profile.name} (${manifest.agent_id})` }),
     h("div", { class: "grid" },
@@ -539,13 +536,24 @@ async function agent(agentId) {
         h("div", { class: "card" }, h("h2", { text: "Budget" }),
           account.refused ? h("p", { class: "muted", text: `Account not visible: ${account.refused}` })
             : h("p", {}, "Balance: ", h("strong", { id: "balance", text: account.balance }), " tokens")),
-        h("div", { class: "card chart" }, h("h2", { text: "Reputation over time" }),
-          running.length ? spark(running, 0, 5) : h("p", { class: "muted", text: "No reviews yet." })))));
+        Array.isArray(reviews) && reviews.length ? reputationChart("Reputation over time", reviews)
+          : h("div", { class: "card" }, h("h2", { text: "Reputation over time" }), h("p", { class: "muted", text: "No reviews yet." })))));
   await loadAttention();
   const again = throttle(loadAttention, 1000);
   observe({ types: ["agent.*", "message.sent", "chat.*"] }, (event) => {
     if (event.payload.agent_id === agentId || event.recipients.includes(agentId)) again();
   });
+}
+
+// The running mean of an agent's ratings, review by review (the manifest's score also
+// weighs recency and completed tasks; this is the raw trend).
+function reputationChart(title, reviews) {
+  let sum = 0;
+  const running = reviews.map((r, i) => { sum += r.rating; return sum / (i + 1); });
+  return h("div", { class: "card chart" }, h("h2", { text: title }),
+    h("div", { class: "figure", text: `${running[running.length - 1].toFixed(2)} / 5` }),
+    h("p", { class: "muted", text: `${reviews.length} review${reviews.length === 1 ? "" : "s"}: ${reviews.map((r) => r.rating).join(", ")}` }),
+    running.length > 1 ? spark(running, 0, 5) : null);
 }
 
 // ---- Market --------------------------------------------------------------------------
@@ -570,6 +578,10 @@ async function market() {
         h("p", { class: "muted", text: t.description }),
         h("p", {}, `Bids (${t.bid_count ?? t.bids.length}): `, t.bids.map((b) => h("span", { class: "tag", text: `${b.agent_id} ${b.price ?? ""}` }))))))));
     if (!tasks.length) box.replaceChildren(h("p", { class: "muted", text: "No tasks yet." }));
+    const parties = [...new Set(tasks.flatMap((t) => [t.assignee, t.poster]).filter(Boolean))].slice(0, 12);
+    const curves = await Promise.all(parties.map(async (id) => [id, await api(`/v1/agents/${encodeURIComponent(id)}/reviews`).catch(() => [])]));
+    box.append(h("section", { class: "card" }, h("h2", { text: "Reputation over time" }),
+      h("div", { class: "charts" }, curves.filter(([, reviews]) => reviews.length).map(([id, reviews]) => reputationChart(id, reviews)))));
   }
   paint(gen, h("h1", { text: "Market" }), box);
   await load();
