@@ -9,7 +9,6 @@ import json
 from datetime import UTC, datetime
 from typing import Any
 
-from pymongo import ReturnDocument
 from pymongo.errors import DuplicateKeyError
 
 from models.agents import FOCUS_PREFIX, AgentManifest, escape_search
@@ -36,6 +35,7 @@ class AgentRepository:
     """The ``agents`` collection: written by AgentWorkflow's activities, read by the API."""
 
     def __init__(self, database: Database) -> None:
+        self._database = database
         self._agents = database.db["agents"]
         self._history = database.db["manifest_history"]
 
@@ -46,32 +46,44 @@ class AgentRepository:
         doc = manifest.model_dump(mode="python")
         doc["_id"] = manifest.agent_id
         if manifest.version == 0 and await insert_once(self._agents, doc):
-            await self._remember(doc, None)
+            await self._remember(doc)
             return True  # the first manifest: an insert finds no stored one by index
         try:
-            before = await self._agents.find_one_and_replace(
-                {"_id": manifest.agent_id, "version": {"$lt": manifest.version}},
-                doc,
-                upsert=True,
-                return_document=ReturnDocument.BEFORE,
+            await self._agents.replace_one(
+                {"_id": manifest.agent_id, "version": {"$lt": manifest.version}}, doc, upsert=True
             )
         except DuplicateKeyError:
             return False  # the stored version is as new or newer
-        await self._remember(doc, before)
+        await self._remember(doc)
         return True
 
-    async def _remember(self, doc: dict, before: dict | None) -> None:
-        changed = page_changes(before, doc)
+    async def _remember(self, doc: dict) -> None:
+        """One history entry when the page changed. The page before is the one this
+        process stored last; only the first write of an agent in a process reads it from
+        the history, so the steady state adds no keyed read to a manifest's write."""
+        agent_id = doc["agent_id"]
+        page = {field: doc.get(field) for field in PAGE_FIELDS}
+        pages = self._database.pages
+        if agent_id in pages:
+            before = pages[agent_id]
+            pages.move_to_end(agent_id)
+        else:
+            last = await self._history.find_one({"agent_id": agent_id}, sort=[("version", -1)])
+            before = last["page"] if last else None
+        changed = page_changes(before, page)
         if changed:
             entry = {
-                "_id": f"{doc['agent_id']}:{doc['version']:012d}",
-                "agent_id": doc["agent_id"],
+                "_id": f"{agent_id}:{doc['version']:012d}",
+                "agent_id": agent_id,
                 "version": doc["version"],
                 "at": doc["last_updated"],
                 "changed": changed,
-                "page": {field: doc.get(field) for field in PAGE_FIELDS},
+                "page": page,
             }
             await insert_once(self._history, entry)
+        pages[agent_id] = page
+        while len(pages) > PAGES_KEPT:
+            pages.popitem(last=False)
 
     async def history(self, agent_id: str, limit: int = 50) -> list[dict]:
         """The last page changes of an agent, newest first (a console read, off hot paths)."""
@@ -129,6 +141,9 @@ PAGE_FIELDS = (
     "hosted",
 )
 """What a manifest's history follows: the public page, not presence, focus or times."""
+
+PAGES_KEPT = 20_000
+"""How many agents' last pages a process keeps (the least recently written go first)."""
 
 
 def page_changes(before: dict | None, after: dict) -> list[str]:

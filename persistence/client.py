@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections import OrderedDict
+from dataclasses import dataclass, field
 from typing import Any
 
 from pymongo import ASCENDING, AsyncMongoClient, IndexModel
@@ -49,6 +50,9 @@ class Database:
     client: AsyncMongoClient
     db: AsyncDatabase
     cipher: ContentCipher
+    pages: OrderedDict[str, dict] = field(default_factory=OrderedDict)
+    """The public page each agent's manifest was last stored with by this process: the
+    manifest history compares against it, not against a keyed read of the store."""
 
     async def ping(self) -> None:
         await self.db.command("ping")

@@ -48,3 +48,45 @@ def test_a_change_to_any_page_field_is_seen_and_only_that_one(field, value):
     ):
         return
     assert page_changes(PAGE, changed) == [field]
+
+
+async def test_history_survives_a_new_process_and_skips_writes_that_change_no_page(
+    settings, database
+):
+    """A second process (an empty page cache) reads the last page from the history once,
+    so a restart neither repeats an entry nor misses a change."""
+    from datetime import UTC, datetime
+
+    from models.agents import AgentManifest, AgentStatus, PublicProfile
+    from persistence import AgentRepository, open_database
+
+    now = datetime.now(UTC)
+    manifest = AgentManifest(
+        agent_id="hist-1",
+        status=AgentStatus.ACTIVE,
+        public_profile=PublicProfile(name="H"),
+        last_updated=now,
+        created_at=now,
+    )
+    assert await AgentRepository(database).upsert(manifest)
+    restarted = await open_database(settings)
+    try:
+        again = AgentRepository(restarted)
+        seen = manifest.model_copy(
+            update={
+                "version": 1,
+                "online_status": True,
+                "current_activities": [f"{FOCUS_PREFIX}g-9"],
+            }
+        )
+        assert await again.upsert(seen)
+        busy = seen.model_copy(update={"version": 2, "status": AgentStatus.BUSY})
+        assert await again.upsert(busy)
+        assert not await again.upsert(busy.model_copy(update={"version": 1}))  # stale
+        history = await again.history("hist-1")
+    finally:
+        await restarted.close()
+    assert [(h["version"], h["changed"]) for h in history] == [
+        (2, ["status"]),
+        (0, list(PAGE_FIELDS)),
+    ]
