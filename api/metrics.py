@@ -13,6 +13,9 @@ import time
 from fastapi import APIRouter, FastAPI, Request, Response
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.exposition import generate_latest
+from temporalio.api.enums.v1 import TaskQueueType
+from temporalio.api.taskqueue.v1 import TaskQueue
+from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
 
 from api.deps import Public, declare_access
 from persistence import count_by
@@ -60,6 +63,9 @@ class Metrics:
         if deps.bus is not None:
             dead = deps.bus.topology.dead_letter_queue
             self.queue.labels("dead_letters").set(await deps.bus.queue_depth(dead))
+        if deps.temporal is not None:
+            for name, kind, depth in await task_backlogs(deps.temporal, deps.settings):
+                self.queue.labels(f"temporal:{name}:{kind}").set(depth)
         self.refreshed.set_to_current_time()
 
     async def keep_refreshing(self, deps, every: float) -> None:
@@ -72,6 +78,27 @@ class Metrics:
 
     def count(self, kind: str, n: int = 1) -> None:
         self.events.labels(kind=kind).inc(n)
+
+
+async def task_backlogs(temporal, settings) -> list[tuple[str, str, int]]:
+    """The approximate backlog of each Agora task queue (workflow and activity tasks
+    waiting for a worker), from Temporal's own task queue statistics."""
+    found = []
+    for name in (settings.task_queue, settings.llm_task_queue):
+        for kind, queue_type in (
+            ("workflow", TaskQueueType.TASK_QUEUE_TYPE_WORKFLOW),
+            ("activity", TaskQueueType.TASK_QUEUE_TYPE_ACTIVITY),
+        ):
+            described = await temporal.workflow_service.describe_task_queue(
+                DescribeTaskQueueRequest(
+                    namespace=temporal.namespace,
+                    task_queue=TaskQueue(name=name),
+                    task_queue_type=queue_type,
+                    report_stats=True,
+                )
+            )
+            found.append((name, kind, int(described.stats.approximate_backlog_count)))
+    return found
 
 
 def install_metrics(app: FastAPI) -> Metrics:

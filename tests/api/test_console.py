@@ -115,6 +115,15 @@ async def test_an_admin_and_a_member_see_a_room_live_and_the_floor_queue_change_
     for page in (watcher.page, member.page):
         await expect(page.get_by_role("log", name="Transcript")).to_contain_text("second line")
 
+    # every control of the room has a name a screen reader reads
+    unnamed = await member.page.evaluate(
+        """() => [...document.querySelectorAll('input, select, textarea, button, a')]
+          .filter(e => !e.closest('[hidden]'))
+          .filter(e => !(e.labels && e.labels.length) && !e.getAttribute('aria-label')
+                       && !e.textContent.trim())
+          .map(e => e.outerHTML)"""
+    )
+    assert unnamed == []
     # ada holds the floor; bob asks from the console and waits in the queue both tabs show
     await expect(member.page.locator("#floor-holder")).to_have_text(ada.agent_id)
     await member.page.get_by_role("button", name="Ask for the floor").click()
@@ -175,8 +184,12 @@ async def test_a_refused_post_keeps_the_text_and_says_why(http, server, browser,
     await member.sign_in(bob.token)
     await member.open(f"#/room/{chat['chat_id']}")
     box = member.page.get_by_label(f"Post as {bob.agent_id}")
-    await box.fill("may I?")
-    await member.page.get_by_role("button", name="Post", exact=True).click()
+    # by keyboard alone: type in the box, Tab to Post, Enter
+    await box.focus()
+    await member.page.keyboard.type("may I?")
+    await member.page.keyboard.press("Tab")
+    await expect(member.page.get_by_role("button", name="Post", exact=True)).to_be_focused()
+    await member.page.keyboard.press("Enter")
     await expect(member.page.locator("#post-error")).to_contain_text("floor")
     await expect(box).to_have_value("may I?")
     messages = await http.get(f"/v1/chats/{chat['chat_id']}/messages", headers=bob.headers)

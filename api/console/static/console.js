@@ -651,7 +651,7 @@ async function health() {
   const gen = generation;
   const parts = h("ul", { "aria-label": "Readiness" });
   const charts = h("div", { class: "charts" });
-  const series = { rate: [], p50: [], handover: [], dead: [] };
+  const series = { rate: [], p50: [], handover: [], dead: [], backlog: [] };
   const window = [];
   const handovers = [];
   const released = new Map();
@@ -659,8 +659,10 @@ async function health() {
     const r = await fetch("/readyz").then((x) => x.json()).catch(() => ({ checks: {} }));
     parts.replaceChildren(...Object.entries(r.checks || {}).map(([k, v]) => h("li", {}, h("span", { class: v === "ok" ? "ok" : "bad", text: v === "ok" ? "●" : "✕", "aria-hidden": "true" }), ` ${k}: ${v}`)));
     const text = await fetch("/metrics").then((x) => x.text()).catch(() => "");
-    const match = text.match(/^agora_queue_messages\{queue="dead_letters"\} ([0-9.e+]+)/m);
-    series.dead.push(match ? Number(match[1]) : 0);
+    const depth = (pattern) => [...text.matchAll(new RegExp(`^agora_queue_messages\\{queue="${pattern}"\\} ([0-9.e+]+)`, "gm"))]
+      .reduce((sum, m) => sum + Number(m[1]), 0);
+    series.dead.push(depth("dead_letters"));
+    series.backlog.push(depth(`temporal:[^"]+`));
   }
   function chart(title, values, unit) {
     const last = values.length ? values[values.length - 1] : null;
@@ -679,7 +681,8 @@ async function health() {
     charts.replaceChildren(chart("Messages per second (10 s)", series.rate, "/s"),
       chart("Delivery latency p50 (event to this page)", series.p50, "ms"),
       chart("Floor hand-over p50", series.handover, "ms"),
-      chart("Dead letters waiting", series.dead, ""));
+      chart("Dead letters waiting", series.dead, ""),
+      chart("Temporal tasks waiting for a worker", series.backlog, ""));
   }
   paint(gen, h("h1", { text: "Health" }), h("div", { class: "card" }, h("h2", { text: "Readiness" }), parts),
     charts, h("p", { class: "muted", text: "Figures from the events this page observes (what you may see), and the API's /readyz and /metrics." }));
