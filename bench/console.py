@@ -10,26 +10,13 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
-import shutil
 import time
 import uuid
 from datetime import UTC, datetime
 
 import httpx
 
-FLAGS = [
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
-
-
-def _chromium() -> str | None:
-    return os.environ.get("AGORA_CHROMIUM") or shutil.which("chromium")
+from cli.browser import chromium_args, chromium_path
 
 
 async def _room_of(api: httpx.AsyncClient, admin: dict, settings, messages: int) -> tuple:
@@ -90,16 +77,17 @@ async def console_figures(env: dict[str, str], messages: int = 10_000) -> dict:
         mongodb_uri=env["AGORA_MONGODB_URI"], token_secret=env["AGORA_TOKEN_SECRET"]
     )
     api_url, admin_token = env["AGORA_API_URL"], env["AGORA_ADMIN_TOKEN"]
-    path = _chromium()
+    path = chromium_path()
     if path is None:
         return {"note": "chromium is not installed (make setup installs it)"}
     admin = {"Authorization": f"Bearer {admin_token}"}
     async with httpx.AsyncClient(base_url=api_url, timeout=60) as api:
         chat_id, remove = await _room_of(api, admin, settings, messages)
-        flags = FLAGS + (["--no-sandbox"] if os.geteuid() == 0 else [])
         try:
             async with async_playwright() as playwright:
-                browser = await playwright.chromium.launch(executable_path=path, args=flags)
+                browser = await playwright.chromium.launch(
+                    executable_path=path, args=chromium_args()
+                )
                 try:
                     return await _measure(browser, api_url, admin_token, chat_id, messages)
                 finally:

@@ -24,6 +24,7 @@ from urllib.parse import quote
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from cli.browser import chromium_args  # noqa: E402
 from cli.stack import Stack  # noqa: E402
 
 OUT = ROOT / "docs" / "screenshots"
@@ -79,9 +80,8 @@ def console_views(browser: str, stack: Stack) -> None:
     room = next((c for c in chats if c["speaker_policy"] == "round_robin"), chats[0])
     agents = httpx.get(f"{base}/v1/agents?limit=50", headers=admin).json()["items"]
     agent = next((a for a in agents if a["hosted"] and a["status"] != "retired"), agents[0])
-    flags = [f for f in FLAGS if not f.startswith(("--headless", "--virtual", "--window"))]
     with sync_playwright() as playwright:
-        chromium_ = playwright.chromium.launch(executable_path=browser, args=flags)
+        chromium_ = playwright.chromium.launch(executable_path=browser, args=chromium_args())
         page = chromium_.new_page(viewport={"width": 1280, "height": 800})
         page.goto(f"{base}/console/")
         page.screenshot(path=OUT / "console-sign-in.png")

@@ -3,8 +3,6 @@ served on a free loopback port, with the worker behind it."""
 
 from __future__ import annotations
 
-import os
-import shutil
 from datetime import UTC, datetime, timedelta
 from urllib.parse import urlparse
 
@@ -12,22 +10,13 @@ import httpx
 import pytest
 from playwright.async_api import Page, async_playwright, expect
 
+from cli.browser import chromium_args, chromium_path
 from core.security import TokenCodec
 from tests.helpers import group, introduce
 
-FLAGS = [
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
-"""Keep Chromium off the network: no update, sync or background lookups."""
-
 
 def chromium() -> str:
-    path = os.environ.get("AGORA_CHROMIUM") or shutil.which("chromium")
+    path = chromium_path()
     assert path, "chromium is not installed: make setup installs Debian's package"
     return path
 
@@ -40,9 +29,10 @@ async def http(server):
 
 @pytest.fixture
 async def browser():
-    flags = FLAGS + (["--no-sandbox"] if os.geteuid() == 0 else [])
     async with async_playwright() as playwright:
-        launched = await playwright.chromium.launch(executable_path=chromium(), args=flags)
+        launched = await playwright.chromium.launch(
+            executable_path=chromium(), args=chromium_args()
+        )
         try:
             yield launched
         finally:

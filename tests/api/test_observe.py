@@ -39,6 +39,13 @@ async def _events(connection, until, timeout: float = 15) -> list[dict]:
             return seen
 
 
+async def _say(http, chat: dict, agent, content: str) -> None:
+    posted = await http.post(
+        f"/v1/chats/{chat['chat_id']}/messages", json={"content": content}, headers=agent.headers
+    )
+    assert posted.status_code == 201, posted.text
+
+
 def _sent(content: str):
     return lambda e: e["type"] == "message.sent" and e["payload"]["message"]["content"] == content
 
@@ -53,16 +60,8 @@ async def test_an_admin_watches_one_room_without_being_a_member_and_it_is_audite
     url = server.replace("http", "ws", 1) + f"/v1/observe?ticket={ticket['ticket']}"
     async with websockets.connect(url, open_timeout=10) as connection:
         await _ready(connection)
-        await http.post(
-            f"/v1/chats/{other['chat_id']}/messages",
-            json={"content": "elsewhere"},
-            headers=ada.headers,
-        )
-        await http.post(
-            f"/v1/chats/{watched['chat_id']}/messages",
-            json={"content": "here"},
-            headers=ada.headers,
-        )
+        await _say(http, other, ada, "elsewhere")
+        await _say(http, watched, ada, "here")
         seen = await _events(connection, _sent("here"))
     contents = [e["payload"]["message"]["content"] for e in seen if e["type"] == "message.sent"]
     assert contents == ["here"]
@@ -91,22 +90,14 @@ async def test_an_operator_watches_a_private_room_it_is_not_in(http, server, adm
     url = server.replace("http", "ws", 1) + f"/v1/observe?ticket={ticket['ticket']}"
     async with websockets.connect(url, open_timeout=10) as connection:
         await _ready(connection)
-        await http.post(
-            f"/v1/chats/{private['chat_id']}/messages",
-            json={"content": "seen by ops"},
-            headers=ada.headers,
-        )
+        await _say(http, private, ada, "seen by ops")
         seen = await _events(connection, _sent("seen by ops"))
     assert seen[-1]["payload"]["message"]["chat_id"] == private["chat_id"]
     # the header form of the same stream, with the scope in the query
     url = server.replace("http", "ws", 1) + f"/v1/observe?chat_id={private['chat_id']}"
     async with websockets.connect(url, additional_headers=operator, open_timeout=10) as again:
         await _ready(again)
-        await http.post(
-            f"/v1/chats/{private['chat_id']}/messages",
-            json={"content": "seen again"},
-            headers=ada.headers,
-        )
+        await _say(http, private, ada, "seen again")
         assert (await _events(again, _sent("seen again")))[-1]["type"] == "message.sent"
 
 
@@ -123,16 +114,8 @@ async def test_an_agent_observer_sees_only_what_its_inbox_would(http, server, ad
     url = server.replace("http", "ws", 1) + f"/v1/observe?ticket={ticket['ticket']}"
     async with websockets.connect(url, open_timeout=10) as connection:
         await _ready(connection)
-        await http.post(
-            f"/v1/chats/{theirs['chat_id']}/messages",
-            json={"content": "not for cy"},
-            headers=ada.headers,
-        )
-        await http.post(
-            f"/v1/chats/{ours['chat_id']}/messages",
-            json={"content": "for cy"},
-            headers=ada.headers,
-        )
+        await _say(http, theirs, ada, "not for cy")
+        await _say(http, ours, ada, "for cy")
         seen = await _events(connection, _sent("for cy"))
     assert [e["payload"]["message"]["content"] for e in seen] == ["for cy"]
     # watching takes nothing from the inbox: the agent's own stream still gets the message
