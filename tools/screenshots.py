@@ -109,6 +109,14 @@ def console_views(browser: str, stack: Stack) -> None:
                     headers=admin,
                 )
                 page.wait_for_timeout(1500)
+            if name == "health":  # a little traffic, so the charts have something to draw
+                for i in range(20):
+                    httpx.post(
+                        f"{base}/v1/chats/{room['chat_id']}/messages",
+                        json={"content": f"tick {i}"},
+                        headers=admin,
+                    )
+                    page.wait_for_timeout(300)
             page.screenshot(path=OUT / f"console-{name}.png")
             print(f"{OUT / f'console-{name}.png'}  <- {base}/console/{route}")
         chromium_.close()

@@ -680,7 +680,7 @@ async function health() {
     for (const s of Object.values(series)) if (s.length > 120) s.shift();
     charts.replaceChildren(chart("Messages per second (10 s)", series.rate, "/s"),
       chart("Delivery latency p50 (event to this page)", series.p50, "ms"),
-      chart("Floor hand-over p50", series.handover, "ms"),
+      chart("Floor hand-over p50 (yield to the grant on this page)", series.handover, "ms"),
       chart("Dead letters waiting", series.dead, ""),
       chart("Temporal tasks waiting for a worker", series.backlog, ""));
   }
@@ -695,7 +695,9 @@ async function health() {
     if (event.type === "message.sent") window.push({ at, latency: at - new Date(event.occurred_at).getTime() });
     else if (event.type === "chat.floor_released") released.set(event.payload.chat_id, new Date(event.occurred_at).getTime());
     else if (released.has(event.payload.chat_id)) {
-      handovers.push(new Date(event.occurred_at).getTime() - released.get(event.payload.chat_id));
+      // from the yield (its workflow time) to the grant reaching this page: the release
+      // and the grant share one workflow task, so their own times are the same instant
+      handovers.push(at - released.get(event.payload.chat_id));
       released.delete(event.payload.chat_id);
       if (handovers.length > 500) handovers.shift();
     }
