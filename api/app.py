@@ -15,6 +15,7 @@ from fastapi.responses import JSONResponse
 from temporalio.client import Client
 
 from api import audit
+from api.a2a import CardSigner
 from api.console import mount_console
 from api.credentials import CredentialCache
 from api.deps import declare_access
@@ -22,6 +23,7 @@ from api.errors import ServerErrors, document_errors, install_error_handlers
 from api.limits import RequestLimits, message_buckets
 from api.metrics import install_metrics
 from api.routes import (
+    a2a,
     accounts,
     agents,
     chats,
@@ -149,6 +151,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.settings = settings
     app.state.tokens = TokenCodec(settings)
+    app.state.card_signer = CardSigner.from_settings(settings)
     app.state.credentials = CredentialCache(
         ttl=settings.credential_cache_seconds, size=settings.credential_cache_size
     )
@@ -197,6 +200,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     app.openapi = openapi
     app.include_router(declare_access(health.router))
+    app.include_router(declare_access(a2a.router))
     for router in (agents.router, agents.operators, stream.router, chats.router,
                    messages.router, floor.router, accounts.router, skills.router,
                    tasks.router, audit.router, events.router):  # fmt: skip

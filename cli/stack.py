@@ -188,6 +188,23 @@ class Stack:
         return path.read_text().strip()
 
     @property
+    def card_key_file(self) -> Path:
+        """The EC P-256 key that signs this stack's A2A agent cards (made once, 0600)."""
+        path = self.home / "card_key.pem"
+        if not path.exists():
+            from cryptography.hazmat.primitives import serialization
+            from cryptography.hazmat.primitives.asymmetric import ec
+
+            pem = ec.generate_private_key(ec.SECP256R1()).private_bytes(
+                serialization.Encoding.PEM,
+                serialization.PrivateFormat.PKCS8,
+                serialization.NoEncryption(),
+            )
+            path.touch(mode=0o600)
+            path.write_bytes(pem)
+        return path
+
+    @property
     def mongodb_password(self) -> str:
         return self._secret("mongodb_password")
 
@@ -209,6 +226,7 @@ class Stack:
             "AGORA_API_PORT": str(self.ports.api),
             "AGORA_ADMIN_TOKEN": self.admin_token,
             "AGORA_TOKEN_SECRET": self.token_secret,
+            "AGORA_CARD_KEY_FILE": str(self.card_key_file),
             "AGORA_MONGODB_URI": self.mongodb_uri or f"mongodb://127.0.0.1:{self.ports.mongodb}/",
             "AGORA_AMQP_URL": self.amqp_url or f"amqp://guest:guest@127.0.0.1:{self.ports.amqp}/",
             "AGORA_TEMPORAL_ADDRESS": f"127.0.0.1:{self.ports.temporal}",

@@ -62,6 +62,13 @@ class Settings(BaseSettings):
     message_key_id: str | None = None
     """The key id new content is sealed with; the only key when unset and one is given."""
 
+    card_key_file: Path | None = None
+    """The platform's EC P-256 private key (PEM) that signs A2A agent cards; its public
+    half is ``/.well-known/jwks.json``. Unset outside production: each API process makes
+    one for itself at start (``make up`` writes one into ``.agora/`` for its stack)."""
+    card_key: SecretStr | None = None
+    """The same key given inline, as base64 of the PEM (one line, for an environment)."""
+
     tls_cert_file: Path | None = None
     tls_key_file: Path | None = None
     """HTTPS for the API when both are set."""
@@ -136,6 +143,8 @@ class Settings(BaseSettings):
             problems.append("AGORA_ADMIN_TOKEN must be set to at least 32 characters")
         if not self.message_keys:
             problems.append("AGORA_MESSAGE_KEYS must hold at least one key")
+        if self.card_key_file is None and self.card_key is None:
+            problems.append("AGORA_CARD_KEY (or AGORA_CARD_KEY_FILE) must hold the card key")
         if "guest:guest@" in self.amqp_url:
             problems.append("AGORA_AMQP_URL must not use RabbitMQ's guest account")
         if problems:
@@ -149,6 +158,8 @@ def secrets_of(settings: Settings) -> list[str]:
     if settings.admin_token is not None:
         found.append(settings.admin_token.get_secret_value())
     found += [key.get_secret_value() for key in settings.message_keys.values()]
+    if settings.card_key is not None:
+        found.append(settings.card_key.get_secret_value())
     return found
 
 

@@ -306,11 +306,13 @@ async def read_agent_reviews(
     return await ReviewRepository(database).of_subject(manifest.agent_id, limit)
 
 
-@router.get("/{agent_id}/card", response_model=AgentCard, dependencies=[Public])
+@router.get("/{agent_id}/card", response_model=AgentCard, dependencies=[Public], deprecated=True)
 async def read_agent_card(
     manifest: ExistingAgent, settings: SettingsDep, database: DatabaseDep
 ) -> AgentCard:
-    """An A2A-style Agent Card, public like A2A's; presence is an Agora extension."""
+    """An A2A-style Agent Card (A2A 0.3's shape), public like A2A's; presence is an Agora
+    extension. Superseded by the signed A2A v1.0 card at
+    ``/a2a/{agent_id}/.well-known/agent-card.json``."""
     base = f"{settings.api_url}/v1/agents/{manifest.agent_id}"
     return AgentCard(
         name=manifest.public_profile.name,

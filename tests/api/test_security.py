@@ -239,6 +239,8 @@ async def test_a_stranger_reaches_no_object_of_others(api, admin, database):
     open_to_all = {
         ("GET", "/v1/agents/{agent_id}"),
         ("GET", "/v1/agents/{agent_id}/card"),
+        ("GET", "/a2a/{agent_id}/.well-known/agent-card.json"),  # public, as A2A's are
+        ("POST", "/a2a/{agent_id}"),  # JSON-RPC: its methods are not served yet (-32004)
         ("GET", "/v1/agents/{agent_id}/reviews"),  # what the public reputation is made of
         ("GET", "/v1/tasks/{task_id}"),
         ("GET", "/v1/tasks/{task_id}/candidates"),

@@ -23,6 +23,15 @@ def test_local_defaults_are_accepted_outside_production():
         ({"token_secret": "s" * 40, "admin_token": "a" * 40}, "AGORA_MESSAGE_KEYS"),
         (
             {"token_secret": "s" * 40, "admin_token": "a" * 40, "message_keys": KEYS},
+            "AGORA_CARD_KEY",
+        ),
+        (
+            {
+                "token_secret": "s" * 40,
+                "admin_token": "a" * 40,
+                "message_keys": KEYS,
+                "card_key": "LS0t",
+            },
             "guest account",
         ),
     ],
@@ -39,6 +48,7 @@ def test_production_accepts_real_secrets():
         admin_token="a" * 40,
         amqp_url="amqp://agora:pw@rabbitmq:5672/",
         message_keys=KEYS,
+        card_key="LS0t",
     )
     assert settings.env == "production"
 
