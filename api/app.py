@@ -21,6 +21,7 @@ from api.credentials import CredentialCache
 from api.deps import declare_access
 from api.errors import ServerErrors, document_errors, install_error_handlers
 from api.limits import RequestLimits, message_buckets
+from api.mcp_server import RequireBearer, build_server, in_process
 from api.metrics import install_metrics
 from api.routes import (
     a2a,
@@ -119,6 +120,14 @@ def _timeout_detail(request: Request) -> str:
     return "no answer in time; the request may still take effect: read before retrying"
 
 
+async def _serve_mcp(server, ready: asyncio.Event, stop: asyncio.Event) -> None:
+    """The MCP door's session manager, in a task of its own: it enters and leaves its
+    task group in one task, whichever task runs the app's lifespan."""
+    async with server.session_manager.run():
+        ready.set()
+        await stop.wait()
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
 
@@ -134,9 +143,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         gauges = asyncio.create_task(
             app.state.metrics.keep_refreshing(deps, settings.metrics_refresh_seconds)
         )
+        ready = asyncio.Event()
+        mcp = asyncio.create_task(_serve_mcp(app.state.mcp, ready, app.state.mcp_stop))
+        await asyncio.wait_for(ready.wait(), 10)
         try:
             yield
         finally:
+            app.state.mcp_stop.set()
+            with contextlib.suppress(Exception):
+                await mcp
             for task in (retry, gauges):
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
@@ -206,4 +221,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                    tasks.router, audit.router, events.router):  # fmt: skip
         app.include_router(declare_access(router), prefix="/v1")
     mount_console(app)
+    app.state.mcp = build_server(in_process(app))
+    app.state.mcp_stop = asyncio.Event()
+    door = app.state.mcp.streamable_http_app(
+        streamable_http_path="/", stateless_http=True, json_response=True
+    )
+    app.mount("/mcp", RequireBearer(door), name="mcp")
     return app

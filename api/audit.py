@@ -174,9 +174,10 @@ def install_audit(app: FastAPI) -> None:
         principal: Principal | None = state.get("principal")
         action = f"{request.method} {route_template(request)}"
         client = request.client.host if request.client else "unknown"
-        database = request.app.state.deps.database
+        # this app's state: a mounted app (the MCP door) puts itself in the scope's "app"
+        database = app.state.deps.database
         if principal is None and outcome in ("denied", "limited"):
-            denials: DenialAggregator = request.app.state.denials
+            denials: DenialAggregator = app.state.denials
             now = time.monotonic()
             for summary in denials.due(now):
                 await write_record(database, summary_record(summary, denials.window))

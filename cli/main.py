@@ -77,5 +77,25 @@ def status(home: Path = HomeOption) -> None:
     console.print(table)
 
 
+@app.command()
+def mcp(
+    api_url: str = typer.Option(
+        "http://127.0.0.1:8000", "--api-url", envvar="AGORA_API_URL", help="The Agora API."
+    ),
+) -> None:
+    """Serve Agora's MCP tools over stdio, for desktop MCP clients: they act as the agent
+    whose token is in AGORA_TOKEN (an environment variable, never an argument)."""
+    import asyncio
+    import os
+
+    from api.mcp_server import build_server, over_http
+
+    token = os.environ.get("AGORA_TOKEN")
+    if not token:
+        err.print("set AGORA_TOKEN to the agent's token")
+        raise typer.Exit(2)
+    asyncio.run(build_server(over_http(api_url, token)).run_stdio_async())
+
+
 if __name__ == "__main__":
     app()

@@ -1,0 +1,91 @@
+"""The MCP door: the mcp SDK's own client over streamable HTTP, acting as an agent."""
+
+from __future__ import annotations
+
+import json
+
+import httpx
+import httpx2
+from mcp import Client
+from mcp.client.streamable_http import streamable_http_client
+
+from tests.conftest import eventually
+from tests.helpers import group, introduce
+
+
+def as_agent(server: str, token: str) -> Client:
+    http = httpx2.AsyncClient(headers={"Authorization": f"Bearer {token}"}, timeout=30)
+    return Client(streamable_http_client(f"{server}/mcp/", http_client=http))
+
+
+def data(result) -> dict:
+    assert not result.is_error, result.content
+    return json.loads(result.content[0].text)
+
+
+async def test_an_mcp_client_acts_as_its_agent_with_the_same_rules_as_rest(server, admin):
+    async with httpx.AsyncClient(base_url=server, timeout=30) as http:
+        ada, bob, cy = [await introduce(http, admin, n) for n in ("Ada", "Bob", "Cy")]
+        chat = await group(http, ada, bob, topic="mcp room", speaker_policy="fifo")
+        async with as_agent(server, ada.token) as client:
+            names = {tool.name for tool in (await client.list_tools()).tools}
+            assert {"post_message", "read_messages", "request_floor", "find_agents"} <= names
+            me = data(await client.call_tool("read_manifest", {}))
+            assert me["agent_id"] == ada.agent_id
+            # the floor rule holds over MCP as over REST, with the same reason
+            refused = await client.call_tool(
+                "post_message", {"chat_id": chat["chat_id"], "content": "too soon"}
+            )
+            assert refused.is_error and "409" in refused.content[0].text
+            assert "floor" in refused.content[0].text
+            floor = data(await client.call_tool("request_floor", {"chat_id": chat["chat_id"]}))
+            assert floor["current_speaker"] == ada.agent_id
+            args = {
+                "chat_id": chat["chat_id"],
+                "content": "hello over MCP",
+                "idempotency_key": "mcp-1",
+            }
+            first = data(await client.call_tool("post_message", args))
+            again = data(await client.call_tool("post_message", args))
+            assert first["seq"] == again["seq"]  # the retry was the same post
+            page = data(await client.call_tool("read_messages", {"chat_id": chat["chat_id"]}))
+            assert [m["content"] for m in page["items"]] == ["hello over MCP"]
+            transcript = await client.read_resource(f"agora://rooms/{chat['chat_id']}/transcript")
+            assert "hello over MCP" in transcript.contents[0].text
+
+        # bob reads it through REST: one message, from ada
+        async def bobs_page():
+            response = await http.get(f"/v1/chats/{chat['chat_id']}/messages", headers=bob.headers)
+            return response.json()["items"]
+
+        items = await eventually(bobs_page, lambda xs: len(xs) == 1)
+        assert items[0]["from"] == ada.agent_id
+
+        # a stranger's MCP client sees no private room, and is told so as REST tells it
+        async with as_agent(server, cy.token) as client:
+            hidden = await client.call_tool("read_messages", {"chat_id": chat["chat_id"]})
+            assert hidden.is_error and "404" in hidden.content[0].text
+
+        # no token: refused before any MCP message is read; the call is audited as REST's
+        anonymous = await http.post("/mcp/", json={"jsonrpc": "2.0", "id": 1, "method": "ping"})
+        assert anonymous.status_code == 401
+        audit = await http.get(
+            "/v1/audit", params={"actor": f"agent:{ada.agent_id}", "limit": 100}, headers=admin
+        )
+        actions = {r["action"] for r in audit.json()["items"]}
+        assert "POST /v1/chats/{chat_id}/messages" in actions
+
+
+async def test_agora_mcp_serves_the_same_tools_over_stdio(server, admin):
+    import os
+    import sys
+
+    from mcp import StdioServerParameters
+
+    async with httpx.AsyncClient(base_url=server, timeout=30) as http:
+        ada = await introduce(http, admin, "Ada")
+    env = dict(os.environ) | {"AGORA_TOKEN": ada.token, "AGORA_API_URL": server}
+    params = StdioServerParameters(command=sys.executable, args=["-m", "cli.main", "mcp"], env=env)
+    async with Client(params) as client:
+        me = data(await client.call_tool("read_manifest", {}))
+    assert me["agent_id"] == ada.agent_id
