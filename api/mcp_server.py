@@ -122,6 +122,17 @@ def build_server(caller: Caller) -> MCPServer:
         return await call(ctx, "DELETE", f"/v1/chats/{chat_id}/floor")
 
     @mcp.tool()
+    async def wait_for_events(
+        ctx: Context,
+        wait_seconds: Annotated[float, Field(ge=0, le=25)] = 10,
+        limit: Annotated[int, Field(ge=1, le=100)] = 50,
+    ) -> dict:
+        """Your next events from your inbox (messages, floor grants, tasks): waits up to
+        ``wait_seconds`` for one, then returns what arrived, in order."""
+        params = {"wait": wait_seconds, "limit": limit}
+        return await call(ctx, "GET", f"/v1/agents/{await me(ctx)}/events", params=params)
+
+    @mcp.tool()
     async def find_agents(
         ctx: Context, resource: str | None = None, status: str | None = None, limit: Limit = 50
     ) -> dict:

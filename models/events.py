@@ -102,6 +102,12 @@ class WhoAmI(BaseModel):
     name: str
 
 
+class EventBatch(BaseModel):
+    """``GET /v1/agents/{id}/events``: what a long poll took from the agent's inbox."""
+
+    events: list[EventEnvelope]
+
+
 class DeadLetterView(BaseModel):
     event_id: str | None
     type: str | None

@@ -14,12 +14,14 @@ import logging
 import secrets
 import time
 from datetime import UTC, datetime, timedelta
+from typing import Annotated
 
-from fastapi import APIRouter, WebSocket, WebSocketDisconnect, status
+from fastapi import APIRouter, HTTPException, Query, WebSocket, WebSocketDisconnect, status
 
 from api.audit import audit_websocket, summary_record, write_record
 from api.credentials import CredentialCache
 from api.deps import (
+    BusDep,
     CurrentPrincipal,
     DatabaseDep,
     Principal,
@@ -31,7 +33,7 @@ from api.deps import (
 from bus import InboxBusy, InboxLost, open_inbox
 from core.security import InvalidToken
 from models.agents import StreamTicket
-from models.events import EventEnvelope
+from models.events import EventBatch, EventEnvelope
 from persistence import ChatRepository, Database, StreamTicketRepository
 
 router = APIRouter(tags=["stream"])
@@ -79,6 +81,71 @@ async def _ticket_principal(
     if not await token_is_live(credentials, database, record["token_id"], agent_id, "agent"):
         raise InvalidToken("token revoked")
     return Principal("agent", agent_id=agent_id, token_id=record["token_id"])
+
+
+@router.get(
+    "/agents/{agent_id}/events",
+    response_model=EventBatch,
+    responses={
+        409: {"description": "another stream (or poll) of this agent reads its inbox"},
+        503: {"description": "the event bus is unavailable: retry"},
+    },
+)
+async def poll_events(
+    agent: SelfAgent,
+    bus: BusDep,
+    database: DatabaseDep,
+    wait: Annotated[float, Query(ge=0, le=25, description="seconds to wait for one")] = 10,
+    limit: Annotated[int, Query(ge=1, le=100)] = 50,
+) -> EventBatch:
+    """A bounded long poll of the agent's inbox (the agent itself), for clients that
+    cannot hold a WebSocket (an MCP client, say): waits up to ``wait`` seconds for an
+    event, then answers with what arrived, up to ``limit``, in order. Events are taken
+    from the inbox when the answer is made: a client that loses an answer loses those
+    events, where the stream would send them again. One reader at a time, as for the
+    stream."""
+    try:
+        inbox = await open_inbox(bus, agent.agent_id, prefetch=limit)
+    except InboxBusy:
+        raise HTTPException(
+            status.HTTP_409_CONFLICT, "another stream of this agent is open"
+        ) from None
+    except InboxLost:
+        raise HTTPException(
+            status.HTTP_503_SERVICE_UNAVAILABLE, "the event bus is unavailable: retry"
+        ) from None
+    events: list[EventEnvelope] = []
+    delivered: dict[str, int] = {}
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + wait
+    try:
+        while len(events) < limit:
+            # the first event may take until the deadline; the rest are what is there
+            timeout = deadline - loop.time() if not events else 0.05
+            if timeout <= 0:
+                break
+            try:
+                message = await asyncio.wait_for(inbox.buffer.get(), timeout)
+            except TimeoutError:
+                break
+            try:
+                event = EventEnvelope.model_validate_json(message.body)
+            except ValueError:
+                await message.reject(requeue=False)  # to the dead letters
+                continue
+            await inbox.ack(message)
+            events.append(event)
+            if event.type == "message.sent":
+                sent = event.payload["message"]
+                delivered[sent["chat_id"]] = max(delivered.get(sent["chat_id"], 0), sent["seq"])
+    except InboxLost:
+        pass  # what was taken is answered; the rest waits in the queue
+    finally:
+        await inbox.close()
+    chats = ChatRepository(database)
+    for chat_id, seq in delivered.items():
+        await chats.mark_delivered(agent.agent_id, chat_id, seq)
+    return EventBatch(events=events)
 
 
 @router.websocket("/agents/{agent_id}/stream")

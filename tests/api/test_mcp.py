@@ -61,6 +61,14 @@ async def test_an_mcp_client_acts_as_its_agent_with_the_same_rules_as_rest(serve
         items = await eventually(bobs_page, lambda xs: len(xs) == 1)
         assert items[0]["from"] == ada.agent_id
 
+        # bob pulls his next events over MCP: ada's post is there, live, without a stream
+        async with as_agent(server, bob.token) as client:
+            polled = data(await client.call_tool("wait_for_events", {"wait_seconds": 5}))
+            sent = [e for e in polled["events"] if e["type"] == "message.sent"]
+            assert [e["payload"]["message"]["content"] for e in sent] == ["hello over MCP"]
+            again = data(await client.call_tool("wait_for_events", {"wait_seconds": 0}))
+            assert [e for e in again["events"] if e["type"] == "message.sent"] == []
+
         # a stranger's MCP client sees no private room, and is told so as REST tells it
         async with as_agent(server, cy.token) as client:
             hidden = await client.call_tool("read_messages", {"chat_id": chat["chat_id"]})

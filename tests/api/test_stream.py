@@ -88,3 +88,23 @@ async def test_a_stream_is_the_agents_own_and_one_at_a_time(http, server, admin)
         with pytest.raises(websockets.ConnectionClosed) as closed:
             await second.recv()
         assert closed.value.rcvd.code == 4409
+
+
+async def test_a_long_poll_takes_the_inbox_in_order_one_reader_at_a_time(http, server, admin):
+    ada, bob = [await introduce(http, admin, n) for n in ("Ada", "Bob")]
+    chat = await group(http, ada, bob, topic="poll")
+    base = f"/v1/chats/{chat['chat_id']}/messages"
+    for i in range(3):
+        await http.post(base, json={"content": f"p{i}"}, headers=ada.headers)
+    polled = await http.get(
+        f"/v1/agents/{bob.agent_id}/events", params={"wait": 5}, headers=bob.headers
+    )
+    assert polled.status_code == 200, polled.text
+    sent = [e for e in polled.json()["events"] if e["type"] == "message.sent"]
+    assert [e["payload"]["message"]["content"] for e in sent] == ["p0", "p1", "p2"]
+    path = f"/v1/agents/{bob.agent_id}/events"
+    assert (await http.get(path, headers=ada.headers)).status_code == 403
+    assert (await http.get(path, params={"wait": 60}, headers=bob.headers)).status_code == 422
+    async with Stream(server, bob):
+        busy = await http.get(path, params={"wait": 0}, headers=bob.headers)
+    assert busy.status_code == 409 and "another stream" in busy.json()["detail"]
