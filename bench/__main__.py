@@ -34,6 +34,7 @@ from temporalio import activity, workflow
 from temporalio.worker import Worker
 
 from bench.console import console_figures
+from bench.protocols import doors
 from cli.stack import PROJECT_ROOT, Stack
 from core.settings import Settings
 from core.temporal import connect_temporal
@@ -714,6 +715,9 @@ async def main() -> None:
         shown = progress.add_task("the console in Chromium, a room of 10,000 messages", total=1)
         browser = await console_figures(env)
         progress.advance(shown)
+        through = progress.add_task("a post through REST and through MCP", total=1)
+        door = await doors(env)
+        progress.advance(through)
         second = None
         if size == "full" or os.environ.get("BENCH_SECOND_PASS") == "1":
             # the same figures again on a store that has filled: 100,000 more messages
@@ -740,6 +744,7 @@ async def main() -> None:
         "mongodb": mongo, "agora": ours, "peer": turns, "scale": lives,
         "introductions": intro,
         "console": browser,
+        "doors": door,
         "second_pass_after_100k_messages_and_10k_agents": second,
         "ratios": {
             "messages_vs_temporal_signals": ours["messages_per_second_to_streams"]
@@ -807,6 +812,10 @@ async def main() -> None:
             f"{browser['room_open_messages_loaded']} / {browser['room_open_bytes'] / 1000:.1f}"),
            ("  one page back, ms", browser["room_page_back_ms"])]
           if "room_open_ms" in browser else [("Console", browser.get("note"))]),
+        ("Post to the reader's stream, p50 / p99 ms: REST",
+         "{p50_ms:.0f} / {p99_ms:.0f}".format(**door["rest_post_to_reader_stream"])),
+        ("  the same through MCP's post_message (mcp SDK client)",
+         "{p50_ms:.0f} / {p99_ms:.0f}".format(**door["mcp_post_message_to_reader_stream"])),
         ("Round-robin turns/s, 4 agents: Agora (stored, crash-proof)",
          turns["agora"]["turns_per_second"]),
         ("  turn p50 / p99 ms (the chat's own timing)",
