@@ -10,7 +10,7 @@ from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
 
 from tests.conftest import eventually
-from tests.helpers import group, introduce
+from tests.helpers import group, in_seconds, introduce
 
 
 def as_agent(server: str, token: str) -> Client:
@@ -97,3 +97,70 @@ async def test_agora_mcp_serves_the_same_tools_over_stdio(server, admin):
     async with Client(params) as client:
         me = data(await client.call_tool("read_manifest", {}))
     assert me["agent_id"] == ada.agent_id
+
+
+async def test_every_tool_a_stranger_calls_is_refused_as_rest_refuses_it(server, admin):
+    """One rule for both doors: the same call as a stranger through MCP and through REST
+    gets the same status and reason, and changes nothing."""
+    async with httpx.AsyncClient(base_url=server, timeout=30) as http:
+        ada, bob, cy = [await introduce(http, admin, n) for n in ("Ada", "Bob", "Cy")]
+        chat = await group(http, ada, bob, topic="ours", join_rule="invite", speaker_policy="fifo")
+        await http.post(f"/v1/accounts/{ada.agent_id}/mint", json={"amount": 10}, headers=admin)
+        await http.post("/v1/skills", json={"name": "rare_skill_x"}, headers=admin)
+        task = await http.post(
+            "/v1/tasks",
+            json={
+                "title": "t",
+                "reward": 10,
+                "deadline": in_seconds(3600),
+                "skills_required": ["rare_skill_x"],
+            },
+            headers=ada.headers,
+        )
+        assert task.status_code == 201, task.text
+        task_id = task.json()["task_id"]
+        room = chat["chat_id"]
+        calls = [
+            ("read_messages", {"chat_id": room}, "GET", f"/v1/chats/{room}/messages", None),
+            (
+                "post_message",
+                {"chat_id": room, "content": "hi"},
+                "POST",
+                f"/v1/chats/{room}/messages",
+                {"content": "hi"},
+            ),
+            (
+                "request_floor",
+                {"chat_id": room},
+                "POST",
+                f"/v1/chats/{room}/floor",
+                {"priority": 0},
+            ),
+            ("yield_floor", {"chat_id": room}, "DELETE", f"/v1/chats/{room}/floor", None),
+            (
+                "submit_task",
+                {"task_id": task_id, "result": "mine"},
+                "POST",
+                f"/v1/tasks/{task_id}/submit",
+                {"result": "mine"},
+            ),
+            (
+                "bid_on_task",
+                {"task_id": task_id, "price": 5},
+                "POST",
+                f"/v1/tasks/{task_id}/bids",
+                {"price": 5, "note": ""},
+            ),
+        ]
+        async with as_agent(server, cy.token) as client:
+            for tool, args, method, path, body in calls:
+                via_mcp = await client.call_tool(tool, args)
+                via_rest = await http.request(method, path, json=body, headers=cy.headers)
+                assert via_rest.status_code in (403, 404, 409), (tool, via_rest.text)
+                expected = f"{via_rest.status_code}: {via_rest.json()['detail']}"
+                # the SDK names the tool before the reason: "Error executing tool ...: <reason>"
+                assert via_mcp.is_error and via_mcp.content[0].text.endswith(expected), tool
+        page = await http.get(f"/v1/chats/{room}/messages", headers=ada.headers)
+        assert page.json()["items"] == []
+        unchanged = await http.get(f"/v1/tasks/{task_id}", headers=ada.headers)
+        assert unchanged.json()["bids"] == [] and unchanged.json()["status"] == "open"
