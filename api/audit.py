@@ -116,20 +116,25 @@ async def write_record(database: Database | None, record: AuditRecord) -> None:
 async def audit_websocket(
     database: Database | None,
     principal: Principal | None,
-    agent_id: str,
+    action: str,
+    target: str,
     code: int,
-    reason: str,
+    reason: str | None,
     client: str | None = None,
 ) -> None:
-    """A stream refused at the door (a close code in 4401..4409)."""
+    """A WebSocket opened (``code`` 1000, recorded as 101) or refused at the door (a close
+    code in 4401..4409)."""
+    outcome: Outcome = (
+        "allowed" if code == 1000 else "denied" if code in (4401, 4403, 4404) else "rejected"
+    )
     record = AuditRecord(
         audit_id=new_audit_id(),
         at=datetime.now(UTC),
         actor=principal.name if principal else "anonymous",
-        action="WS /v1/agents/{agent_id}/stream",
-        target=f"agent:{agent_id}",
-        outcome="denied" if code in (4401, 4403) else "rejected",
-        status=code,
+        action=action,
+        target=target,
+        outcome=outcome,
+        status=101 if code == 1000 else code,
         reason=reason,
         correlation_id=correlation_id.get(),
         client=client if principal is None else None,

@@ -19,7 +19,7 @@ from core.logging import correlation_id
 from core.names import PLATFORM
 from core.security import InvalidToken, TokenCodec, same_secret
 from core.settings import Settings
-from models.agents import AgentManifest, AgentStatus
+from models.agents import FOCUS_PREFIX, AgentManifest, AgentStatus, public_view
 from models.chats import RANK, ChatPublic, Role, a, can_read
 from persistence import AgentRepository, ChatRepository, CredentialRepository, Database
 
@@ -360,6 +360,20 @@ def _hidden(request: Request) -> HTTPException:
     """A chat the caller may not see is answered as missing, and audited as denied."""
     request.state.denied = True
     return HTTPException(status.HTTP_404_NOT_FOUND, "chat not found")
+
+
+async def public_pages(manifests: list[AgentManifest], database: Database) -> list[AgentManifest]:
+    """The manifests as any other agent (or the public: an A2A card) sees them: of their
+    rooms and focus, only public group chats (one store read for them all)."""
+    rooms = [r for m in manifests for r in m.room_participation]
+    rooms += [
+        a.removeprefix(FOCUS_PREFIX)
+        for m in manifests
+        for a in m.current_activities
+        if a.startswith(FOCUS_PREFIX)
+    ]
+    public = await ChatRepository(database).public_groups(rooms) if rooms else set()
+    return [public_view(m, public) for m in manifests]
 
 
 @requirement("chat:visible (member, or a public chat)")

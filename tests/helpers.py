@@ -168,3 +168,35 @@ def leaked_credentials(paths, credentials: set[str]) -> list[tuple[str, str]]:
         for run in set(_RUN.findall(text)) & wanted.keys():
             found.append((str(path), wanted[run]))
     return found
+
+
+async def dead_letter(bus, agent_id: str):
+    """An event no consumer could handle: published to the agent's inbox, then rejected
+    from it into the dead letters (as a stream does with a body it cannot read)."""
+    import asyncio
+    import time
+    import uuid
+    from datetime import UTC, datetime
+
+    from models.events import EventEnvelope
+
+    event = EventEnvelope(
+        event_id=str(uuid.uuid4()),
+        type="test.unhandled",
+        occurred_at=datetime.now(UTC),
+        payload={},
+        recipients=[agent_id],
+    )
+    await bus.publish(event)
+    inbox = await bus.channel.get_queue(bus.topology.inbox_queue(agent_id))
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline:
+        message = await inbox.get(no_ack=False, fail=False)
+        if message is None:
+            await asyncio.sleep(0.1)
+        elif message.message_id != event.event_id:
+            await message.ack()
+        else:
+            await message.reject(requeue=False)
+            return event
+    raise AssertionError(f"{event.event_id} never reached the inbox of {agent_id}")

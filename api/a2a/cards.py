@@ -102,6 +102,14 @@ def _params(values: dict[str, Any]) -> Struct:
     return params
 
 
+def _json_rpc(url: str) -> AgentInterface:
+    return AgentInterface(
+        url=url,
+        protocol_binding=TransportProtocol.JSONRPC.value,
+        protocol_version=PROTOCOL_VERSION_1_0,
+    )
+
+
 def _bearer() -> dict[str, Any]:
     return {
         "security_schemes": {
@@ -135,13 +143,7 @@ def agent_card(
         description=manifest.public_profile.bio or f"Agora agent {manifest.agent_id}",
         version=str(manifest.version),
         provider=AgentProvider(organization="Agora", url=base_url),
-        supported_interfaces=[
-            AgentInterface(
-                url=endpoint,
-                protocol_binding=TransportProtocol.JSONRPC.value,
-                protocol_version=PROTOCOL_VERSION_1_0,
-            )
-        ],
+        supported_interfaces=[_json_rpc(endpoint)],
         capabilities=AgentCapabilities(
             # not until Agora's JSON-RPC door is built (issue 19, part 2)
             streaming=False,
@@ -204,13 +206,7 @@ def platform_card(base_url: str, agents: int) -> dict[str, Any]:
         "card, and meet it in a room where agents take turns.",
         version="1.0",
         provider=AgentProvider(organization="Agora", url=base_url),
-        supported_interfaces=[
-            AgentInterface(
-                url=f"{base_url}/a2a",
-                protocol_binding=TransportProtocol.JSONRPC.value,
-                protocol_version=PROTOCOL_VERSION_1_0,
-            )
-        ],
+        supported_interfaces=[_json_rpc(f"{base_url}/a2a")],
         capabilities=AgentCapabilities(
             streaming=False,
             push_notifications=False,

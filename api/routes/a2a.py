@@ -12,9 +12,8 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
 from api.a2a import agent_card, platform_card
-from api.deps import DatabaseDep, ExistingAgent, Public, SettingsDep
-from models.agents import FOCUS_PREFIX, public_view
-from persistence import ChatRepository, ReviewRepository, count_by
+from api.deps import DatabaseDep, ExistingAgent, Public, SettingsDep, public_pages
+from persistence import ReviewRepository, count_by
 
 router = APIRouter(tags=["a2a"], dependencies=[Public])
 
@@ -40,15 +39,10 @@ async def read_a2a_card(
     resources, and Agora's extensions (presence, reputation, floor control) with their
     values. ``signatures`` holds a JWS over the card's RFC 8785 canonical form, signed
     with the key at ``/.well-known/jwks.json``."""
-    rooms = list(manifest.room_participation) + [
-        a.removeprefix(FOCUS_PREFIX)
-        for a in manifest.current_activities
-        if a.startswith(FOCUS_PREFIX)
-    ]
-    public = await ChatRepository(database).public_groups(rooms) if rooms else set()
+    [page] = await public_pages([manifest], database)
     reputation = await ReviewRepository(database).reputation(manifest.agent_id)
     card = agent_card(
-        public_view(manifest, public),
+        page,
         reputation.model_dump() if reputation else None,
         settings.api_url,
     )

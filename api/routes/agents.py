@@ -29,6 +29,7 @@ from api.deps import (
     SettingsDep,
     TemporalDep,
     TokensDep,
+    public_pages,
 )
 from api.errors import unprocessable
 from api.metrics import count
@@ -36,7 +37,6 @@ from core.names import agent_workflow_id
 from core.temporal import AGENT_ID, KIND, STATUS
 from llm import UnknownModel, chat_model, runs_in_process
 from models.agents import (
-    FOCUS_PREFIX,
     AgentBatch,
     AgentBatchCreated,
     AgentCard,
@@ -53,7 +53,6 @@ from models.agents import (
     OperatorCreated,
     PublicProfile,
     TokenIssued,
-    public_view,
 )
 from models.attention import AttentionUpdate, AttentionView
 from models.market import Review
@@ -68,7 +67,6 @@ from models.workflow_io import (
 )
 from persistence import (
     AgentRepository,
-    ChatRepository,
     CredentialRepository,
     Database,
     OperatorRepository,
@@ -231,15 +229,8 @@ async def _as_seen(
 ) -> list[AgentManifest]:
     """Manifests as the caller may see them (``public_view`` for other agents' pages)."""
     hidden = [m for m in manifests if not _sees_everything(principal, m)]
-    rooms = [r for m in hidden for r in m.room_participation]
-    rooms += [
-        a.removeprefix(FOCUS_PREFIX)
-        for m in hidden
-        for a in m.current_activities
-        if a.startswith(FOCUS_PREFIX)
-    ]
-    public = await ChatRepository(database).public_groups(rooms) if rooms else set()
-    return [m if _sees_everything(principal, m) else public_view(m, public) for m in manifests]
+    shown = {m.agent_id: m for m in await public_pages(hidden, database)}
+    return [shown.get(m.agent_id, m) for m in manifests]
 
 
 @router.get("", response_model=AgentPage)

@@ -26,7 +26,7 @@ from fastapi import (
     status,
 )
 
-from api.audit import new_audit_id, write_record
+from api.audit import audit_websocket
 from api.deps import (
     AdminPrincipal,
     BusDep,
@@ -39,9 +39,7 @@ from api.deps import (
     visible_chat,
 )
 from bus import dead_letters, replay_dead_letters, tail_events
-from core.logging import correlation_id
 from core.security import InvalidToken
-from models.audit import AuditRecord
 from models.events import (
     DeadLetterPage,
     DeadLetterView,
@@ -151,20 +149,9 @@ async def _ticket(websocket: WebSocket, ticket: str) -> tuple[Principal, Observe
 
 async def _audit(websocket: WebSocket, principal: Principal | None, scope, code, reason) -> None:
     target = f"chat:{scope.chat_id}" if scope and scope.chat_id else "bus"
-    outcome = "allowed" if code == 1000 else "denied" if code in (4401, 4403, 4404) else "rejected"
-    record = AuditRecord(
-        audit_id=new_audit_id(),
-        at=datetime.now(UTC),
-        actor=principal.name if principal else "anonymous",
-        action=f"WS {OBSERVE_PATH}",
-        target=target,
-        outcome=outcome,
-        status=code if code != 1000 else 101,
-        reason=reason,
-        correlation_id=correlation_id.get(),
-        client=(websocket.client.host if websocket.client else None) if not principal else None,
-    )
-    await write_record(websocket.app.state.deps.database, record)
+    client = websocket.client.host if websocket.client else None
+    database = websocket.app.state.deps.database
+    await audit_websocket(database, principal, f"WS {OBSERVE_PATH}", target, code, reason, client)
 
 
 @router.websocket("/observe")

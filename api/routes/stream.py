@@ -177,7 +177,15 @@ async def stream_events(websocket: WebSocket, agent_id: str) -> None:
             await write_record(deps.database, summary_record(summary, denials.window))
         first = principal is not None or denials.observe((client, "WS stream", code), now)
         if first:
-            await audit_websocket(deps.database, principal, agent_id, code, reason, client)
+            await audit_websocket(
+                deps.database,
+                principal,
+                "WS /v1/agents/{agent_id}/stream",
+                f"agent:{agent_id}",
+                code,
+                reason,
+                client,
+            )
         # a close frame's reason holds at most 123 bytes
         await websocket.close(code=code, reason=reason.encode()[:123].decode(errors="ignore"))
 

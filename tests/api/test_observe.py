@@ -10,7 +10,7 @@ import pytest
 import websockets
 
 from tests.conftest import eventually
-from tests.helpers import bearer, group, in_seconds, introduce
+from tests.helpers import bearer, dead_letter, group, in_seconds, introduce
 
 
 @pytest.fixture
@@ -150,13 +150,26 @@ async def test_observer_tickets_refuse_bad_scopes_and_open_no_inbox(http, server
     assert closed.value.rcvd.code == 4401
 
 
-async def test_dead_letters_are_for_admins(http, admin):
+async def test_an_admin_sees_the_dead_letters_and_replays_them_others_may_not(
+    http, server, admin, bus
+):
     ada = await introduce(http, admin, "Ada")
+    event = await dead_letter(bus, ada.agent_id)
     assert (await http.get("/v1/events/dead-letters", headers=ada.headers)).status_code == 403
-    listed = await http.get("/v1/events/dead-letters", headers=admin)
-    assert listed.status_code == 200 and isinstance(listed.json()["items"], list)
-    replay = await http.post("/v1/events/dead-letters/replay", headers=ada.headers)
-    assert replay.status_code == 403
+    refused = await http.post("/v1/events/dead-letters/replay", headers=ada.headers)
+    assert refused.status_code == 403
+    listed = (await http.get("/v1/events/dead-letters", headers=admin)).json()["items"]
+    [letter] = [d for d in listed if d["event_id"] == event.event_id]
+    assert letter["type"] == "test.unhandled" and letter["reason"] == "rejected"
+    replayed = (await http.post("/v1/events/dead-letters/replay", headers=admin)).json()
+    assert event.event_id in [d["event_id"] for d in replayed["items"]]
+    after = (await http.get("/v1/events/dead-letters", headers=admin)).json()["items"]
+    assert event.event_id not in [d["event_id"] for d in after]
+    # back where it died: the agent's stream gets it again
+    stream_url = server.replace("http", "ws", 1) + f"/v1/agents/{ada.agent_id}/stream"
+    async with websockets.connect(stream_url, additional_headers=ada.headers) as stream:
+        got = await _events(stream, lambda e: e["event_id"] == event.event_id)
+    assert got[-1]["type"] == "test.unhandled"
 
 
 async def test_a_room_opens_at_its_end_and_pages_back(http, admin):

@@ -4,15 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from datetime import UTC, datetime
 
 from typer.testing import CliRunner
 
 from bus import EventBus
 from cli.main import app
-from models.events import EventEnvelope
 from tests.conftest import eventually
-from tests.helpers import group, introduce
+from tests.helpers import dead_letter, group, introduce
 
 runner = CliRunner()
 
@@ -90,23 +88,11 @@ async def test_events_tail_dead_and_replay(server, admin, settings, bus: EventBu
     assert tailed.exit_code == 0 and "agent.introduced" in tailed.output
     assert who.agent_id in tailed.output
 
-    # an event no consumer could handle: rejected from the agent's inbox into the dead letters
-    event = EventEnvelope(
-        event_id=str(uuid.uuid4()), type="test.unhandled", occurred_at=datetime.now(UTC),
-        payload={}, recipients=[who.agent_id],
-    )  # fmt: skip
-    await bus.publish(event)
+    event = await dead_letter(bus, who.agent_id)
     inbox = await bus.channel.get_queue(bus.topology.inbox_queue(who.agent_id))
 
     async def take():
         return await inbox.get(no_ack=False, fail=False)
-
-    message = None
-    while message is None or message.message_id != event.event_id:
-        if message is not None:
-            await message.ack()
-        message = await eventually(take, lambda m: m is not None)
-    await message.reject(requeue=False)
 
     dead = await agora(env, "events", "dead")
     assert dead.exit_code == 0 and event.event_id in dead.output and "rejected" in dead.output
