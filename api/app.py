@@ -15,7 +15,7 @@ from fastapi.responses import JSONResponse
 from temporalio.client import Client
 
 from api import audit
-from api.a2a import CardSigner
+from api.a2a import CardSigner, ReplyWatch
 from api.console import mount_console
 from api.credentials import CredentialCache
 from api.deps import declare_access
@@ -150,6 +150,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             yield
         finally:
             app.state.mcp_stop.set()
+            await app.state.a2a_watch.stop()
             with contextlib.suppress(Exception):
                 await mcp
             for task in (retry, gauges):
@@ -167,6 +168,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.tokens = TokenCodec(settings)
     app.state.card_signer = CardSigner.from_settings(settings)
+    app.state.a2a_watch = ReplyWatch()
     app.state.credentials = CredentialCache(
         ttl=settings.credential_cache_seconds, size=settings.credential_cache_size
     )
@@ -216,6 +218,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.openapi = openapi
     app.include_router(declare_access(health.router))
     app.include_router(declare_access(a2a.router))
+    app.include_router(declare_access(a2a.rpc))
     for router in (agents.router, agents.operators, stream.router, chats.router,
                    messages.router, floor.router, accounts.router, skills.router,
                    tasks.router, audit.router, events.router):  # fmt: skip

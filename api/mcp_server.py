@@ -20,25 +20,13 @@ from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
 from pydantic import Field
 
+from api.loopback import as_caller, reason
 from models.agents import AgentUpdate
 
 Caller = Callable[[Context], contextlib.AbstractAsyncContextManager[httpx.AsyncClient]]
 """How a tool reaches the API as its caller: a client with the caller's token."""
 
 Limit = Annotated[int, Field(ge=1, le=200)]
-
-
-def _reason(response: httpx.Response) -> str:
-    try:
-        detail = response.json().get("detail")
-    except ValueError:
-        detail = None
-    if isinstance(detail, list):
-        detail = "; ".join(
-            f"{'.'.join(str(p) for p in d.get('loc', [])[1:]) or 'body'}: {d.get('msg')}"
-            for d in detail
-        )
-    return f"{response.status_code}: {detail or response.reason_phrase}"
 
 
 def build_server(caller: Caller) -> MCPServer:
@@ -53,7 +41,7 @@ def build_server(caller: Caller) -> MCPServer:
         async with caller(ctx) as client:
             response = await client.request(method, path, **kwargs)
         if response.status_code >= 400:
-            raise ToolError(_reason(response))
+            raise ToolError(reason(response))
         return response.json()
 
     async def me(ctx: Context) -> str:
@@ -184,14 +172,8 @@ def _bearer_of(ctx: Context) -> str:
 def in_process(app) -> Caller:
     """Tools in the API process call the app itself, with the HTTP caller's header."""
 
-    @contextlib.asynccontextmanager
-    async def caller(ctx: Context) -> AsyncIterator[httpx.AsyncClient]:
-        transport = httpx.ASGITransport(app=app, client=("127.0.0.1", 0))
-        headers = {"Authorization": _bearer_of(ctx)}
-        async with httpx.AsyncClient(
-            transport=transport, base_url="http://agora", headers=headers
-        ) as client:
-            yield client
+    def caller(ctx: Context) -> contextlib.AbstractAsyncContextManager[httpx.AsyncClient]:
+        return as_caller(app, _bearer_of(ctx))
 
     return caller
 

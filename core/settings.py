@@ -98,6 +98,12 @@ class Settings(BaseSettings):
     request_timeout_seconds: float = Field(default=30.0, gt=0)
     """An API request that has no answer by then gets 504 (a retried post with the same
     Idempotency-Key is safe)."""
+    a2a_reply_seconds: float = Field(default=25.0, gt=0, le=3600)
+    """How long an A2A task waits for the agent's answer before it fails (below the
+    request timeout, so a blocking ``SendMessage`` answers with the failed task)."""
+    a2a_allowed_hosts: list[str] = []
+    """The hosts A2A may call out to (push notification URLs, remote agents' cards):
+    none by default, so the platform cannot be turned against internal addresses."""
     agent_offline_after_seconds: float = Field(default=90.0, gt=0)
     projection_interval_seconds: float = Field(default=1.0, ge=0, le=3600)
     """An agent's manifest and attention view are written to MongoDB at most once per

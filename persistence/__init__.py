@@ -1,5 +1,6 @@
 """The only package that imports pymongo: the client, the indexes and the repositories."""
 
+from persistence.a2a import A2ATaskRepository
 from persistence.agents import (
     AgentRepository,
     AttentionRepository,
@@ -22,6 +23,7 @@ from persistence.stats import count_by
 from persistence.tasks import ReviewRepository, TaskRepository
 
 __all__ = [
+    "A2ATaskRepository",
     "DEFAULT_SKILLS",
     "STORE_UNAVAILABLE",
     "StoreFailure",

@@ -39,6 +39,8 @@ INDEXES: dict[str, list[IndexModel]] = {
         IndexModel([("credit", ASCENDING)], name="credit"),
     ],
     "agent_skills": [IndexModel([("skill", ASCENDING)], name="skill")],
+    "a2a_tasks": [IndexModel([("owner", ASCENDING)], name="owner")],
+    "a2a_push_configs": [IndexModel([("task_id", ASCENDING)], name="task_id")],
 }
 
 

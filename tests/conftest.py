@@ -128,6 +128,7 @@ def settings(stack: Stack) -> Settings:
         rate_burst_per_token=10_000,
         messages_per_agent_per_minute=1_000_000,
         message_burst_per_agent=10_000,
+        a2a_allowed_hosts=["127.0.0.1"],  # the suite's own A2A servers and push receivers
     )
 
 
@@ -221,6 +222,8 @@ def settings_env(settings: Settings) -> dict[str, str]:
                 {k: v.get_secret_value() if hasattr(v, "get_secret_value") else v
                  for k, v in value.items()}
             )  # fmt: skip
+        elif isinstance(value, list):
+            value = json.dumps(value)
         env[f"AGORA_{name.upper()}"] = str(value)
     return env
 

@@ -9,11 +9,13 @@ from temporalio import workflow
 from temporalio.exceptions import ActivityError, ApplicationError
 from temporalio.exceptions import TimeoutError as TimedOut
 
-LOCAL_FAILURES = (ActivityError, TimedOut)
+LOCAL_FAILURES = (ActivityError, ApplicationError, TimedOut)
 """How a local activity that gave up reaches the workflow: an ``ActivityError`` when it
-ran, but a bare ``TimeoutError`` when a timed-out attempt is replayed from its marker.
-Catching one and not the other made a replay fail the workflow where the run had gone
-on (the nondeterminism error TMPRL1100), so every local call catches both."""
+ran, but a bare ``TimeoutError`` (timed out) or ``ApplicationError`` (raised) when the
+attempt is resolved from its marker. Catching one and not the others made a replay fail
+the workflow where the run had gone on (the nondeterminism error TMPRL1100, or the life
+failing with the model's error: a hosted agent whose model failed in a direct chat
+died), so every local call catches all three."""
 
 with workflow.unsafe.imports_passed_through():
     from activities.chat_actions import ChatActions

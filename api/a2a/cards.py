@@ -102,7 +102,7 @@ def _params(values: dict[str, Any]) -> Struct:
     return params
 
 
-def _json_rpc(url: str) -> AgentInterface:
+def json_rpc_interface(url: str) -> AgentInterface:
     return AgentInterface(
         url=url,
         protocol_binding=TransportProtocol.JSONRPC.value,
@@ -143,11 +143,10 @@ def agent_card(
         description=manifest.public_profile.bio or f"Agora agent {manifest.agent_id}",
         version=str(manifest.version),
         provider=AgentProvider(organization="Agora", url=base_url),
-        supported_interfaces=[_json_rpc(endpoint)],
+        supported_interfaces=[json_rpc_interface(endpoint)],
         capabilities=AgentCapabilities(
-            # not until Agora's JSON-RPC door is built (issue 19, part 2)
-            streaming=False,
-            push_notifications=False,
+            streaming=True,
+            push_notifications=True,
             extensions=[
                 AgentExtension(
                     uri=PRESENCE,
@@ -206,7 +205,7 @@ def platform_card(base_url: str, agents: int) -> dict[str, Any]:
         "card, and meet it in a room where agents take turns.",
         version="1.0",
         provider=AgentProvider(organization="Agora", url=base_url),
-        supported_interfaces=[_json_rpc(f"{base_url}/a2a")],
+        supported_interfaces=[json_rpc_interface(f"{base_url}/a2a")],
         capabilities=AgentCapabilities(
             streaming=False,
             push_notifications=False,

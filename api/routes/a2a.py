@@ -9,13 +9,21 @@ from __future__ import annotations
 import json
 
 from fastapi import APIRouter, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 
-from api.a2a import agent_card, platform_card
-from api.deps import DatabaseDep, ExistingAgent, Public, SettingsDep, public_pages
+from api.a2a import a2a_door, agent_card, platform_card
+from api.deps import (
+    CurrentPrincipal,
+    DatabaseDep,
+    ExistingAgent,
+    Public,
+    SettingsDep,
+    public_pages,
+)
 from persistence import ReviewRepository, count_by
 
 router = APIRouter(tags=["a2a"], dependencies=[Public])
+rpc = APIRouter(tags=["a2a"])
 
 JWKS_PATH = "/.well-known/jwks.json"
 CARD_PATH = "/.well-known/agent-card.json"
@@ -104,18 +112,33 @@ async def _unserved(request: Request) -> JSONResponse:
 RPC_ANSWER = {200: {"description": "A JSON-RPC 2.0 answer (errors included, as JSON-RPC)"}}
 
 
-@router.post("/a2a/{agent_id}", responses=RPC_ANSWER)
-async def a2a_json_rpc(request: Request, manifest: ExistingAgent) -> JSONResponse:
-    """The agent's A2A JSON-RPC binding, as its card names it. Its methods are not served
-    yet: each answers A2A's UnsupportedOperationError (-32004); a body that is not JSON
-    is -32700, one that is not a JSON-RPC request -32600, an unknown method -32601."""
-    return await _unserved(request)
+AGENT_RPC_ANSWER = RPC_ANSWER | {
+    200: {
+        "description": "A JSON-RPC 2.0 answer, or an SSE stream of them for "
+        "SendStreamingMessage and SubscribeToTask (A2A errors are JSON-RPC errors)"
+    },
+    401: {"description": "No valid bearer token (with WWW-Authenticate: Bearer)"},
+}
+
+
+@rpc.post("/a2a/{agent_id}", responses=AGENT_RPC_ANSWER)
+async def a2a_json_rpc(
+    request: Request, principal: CurrentPrincipal, manifest: ExistingAgent
+) -> Response:
+    """The agent's A2A JSON-RPC binding (A2A v1.0), as its card names it: SendMessage,
+    SendStreamingMessage (SSE), GetTask, ListTasks, CancelTask, SubscribeToTask and the
+    push notification configs. A message lands in the direct chat of the caller (an
+    agent) and this agent; the task ends with the agent's answer. A caller sees only its
+    own tasks with this agent. A body that is not JSON is -32700, not a JSON-RPC request
+    -32600, an unknown method -32601, bad params -32602, a file part -32005."""
+    request.scope["agora.caller"] = principal.name
+    return await a2a_door(request.app).handle_requests(request)
 
 
 @router.post("/a2a", responses=RPC_ANSWER)
 async def a2a_platform_json_rpc(request: Request) -> JSONResponse:
-    """The platform's A2A JSON-RPC binding, as its card names it (not served yet, as
-    for each agent's)."""
+    """The platform's A2A JSON-RPC binding, as its card names it: the platform is not an
+    agent to message (-32004 for A2A methods); each agent's binding is on its card."""
     return await _unserved(request)
 
 

@@ -89,17 +89,22 @@ async def test_a_card_of_no_agent_is_404(api):
 
 async def test_the_json_rpc_door_answers_json_rpc_errors_never_a_500(api, admin):
     ada = await introduce(api, admin, "Ada")
+    bob = await introduce(api, admin, "Bob")
     door = f"/a2a/{ada.agent_id}"
+    anonymous = await api.post(door, json={"jsonrpc": "2.0", "id": 1, "method": "GetTask"})
+    assert anonymous.status_code == 401 and anonymous.headers["www-authenticate"] == "Bearer"
     cases = [
         (b"{not json", -32700),
         (b'{"jsonrpc": "1.0", "method": "SendMessage"}', -32600),
         (b'{"jsonrpc": "2.0", "id": 7, "method": "Teleport"}', -32601),
-        (b'{"jsonrpc": "2.0", "id": 8, "method": "SendMessage", "params": {}}', -32004),
+        (b'{"jsonrpc": "2.0", "id": 9, "method": "GetTask", "params": {"id": "no-such"}}', -32001),
+        (b'{"jsonrpc": "2.0", "id": 8, "method": "SendMessage", "params": {}}', -32602),
     ]
+    headers = {"Content-Type": "application/json", "A2A-Version": "1.0"} | bob.headers
     for body, code in cases:
-        response = await api.post(door, content=body, headers={"Content-Type": "application/json"})
+        response = await api.post(door, content=body, headers=headers)
         assert response.status_code == 200, response.text
-        assert response.json()["error"]["code"] == code
+        assert response.json()["error"]["code"] == code, (body, response.text)
     assert response.json()["id"] == 8
     platform = await api.post("/a2a", json={"jsonrpc": "2.0", "id": 1, "method": "GetTask"})
     assert platform.json()["error"]["code"] == -32004

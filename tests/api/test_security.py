@@ -240,7 +240,9 @@ async def test_a_stranger_reaches_no_object_of_others(api, admin, database):
         ("GET", "/v1/agents/{agent_id}"),
         ("GET", "/v1/agents/{agent_id}/card"),
         ("GET", "/a2a/{agent_id}/.well-known/agent-card.json"),  # public, as A2A's are
-        ("POST", "/a2a/{agent_id}"),  # JSON-RPC: its methods are not served yet (-32004)
+        # any agent may message any agent over A2A, as it may open a direct chat over REST;
+        # a caller sees only its own tasks (tests/api/test_a2a_rpc.py)
+        ("POST", "/a2a/{agent_id}"),
         ("GET", "/v1/agents/{agent_id}/reviews"),  # what the public reputation is made of
         ("GET", "/v1/tasks/{task_id}"),
         ("GET", "/v1/tasks/{task_id}/candidates"),

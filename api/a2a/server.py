@@ -1,0 +1,271 @@
+"""A2A JSON-RPC for each agent, on a2a-sdk's server pieces.
+
+``POST /a2a/{agent_id}`` is a2a-sdk's JSON-RPC dispatcher over its default request
+handler, with Agora's executor and stores. A message from an authenticated agent lands
+in the direct chat of the caller and the agent: the task's ``contextId`` is that chat's
+id (leave it out and the pair's chat is opened or reused). The task is submitted when
+the post is accepted, working while the agent thinks, and ends with the agent's reply
+(a hosted agent's, or an external agent's post in that chat): completed, or
+input-required when the reply asks back (a question, by the processing step's rule);
+failed when the agent could not answer or did not in time; rejected when Agora refused
+the post (the reason is the API's); canceled by ``CancelTask``.
+
+Every post and chat opened is one REST call with the caller's token (``api.loopback``),
+so A2A is authorised, rate-limited and audited as REST is.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import AsyncGenerator, Callable
+
+import httpx
+from a2a.server.agent_execution import AgentExecutor, RequestContext
+from a2a.server.context import ServerCallContext
+from a2a.server.events import EventQueue
+from a2a.server.request_handlers import DefaultRequestHandler
+from a2a.server.routes import DefaultServerCallContextBuilder
+from a2a.server.routes.jsonrpc_dispatcher import JsonRpcDispatcher
+from a2a.server.tasks import BasePushNotificationSender, TaskUpdater
+from a2a.types import (
+    AgentCapabilities,
+    AgentCard,
+    AgentSkill,
+    Message,
+    Part,
+    SendMessageRequest,
+    Task,
+    TaskState,
+    TaskStatus,
+)
+from a2a.utils.errors import ContentTypeNotSupportedError, InvalidParamsError, InvalidRequestError
+from google.protobuf.json_format import MessageToDict
+from pydantic import ValidationError
+from starlette.requests import Request
+
+from api.a2a.cards import json_rpc_interface
+from api.a2a.replies import ReplyWatch
+from api.a2a.store import AgoraPushConfigStore, AgoraTaskStore
+from api.loopback import as_caller, reason
+from core.settings import Settings
+from llm.processing import ANALYSER
+from models.chats import MessagePost
+from persistence import Database
+
+log = logging.getLogger("agora.api.a2a")
+
+
+class AgoraCallContext(DefaultServerCallContextBuilder):
+    """The call's context: the caller (set by the route), the agent called, its header."""
+
+    def build(self, request: Request) -> ServerCallContext:
+        context = super().build(request)
+        headers = context.state.get("headers", {})
+        context.state["authorization"] = headers.pop("authorization", "")  # kept apart
+        context.state["agent_id"] = request.path_params["agent_id"]
+        context.state["caller"] = request.scope.get("agora.caller")
+        return context
+
+
+def _content(message: Message) -> MessagePost:
+    """One Agora message from an A2A message's parts: text parts as they are, a data
+    part as its JSON (a lone data part is a ``json`` message). Files are not carried."""
+    texts, kinds = [], []
+    for index, part in enumerate(message.parts):
+        kind = part.WhichOneof("content")
+        if kind == "text":
+            texts.append(part.text)
+        elif kind == "data":
+            texts.append(json.dumps(MessageToDict(part.data), separators=(",", ":")))
+        else:
+            raise ContentTypeNotSupportedError(
+                message=f"message.parts[{index}]: Agora carries text and data parts, "
+                f"not {kind or 'an empty part'}"
+            )
+        kinds.append(kind)
+    if not texts:
+        raise InvalidParamsError(message="message.parts: at least one text or data part")
+    try:
+        return MessagePost(
+            content="\n".join(texts), message_type="json" if kinds == ["data"] else "text"
+        )
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        raise InvalidParamsError(message=f"message.parts: {first['msg']}") from None
+
+
+class AgoraRequestHandler(DefaultRequestHandler):
+    """a2a-sdk's handler; a message is checked first, and its dialogue opened."""
+
+    def __init__(self, *args, app, max_bytes: int, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self._app = app
+        self._max_bytes = max_bytes
+
+    async def _dialogue(self, params: SendMessageRequest, context: ServerCallContext) -> None:
+        post = _content(params.message)
+        if len(post.content.encode()) > self._max_bytes:
+            raise InvalidParamsError(
+                message=f"message.parts: over {self._max_bytes} bytes (Agora's message limit)"
+            )
+        agent_id = context.state["agent_id"]
+        body = {"type": "direct", "participants": [agent_id]}
+        async with as_caller(self._app, context.state["authorization"]) as api:
+            opened = await api.post("/v1/chats", json=body)
+        if opened.status_code >= 400:
+            raise InvalidRequestError(message=reason(opened))
+        chat_id = opened.json()["chat_id"]
+        given = params.message.context_id
+        if given and given != chat_id:
+            raise InvalidParamsError(
+                message=f"message.contextId: not your open dialogue with {agent_id} "
+                f"(that is {chat_id}; leave it out to use it)"
+            )
+        params.message.context_id = chat_id
+
+    async def on_message_send(self, params: SendMessageRequest, context: ServerCallContext):
+        await self._dialogue(params, context)
+        return await super().on_message_send(params, context)
+
+    async def on_message_send_stream(
+        self, params: SendMessageRequest, context: ServerCallContext
+    ) -> AsyncGenerator:
+        await self._dialogue(params, context)
+        async for event in super().on_message_send_stream(params, context):
+            yield event
+
+
+class AgoraExecutor(AgentExecutor):
+    """Post the caller's message in the dialogue, then wait for the agent's answer."""
+
+    def __init__(self, app, watch: ReplyWatch, reply_seconds: float) -> None:
+        self._app = app
+        self._watch = watch
+        self._reply_seconds = reply_seconds
+
+    async def execute(self, context: RequestContext, event_queue: EventQueue) -> None:
+        state = context.call_context.state
+        agent_id, authorization = state["agent_id"], state["authorization"]
+        task_id, chat_id = context.task_id or "", context.context_id or ""
+        message = context.message
+        assert message is not None
+        if context.current_task is None:
+            await event_queue.enqueue_event(
+                Task(
+                    id=task_id,
+                    context_id=chat_id,
+                    status=TaskStatus(state=TaskState.TASK_STATE_SUBMITTED),
+                    history=[message],
+                )
+            )
+        updater = TaskUpdater(event_queue, task_id, chat_id)
+        post = _content(message)
+        await self._watch.start(self._app.state.deps.bus)
+        with self._watch.expect(chat_id, agent_id) as waiter:
+            async with as_caller(self._app, authorization) as api:
+                posted = await api.post(
+                    f"/v1/chats/{chat_id}/messages",
+                    json=post.model_dump(mode="json", by_alias=True, exclude_defaults=True),
+                    headers={"Idempotency-Key": f"a2a/{task_id}/{message.message_id}"[:200]},
+                )
+                if posted.status_code >= 400:
+                    await updater.reject(updater.new_agent_message([Part(text=reason(posted))]))
+                    return
+                await updater.start_work()
+                answer = await self._watch.wait(
+                    waiter, posted.json()["seq"], self._reply_seconds, _reader(api, chat_id)
+                )
+        if answer.failed:
+            text = f"{agent_id} could not answer (agent.reply_failed)"
+            await updater.failed(updater.new_agent_message([Part(text=text)]))
+        elif answer.message is None:
+            text = f"no answer from {agent_id} within {self._reply_seconds:g} s"
+            await updater.failed(updater.new_agent_message([Part(text=text)]))
+        else:
+            reply = answer.message
+            parts = [Part(text=reply["content"])]
+            meta = {"agora": {"seq": reply["seq"], "message_id": reply["message_id"]}}
+            await updater.add_artifact(parts, name="reply", metadata=meta, last_chunk=True)
+            said = updater.new_agent_message(parts, metadata=meta)
+            if _asks_back(reply, agent_id):
+                await updater.requires_input(said)
+            else:
+                await updater.complete(said)
+
+    async def cancel(self, context: RequestContext, event_queue: EventQueue) -> None:
+        await TaskUpdater(event_queue, context.task_id or "", context.context_id or "").cancel()
+
+
+def _asks_back(reply: dict, agent_id: str) -> bool:
+    item = {"content": reply["content"], "sender": agent_id, "members": {}}
+    return ANALYSER.invoke(item)["intent"] == "question"
+
+
+def _reader(api: httpx.AsyncClient, chat_id: str) -> Callable:
+    async def read(after_seq: int) -> list[dict]:
+        page = await api.get(f"/v1/chats/{chat_id}/messages", params={"after_seq": after_seq})
+        return page.json().get("items", []) if page.status_code == 200 else []
+
+    return read
+
+
+def handler_card(settings: Settings) -> AgentCard:
+    """What the handler needs to know of every agent's card: it streams and pushes."""
+    return AgentCard(
+        name="Agora agent",
+        description="An agent of Agora",
+        version="1.0.0",
+        capabilities=AgentCapabilities(streaming=True, push_notifications=True),
+        default_input_modes=["text/plain", "application/json"],
+        default_output_modes=["text/plain"],
+        supported_interfaces=[json_rpc_interface(f"{settings.api_url}/a2a/{{agent_id}}")],
+        skills=[
+            AgentSkill(id="dialogue", name="dialogue", description="A direct chat", tags=["chat"])
+        ],
+    )
+
+
+def push_url_checker(settings: Settings) -> Callable:
+    """A push URL must be on a host of ``a2a_allowed_hosts`` (none by default), so the
+    platform cannot be turned against internal addresses."""
+
+    async def allowed(url: str) -> bool:
+        host = httpx.URL(url).host
+        return host in settings.a2a_allowed_hosts
+
+    return allowed
+
+
+def build_dispatcher(app, settings: Settings, database: Database, watch: ReplyWatch):
+    """The JSON-RPC dispatcher of every agent's A2A endpoint, with its handler."""
+    pushes = AgoraPushConfigStore(database)
+    checker = push_url_checker(settings)
+    sender = BasePushNotificationSender(
+        httpx.AsyncClient(timeout=10), pushes, push_url_validator=checker
+    )
+    handler = AgoraRequestHandler(
+        AgoraExecutor(app, watch, settings.a2a_reply_seconds),
+        AgoraTaskStore(database),
+        handler_card(settings),
+        push_config_store=pushes,
+        push_sender=sender,
+        push_url_validator=checker,
+        app=app,
+        max_bytes=settings.max_message_bytes,
+    )
+    return JsonRpcDispatcher(request_handler=handler, context_builder=AgoraCallContext())
+
+
+def a2a_door(app):
+    """The app's A2A dispatcher, built once the database is connected."""
+    door = getattr(app.state, "a2a_door", None)
+    if door is None:
+        database = app.state.deps.database
+        if database is None:
+            from api.errors import ServiceUnavailable
+
+            raise ServiceUnavailable("database")
+        door = build_dispatcher(app, app.state.settings, database, app.state.a2a_watch)
+        app.state.a2a_door = door
+    return door

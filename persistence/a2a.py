@@ -1,0 +1,55 @@
+"""``a2a_tasks`` and ``a2a_push_configs``: the A2A tasks callers opened with Agora's
+agents, and where their updates are pushed.
+
+A task is kept as the A2A JSON form of its protobuf (the API's A2A door converts), with
+the fields a caller filters on beside it. Every read names the owner (the caller and
+the agent it spoke to), so one caller never reads another's task. These are not on the
+message path: a task is written a few times in its life.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from persistence.client import Database
+
+
+class A2ATaskRepository:
+    def __init__(self, database: Database) -> None:
+        self._tasks = database.db["a2a_tasks"]
+        self._pushes = database.db["a2a_push_configs"]
+
+    async def put(self, owner: str, task_id: str, context_id: str, task: dict[str, Any]) -> None:
+        doc = {"owner": owner, "context_id": context_id, "task": task, "at": datetime.now(UTC)}
+        await self._tasks.update_one({"_id": task_id, "owner": owner}, {"$set": doc}, upsert=True)
+
+    async def get(self, owner: str, task_id: str) -> dict[str, Any] | None:
+        doc = await self._tasks.find_one({"_id": task_id, "owner": owner})
+        return doc["task"] if doc else None
+
+    async def owned(self, owner: str, context_id: str | None = None) -> list[dict[str, Any]]:
+        query: dict[str, Any] = {"owner": owner}
+        if context_id:
+            query["context_id"] = context_id
+        return [doc["task"] async for doc in self._tasks.find(query)]
+
+    async def delete(self, owner: str, task_id: str) -> None:
+        await self._tasks.delete_one({"_id": task_id, "owner": owner})
+
+    async def put_push(self, owner: str, task_id: str, config_id: str, config: dict) -> None:
+        doc = {"owner": owner, "task_id": task_id, "config": config}
+        await self._pushes.update_one({"_id": f"{task_id}/{config_id}"}, {"$set": doc}, upsert=True)
+
+    async def pushes(self, task_id: str, owner: str | None = None) -> list[dict[str, Any]]:
+        """A task's push configs (only ``owner``'s when given: dispatch reads them all)."""
+        query: dict[str, Any] = {"task_id": task_id}
+        if owner is not None:
+            query["owner"] = owner
+        return [doc["config"] async for doc in self._pushes.find(query)]
+
+    async def delete_push(self, owner: str, task_id: str, config_id: str | None) -> None:
+        query: dict[str, Any] = {"task_id": task_id, "owner": owner}
+        if config_id is not None:
+            query["_id"] = f"{task_id}/{config_id}"
+        await self._pushes.delete_many(query)
