@@ -34,7 +34,7 @@ from temporalio import activity, workflow
 from temporalio.worker import Worker
 
 from bench.console import console_figures
-from bench.protocols import doors
+from bench.protocols import a2a_round_trips, doors
 from cli.stack import PROJECT_ROOT, Stack
 from core.settings import Settings
 from core.temporal import connect_temporal
@@ -715,8 +715,9 @@ async def main() -> None:
         shown = progress.add_task("the console in Chromium, a room of 10,000 messages", total=1)
         browser = await console_figures(env)
         progress.advance(shown)
-        through = progress.add_task("a post through REST and through MCP", total=1)
+        through = progress.add_task("a post through REST and MCP, a question through A2A", total=1)
         door = await doors(env)
+        door["a2a"] = await a2a_round_trips(env)
         progress.advance(through)
         second = None
         if size == "full" or os.environ.get("BENCH_SECOND_PASS") == "1":
@@ -816,6 +817,12 @@ async def main() -> None:
          "{p50_ms:.0f} / {p99_ms:.0f}".format(**door["rest_post_to_reader_stream"])),
         ("  the same through MCP's post_message (mcp SDK client)",
          "{p50_ms:.0f} / {p99_ms:.0f}".format(**door["mcp_post_message_to_reader_stream"])),
+        ("A question to a hosted agent until its answer, p50 / p99 ms: REST + stream",
+         "{p50_ms:.0f} / {p99_ms:.0f}".format(
+             **door["a2a"]["rest_post_to_hosted_reply_on_stream"])),
+        ("  the same as A2A SendMessage, blocking (a2a-sdk client)",
+         "{p50_ms:.0f} / {p99_ms:.0f}".format(
+             **door["a2a"]["a2a_send_message_to_completed_task"])),
         ("Round-robin turns/s, 4 agents: Agora (stored, crash-proof)",
          turns["agora"]["turns_per_second"]),
         ("  turn p50 / p99 ms (the chat's own timing)",

@@ -436,10 +436,16 @@ async def test_a_worker_killed_mid_round_resumes_hosted_turns_in_the_same_order(
     with worker_process(settings):
         before = len((await eventually(page, lambda p: "items" in p))["items"])
         done = await eventually(page, lambda p: len(p["items"]) >= before + 6, timeout=90)
+        recent = (await floor(api, cid, ext))["recent_turns"]
         await api.delete(f"/v1/chats/{cid}", headers=ext.headers)
     items = done["items"]
     assert [m["seq"] for m in items] == list(range(1, len(items) + 1))  # no gap, no repeat
-    speakers = [m["from"] for m in items[1:]]
+    # the floor's own record of its turns keeps the round-robin order across the kill; a
+    # turn that said nothing (on a machine loaded enough for the model's bounded calls or
+    # the turn's time to run out) is still a turn in that order, and is shown as one
     order = [h.agent_id for h in hosts]
-    pairs = zip(speakers, speakers[1:], strict=False)
-    assert all(order.index(b) == (order.index(a) + 1) % 3 for a, b in pairs), speakers
+    turns = [t["agent_id"] for t in recent if t["agent_id"] in order]
+    pairs = zip(turns, turns[1:], strict=False)
+    assert all(order.index(b) == (order.index(a) + 1) % 3 for a, b in pairs), turns
+    # every host spoke again after the restart
+    assert {m["from"] for m in items[before:]} == set(order)
