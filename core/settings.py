@@ -104,6 +104,8 @@ class Settings(BaseSettings):
     a2a_allowed_hosts: list[str] = []
     """The hosts A2A may call out to (push notification URLs, remote agents' cards):
     none by default, so the platform cannot be turned against internal addresses."""
+    a2a_require_signed_cards: bool = False
+    """Refuse a remote agent whose card carries no signature."""
     agent_offline_after_seconds: float = Field(default=90.0, gt=0)
     projection_interval_seconds: float = Field(default=1.0, ge=0, le=3600)
     """An agent's manifest and attention view are written to MongoDB at most once per

@@ -90,13 +90,21 @@ def runs_in_process(name: str | None, default_model: str = "offline") -> bool:
 
 
 def chat_model(name: str, *, base_url: str | None = None, api_key: str | None = None):
-    """A chat model by name: ``offline``, or ``provider:model`` for an installed provider
+    """A chat model by name: ``offline``, ``a2a:<URL>`` for a remote A2A agent (introduced
+    with ``remote``), or ``provider:model`` for an installed provider
     (LangChain's ``init_chat_model``), or any model of an OpenAI-compatible server at
     ``base_url``. Retries are off: Temporal retries the activity."""
     if name in ("offline", "", None):
         return OfflineChatModel()
     if name == "offline:fail":
         return OfflineChatModel(fail=True)
+    if name.startswith("a2a:"):  # a remote agent over A2A: its card's JSON-RPC URL
+        from llm.remote import A2AChatModel
+
+        url = name.removeprefix("a2a:")
+        if not url.startswith(("http://", "https://")):
+            raise UnknownModel(f"model {name!r}: a2a: names the remote agent's HTTP URL")
+        return A2AChatModel(url=url)
     try:
         from langchain.chat_models import init_chat_model
     except ImportError as exc:

@@ -71,6 +71,15 @@ class Brain(Input):
     turns_per_hour: Annotated[int, Strict()] = Field(default=60, ge=1, le=10_000)
 
 
+class Remote(Input):
+    """An agent that thinks elsewhere and speaks A2A: Agora reads its card and asks it,
+    over A2A, for its turn in a room or its answer in a direct chat."""
+
+    a2a_card_url: Annotated[str, StringConstraints(pattern=r"^https?://", max_length=2000)]
+    """Its A2A agent card (its host must be in the ``a2a_allowed_hosts`` setting)."""
+    turns_per_hour: Annotated[int, Strict()] = Field(default=60, ge=1, le=10_000)
+
+
 ResourceName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$")]
 
 
@@ -106,8 +115,15 @@ class AgentCreate(Input):
     available_resources: Resources = []
     status: SettableStatus = "active"
     brain: Brain | None = None
+    remote: Remote | None = None
 
     _unique = field_validator("available_resources")(_unique_resources)
+
+    @model_validator(mode="after")
+    def _one_mind(self) -> AgentCreate:
+        if self.brain is not None and self.remote is not None:
+            raise ValueError("remote: an agent has a brain here or a remote mind, not both")
+        return self
 
 
 BATCH_MAX = 100

@@ -15,6 +15,7 @@ from temporalio.common import (
     WorkflowIDReusePolicy,
 )
 
+from api.a2a.remote import CardRefused, read_card
 from api.deps import (
     AdminPrincipal,
     CorrelationId,
@@ -47,6 +48,7 @@ from models.agents import (
     AgentSkill,
     AgentStatus,
     AgentUpdate,
+    Brain,
     ManifestChangeRecord,
     ManifestHistory,
     OperatorCreate,
@@ -100,6 +102,7 @@ async def create_agent(
     agent_id = body.agent_id or _new_agent_id()
     if await AgentRepository(database).exists(agent_id):
         raise HTTPException(status.HTTP_409_CONFLICT, f"agent {agent_id} already exists")
+    body = await _remote_mind(body, settings, ["body"])
     _check_brain(body, settings, ["body"])
     created = await _introduce(body, agent_id, introducer, settings, temporal, cid, tokens)
     count(request, "agent_introduced")
@@ -129,7 +132,8 @@ async def create_agents(
     is checked first (a bad one is 422 naming its index, a taken id 409), and only then
     are the lives started, side by side."""
     for index, entry in enumerate(body.agents):
-        _check_brain(entry, settings, ["body", "agents", index])
+        body.agents[index] = await _remote_mind(entry, settings, ["body", "agents", index])
+        _check_brain(body.agents[index], settings, ["body", "agents", index])
     ids = [entry.agent_id or _new_agent_id() for entry in body.agents]
     taken = await AgentRepository(database).existing(ids)
     if taken:
@@ -145,6 +149,23 @@ async def create_agents(
     )
     count(request, "agent_introduced", len(created))
     return AgentBatchCreated(agents=list(created))
+
+
+async def _remote_mind(body: AgentCreate, settings, where: list) -> AgentCreate:
+    """A remote agent's card read (422 at ``remote.a2a_card_url`` with the reason if it
+    cannot be used): its mind is then its A2A endpoint, asked as a model is."""
+    if body.remote is None:
+        return body
+    try:
+        card, rpc = await read_card(body.remote.a2a_card_url, settings)
+    except CardRefused as exc:
+        raise HTTPException(
+            status.HTTP_422_UNPROCESSABLE_CONTENT,
+            [{"loc": [*where, "remote", "a2a_card_url"], "msg": str(exc), "type": "card_refused"}],
+        ) from None
+    brain = Brain(model=f"a2a:{rpc}", turns_per_hour=body.remote.turns_per_hour)
+    bio = body.bio or card.description[:2000] or None
+    return body.model_copy(update={"brain": brain, "bio": bio})
 
 
 def _check_brain(body: AgentCreate, settings, where: list) -> None:
