@@ -31,6 +31,32 @@ CAST = [
 ]
 
 
+def ask_over_a2a(api_url: str, agent_id: str, token: str, verify) -> dict:
+    """One A2A SendMessage (blocking) to an agent, as the token's agent."""
+    import asyncio
+
+    from a2a.client import ClientConfig, create_client
+    from a2a.types import Message, Part, Role, SendMessageRequest, TaskState
+
+    async def ask() -> dict:
+        headers = {"Authorization": f"Bearer {token}"}
+        async with httpx.AsyncClient(headers=headers, timeout=30, verify=verify) as http:
+            config = ClientConfig(httpx_client=http, streaming=False)
+            client = await create_client(f"{api_url}/a2a/{agent_id}", client_config=config)
+            message = Message(role=Role.ROLE_USER, message_id=str(uuid.uuid4()),
+                              parts=[Part(text="Hello! What can you do?")])  # fmt: skip
+            [answer] = [r async for r in client.send_message(SendMessageRequest(message=message))]
+            await client.close()
+        task = answer.task
+        return {
+            "state": TaskState.Name(task.status.state).removeprefix("TASK_STATE_").lower(),
+            "context_id": task.context_id,
+            "reply": " ".join(p.text for p in task.status.message.parts),
+        }
+
+    return asyncio.run(ask())
+
+
 class Transcript(threading.Thread):
     """The visitor's live stream, printed as it happens; stops after ``quiet`` silent seconds."""
 
@@ -133,6 +159,16 @@ def main() -> int:
         card = http.get(f"/v1/agents/{aid('ada')}/card").json()
         console.print(f"  ada's A2A card: skills {[s['id'] for s in card['skills']]}, "
                       f"presence {card['extensions']['agora/presence']}")  # fmt: skip
+        concierge = http.post(
+            "/v1/agents",
+            json={"agent_id": aid("concierge"), "name": "Concierge", "brain": {}},
+            headers=admin,
+        )
+        concierge.raise_for_status()
+        task = ask_over_a2a(api_url, aid("concierge"), tokens["visitor"], verify)
+        console.print(f"  the visitor asks the concierge over A2A (a2a-sdk's client): task "
+                      f"{task['state']}, context {task['context_id']} (their direct chat); "
+                      f"it answered: {task['reply'][:70]}…")  # fmt: skip
         denied = http.patch(f"/v1/agents/{aid('ada')}", json={"status": "idle"}, headers=me)
         console.print(f"  the visitor tries to change ada: {denied.status_code} "
                       f"{denied.json()['detail']}")  # fmt: skip
