@@ -200,3 +200,23 @@ async def dead_letter(bus, agent_id: str):
             await message.reject(requeue=False)
             return event
     raise AssertionError(f"{event.event_id} never reached the inbox of {agent_id}")
+
+
+@contextlib.asynccontextmanager
+async def served_on_loopback(app, port: int):
+    """An ASGI app served by uvicorn on 127.0.0.1:``port`` until the block ends (the
+    suite's own A2A agents and webhooks)."""
+    import asyncio
+
+    import uvicorn
+
+    from tests.conftest import eventually
+
+    served = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    task = asyncio.create_task(served.serve())
+    await eventually(lambda: asyncio.sleep(0, served.started), bool)
+    try:
+        yield
+    finally:
+        served.should_exit = True
+        await task

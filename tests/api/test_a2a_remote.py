@@ -4,11 +4,9 @@ cannot be used refuses the introduction, and a remote that fails yields its turn
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 
 import pytest
-import uvicorn
 from a2a.server.agent_execution import AgentExecutor, RequestContext
 from a2a.server.events import EventQueue
 from a2a.server.request_handlers import DefaultRequestHandler
@@ -32,7 +30,7 @@ from starlette.routing import Route
 from api.a2a.remote import CardRefused, read_card
 from cli.stack import free_port
 from tests.conftest import eventually
-from tests.helpers import group, introduce
+from tests.helpers import group, introduce, served_on_loopback
 
 
 class Echo(AgentExecutor):
@@ -93,15 +91,8 @@ async def remote_agent(fail: bool = False):
         *create_jsonrpc_routes(handler, "/rpc"),
         Route("/garbage.json", lambda r: JSONResponse([1, 2, 3])),
     ]
-    app = Starlette(routes=routes)
-    served = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    task = asyncio.create_task(served.serve())
-    await eventually(lambda: asyncio.sleep(0, served.started), bool)
-    try:
+    async with served_on_loopback(Starlette(routes=routes), port):
         yield f"{base}/.well-known/agent-card.json", executor
-    finally:
-        served.should_exit = True
-        await task
 
 
 async def test_a_remote_a2a_agent_takes_its_turns_with_two_hosted_agents(api, admin):

@@ -37,13 +37,12 @@ from google.protobuf.json_format import ParseDict
 
 from api.loopback import reason
 from tests.conftest import eventually
-from tests.helpers import introduce
+from tests.helpers import introduce, served_on_loopback
 
 
 @contextlib.asynccontextmanager
 async def push_receiver():
     """A webhook on 127.0.0.1 that keeps what is pushed to it: (headers, body)."""
-    import uvicorn
     from starlette.applications import Starlette
     from starlette.responses import Response
     from starlette.routing import Route
@@ -58,14 +57,8 @@ async def push_receiver():
 
     port = free_port()
     app = Starlette(routes=[Route("/hook", hook, methods=["POST"])])
-    served = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    task = asyncio.create_task(served.serve())
-    await eventually(lambda: asyncio.sleep(0, served.started), bool)
-    try:
+    async with served_on_loopback(app, port):
         yield f"http://127.0.0.1:{port}/hook", got
-    finally:
-        served.should_exit = True
-        await task
 
 
 @contextlib.asynccontextmanager
