@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from fastapi import FastAPI, Request, Response
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse
+from opentelemetry import trace
 from temporalio.client import Client
 
 from api import audit
@@ -41,6 +42,7 @@ from core.logging import configure_logging, correlation_id
 from core.security import TokenCodec
 from core.settings import Settings, get_settings, secrets_of
 from core.temporal import connect_temporal
+from core.tracing import configure_tracing
 from persistence import Database, open_database
 
 log = logging.getLogger("agora.api")
@@ -183,6 +185,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @app.middleware("http")
     async def correlate(request: Request, call_next) -> Response:
         cid = request.headers.get("x-correlation-id") or str(uuid.uuid4())
+        trace.get_current_span().set_attribute("agora.correlation_id", cid[:128])
         token = correlation_id.set(cid[:128])
         try:
             try:
@@ -202,6 +205,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     install_metrics(app)
     install_error_handlers(app)
+    if configure_tracing("agora-api"):
+        from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
+
+        # outermost, so the request's span is open in every middleware and route
+        FastAPIInstrumentor.instrument_app(app, excluded_urls="metrics,healthz,readyz")
 
     def openapi() -> dict:
         if app.openapi_schema is None:

@@ -11,6 +11,7 @@ from aio_pika.abc import AbstractRobustChannel, AbstractRobustConnection, Abstra
 
 from bus.topology import Topology
 from core.settings import Settings
+from core.tracing import inject_headers, publish_span
 from models.events import EventEnvelope
 
 log = logging.getLogger(__name__)
@@ -29,16 +30,18 @@ class EventBus:
 
     async def publish(self, event: EventEnvelope) -> None:
         """Publish to the topic exchange and to each recipient's inbox; waits for confirms."""
-        await asyncio.gather(*self._publishes(event))
+        with publish_span([event]):
+            await asyncio.gather(*self._publishes(event))
 
     async def publish_batch(self, events: list[EventEnvelope]) -> None:
         """Publish many events, pipelined: frames go out in order, confirms are awaited together."""
-        await asyncio.gather(*(p for event in events for p in self._publishes(event)))
+        with publish_span(events):
+            await asyncio.gather(*(p for event in events for p in self._publishes(event)))
         log.debug("events published", extra={"event_id": events[-1].event_id if events else None})
 
     def _publishes(self, event: EventEnvelope) -> list:
         body = event.model_dump_json().encode()
-        headers = {"type": event.type, "version": event.version}
+        headers = {"type": event.type, "version": event.version} | inject_headers()
         message = aio_pika.Message(
             body,
             message_id=event.event_id,

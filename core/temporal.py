@@ -8,6 +8,7 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
 
 from core.settings import Settings
+from core.tracing import is_configured
 
 AGENT_ID = SearchAttributeKey.for_keyword("AgoraAgentId")
 CHAT_ID = SearchAttributeKey.for_keyword("AgoraChatId")
@@ -27,7 +28,18 @@ async def connect_temporal(settings: Settings, runtime: Runtime | None = None) -
         namespace=settings.temporal_namespace,
         data_converter=pydantic_data_converter,
         runtime=runtime,
+        interceptors=tracing_interceptors(),
     )
+
+
+def tracing_interceptors() -> list:
+    """Temporal's OpenTelemetry interceptor when this process traces (``core.tracing``):
+    on a client, it applies to its calls and to the workers made with it."""
+    if not is_configured():
+        return []
+    from temporalio.contrib.opentelemetry import TracingInterceptor
+
+    return [TracingInterceptor()]
 
 
 def metrics_runtime(port: int) -> Runtime:

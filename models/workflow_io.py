@@ -186,6 +186,9 @@ class PostMessage(BaseModel):
     rest)."""
     tokens: int | None = None
     """The model tokens this post cost, as the model reported them (``tokens(n)``)."""
+    trace: dict[str, str] | None = None
+    """The request's trace context (W3C headers) when the API traces: the delivery of
+    this post joins the request's trace."""
 
     @staticmethod
     def digest(message_type: str, content: str) -> str:

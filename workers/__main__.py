@@ -12,6 +12,7 @@ from bus import open_bus
 from core.logging import configure_logging
 from core.settings import get_settings, secrets_of
 from core.temporal import connect_temporal, metrics_runtime
+from core.tracing import configure_tracing
 from persistence import open_database
 from workers.registry import build_workers
 
@@ -21,6 +22,7 @@ log = logging.getLogger("agora.worker")
 async def main() -> None:
     settings = get_settings()
     configure_logging(secrets=secrets_of(settings))
+    configure_tracing("agora-worker")
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):

@@ -18,6 +18,7 @@ from activities.tasks import TaskActivities
 from activities.turns import TurnActivities
 from bus import EventBus
 from core.settings import Settings
+from core.temporal import tracing_interceptors
 from persistence import Database
 from persistence.recent import RecentMessages
 from workflows.agent import AgentWorkflow
@@ -27,6 +28,13 @@ from workflows.task import TaskWorkflow
 
 WORKFLOWS = [AgentWorkflow, ChatWorkflow, TaskWorkflow]
 ACTIVITY_CLASSES = (StoreActivities, EventActivities, LlmActivities)
+
+
+def _tracing_unless_on(client: Client) -> list:
+    """Temporal's tracing for this worker, unless its client brings it already."""
+    if any(type(i).__name__ == "TracingInterceptor" for i in client.config()["interceptors"]):
+        return []
+    return tracing_interceptors()
 
 
 def build_workers(
@@ -97,7 +105,7 @@ def build_worker(
         task_queue=settings.task_queue,
         workflows=WORKFLOWS,
         # a bug in a handler fails that command, not the workflow task (forever)
-        interceptors=[CommandGuard()],
+        interceptors=[CommandGuard(), *_tracing_unless_on(client)],
         activities=[
             store.store_manifest,
             store.store_credential,

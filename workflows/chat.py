@@ -16,6 +16,7 @@ with workflow.unsafe.imports_passed_through():
     from activities.events import EventActivities
     from activities.llm import LlmActivities
     from activities.store import StoreActivities
+    from core import tracing
     from core.names import (
         CHAT_WORKFLOW,
         PLATFORM,
@@ -138,6 +139,9 @@ class ChatWorkflow:
         self._one_step = False
         self._floor_notices_at_once = False
         self._floor_debounced = False
+        self._traces: dict[str, dict[str, str]] = {}
+        """Each accepted post's trace context, until its delivery (in memory only: a
+        replayed post delivers outside its request's trace, and no command differs)."""
         self._floor_stored_at: datetime | None = None
         """When the floor's projection was last written (debounced)."""
         """A floor-controlled chat tells its members of each batch at once: who has not
@@ -244,6 +248,8 @@ class ChatWorkflow:
             correlation_id=post.correlation_id,
         )
         state.pending_messages.append(message)
+        if post.trace:
+            self._traces[message.message_id] = post.trace
         state.chat.last_seq = seq
         state.recent = [
             *state.recent[-19:],
@@ -726,17 +732,20 @@ class ChatWorkflow:
         if notices:
             self._told_at = workflow.now()
         self._delivering = True
+        carriers = [self._traces.pop(m.message_id, None) for m in messages]
+        carrier = next((c for c in carriers if c), None)
         try:
-            result = await options.run(
-                DeliveryActivities.deliver_batch,
-                DeliverBatchInput(
-                    events=events,
-                    messages=messages,
-                    members=list(state.members),
-                    notices=notices,
-                ),
-                **options.STORE,
-            )
+            with tracing.within(carrier):  # the batch joins its first post's trace
+                result = await options.run(
+                    DeliveryActivities.deliver_batch,
+                    DeliverBatchInput(
+                        events=events,
+                        messages=messages,
+                        members=list(state.members),
+                        notices=notices,
+                    ),
+                    **options.STORE,
+                )
         finally:
             self._delivering = False
         outbox.published(len(events))

@@ -18,6 +18,7 @@ from typing import Annotated
 
 from fastapi import (
     APIRouter,
+    Depends,
     HTTPException,
     Query,
     Request,
@@ -35,11 +36,13 @@ from api.deps import (
     Principal,
     SettingsDep,
     authenticate,
+    require_admin_or_operator,
     token_is_live,
     visible_chat,
 )
 from bus import dead_letters, replay_dead_letters, tail_events
 from core.security import InvalidToken
+from core.tracing import SLOWEST, is_configured
 from models.events import (
     DeadLetterPage,
     DeadLetterView,
@@ -255,3 +258,12 @@ async def replay_dead(
     the dead-letter queue; consumers drop a second copy by its ``event_id`` (admins)."""
     letters = await replay_dead_letters(bus, limit)
     return DeadLetterPage(items=[DeadLetterView(**vars(letter)) for letter in letters])
+
+
+@router.get("/traces/slowest")
+async def read_slowest_traces(
+    _staff: Annotated[Principal, Depends(require_admin_or_operator)],
+) -> dict:
+    """This API process's slowest recent traces (their root span's duration), when it
+    traces (``AGORA_TRACING=1`` or ``OTEL_EXPORTER_OTLP_ENDPOINT``); admins and operators."""
+    return {"tracing": is_configured(), "traces": SLOWEST.slowest()}

@@ -25,6 +25,7 @@ from api.errors import unprocessable
 from api.limits import MessageQuota
 from api.metrics import count
 from core.names import chat_workflow_id
+from core.tracing import carrier_now
 from models.bounds import MAX_SAFE_INT
 from models.chats import (
     Message,
@@ -89,6 +90,7 @@ async def create_message(
         message_type=body.message_type,
         platform=view.principal.is_admin,
         correlation_id=cid,
+        trace=carrier_now() or None,
         idempotency_key=idempotency_key,
         fingerprint=PostMessage.digest(body.message_type, body.content),
         yield_floor=body.yield_floor,

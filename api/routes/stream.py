@@ -32,6 +32,7 @@ from api.deps import (
 )
 from bus import InboxBusy, InboxLost, open_inbox
 from core.security import InvalidToken
+from core.tracing import delivery_span
 from models.agents import StreamTicket
 from models.events import EventBatch, EventEnvelope
 from persistence import ChatRepository, Database, StreamTicketRepository
@@ -240,7 +241,8 @@ async def stream_events(websocket: WebSocket, agent_id: str) -> None:
             except ValueError:
                 await message.reject(requeue=False)  # to the dead letters
                 continue
-            await websocket.send_text(message.body.decode())
+            with delivery_span(message.headers, agent_id, event):
+                await websocket.send_text(message.body.decode())
             await inbox.ack(message)
             if event.type == "message.sent":
                 sent = event.payload["message"]
