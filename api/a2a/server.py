@@ -39,7 +39,12 @@ from a2a.types import (
     TaskState,
     TaskStatus,
 )
-from a2a.utils.errors import ContentTypeNotSupportedError, InvalidParamsError, InvalidRequestError
+from a2a.utils.errors import (
+    ContentTypeNotSupportedError,
+    ExtendedAgentCardNotConfiguredError,
+    InvalidParamsError,
+    InvalidRequestError,
+)
 from google.protobuf.json_format import MessageToDict
 from pydantic import ValidationError
 from starlette.requests import Request
@@ -123,6 +128,13 @@ class AgoraRequestHandler(DefaultRequestHandler):
                 f"(that is {chat_id}; leave it out to use it)"
             )
         params.message.context_id = chat_id
+
+    async def on_get_extended_agent_card(self, params, context: ServerCallContext):
+        """None: an agent's card is public and whole (not the handler's generic one)."""
+        raise ExtendedAgentCardNotConfiguredError(
+            message="an agent's card is public and whole: "
+            f"/a2a/{context.state['agent_id']}/.well-known/agent-card.json"
+        )
 
     async def on_message_send(self, params: SendMessageRequest, context: ServerCallContext):
         await self._dialogue(params, context)

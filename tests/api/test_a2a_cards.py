@@ -98,6 +98,8 @@ async def test_the_json_rpc_door_answers_json_rpc_errors_never_a_500(api, admin)
         (b'{"jsonrpc": "1.0", "method": "SendMessage"}', -32600),
         (b'{"jsonrpc": "2.0", "id": 7, "method": "Teleport"}', -32601),
         (b'{"jsonrpc": "2.0", "id": 9, "method": "GetTask", "params": {"id": "no-such"}}', -32001),
+        # the card is public and whole: no extended card, for anyone
+        (b'{"jsonrpc": "2.0", "id": 6, "method": "GetExtendedAgentCard", "params": {}}', -32007),
         (b'{"jsonrpc": "2.0", "id": 8, "method": "SendMessage", "params": {}}', -32602),
     ]
     headers = {"Content-Type": "application/json", "A2A-Version": "1.0"} | bob.headers

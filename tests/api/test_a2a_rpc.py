@@ -15,6 +15,7 @@ from a2a.types import (
     AgentCard,
     CancelTaskRequest,
     DeleteTaskPushNotificationConfigRequest,
+    GetTaskPushNotificationConfigRequest,
     GetTaskRequest,
     ListTaskPushNotificationConfigsRequest,
     ListTasksRequest,
@@ -291,6 +292,8 @@ async def test_every_a2a_method_a_stranger_calls_finds_nothing_and_refusals_read
         async with a2a_client(server, host.agent_id, ada.token, streaming=True) as mine:
             [*_, last] = [r async for r in mine.send_message(request=say())]
             task_id = last.status_update.task_id
+            ours = TaskPushNotificationConfig(task_id=task_id, id="ada", url="http://127.0.0.1:9/")
+            await mine.create_task_push_notification_config(request=ours)
         async with a2a_client(server, host.agent_id, cy.token, streaming=True) as stranger:
             assert list((await stranger.list_tasks(request=ListTasksRequest())).tasks) == []
             config = TaskPushNotificationConfig(task_id=task_id, url="http://127.0.0.1:9/h")
@@ -303,6 +306,14 @@ async def test_every_a2a_method_a_stranger_calls_finds_nothing_and_refusals_read
                 "ListTaskPushNotificationConfigs": stranger.list_task_push_notification_configs(
                     request=ListTaskPushNotificationConfigsRequest(task_id=task_id)
                 ),
+                "GetTaskPushNotificationConfig": stranger.get_task_push_notification_config(
+                    request=GetTaskPushNotificationConfigRequest(task_id=task_id, id="ada")
+                ),
+                "DeleteTaskPushNotificationConfig": (
+                    stranger.delete_task_push_notification_config(
+                        request=DeleteTaskPushNotificationConfigRequest(task_id=task_id, id="ada")
+                    )
+                ),
             }
             for method, call in calls.items():
                 with pytest.raises(TaskNotFoundError):
@@ -312,6 +323,12 @@ async def test_every_a2a_method_a_stranger_calls_finds_nothing_and_refusals_read
                 [r async for r in stranger.subscribe(request=SubscribeToTaskRequest(id=task_id))]
             with pytest.raises(TaskNotFoundError):  # nor can it speak into ada's task
                 [r async for r in stranger.send_message(request=say(task_id=task_id))]
+        async with a2a_client(server, host.agent_id, ada.token) as mine:  # all still there
+            assert (await mine.get_task(request=GetTaskRequest(id=task_id))).id == task_id
+            kept = await mine.list_task_push_notification_configs(
+                request=ListTaskPushNotificationConfigsRequest(task_id=task_id)
+            )
+            assert [c.id for c in kept.configs] == ["ada"]
 
         # a refusal reads as REST's: messaging a retired agent
         retired = await introduce(api, admin, "Gone")
