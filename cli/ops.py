@@ -342,3 +342,18 @@ def events_replay(
     for letter in replayed:
         console.print(f"replayed {letter.event_id} ({letter.type}) to {letter.queue}")
     console.print(f"{len(replayed)} replayed")
+
+
+@events.command("traces")
+def events_traces(home: Path = HomeOption) -> None:
+    """The API's slowest recent traces (when it traces: AGORA_TRACING=1 or an OTLP endpoint)."""
+    with api(home) as client:
+        answer = call(client, "GET", "/v1/traces/slowest")
+    if not answer["tracing"]:
+        console.print("the API does not trace: start it with AGORA_TRACING=1")
+        return
+    table = Table("ms", "root span", "trace id", "correlation id")
+    for trace in answer["traces"]:
+        name, correlation = escape(trace["name"]), trace["correlation_id"] or "-"
+        table.add_row(f"{trace['ms']:.1f}", name, trace["trace_id"], correlation)
+    console.print(table)
