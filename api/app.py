@@ -153,6 +153,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         finally:
             app.state.mcp_stop.set()
             await app.state.a2a_watch.stop()
+            if (push_http := getattr(app.state, "a2a_push_http", None)) is not None:
+                await push_http.aclose()
             with contextlib.suppress(Exception):
                 await mcp
             for task in (retry, gauges):

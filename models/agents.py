@@ -63,12 +63,16 @@ class PublicProfile(Input):
     tags: Annotated[list[Short], Field(max_length=20)] = []
 
 
+TurnsPerHour = Annotated[int, Strict(), Field(ge=1, le=10_000)]
+"""How many turns a hosted or remote agent may take in an hour."""
+
+
 class Brain(Input):
     """How a hosted agent thinks (used by the attention issue)."""
 
     model: Annotated[str, StringConstraints(min_length=1, max_length=200)] = "offline"
     persona: Annotated[str, StringConstraints(max_length=4000)] | None = None
-    turns_per_hour: Annotated[int, Strict()] = Field(default=60, ge=1, le=10_000)
+    turns_per_hour: TurnsPerHour = 60
 
 
 class Remote(Input):
@@ -77,7 +81,7 @@ class Remote(Input):
 
     a2a_card_url: Annotated[str, StringConstraints(pattern=r"^https?://", max_length=2000)]
     """Its A2A agent card (its host must be in the ``a2a_allowed_hosts`` setting)."""
-    turns_per_hour: Annotated[int, Strict()] = Field(default=60, ge=1, le=10_000)
+    turns_per_hour: TurnsPerHour = 60
 
 
 ResourceName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$")]

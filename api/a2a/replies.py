@@ -4,7 +4,8 @@ One watch per API process tails ``message.sent`` and ``agent.reply_failed`` from
 event exchange (an exclusive queue: it takes nothing from any inbox) and hands each to
 the tasks waiting in that chat. A task registers before it posts, so an answer that
 comes before the post's own reply is not missed; should the watch lose the bus, the
-waiting task reads the chat's messages every few seconds instead.
+waiting task reads the chat's messages every few seconds instead (and only then: a
+read by chat is a scan on FerretDB).
 """
 
 from __future__ import annotations
@@ -109,7 +110,8 @@ class ReplyWatch:
         self, waiter: Waiter, after_seq: int, timeout: float, read: Reader, every: float = 3.0
     ) -> Answer:
         """The agent's first message after ``after_seq``, or its failure; an empty
-        ``Answer`` after ``timeout`` seconds. Reads the chat every ``every`` seconds too."""
+        ``Answer`` after ``timeout`` seconds. Reads the chat every ``every`` seconds while
+        the watch is away."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
         while (answer := waiter.answer(after_seq)) is None:
@@ -119,9 +121,14 @@ class ReplyWatch:
             waiter.news.clear()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(waiter.news.wait(), min(left, every))
-            if waiter.answer(after_seq) is None:
+            if waiter.answer(after_seq) is None and not self.watching:
                 waiter.heard += [m for m in await read(after_seq) if m["from"] == waiter.agent_id]
         return answer
+
+    @property
+    def watching(self) -> bool:
+        """The watch is bound and running (else the waiting tasks read the chat)."""
+        return self._ready.is_set() and self._task is not None and not self._task.done()
 
     async def stop(self) -> None:
         self._stop.set()

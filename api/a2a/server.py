@@ -50,6 +50,7 @@ from pydantic import ValidationError
 from starlette.requests import Request
 
 from api.a2a.cards import json_rpc_interface
+from api.a2a.remote import allowed
 from api.a2a.replies import ReplyWatch
 from api.a2a.store import AgoraPushConfigStore, AgoraTaskStore
 from api.loopback import as_caller, reason
@@ -242,20 +243,18 @@ def push_url_checker(settings: Settings) -> Callable:
     """A push URL must be on a host of ``a2a_allowed_hosts`` (none by default), so the
     platform cannot be turned against internal addresses."""
 
-    async def allowed(url: str) -> bool:
-        host = httpx.URL(url).host
-        return host in settings.a2a_allowed_hosts
+    async def check(url: str) -> bool:
+        return allowed(url, settings)
 
-    return allowed
+    return check
 
 
 def build_dispatcher(app, settings: Settings, database: Database, watch: ReplyWatch):
     """The JSON-RPC dispatcher of every agent's A2A endpoint, with its handler."""
     pushes = AgoraPushConfigStore(database)
     checker = push_url_checker(settings)
-    sender = BasePushNotificationSender(
-        httpx.AsyncClient(timeout=10), pushes, push_url_validator=checker
-    )
+    app.state.a2a_push_http = httpx.AsyncClient(timeout=10)  # closed with the app
+    sender = BasePushNotificationSender(app.state.a2a_push_http, pushes, push_url_validator=checker)
     handler = AgoraRequestHandler(
         AgoraExecutor(app, watch, settings.a2a_reply_seconds),
         AgoraTaskStore(database),
