@@ -6,13 +6,14 @@ PY := $(VENV)/bin/python
 AGORA := $(VENV)/bin/agora
 FERRETDB := .agora/bin/ferretdb
 
-.PHONY: help setup up down status demo test lint bench drills clean
+.PHONY: help setup up down status demo test lint bench drills clean cluster-up cluster-down
 
 help:
 	@echo "make demo    set up, start the local stack and run the scripted scenario"
 	@echo "make test    set up and run the whole suite against real services"
 	@echo "make bench  raw ceilings, Agora end to end, the AutoGen peer, memory (BENCH_SIZE=quick|full)"
 	@echo "make drills kill and restart each part under load, then a long life (DRILL_SIZE=full|ci)"
+	@echo "make cluster-up | cluster-down   two APIs behind HAProxy, two workers, three RabbitMQ nodes"
 	@echo "make up | down | status | lint | clean"
 
 $(VENV)/.installed: pyproject.toml
@@ -32,6 +33,7 @@ setup: $(VENV)/.installed $(FERRETDB)
 	@tools/install-rabbitmq.sh
 	@tools/install-postgresql.sh
 	@tools/install-chromium.sh
+	@tools/install-haproxy.sh
 
 ## up: services, worker and API in the background; waits for /readyz
 up: setup
@@ -42,6 +44,13 @@ down:
 
 status:
 	@$(AGORA) status
+
+## cluster-up: the production-shaped topology under .agora/cluster (cli/cluster.py)
+cluster-up: setup
+	@$(AGORA) cluster up
+
+cluster-down:
+	@test -x $(AGORA) && $(AGORA) cluster down || true
 
 demo: up
 	@$(PY) -m cli.demo

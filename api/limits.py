@@ -2,7 +2,8 @@
 
 Past a bound the API answers 413 or 429 with ``Retry-After`` before any route runs, so
 neither MongoDB nor a Temporal worker is reached. The buckets live in the API process:
-behind several API replicas each replica enforces its own share (README, Security).
+behind several API replicas (``AGORA_API_REPLICAS``) each enforces its 1/N share of each
+limit, so a caller spread over them by the load balancer gets the limit, never more.
 """
 
 from __future__ import annotations
@@ -36,6 +37,12 @@ class TokenBucket:
         self.burst = burst
         self.max_keys = max_keys
         self._buckets: OrderedDict[str, tuple[float, float]] = OrderedDict()
+
+    @classmethod
+    def share(cls, rate: float, burst: int, replicas: int) -> TokenBucket:
+        """One replica's share of a limit the ``replicas`` API processes enforce together:
+        the rate and the burst divided (a burst of at least one)."""
+        return cls(rate / replicas, max(1, burst // replicas))
 
     def take(self, key: str, now: float | None = None) -> float:
         now = time.monotonic() if now is None else now
@@ -107,8 +114,10 @@ class RequestLimits:
     def __init__(self, app: ASGIApp, settings: Settings) -> None:
         self.app = app
         self.max_body = settings.max_body_bytes
-        self.buckets = TokenBucket(
-            settings.rate_per_token_per_second, settings.rate_burst_per_token
+        self.buckets = TokenBucket.share(
+            settings.rate_per_token_per_second,
+            settings.rate_burst_per_token,
+            settings.api_replicas,
         )
         self.callers = CallerKeys(settings)
 
@@ -169,6 +178,8 @@ MessageQuota = Annotated[ChatTarget, Depends(message_quota)]
 
 
 def message_buckets(settings: Settings) -> TokenBucket:
-    return TokenBucket(
-        settings.messages_per_agent_per_minute / 60.0, settings.message_burst_per_agent
+    return TokenBucket.share(
+        settings.messages_per_agent_per_minute / 60.0,
+        settings.message_burst_per_agent,
+        settings.api_replicas,
     )

@@ -114,6 +114,17 @@ def install_metrics(app: FastAPI) -> Metrics:
     checks.labels("cache").set_function(lambda: credentials.hits)
     checks.labels("store").set_function(lambda: credentials.reads)
 
+    def streams_open() -> int:
+        deps = getattr(app.state, "deps", None)
+        bus = getattr(deps, "bus", None)
+        return len(bus.reading) if bus is not None else 0
+
+    Gauge(
+        "agora_streams_open",
+        "Agents whose inbox a stream or long poll of this process reads now.",
+        registry=metrics.registry,
+    ).set_function(streams_open)
+
     @app.middleware("http")
     async def measure(request: Request, call_next) -> Response:
         started = time.perf_counter()

@@ -1,10 +1,16 @@
-"""Reading an agent's inbox queue for its live stream: one exclusive consumer at a time."""
+"""Reading an agent's inbox queue for its live stream: one reader at a time, across every
+API process and every broker node.
+
+The reader holds the agent's stream lock, an exclusive queue of its connection
+(``Topology.stream_lock``): the broker refuses it to any other connection and drops it
+with its connection. An exclusive consumer alone would not do: quorum queues (on a
+cluster) accept a second "exclusive" consumer."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 
 import aio_pika.exceptions
@@ -29,7 +35,7 @@ class Inbox:
     tag: str
     buffer: asyncio.Queue[AbstractIncomingMessage]
     lost: asyncio.Event
-    forget: Callable[[], None]
+    forget: Callable[[], Awaitable[None]]
 
     async def messages(self, stop: asyncio.Event) -> AsyncIterator[AbstractIncomingMessage]:
         """Messages in queue order until ``stop`` is set; ``InboxLost`` when the broker
@@ -59,27 +65,43 @@ class Inbox:
             raise InboxLost from exc
 
     async def close(self) -> None:
-        self.forget()
         with contextlib.suppress(Exception):
             await self.queue.cancel(self.tag)
         with contextlib.suppress(Exception):
             await self.channel.close()  # unacked messages go back to the queue, in order
+        await self.forget()
 
 
 async def open_inbox(bus: EventBus, agent_id: str, prefetch: int = 64) -> Inbox:
+    if agent_id in bus.reading:
+        raise InboxBusy(agent_id)
+    bus.reading.add(agent_id)
+    lock = bus.topology.stream_lock(agent_id)
+    held = False
+
+    async def release() -> None:
+        bus.reading.discard(agent_id)
+        if held:  # a connection that is gone took its lock with it
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(bus.channel.queue_delete(lock), 5)
+
     try:
         name = await asyncio.wait_for(bus.ensure_inbox(agent_id), 10)
         channel = await asyncio.wait_for(bus.connection.channel(), 10)
         await channel.set_qos(prefetch_count=prefetch)
         queue = await channel.get_queue(name, ensure=False)
     except (aio_pika.exceptions.AMQPError, ConnectionError, RuntimeError, TimeoutError) as exc:
+        await release()
         raise InboxLost from exc
     buffer: asyncio.Queue[AbstractIncomingMessage] = asyncio.Queue()
     try:
+        await channel.declare_queue(lock, exclusive=True, auto_delete=True)
+        held = True
         tag = await queue.consume(buffer.put, exclusive=True)
-    except aio_pika.exceptions.ChannelClosed as exc:  # ACCESS_REFUSED: exclusive consumer
+    except aio_pika.exceptions.ChannelClosed as exc:  # RESOURCE_LOCKED / ACCESS_REFUSED
         with contextlib.suppress(Exception):
             await channel.close()
+        await release()
         raise InboxBusy(agent_id) from exc
     lost = asyncio.Event()
 
@@ -89,8 +111,9 @@ async def open_inbox(bus: EventBus, agent_id: str, prefetch: int = 64) -> Inbox:
     bus.connection.close_callbacks.add(on_close)
     channel.close_callbacks.add(on_close)
 
-    def forget() -> None:
+    async def forget() -> None:
         with contextlib.suppress(Exception):
             bus.connection.close_callbacks.discard(on_close)
+        await release()
 
     return Inbox(channel, queue, tag, buffer, lost, forget)

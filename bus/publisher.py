@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import aio_pika
 from aio_pika.abc import AbstractRobustChannel, AbstractRobustConnection, AbstractRobustExchange
@@ -27,6 +27,14 @@ class EventBus:
     inbox: AbstractRobustExchange
     topology: Topology
     publish_timeout: float
+    queue_type: str = "classic"
+    reading: set[str] = field(default_factory=set)
+    """The agents whose inbox a stream of this process reads (one reader per agent: the
+    broker's stream lock holds it across processes, this set within one connection)."""
+
+    def durable_queue_arguments(self, **arguments: object) -> dict[str, object]:
+        """Arguments of a durable queue of this bus: its type (quorum on a cluster)."""
+        return {"x-queue-type": self.queue_type, **arguments}
 
     async def publish(self, event: EventEnvelope) -> None:
         """Publish to the topic exchange and to each recipient's inbox; waits for confirms."""
@@ -67,7 +75,9 @@ class EventBus:
         queue = await self.channel.declare_queue(
             name,
             durable=True,
-            arguments={"x-dead-letter-exchange": self.topology.dead_letters},
+            arguments=self.durable_queue_arguments(
+                **{"x-dead-letter-exchange": self.topology.dead_letters}
+            ),
         )
         await queue.bind(self.inbox, routing_key=agent_id)
         return name
@@ -96,7 +106,9 @@ async def open_bus(settings: Settings, *, timeout: float | None = None) -> Event
     dead = await channel.declare_exchange(
         topology.dead_letters, aio_pika.ExchangeType.FANOUT, durable=True
     )
-    dead_queue = await channel.declare_queue(topology.dead_letter_queue, durable=True)
+    dead_queue = await channel.declare_queue(
+        topology.dead_letter_queue, durable=True, arguments={"x-queue-type": settings.queue_type}
+    )
     await dead_queue.bind(dead)
     events = await channel.declare_exchange(
         topology.events, aio_pika.ExchangeType.TOPIC, durable=True
@@ -104,4 +116,12 @@ async def open_bus(settings: Settings, *, timeout: float | None = None) -> Event
     inbox = await channel.declare_exchange(
         topology.inbox, aio_pika.ExchangeType.DIRECT, durable=True
     )
-    return EventBus(connection, channel, events, inbox, topology, settings.publish_timeout_seconds)
+    return EventBus(
+        connection,
+        channel,
+        events,
+        inbox,
+        topology,
+        settings.publish_timeout_seconds,
+        settings.queue_type,
+    )

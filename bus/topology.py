@@ -30,3 +30,9 @@ class Topology:
 
     def inbox_queue(self, agent_id: str) -> str:
         return f"{self.prefix}.inbox.{agent_id}"
+
+    def stream_lock(self, agent_id: str) -> str:
+        """An exclusive, empty queue held by the connection whose stream reads the agent's
+        inbox: the broker refuses it to any other connection, on any node, and drops it
+        when that connection goes (a killed API process frees its agents at once)."""
+        return f"{self.prefix}.reading.{agent_id}"

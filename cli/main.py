@@ -47,7 +47,8 @@ def up(home: Path = HomeOption, tls: bool = TlsOption) -> None:
         with console.status("starting the local stack") as status:
             outcome = stack.up(progress=lambda text: status.update(text))
     except StackError as exc:
-        err.print(f"[red]could not start {exc.service}[/red]\n{exc}")
+        err.print(f"[red]could not start {exc.service}[/red]")
+        err.print(str(exc), markup=False, highlight=False)
         raise typer.Exit(1) from exc
     for name, what in outcome.items():
         console.print(f"  {name:9} {what}")
@@ -75,6 +76,71 @@ def status(home: Path = HomeOption) -> None:
     for name, state in Stack.load(home).status().items():
         table.add_row(name, state)
     console.print(table)
+
+
+cluster = typer.Typer(
+    help="The production-shaped local topology: two APIs behind HAProxy, two workers, a "
+    "three-node RabbitMQ cluster with quorum queues.",
+    no_args_is_help=True,
+)
+app.add_typer(cluster, name="cluster")
+ClusterHomeOption = typer.Option(
+    PROJECT_ROOT / ".agora" / "cluster",
+    "--home",
+    envvar="AGORA_CLUSTER_HOME",
+    help="Where the cluster keeps its data (apart from 'agora up's stack).",
+)
+
+
+@cluster.command("up")
+def cluster_up(home: Path = ClusterHomeOption) -> None:
+    """Start every part of the cluster on 127.0.0.1; wait until each is ready."""
+    from cli.cluster import Cluster
+
+    try:
+        running = Cluster.load(home)
+        with console.status("starting the cluster") as status:
+            outcome = running.up(progress=lambda text: status.update(text))
+    except StackError as exc:
+        err.print(f"[red]could not start {exc.service}[/red]")
+        err.print(str(exc), markup=False, highlight=False)
+        raise typer.Exit(1) from exc
+    for name, what in outcome.items():
+        console.print(f"  {name:11} {what}")
+    ports = running.ports
+    console.print(
+        f"\nAPI (HAProxy)  http://127.0.0.1:{ports.api}/docs\n"
+        f"AMQP (HAProxy) 127.0.0.1:{ports.amqp}, nodes on {', '.join(map(str, ports.nodes))}\n"
+        f"Temporal UI    http://127.0.0.1:{ports.temporal_ui}\n"
+        f"Settings       source {running.home / 'env'}"
+    )
+
+
+@cluster.command("down")
+def cluster_down(home: Path = ClusterHomeOption) -> None:
+    """Stop every part 'agora cluster up' started."""
+    from cli.cluster import Cluster
+
+    stopped = Cluster.load(home).down()
+    console.print("stopped: " + (", ".join(stopped) if stopped else "nothing was running"))
+
+
+@cluster.command("status")
+def cluster_status(home: Path = ClusterHomeOption) -> None:
+    """Show each part, and name what is degraded (exit 1 when a part is down)."""
+    from cli.cluster import Cluster
+
+    running = Cluster.load(home)
+    states = running.status()
+    table = Table("part", "state")
+    for name, state in states.items():
+        table.add_row(name, state)
+    console.print(table)
+    degraded = running.degraded(states)
+    for line in degraded:
+        console.print(f"[yellow]degraded[/yellow]: {line}")
+    if degraded:
+        raise typer.Exit(1)
 
 
 @app.command()

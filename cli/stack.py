@@ -567,13 +567,19 @@ class Stack:
         pid = self.owned_pid(service.name)
         stamp = self.home / "run" / f"{service.name}.code"
         stale = stamp.exists() and stamp.read_text() != code_fingerprint()
-        if service.name in APP_PROCESSES and pid and stale:
+        app = service.name.split("-")[0] in APP_PROCESSES  # worker-2 is a worker
+        if app and pid and stale:
             progress(f"restarting {service.name}: the code changed")
             self.stop_service(service.name)
             pid = None
         if pid and service.ready():
             return "running"
-        if pid is None and service.port and service.name != "worker" and service.ready():
+        if (
+            pid is None
+            and service.port
+            and not service.name.startswith("worker")
+            and service.ready()
+        ):
             return "reused"
         if pid is None:
             log = self.log_path(service.name).open("ab")
@@ -588,7 +594,7 @@ class Stack:
                 **as_user(service.user),
             )
             self.pid_path(service.name).write_text(str(proc.pid))
-            if service.name in APP_PROCESSES:
+            if app:
                 stamp.write_text(code_fingerprint())
             pid = proc.pid
         deadline = time.monotonic() + service.start_timeout

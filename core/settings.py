@@ -27,6 +27,14 @@ class Settings(BaseSettings):
     mongodb_db: str = "agora"
     amqp_url: str = "amqp://guest:guest@127.0.0.1:5672/"
     bus_prefix: str = Field(default="agora", pattern=r"^[A-Za-z0-9_.-]{1,64}$")
+    amqp_nodes: list[str] = []
+    """``host:port`` of each RabbitMQ node behind ``amqp_url`` (a load balancer in front of
+    a cluster): ``/readyz`` then says which node does not answer, and stays ready while a
+    majority does."""
+    queue_type: Literal["classic", "quorum"] = "classic"
+    """The type of the durable queues (agents' inboxes, the dead letters): ``quorum`` on
+    a RabbitMQ cluster, replicated across its nodes (``make cluster-up``). A queue keeps
+    the type it was declared with: switching needs a fresh broker or new queue names."""
     temporal_address: str = "127.0.0.1:7233"
     temporal_namespace: str = "default"
     task_queue: str = "agora"
@@ -81,6 +89,9 @@ class Settings(BaseSettings):
     rate_burst_per_token: int = Field(default=60, ge=1)
     messages_per_agent_per_minute: float = Field(default=120.0, gt=0)
     message_burst_per_agent: int = Field(default=30, ge=1)
+    api_replicas: int = Field(default=1, ge=1, le=64)
+    """How many API processes share the rate limits above behind one load balancer: each
+    allows its 1/N share, so the whole never allows more than the limit."""
 
     publish_timeout_seconds: float = Field(default=10.0, gt=0)
     readiness_timeout_seconds: float = Field(default=2.0, gt=0)

@@ -10,6 +10,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
 from api.deps import Public
+from bus.nodes import cluster_state
 
 router = APIRouter(tags=["health"], dependencies=[Public])
 
@@ -28,10 +29,15 @@ async def read_health() -> Health:
 @router.get(
     "/readyz",
     response_model=Health,
-    responses={503: {"model": Health, "description": "a dependency does not answer"}},
+    responses={
+        200: {"description": "ready, or degraded: a minority of RabbitMQ nodes is down"},
+        503: {"model": Health, "description": "a dependency does not answer"},
+    },
 )
 async def read_readiness(request: Request) -> JSONResponse:
-    """200 only when MongoDB, RabbitMQ and Temporal answer; 503 names the one that did not."""
+    """200 only when MongoDB, RabbitMQ and Temporal answer; 503 names the one that did not.
+    With ``AGORA_AMQP_NODES`` (a RabbitMQ cluster), ``rabbitmq_nodes`` names each node that
+    does not answer: ``degraded`` (still 200) while a majority does."""
     deps = request.app.state.deps
     timeout = request.app.state.settings.readiness_timeout_seconds
 
@@ -66,6 +72,13 @@ async def read_readiness(request: Request) -> JSONResponse:
             check("mongodb", mongodb), check("rabbitmq", rabbitmq), check("temporal", temporal)
         )
     )
-    ready = all(value == "ok" for value in checks.values())
-    body = Health(status="ready" if ready else "unavailable", checks=checks)
+    nodes = request.app.state.settings.amqp_nodes
+    serving = True
+    if nodes:
+        serving, checks["rabbitmq_nodes"] = await cluster_state(nodes, timeout)
+    ready = serving and all(
+        value == "ok" for name, value in checks.items() if name != "rabbitmq_nodes"
+    )
+    state = "ready" if ready and checks.get("rabbitmq_nodes", "ok") == "ok" else "degraded"
+    body = Health(status=state if ready else "unavailable", checks=checks)
     return JSONResponse(body.model_dump(), status_code=200 if ready else 503)

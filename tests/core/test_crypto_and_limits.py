@@ -112,3 +112,18 @@ def test_a_bucket_forgets_the_least_recent_keys_past_its_bound():
         bucket.take(key, 0.0)
     assert bucket.take("a", 0.0) == 0  # forgotten, so full again
     assert bucket.take("d", 0.0) > 0
+
+
+@given(
+    rate=st.floats(min_value=0.1, max_value=1000),
+    burst=st.integers(min_value=1, max_value=10_000),
+    replicas=st.integers(min_value=1, max_value=16),
+)
+def test_replicas_together_never_allow_more_than_the_limit(rate, burst, replicas):
+    """N shares taken at once allow at most the burst (and at least one each)."""
+    shares = [TokenBucket.share(rate, burst, replicas) for _ in range(replicas)]
+    allowed = sum(
+        1 for share in shares for _ in range(burst + 1) if share.take("caller", now=0.0) == 0.0
+    )
+    assert allowed <= max(burst, replicas)
+    assert all(share.rate * replicas == pytest.approx(rate) for share in shares)
