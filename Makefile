@@ -6,13 +6,15 @@ PY := $(VENV)/bin/python
 AGORA := $(VENV)/bin/agora
 FERRETDB := .agora/bin/ferretdb
 
-.PHONY: help setup up down status demo test lint bench drills clean cluster-up cluster-down
+.PHONY: help setup up down status demo test lint bench bench-cluster drills clean cluster-up cluster-down
 
 help:
 	@echo "make demo    set up, start the local stack and run the scripted scenario"
 	@echo "make test    set up and run the whole suite against real services"
 	@echo "make bench  raw ceilings, Agora end to end, the AutoGen peer, memory (BENCH_SIZE=quick|full)"
 	@echo "make drills kill and restart each part under load, then a long life (DRILL_SIZE=full|ci)"
+	@echo "             DRILLS=cluster make drills: the same on the cluster topology"
+	@echo "make bench-cluster  one API and one worker against two of each, on a cluster"
 	@echo "make cluster-up | cluster-down   two APIs behind HAProxy, two workers, three RabbitMQ nodes"
 	@echo "make up | down | status | lint | clean"
 
@@ -66,6 +68,11 @@ $(VENV)/.bench-installed: $(VENV)/.installed pyproject.toml
 ## bench: raw ceilings and Agora's figures from one run (BENCH_SIZE=quick|full)
 bench: up $(VENV)/.bench-installed
 	@$(PY) -m bench
+
+## bench-cluster: the scale figures, one API and one worker against two of each, on a cluster
+## of its own (bench/cluster.py; BENCH_SIZE=quick|full)
+bench-cluster: setup $(VENV)/.bench-installed
+	@$(PY) -m bench.cluster
 
 ## drills: kill and restart each part under load, then a long life (DRILL_SIZE=full|ci);
 ## they start a stack of their own on free ports, so 'make up' is not needed

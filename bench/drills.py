@@ -33,6 +33,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import itertools
 import json
 import os
 import shutil
@@ -58,9 +59,9 @@ console = Console()
 
 SIZES = {
     "ci": {"messages": 200, "chats": 3, "long_messages": 400, "long_attention": 250,
-           "updates_per_run": 100, "kill_every": 3.0, "down_for": 4.0},
+           "updates_per_run": 100, "kill_every": 3.0, "down_for": 4.0, "worker_kills": 3},
     "full": {"messages": 2000, "chats": 5, "long_messages": 20_000, "long_attention": 10_000,
-             "updates_per_run": 1_500, "kill_every": 10.0, "down_for": 8.0},
+             "updates_per_run": 1_500, "kill_every": 10.0, "down_for": 8.0, "worker_kills": 10},
 }  # fmt: skip
 HISTORY_WARN_EVENTS = 10_240
 HISTORY_WARN_BYTES = 10 * 1024 * 1024
@@ -75,6 +76,10 @@ class Listener:
     headers: dict[str, str]
     received: list[str] = field(default_factory=list)
     reconnects: int = 0
+    arrived: dict[str, float] = field(default_factory=dict)
+    """When each event first arrived (monotonic seconds)."""
+    connected: list[float] = field(default_factory=list)
+    """When each connection of the stream opened."""
 
 
 @dataclass
@@ -86,6 +91,8 @@ class Drill:
     faults: int = 0
     seconds: float = 0.0
     report: dict = field(default_factory=dict)
+    fault_times: list[float] = field(default_factory=list)
+    """When each fault struck (monotonic seconds; the cluster drills measure from it)."""
 
 
 class Society:
@@ -142,6 +149,7 @@ class Society:
             try:
                 async with websockets.connect(url, additional_headers=listener.headers,
                                               open_timeout=10) as ws:  # fmt: skip
+                    listener.connected.append(time.monotonic())
                     while not self.stop.is_set():
                         try:
                             event = json.loads(await asyncio.wait_for(ws.recv(), 1))
@@ -149,17 +157,23 @@ class Society:
                             continue
                         if event["type"] == "message.sent":
                             listener.received.append(event["event_id"])
+                            listener.arrived.setdefault(event["event_id"], time.monotonic())
             except Exception:  # the API, the bus or the socket went away: come back
                 listener.reconnects += 1
                 await asyncio.sleep(0.5)
 
-    async def post_all(self, drill: Drill, count: int, concurrency: int = 12) -> None:
-        """``count`` messages round the chats, each member in turn, retried by key."""
-        numbers = iter(range(count))
+    async def post_all(
+        self, drill: Drill, count: int, concurrency: int = 12, until: asyncio.Event | None = None
+    ) -> None:
+        """``count`` messages round the chats, each member in turn, retried by key; with
+        ``until``, more after those until it is set (a fault that takes longer)."""
+        numbers = itertools.count()
         chats = list(self.chats.items())
 
         async def lane() -> None:
             for i in numbers:
+                if i >= count and (until is None or until.is_set()):
+                    return
                 chat_id, members = chats[i % len(chats)]
                 sender = self.listeners[members[(i // len(chats)) % len(members)]]
                 key = f"{drill.name}-{i}"
@@ -169,7 +183,7 @@ class Society:
                 )  # fmt: skip
                 if r.status_code == 201:
                     drill.accepted[key] = {"chat": chat_id, "sender": sender.agent_id,
-                                           **r.json()}  # fmt: skip
+                                           "at": time.monotonic(), **r.json()}  # fmt: skip
 
         await asyncio.gather(*(lane() for _ in range(concurrency)))
 
@@ -312,19 +326,28 @@ async def restart(stack: Stack, society: Society, drill: Drill, name: str, down_
 
 async def run_drill(
     name: str, stack: Stack, society: Society, messages: int,
-    fault: Callable[[Drill, asyncio.Event], Awaitable[None]],
+    fault: Callable[[Drill, asyncio.Event], Awaitable[None]], through_fault: bool = False,
 ) -> Drill:  # fmt: skip
+    """``messages`` posts while ``fault`` runs; ``through_fault``: and on until it is over
+    (the fault must then end by itself; otherwise it ends when the posts do)."""
     drill = Drill(name)
     console.print(f"[bold]drill {name}[/]: {messages} messages across {len(society.chats)} chats")
     started = time.monotonic()
-    done = asyncio.Event()
-    injector = asyncio.create_task(fault(drill, done))
-    await society.post_all(drill, messages)
+    done, over = asyncio.Event(), asyncio.Event()
+
+    async def inject() -> None:
+        try:
+            await fault(drill, done)
+        finally:
+            over.set()
+
+    injector = asyncio.create_task(inject())
+    await society.post_all(drill, messages, until=over if through_fault else None)
     done.set()
     await injector
-    if stack.owned_pid("worker") is None:
+    if stack.with_app and stack.owned_pid("worker") is None:  # the cluster heals its own
         await asyncio.to_thread(stack.start, stack.worker())
-    drill.report = await society.verify(drill)
+    drill.report = (await society.verify(drill)) | drill.report  # + what the fault noted
     drill.seconds = time.monotonic() - started
     drill.report |= {
         "faults": drill.faults,
@@ -466,14 +489,16 @@ async def fault_drills(stack: Stack, society: Society, size: dict, result: dict)
 
 
 PARTS = ("faults", "long")
+"""What ``make drills`` runs; ``DRILLS=cluster`` adds the drills on the cluster topology."""
+EVERY_PART = (*PARTS, "cluster")
 
 
 async def run(
     size_name: str = "full", home: Path | None = None, parts: tuple[str, ...] = PARTS
 ) -> dict:
     size = SIZES[size_name]
-    if unknown := set(parts) - set(PARTS):
-        raise ValueError(f"DRILLS: unknown part(s) {sorted(unknown)}; choose from {PARTS}")
+    if unknown := set(parts) - set(EVERY_PART):
+        raise ValueError(f"DRILLS: unknown part(s) {sorted(unknown)}; choose from {EVERY_PART}")
     own_home = home is None
     home = home or Path(tempfile.mkdtemp(prefix="agora-drills-"))
     # the drills are the load: the per-agent limits stay out of their way (for the
@@ -496,7 +521,24 @@ async def run(
         else f"DRILLS={','.join(parts)} DRILL_SIZE={size_name} make drills",
     }
     try:
-        console.print(f"starting a stack of its own in {home}")
+        if {"faults", "long"} & set(parts):
+            await single_stack(stack, size, parts, result)
+        if "cluster" in parts:
+            from bench.cluster_drills import run_cluster
+
+            await run_cluster(size, home, result)
+    finally:
+        _reap()
+        os.environ.clear()
+        os.environ.update(saved)
+        if own_home:
+            shutil.rmtree(home, ignore_errors=True)
+    return result
+
+
+async def single_stack(stack: Stack, size: dict, parts: tuple[str, ...], result: dict) -> None:
+    console.print(f"starting a stack of its own in {stack.home}")
+    try:
         await asyncio.to_thread(stack.up)
         async with httpx.AsyncClient(base_url=stack.env()["AGORA_API_URL"], timeout=60,
                                      limits=httpx.Limits(max_connections=64)) as api:  # fmt: skip
@@ -510,12 +552,6 @@ async def run(
             await asyncio.gather(*society.tasks, return_exceptions=True)
     finally:
         await asyncio.to_thread(stack.down)
-        _reap()
-        os.environ.clear()
-        os.environ.update(saved)
-        if own_home:
-            shutil.rmtree(home, ignore_errors=True)
-    return result
 
 
 def print_table(result: dict) -> None:
@@ -530,6 +566,8 @@ def print_table(result: dict) -> None:
                       down)  # fmt: skip
     if "drills" in result:
         console.print(table)
+    if "cluster" in result:
+        print_cluster_table(result)
     if "long_life" not in result:
         return
     life = result["long_life"]
@@ -542,6 +580,22 @@ def print_table(result: dict) -> None:
         f"{life['agent']['largest_history_bytes']:,} bytes (Temporal warns at "
         f"{HISTORY_WARN_EVENTS:,} events or {HISTORY_WARN_BYTES:,} bytes)"
     )
+
+
+def print_cluster_table(result: dict) -> None:
+    cluster = result["cluster"]
+    table = Table("drill", "accepted", "stored", "twice", "gaps", "missing", "dup. deliveries",
+                  "faults", "5xx (not 502/3/4)", "resumed p50 / max s", "streams back p50 / max s",
+                  title=f"Agora cluster drills ({result['size']}, {cluster['listeners']} "
+                  f"listeners, {cluster['chats']} chats)")  # fmt: skip
+    for name, r in cluster["drills"].items():
+        back = r.get("streams_back")
+        table.add_row(name, str(r["accepted"]), str(r["stored"]), str(r["stored_twice"]),
+                      str(r["seq_gaps"]), str(r["deliveries_missing"]),
+                      str(r["duplicate_deliveries"]), str(r["faults"]), str(r["server_errors"]),
+                      f"{r['resumed']['p50']} / {r['resumed']['max']}",
+                      f"{back['p50']} / {back['max']}" if back else "-")  # fmt: skip
+    console.print(table)
 
 
 async def main() -> None:

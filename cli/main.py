@@ -71,11 +71,14 @@ def down(home: Path = HomeOption) -> None:
 
 @app.command()
 def status(home: Path = HomeOption) -> None:
-    """Show what runs."""
+    """Show what runs: the stack of 'agora up', and the cluster's parts once 'agora cluster
+    up' has run (naming what is degraded; exit 1 when a cluster part is down)."""
     table = Table("service", "state")
     for name, state in Stack.load(home).status().items():
         table.add_row(name, state)
     console.print(table)
+    if (home / "cluster" / "cluster.json").exists():
+        cluster_status(home / "cluster")
 
 
 cluster = typer.Typer(

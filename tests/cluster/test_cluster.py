@@ -107,8 +107,11 @@ async def test_a_post_reaches_streams_held_by_either_api_and_inboxes_are_quorum_
 
 
 async def test_one_stream_per_agent_holds_across_the_two_apis(cluster, lb, admin):
-    ada = await introduce(lb, admin, "Ada")
-    async with Stream(direct(cluster, 1), ada):
+    ada, bob = [await introduce(lb, admin, n) for n in ("Ada", "Bob")]
+    chat_id = (await group(lb, bob, ada, topic="one reader"))["chat_id"]
+    async with Stream(direct(cluster, 1), ada) as first:
+        await post(lb, chat_id, bob, "the first stream reads this")
+        await first.until(lambda e: e["type"] == "message.sent")  # it holds the inbox now
         for i in (1, 2):
             second = Stream(direct(cluster, i), ada)
             async with second:
@@ -344,3 +347,49 @@ async def test_both_apis_show_the_same_society_in_their_metrics(cluster, admin):
         for i, b in zip((1, 2), before, strict=True)
     ]
     assert after[0] == after[1], after
+
+
+async def test_an_mcp_client_is_served_by_either_api(cluster, lb, admin):
+    """The MCP door is stateless HTTP: calls through the balancer land on both processes,
+    and each answers as the same agent with the same state."""
+    from tests.api.test_mcp import as_agent, data
+
+    ada, bob = [await introduce(lb, admin, n) for n in ("Ada", "Bob")]
+    chat_id = (await group(lb, ada, bob, topic="mcp across"))["chat_id"]
+    before = [await _requests(direct(cluster, i), "/mcp") for i in (1, 2)]
+    async with as_agent(front(cluster), ada.token) as client:
+        for n in range(4):
+            args = {"chat_id": chat_id, "content": f"mcp {n}", "idempotency_key": f"m{n}"}
+            assert data(await client.call_tool("post_message", args))["seq"] == n + 1
+        page = data(await client.call_tool("read_messages", {"chat_id": chat_id}))
+        assert [m["content"] for m in page["items"]] == [f"mcp {n}" for n in range(4)]
+    after = [await _requests(direct(cluster, i), "/mcp") for i in (1, 2)]
+    assert all(a > b for a, b in zip(after, before, strict=True)), (before, after)
+
+
+async def _requests(base_url: str, prefix: str) -> float:
+    """Requests this API process served whose route starts with ``prefix``."""
+    async with httpx.AsyncClient(base_url=base_url, timeout=10) as client:
+        text = (await client.get("/metrics")).text
+    return sum(
+        float(line.rsplit(" ", 1)[1])
+        for line in text.splitlines()
+        if line.startswith("agora_http_requests_total{") and f'route="{prefix}' in line
+    )
+
+
+async def test_an_a2a_task_made_on_one_api_is_read_on_the_other(cluster, lb, admin):
+    from a2a.types import GetTaskRequest, ListTasksRequest, TaskState
+
+    from tests.api.test_a2a_rpc import a2a_client, say, the_task
+
+    ada = await introduce(lb, admin, "Ada")
+    host = await introduce(lb, admin, "Host", brain={"turns_per_hour": 1000})
+    async with a2a_client(direct(cluster, 1), host.agent_id, ada.token) as one:
+        task = await the_task(one, say())
+    assert task.status.state == TaskState.TASK_STATE_COMPLETED, task.status
+    async with a2a_client(direct(cluster, 2), host.agent_id, ada.token) as two:
+        fetched = await two.get_task(request=GetTaskRequest(id=task.id))
+        assert fetched.id == task.id and fetched.status.state == task.status.state
+        listed = await two.list_tasks(request=ListTasksRequest(context_id=task.context_id))
+        assert task.id in {t.id for t in listed.tasks}

@@ -60,3 +60,37 @@ async def test_the_long_life_continues_as_new_and_keeps_working(result):
     for kind in ("chat", "agent"):
         assert life[kind]["largest_history_events"] < drills.HISTORY_WARN_EVENTS
         assert life[kind]["largest_history_bytes"] < drills.HISTORY_WARN_BYTES
+
+
+@pytest.mark.slow
+@pytest.mark.cluster
+@pytest.mark.timeout(1800)
+async def test_the_cluster_drills_lose_nothing_and_resume_on_the_other_part(tmp_path_factory):
+    """``DRILLS=cluster DRILL_SIZE=ci make drills``: two APIs, two workers, three RabbitMQ
+    nodes; an API killed with 50 streams on the cluster, a node killed, a worker killed
+    again and again, every process restarted in turn."""
+    outcome = await drills.run("ci", home=tmp_path_factory.mktemp("cluster-drills"),
+                               parts=("cluster",))  # fmt: skip
+    drills.print_table(outcome)
+    cluster = outcome["cluster"]
+    assert cluster["listeners"] == 50
+    reports = cluster["drills"]
+    assert set(reports) == {"cluster-api-sigkill", "cluster-rabbitmq-node-sigkill",
+                            "cluster-worker-sigkill", "cluster-rolling-restart"}  # fmt: skip
+    for name, report in reports.items():
+        assert report["faults"] >= 1, name
+        assert report["accepted"] >= drills.SIZES["ci"]["messages"], name
+        assert report["stored"] == report["accepted"], name
+        assert report["stored_twice"] == 0, name
+        assert report["accepted_not_stored"] == report["stored_not_accepted"] == 0, name
+        assert report["answers_match_store"], name
+        assert report["seq_gaps"] == 0, name
+        assert report["deliveries_missing"] == 0, name
+        assert report["server_errors"] == 0, (name, report["answers"])
+        # work went on after every fault: a message accepted after it reached a reader
+        assert report["resumed"]["n"] == report["faults"], (name, report["resumed"])
+    killed = reports["cluster-api-sigkill"]
+    assert killed["streams_on_killed_api"] >= 1
+    assert killed["streams_back"]["n"] == killed["streams_on_killed_api"], killed
+    assert reports["cluster-worker-sigkill"]["faults"] == drills.SIZES["ci"]["worker_kills"]
+    assert reports["cluster-rolling-restart"]["faults"] == 7
