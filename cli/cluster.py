@@ -37,27 +37,35 @@ from cli.stack import (
     amqp_answers,
     free_port,
     port_open,
+    rabbitmq_node_env,
 )
 
 NODES = 3
 REPLICAS = 2
 
 
+def _single_defaults() -> Ports:
+    return Ports(temporal=7300, temporal_ui=8300, postgres=5500, mongodb=27100, amqp=5700,
+                 api=8100, ferretdb_debug=8188, rabbitmq_dist=0, worker_metrics=0)  # fmt: skip
+
+
 @dataclass
 class ClusterPorts:
-    """The load balancer's two ports, then each part's own."""
-
-    api: int = 8100
-    amqp: int = 5700
-    temporal: int = 7300
-    temporal_ui: int = 8300
-    postgres: int = 5500
-    mongodb: int = 27100
-    ferretdb_debug: int = 8188
+    single: Ports = field(default_factory=_single_defaults)
+    """The single parts' ports, as ``Stack`` knows them; its ``api`` and ``amqp`` are
+    HAProxy's, the one port of each that clients use."""
     apis: list[int] = field(default_factory=lambda: [8101, 8102])
     nodes: list[int] = field(default_factory=lambda: [5701, 5702, 5703])
     dist: list[int] = field(default_factory=lambda: [25701, 25702, 25703])
     worker_metrics: list[int] = field(default_factory=lambda: [9471, 9472])
+
+    @property
+    def api(self) -> int:
+        return self.single.api
+
+    @property
+    def amqp(self) -> int:
+        return self.single.amqp
 
     @classmethod
     def free(cls) -> ClusterPorts:
@@ -65,26 +73,16 @@ class ClusterPorts:
             return [free_port() for _ in range(n)]
 
         return cls(
-            *(free_port() for _ in range(7)),
+            Ports.free(),
             apis=some(REPLICAS),
             nodes=some(NODES),
             dist=some(NODES),
             worker_metrics=some(REPLICAS),
         )
 
-    def single(self) -> Ports:
-        """The ports of the single parts, as ``Stack`` knows them (its API is the LB's)."""
-        return Ports(
-            temporal=self.temporal,
-            temporal_ui=self.temporal_ui,
-            postgres=self.postgres,
-            mongodb=self.mongodb,
-            amqp=self.amqp,
-            api=self.api,
-            ferretdb_debug=self.ferretdb_debug,
-            rabbitmq_dist=0,
-            worker_metrics=0,
-        )
+    @classmethod
+    def from_json(cls, saved: dict) -> ClusterPorts:
+        return cls(Ports(**saved.pop("single")), **saved)
 
 
 @dataclass
@@ -99,7 +97,7 @@ class Cluster:
         self.home = self.home.resolve()
         self.stack = Stack(
             self.home,
-            self.ports.single(),
+            self.ports.single,
             amqp_url=f"amqp://guest:guest@127.0.0.1:{self.ports.amqp}/",
             with_ui=self.with_ui,
             with_app=False,
@@ -172,19 +170,10 @@ class Cluster:
             plugins.write_text("[].\n")
         # a minority partition stops serving rather than diverge
         (data / "rabbitmq.conf").write_text("cluster_partition_handling = pause_minority\n")
-        return {
+        return rabbitmq_node_env(data, self.node_name(i), self.ports.dist[i - 1]) | {
             "HOME": str(self.erlang_home),
-            "RABBITMQ_NODENAME": self.node_name(i),
             "RABBITMQ_NODE_IP_ADDRESS": "127.0.0.1",
             "RABBITMQ_NODE_PORT": str(self.ports.nodes[i - 1]),
-            "RABBITMQ_DIST_PORT": str(self.ports.dist[i - 1]),
-            "ERL_EPMD_ADDRESS": "127.0.0.1",
-            "RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS": "-kernel inet_dist_use_interface {127,0,0,1}",
-            "RABBITMQ_MNESIA_BASE": str(data / "mnesia"),
-            "RABBITMQ_LOG_BASE": str(data / "log"),
-            "RABBITMQ_ENABLED_PLUGINS_FILE": str(plugins),
-            "RABBITMQ_CONFIG_FILE": str(data / "rabbitmq"),
-            "RABBITMQ_LOGS": "-",
         }
 
     def rabbitmqctl(self, i: int, *args: str, timeout: float = 60) -> subprocess.CompletedProcess:
@@ -327,7 +316,11 @@ backend nodes
     @classmethod
     def load(cls, home: Path) -> Cluster:
         saved = home / "cluster.json"
-        ports = ClusterPorts(**json.loads(saved.read_text())) if saved.exists() else ClusterPorts()
+        ports = (
+            ClusterPorts.from_json(json.loads(saved.read_text()))
+            if saved.exists()
+            else ClusterPorts()
+        )
         return cls(home, ports)
 
     def start(self, name: str, progress: Callable[[str], None] = lambda _: None) -> str:

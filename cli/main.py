@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
+from typing import NoReturn
 
 import typer
 from rich.console import Console
@@ -37,6 +39,24 @@ TlsOption = typer.Option(
 )
 
 
+def _refused(exc: StackError) -> NoReturn:
+    err.print(f"[red]could not start {exc.service}[/red]")
+    err.print(str(exc), markup=False, highlight=False)  # a log's tail, not markup
+    raise typer.Exit(1) from exc
+
+
+def _start(what: str, up: Callable[..., dict[str, str]]) -> None:
+    """Run ``up`` under a spinner that shows its progress; print what each part did."""
+    try:
+        with console.status(f"starting {what}") as status:
+            outcome = up(progress=lambda text: status.update(text))
+    except StackError as exc:
+        _refused(exc)
+    width = max(map(len, outcome))
+    for name, did in outcome.items():
+        console.print(f"  {name:{width}} {did}")
+
+
 @app.command()
 def up(home: Path = HomeOption, tls: bool = TlsOption) -> None:
     """Start Temporal, FerretDB, RabbitMQ, the worker and the API; wait until /readyz is green.
@@ -44,14 +64,9 @@ def up(home: Path = HomeOption, tls: bool = TlsOption) -> None:
     Every service binds to 127.0.0.1; FerretDB runs with ``--telemetry=disable``."""
     try:
         stack = Stack.load(home, tls=tls)
-        with console.status("starting the local stack") as status:
-            outcome = stack.up(progress=lambda text: status.update(text))
     except StackError as exc:
-        err.print(f"[red]could not start {exc.service}[/red]")
-        err.print(str(exc), markup=False, highlight=False)
-        raise typer.Exit(1) from exc
-    for name, what in outcome.items():
-        console.print(f"  {name:9} {what}")
+        _refused(exc)
+    _start("the local stack", stack.up)
     ports = stack.ports
     console.print(
         f"\nAPI docs     {stack.env()['AGORA_API_URL']}/docs\n"
@@ -100,21 +115,13 @@ def cluster_up(home: Path = ClusterHomeOption) -> None:
     """Start every part of the cluster on 127.0.0.1; wait until each is ready."""
     from cli.cluster import Cluster
 
-    try:
-        running = Cluster.load(home)
-        with console.status("starting the cluster") as status:
-            outcome = running.up(progress=lambda text: status.update(text))
-    except StackError as exc:
-        err.print(f"[red]could not start {exc.service}[/red]")
-        err.print(str(exc), markup=False, highlight=False)
-        raise typer.Exit(1) from exc
-    for name, what in outcome.items():
-        console.print(f"  {name:11} {what}")
+    running = Cluster.load(home)
+    _start("the cluster", running.up)
     ports = running.ports
     console.print(
         f"\nAPI (HAProxy)  http://127.0.0.1:{ports.api}/docs\n"
         f"AMQP (HAProxy) 127.0.0.1:{ports.amqp}, nodes on {', '.join(map(str, ports.nodes))}\n"
-        f"Temporal UI    http://127.0.0.1:{ports.temporal_ui}\n"
+        f"Temporal UI    http://127.0.0.1:{ports.single.temporal_ui}\n"
         f"Settings       source {running.home / 'env'}"
     )
 

@@ -451,18 +451,7 @@ class Stack:
                 "ssl_options.verify = verify_none\n"
                 "ssl_options.fail_if_no_peer_cert = false\n"
             )
-        env = {
-            "RABBITMQ_NODENAME": node,
-            **listener,
-            "RABBITMQ_DIST_PORT": str(dist_port),
-            "ERL_EPMD_ADDRESS": "127.0.0.1",
-            "RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS": "-kernel inet_dist_use_interface {127,0,0,1}",
-            "RABBITMQ_MNESIA_BASE": str(data / "mnesia"),
-            "RABBITMQ_LOG_BASE": str(data / "log"),
-            "RABBITMQ_ENABLED_PLUGINS_FILE": str(plugins),
-            "RABBITMQ_CONFIG_FILE": str(data / "rabbitmq"),
-            "RABBITMQ_LOGS": "-",
-        }
+        env = rabbitmq_node_env(data, node, dist_port) | listener
 
         def stop() -> None:
             subprocess.run(
@@ -691,6 +680,23 @@ class Stack:
 
 
 POSTGRES_USER = "agora"
+
+
+def rabbitmq_node_env(data: Path, node: str, dist_port: int) -> dict[str, str]:
+    """The environment of one RabbitMQ node kept under ``data``: its name, its Erlang
+    distribution on 127.0.0.1 at ``dist_port``, its database, logs (to stdout), plugins
+    file and config file (``data/rabbitmq.conf``, when there is one)."""
+    return {
+        "RABBITMQ_NODENAME": node,
+        "RABBITMQ_DIST_PORT": str(dist_port),
+        "ERL_EPMD_ADDRESS": "127.0.0.1",
+        "RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS": "-kernel inet_dist_use_interface {127,0,0,1}",
+        "RABBITMQ_MNESIA_BASE": str(data / "mnesia"),
+        "RABBITMQ_LOG_BASE": str(data / "log"),
+        "RABBITMQ_ENABLED_PLUGINS_FILE": str(data / "enabled_plugins"),
+        "RABBITMQ_CONFIG_FILE": str(data / "rabbitmq"),
+        "RABBITMQ_LOGS": "-",
+    }
 
 
 def postgres_bin() -> Path:

@@ -14,6 +14,20 @@ import pytest_asyncio
 from bench import drills
 
 
+def lost_nothing(name: str, report: dict) -> None:
+    """What must hold after any drill: every accepted message stored once and in order,
+    every recipient served, and no 500."""
+    assert report["faults"] >= 1, name
+    assert report["accepted"] >= drills.SIZES["ci"]["messages"], name  # + posts while down
+    assert report["stored"] == report["accepted"], name
+    assert report["stored_twice"] == 0, name
+    assert report["accepted_not_stored"] == report["stored_not_accepted"] == 0, name
+    assert report["answers_match_store"], name
+    assert report["seq_gaps"] == 0, name
+    assert report["deliveries_missing"] == 0, name
+    assert report["server_errors"] == 0, (name, report["answers"], report["answers_while_down"])
+
+
 @pytest_asyncio.fixture(scope="module")
 async def result(tmp_path_factory):
     outcome = await drills.run("ci", home=tmp_path_factory.mktemp("drills"))
@@ -25,15 +39,7 @@ async def result(tmp_path_factory):
 @pytest.mark.timeout(1800)
 async def test_every_drill_loses_nothing_and_answers_503_not_500(result):
     for name, report in result["drills"].items():
-        assert report["faults"] >= 1, name
-        assert report["accepted"] >= drills.SIZES["ci"]["messages"], name  # + posts while down
-        assert report["stored"] == report["accepted"], name
-        assert report["stored_twice"] == 0, name
-        assert report["accepted_not_stored"] == report["stored_not_accepted"] == 0, name
-        assert report["answers_match_store"], name
-        assert report["seq_gaps"] == 0, name
-        assert report["deliveries_missing"] == 0, name
-        assert report["server_errors"] == 0, (name, report["answers"], report["answers_while_down"])
+        lost_nothing(name, report)
     for name in ("rabbitmq-restart", "ferretdb-restart", "postgres-restart", "temporal-restart"):
         down = result["drills"][name]["answers_while_down"]
         assert down.get("503", 0) >= 1, (name, down)  # /readyz at least names the outage
@@ -78,15 +84,7 @@ async def test_the_cluster_drills_lose_nothing_and_resume_on_the_other_part(tmp_
     assert set(reports) == {"cluster-api-sigkill", "cluster-rabbitmq-node-sigkill",
                             "cluster-worker-sigkill", "cluster-rolling-restart"}  # fmt: skip
     for name, report in reports.items():
-        assert report["faults"] >= 1, name
-        assert report["accepted"] >= drills.SIZES["ci"]["messages"], name
-        assert report["stored"] == report["accepted"], name
-        assert report["stored_twice"] == 0, name
-        assert report["accepted_not_stored"] == report["stored_not_accepted"] == 0, name
-        assert report["answers_match_store"], name
-        assert report["seq_gaps"] == 0, name
-        assert report["deliveries_missing"] == 0, name
-        assert report["server_errors"] == 0, (name, report["answers"])
+        lost_nothing(name, report)
         # work went on after every fault: a message accepted after it reached a reader
         assert report["resumed"]["n"] == report["faults"], (name, report["resumed"])
     killed = reports["cluster-api-sigkill"]
