@@ -39,11 +39,13 @@ def _p50_max(values: list[float]) -> dict:
         "p50": round(statistics.median(values), 2),
         "max": round(max(values), 2),
         "n": len(values),
+        "each": [round(v, 2) for v in values],
     }
 
 
 def resumed(society: Society, drill: Drill) -> list[float]:
-    """For each fault: seconds until a message accepted after it reached a reader."""
+    """For each fault: seconds until a message posted after it (its request began after the
+    fault) reached a reader."""
     arrivals = {}
     for listener in society.listeners.values():
         for event_id, at in listener.arrived.items():

@@ -91,6 +91,8 @@ class Drill:
     faults: int = 0
     seconds: float = 0.0
     report: dict = field(default_factory=dict)
+    reasons: collections.Counter = field(default_factory=collections.Counter)
+    """What each retried answer said (its status and detail), counted."""
     fault_times: list[float] = field(default_factory=list)
     """When each fault struck (monotonic seconds; the cluster drills measure from it)."""
 
@@ -119,6 +121,8 @@ class Society:
                 response, status = None, "no answer"
             if drill is not None:
                 drill.statuses[status] += 1
+                if response is not None and status in RETRIED:
+                    drill.reasons[f"{status} {_reason(response)}"] += 1
             if response is not None and status not in RETRIED:
                 return response
             if time.monotonic() > deadline:
@@ -177,13 +181,14 @@ class Society:
                 chat_id, members = chats[i % len(chats)]
                 sender = self.listeners[members[(i // len(chats)) % len(members)]]
                 key = f"{drill.name}-{i}"
+                began = time.monotonic()
                 r = await self.call(
                     "POST", f"/v1/chats/{chat_id}/messages", drill, json={"content": key},
                     headers=sender.headers | {"Idempotency-Key": key},
                 )  # fmt: skip
                 if r.status_code == 201:
                     drill.accepted[key] = {"chat": chat_id, "sender": sender.agent_id,
-                                           "at": time.monotonic(), **r.json()}  # fmt: skip
+                                           "at": began, **r.json()}  # fmt: skip
 
         await asyncio.gather(*(lane() for _ in range(concurrency)))
 
@@ -240,6 +245,14 @@ class Society:
                 if member != accepted["sender"]:
                     expected[member].add(f"message.sent/{accepted['message_id']}")
         return expected
+
+
+def _reason(response: httpx.Response) -> str:
+    """A retried answer's detail (HAProxy's own pages are HTML: named so)."""
+    try:
+        return str(response.json().get("detail", ""))[:80]
+    except ValueError:
+        return "(not JSON: the load balancer's page)" if response.text else "(empty)"
 
 
 def _gaps(seqs: list[int]) -> list[int]:
@@ -354,6 +367,7 @@ async def run_drill(
         "seconds": round(drill.seconds, 1),
         "answers": {str(k): v for k, v in sorted(drill.statuses.items(), key=str)},
         "answers_while_down": {str(k): v for k, v in sorted(drill.while_down.items(), key=str)},
+        "retried_because": dict(drill.reasons.most_common(8)),
         "server_errors": sum(
             n
             for k, n in (drill.statuses + drill.while_down).items()
