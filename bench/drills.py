@@ -6,6 +6,7 @@ The stack is ``cli.stack.Stack``: FerretDB runs there with ``--telemetry=disable
     make drills                  # full size: 2,000 messages per drill, 20,000 in the long chat
     DRILL_SIZE=ci make drills    # the reduced size the test suite runs (tests/drills)
     DRILLS=long make drills      # only the long life (DRILLS=faults: only the drills)
+    DRILLS=cluster make drills   # the drills on the cluster topology (bench/cluster_drills.py)
 
 The drills start their own stack (a temporary folder, free ports, the same services as
 ``make up``) so that they can kill and restart every part of it. Each drill posts its
