@@ -15,14 +15,12 @@ drills kill and restart single parts by name (``api-1``, ``worker-2``, ``rabbitm
 from __future__ import annotations
 
 import contextlib
-import csv
 import json
 import os
 import secrets
 import shlex
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -326,49 +324,10 @@ backend nodes
         return cls(home, ports)
 
     def start(self, name: str, progress: Callable[[str], None] = lambda _: None) -> str:
-        """Start one part; return once it serves: a node has joined, and a node or an
-        API process is one HAProxy sends to (a rolling restart that stopped the other
-        API before that would leave the balancer with none)."""
         outcome = self.stack.start(self.service(name), progress)
         if name.startswith("rabbitmq-"):
             self._join(int(name.rpartition("-")[2]))
-        if name.startswith(("api-", "rabbitmq-")) and self.stack.owned_pid("haproxy"):
-            self.balanced(name)
         return outcome
-
-    def balancer_states(self) -> dict[str, str]:
-        """Each server's state as HAProxy sees it (``UP``, ``DOWN``...), from its stats
-        socket; empty when HAProxy does not answer."""
-        sock = socket.socket(socket.AF_UNIX)
-        sock.settimeout(3)
-        try:
-            sock.connect(str(self.home / "run" / "haproxy.sock"))
-            sock.sendall(b"show stat\n")
-            data = b""
-            while chunk := sock.recv(65536):
-                data += chunk
-        except OSError:
-            return {}
-        finally:
-            sock.close()
-        rows = list(csv.reader(data.decode().lstrip("# ").splitlines()))
-        if not rows:
-            return {}
-        header = rows[0]
-        at = {key: header.index(key) for key in ("svname", "status")}
-        return {
-            row[at["svname"]]: row[at["status"]]
-            for row in rows[1:]
-            if len(row) > at["status"] and row[at["svname"]] not in ("FRONTEND", "BACKEND")
-        }
-
-    def balanced(self, name: str, timeout: float = 30) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.balancer_states().get(name) == "UP":
-                return
-            time.sleep(0.2)
-        raise StackError(name, f"HAProxy has not marked it up within {timeout:.0f}s")
 
     def up(self, progress: Callable[[str], None] = lambda _: None) -> dict[str, str]:
         self.save()
