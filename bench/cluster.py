@@ -4,7 +4,8 @@
     BENCH_SIZE=full make bench-cluster
 
 Starts a cluster of its own (two APIs behind HAProxy, two workers, three RabbitMQ nodes
-with quorum queues; a temporary folder, free ports, every part on 127.0.0.1), then
+with quorum queues; FerretDB with ``--telemetry=disable``; a temporary folder, free
+ports, every part on 127.0.0.1), then
 measures in one run: Temporal's raw updates across 20 workflows (the ceiling of posts, as
 in ``make bench``), and Agora's messages figure (messages per second through the load
 balancer into 20 group chats and out to every listener's stream, and the delivery

@@ -1,8 +1,9 @@
 """``DRILLS=cluster make drills``: the fault drills on the cluster topology (cli/cluster.py).
 
-Two APIs behind HAProxy, two workers, three RabbitMQ nodes with quorum queues, in a
-folder of their own on free ports. Fifty agents listen on their streams (through the
-load balancer) in ten group chats while the drill's posts go in, and one fault happens:
+Two APIs behind HAProxy, two workers, three RabbitMQ nodes with quorum queues, FerretDB
+with ``--telemetry=disable`` (the stack's own), in a folder of their own on free ports.
+Fifty agents listen on their streams (through the load balancer) in ten group chats
+while the drill's posts go in, and one fault happens:
 
 (a) ``api-sigkill``: SIGKILL the API process that holds the most streams, start it again;
 (b) ``rabbitmq-node-sigkill``: SIGKILL one RabbitMQ node, bring it back;

@@ -4,7 +4,8 @@ Two API processes behind HAProxy on one port (WebSocket upgrades, health checks 
 ``/readyz``), two worker processes, and a three-node RabbitMQ cluster on loopback (one
 node name and port each, a shared Erlang cookie generated into the cluster's home) that
 the processes reach through HAProxy's AMQP port, with quorum queues. PostgreSQL, FerretDB
-and the Temporal dev server are the single ones of ``make up`` (``cli/stack.py``); a
+and the Temporal dev server are the single ones of ``make up`` (``cli/stack.py``:
+FerretDB with ``--telemetry=disable``, nothing calls outside the machine); a
 deployment puts a Temporal cluster and a MongoDB replica set there (README, Cluster).
 
 Every part binds to 127.0.0.1, keeps its data under the cluster's home (``.agora/cluster``

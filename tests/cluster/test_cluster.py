@@ -16,6 +16,7 @@ import subprocess
 import sys
 import time
 from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 
 import httpx
 import pytest
@@ -81,8 +82,8 @@ async def post(lb: httpx.AsyncClient, chat_id: str, agent: Agent, text: str) -> 
     return response.json()
 
 
-def restarted(cluster: Cluster, name: str) -> None:
-    cluster.start(name)
+async def restarted(cluster: Cluster, name: str) -> None:
+    await asyncio.to_thread(cluster.start, name)
 
 
 async def test_a_post_reaches_streams_held_by_either_api_and_inboxes_are_quorum_queues(
@@ -100,7 +101,9 @@ async def test_a_post_reaches_streams_held_by_either_api_and_inboxes_are_quorum_
                 )
             )
             assert seen[-1]["payload"]["message"]["content"] == "hello from either side"
-    listed = cluster.rabbitmqctl(1, "list_queues", "name", "type", "members", "--no-table-headers")
+    listed = await asyncio.to_thread(
+        cluster.rabbitmqctl, 1, "list_queues", "name", "type", "members", "--no-table-headers"
+    )
     inbox = next(line for line in listed.stdout.splitlines() if f"inbox.{bob.agent_id}" in line)
     assert "\tquorum\t" in inbox, inbox
     assert all(cluster.node_name(i) in inbox for i in (1, 2, 3)), inbox
@@ -222,7 +225,7 @@ async def test_a_stream_that_loses_its_api_reconnects_through_the_balancer_and_m
     for n in range(30):
         if n == 10:  # SIGKILL the API process that holds Bob's stream
             holder = await _holder(cluster)
-            cluster.kill(holder)
+            await asyncio.to_thread(cluster.kill, holder)
             killed = holder
         for _ in range(20):
             response = await lb.post(
@@ -246,7 +249,7 @@ async def test_a_stream_that_loses_its_api_reconnects_through_the_balancer_and_m
         stop.set()
         await asyncio.wait_for(listener, 10)
         if killed:
-            restarted(cluster, killed)
+            await restarted(cluster, killed)
     assert len(sent) == 30
     assert killed
 
@@ -272,7 +275,7 @@ async def _holder(cluster: Cluster) -> str:
 async def test_a_rabbitmq_node_killed_leaves_the_cluster_serving_and_says_which(cluster, lb, admin):
     ada, bob = [await introduce(lb, admin, n) for n in ("Ada", "Bob")]
     chat_id = (await group(lb, ada, bob, topic="node down"))["chat_id"]
-    cluster.kill("rabbitmq-2")
+    await asyncio.to_thread(cluster.kill, "rabbitmq-2")
     try:
         ready = await eventually(
             lambda: lb.get("/readyz"),
@@ -310,7 +313,7 @@ async def test_a_rabbitmq_node_killed_leaves_the_cluster_serving_and_says_which(
                 if event["type"] == "message.sent":
                     seen.add(event["payload"]["message"]["message_id"])
     finally:
-        restarted(cluster, "rabbitmq-2")
+        await restarted(cluster, "rabbitmq-2")
     await eventually(lambda: lb.get("/readyz"), lambda r: r.json()["status"] == "ready", timeout=60)
 
 
@@ -319,6 +322,12 @@ def test_the_cluster_topology_names_its_parts_and_binds_to_loopback(cluster):
     binds = [line.split()[1] for line in config.splitlines() if line.strip().startswith("bind")]
     assert binds and all(b.startswith("127.0.0.1:") for b in binds), binds
     assert "option httpchk GET /readyz" in config
+    # its FerretDB is the stack's: telemetry disabled, as the running process shows
+    assert "--telemetry=disable" in cluster.service("ferretdb").argv
+    pid = cluster.stack.owned_pid("ferretdb")
+    assert pid is not None
+    running = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    assert b"--telemetry=disable" in running, running
     assert cluster.parts == [
         "rabbitmq-1", "rabbitmq-2", "rabbitmq-3", "haproxy",
         "worker-1", "worker-2", "api-1", "api-2",
