@@ -400,7 +400,7 @@ class Stack:
         env: dict[str, str] = {
             "FERRETDB_POSTGRESQL_URL": (
                 f"postgres://{POSTGRES_USER}:{self.postgres_password}@127.0.0.1:"
-                f"{self.ports.postgres}/postgres"
+                f"{self.ports.postgres}/postgres?pool_max_conns={FERRETDB_POOL}"
             )
         }
         if self.certs is None:
@@ -680,6 +680,10 @@ class Stack:
 
 
 POSTGRES_USER = "agora"
+FERRETDB_POOL = 240
+"""FerretDB's PostgreSQL connections (its default is 50; PostgreSQL here takes 300).
+An update command holds one per statement until it ends (``mongodb_max_pool_size``
+says why that bounds what Agora's processes may send at once)."""
 
 
 def rabbitmq_node_env(data: Path, node: str, dist_port: int) -> dict[str, str]:

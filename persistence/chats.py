@@ -36,6 +36,7 @@ class ChatRepository:
     """``chats`` and ``agent_chats``: written by ChatWorkflow's activities, read by the API."""
 
     def __init__(self, database: Database) -> None:
+        self._database = database
         self._chats = database.db["chats"]
         self._memberships = database.db["agent_chats"]
 
@@ -52,7 +53,8 @@ class ChatRepository:
             return False
         members = [m.agent_id for m in chat.members]
         if members:
-            await self._memberships.bulk_write(
+            await self._database.bulk_write(
+                self._memberships,
                 [
                     UpdateOne(
                         {"agent_id": m.agent_id, "chat_id": chat.chat_id},
@@ -64,7 +66,6 @@ class ChatRepository:
                     )
                     for m in chat.members
                 ],
-                ordered=False,
             )
         await self._memberships.delete_many(
             {"chat_id": chat.chat_id, "agent_id": {"$nin": members}}
@@ -107,7 +108,8 @@ class ChatRepository:
         await self._chats.update_one({"_id": chat_id}, {"$max": {"last_seq": seq}})
 
     async def mark_read(self, chat_id: str, read_seq: dict[str, int]) -> None:
-        await self._memberships.bulk_write(
+        await self._database.bulk_write(
+            self._memberships,
             [
                 UpdateOne(
                     {"agent_id": agent_id, "chat_id": chat_id},
@@ -115,7 +117,6 @@ class ChatRepository:
                 )
                 for agent_id, seq in read_seq.items()
             ],
-            ordered=False,
         )
 
     async def mark_delivered(self, agent_id: str, chat_id: str, seq: int) -> None:
@@ -165,6 +166,7 @@ class MessageRepository:
     the same documents and stores nothing twice."""
 
     def __init__(self, database: Database) -> None:
+        self._database = database
         self._messages = database.db["messages"]
         self._cipher = database.cipher
 
@@ -204,7 +206,8 @@ class MessageRepository:
         rewrite with the same reading changes nothing)."""
         if not contexts:
             return 0
-        result = await self._messages.bulk_write(
+        return await self._database.bulk_write(
+            self._messages,
             [
                 UpdateOne(
                     {"_id": message_id_for(chat_id, seq)},
@@ -212,9 +215,7 @@ class MessageRepository:
                 )
                 for seq, context in sorted(contexts.items())
             ],
-            ordered=False,
         )
-        return result.modified_count
 
     async def page(self, chat_id: str, after_seq: int, limit: int) -> list[Message]:
         docs = (

@@ -52,15 +52,37 @@ class Database:
     client: AsyncMongoClient
     db: AsyncDatabase
     cipher: ContentCipher
+    bulk_statements: int = 4
+    """At most this many statements in one bulk write (``Settings.mongodb_bulk_statements``)."""
     pages: OrderedDict[str, dict] = field(default_factory=OrderedDict)
     """The public page each agent's manifest was last stored with by this process: the
     manifest history compares against it, not against a keyed read of the store."""
+
+    async def bulk_write(self, collection: AsyncCollection, requests: list) -> int:
+        """Send ``requests`` (unordered) in bulk writes of at most ``bulk_statements`` each,
+        one after another; return how many documents they modified or upserted.
+
+        FerretDB v1 holds a PostgreSQL connection per statement of a command until the
+        command ends, so one long bulk write (a group of 60 members, a burst of 60
+        messages) takes its whole pool and waits for ever."""
+        changed = 0
+        for chunk in chunks(requests, self.bulk_statements):
+            result = await collection.bulk_write(chunk, ordered=False)
+            changed += result.modified_count + result.upserted_count
+        return changed
 
     async def ping(self) -> None:
         await self.db.command("ping")
 
     async def close(self) -> None:
         await self.client.close()
+
+
+def chunks(items: list, size: int) -> list[list]:
+    """``items`` in order, cut into lists of at most ``size``."""
+    if size < 1:
+        raise ValueError("size: at least 1")
+    return [items[i : i + size] for i in range(0, len(items), size)]
 
 
 async def insert_once(collection: AsyncCollection, doc: dict[str, Any]) -> bool:
@@ -86,8 +108,14 @@ async def open_database(settings: Settings, *, create_indexes: bool = True) -> D
         tz_aware=True,
         serverSelectionTimeoutMS=int(settings.readiness_timeout_seconds * 1000) + 3000,
         appname="agora",
+        maxPoolSize=settings.mongodb_max_pool_size,
     )
-    database = Database(client, client[settings.mongodb_db], ContentCipher.from_settings(settings))
+    database = Database(
+        client,
+        client[settings.mongodb_db],
+        ContentCipher.from_settings(settings),
+        bulk_statements=settings.mongodb_bulk_statements,
+    )
     if create_indexes:
         await ensure_indexes(database)
         from persistence.ledger import SkillRepository
