@@ -37,6 +37,7 @@ from api.routes import (
     stream,
     tasks,
 )
+from api.writes import StoreWrites
 from bus import EventBus, open_bus, watch_revocations
 from core.logging import configure_logging, correlation_id
 from core.security import TokenCodec
@@ -141,6 +142,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         await deps.connect()
         await deps.hear_revocations(app.state.credentials)
         app.state.deps = deps
+        app.state.writes = StoreWrites(deps)
         retry = asyncio.create_task(deps.keep_connecting(app.state.credentials))
         gauges = asyncio.create_task(
             app.state.metrics.keep_refreshing(deps, settings.metrics_refresh_seconds)
@@ -161,6 +163,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
+            await app.state.writes.close()
             await deps.close()
 
     app = FastAPI(

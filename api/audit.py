@@ -24,10 +24,11 @@ from starlette.routing import Match
 from api.deps import AdminPrincipal, DatabaseDep, Principal
 from api.errors import unprocessable
 from api.metrics import route_template
+from api.writes import StoreWrites
 from core.logging import correlation_id
 from models.audit import AuditPage, AuditRecord, Outcome, outcome_of
 from models.bounds import ClientTime
-from persistence import AuditRepository, Database
+from persistence import AuditRepository
 
 log = logging.getLogger("agora.api.audit")
 
@@ -103,18 +104,16 @@ def _target(path_params: dict[str, str]) -> str | None:
     return " ".join(parts) or None
 
 
-async def write_record(database: Database | None, record: AuditRecord) -> None:
-    if database is None:
-        log.warning("audit record not written: mongodb is not connected (%s)", record.action)
-        return
+async def write_record(writes: StoreWrites, record: AuditRecord) -> None:
+    """Write the record in the next group commit; wait for it (bounded)."""
     try:
-        await asyncio.wait_for(AuditRepository(database).add(record), WRITE_TIMEOUT_SECONDS)
+        await asyncio.wait_for(writes.audit.submit(record), WRITE_TIMEOUT_SECONDS)
     except Exception as exc:  # the request's own answer stands; the miss is logged
         log.warning("audit record not written (%s): %s", record.action, type(exc).__name__)
 
 
 async def audit_websocket(
-    database: Database | None,
+    writes: StoreWrites,
     principal: Principal | None,
     action: str,
     target: str,
@@ -139,7 +138,7 @@ async def audit_websocket(
         correlation_id=correlation_id.get(),
         client=client if principal is None else None,
     )
-    await write_record(database, record)
+    await write_record(writes, record)
 
 
 def allowed_methods(request: Request) -> str:
@@ -180,12 +179,12 @@ def install_audit(app: FastAPI) -> None:
         action = f"{request.method} {route_template(request)}"
         client = request.client.host if request.client else "unknown"
         # this app's state: a mounted app (the MCP door) puts itself in the scope's "app"
-        database = app.state.deps.database
+        writes: StoreWrites = app.state.writes
         if principal is None and outcome in ("denied", "limited"):
             denials: DenialAggregator = app.state.denials
             now = time.monotonic()
             for summary in denials.due(now):
-                await write_record(database, summary_record(summary, denials.window))
+                await write_record(writes, summary_record(summary, denials.window))
             if not denials.observe((client, action, code), now):
                 return response
         record = AuditRecord(
@@ -200,7 +199,7 @@ def install_audit(app: FastAPI) -> None:
             correlation_id=correlation_id.get(),
             client=client if principal is None else None,
         )
-        await write_record(database, record)
+        await write_record(writes, record)
         return response
 
 

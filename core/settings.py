@@ -110,6 +110,9 @@ class Settings(BaseSettings):
     worker_ready_file: Path | None = None
     """The worker writes its pid here once it polls its task queues, and removes it when it
     stops; ``agora up`` waits for it, so the API never takes work before a worker can."""
+    delivered_flush_seconds: float = Field(default=1.0, gt=0, le=60)
+    """How often an API process writes its streams' delivery watermarks (``delivered``
+    receipts), coalesced per agent and chat; a stream never waits for that write."""
     audit_denial_window_seconds: float = Field(default=60.0, gt=0, le=3600)
     """Repeated anonymous denials from one address within this window are audited as the
     first one and one summary (with its count) when the window ends."""

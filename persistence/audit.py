@@ -5,6 +5,8 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+from pymongo.errors import BulkWriteError
+
 from models.audit import AuditRecord
 from persistence.client import Database, insert_once
 
@@ -17,6 +19,18 @@ class AuditRepository:
         """Record once; a retried write that meets its own ``_id`` keeps the first."""
         doc = record.model_dump(mode="python", exclude={"audit_id"})
         await insert_once(self._log, {"_id": record.audit_id, **doc})
+
+    async def add_many(self, records: list[AuditRecord]) -> None:
+        """Record a group in one command; a record already stored keeps its first form."""
+        docs = [
+            {"_id": r.audit_id, **r.model_dump(mode="python", exclude={"audit_id"})}
+            for r in records
+        ]
+        try:
+            await self._log.insert_many(docs, ordered=False)
+        except BulkWriteError as exc:
+            if any(e.get("code") != 11000 for e in exc.details.get("writeErrors", [])):
+                raise
 
     async def page(
         self,

@@ -125,6 +125,19 @@ class ChatRepository:
             {"agent_id": agent_id, "chat_id": chat_id}, {"$max": {"delivered_seq": seq}}
         )
 
+    async def mark_delivered_many(self, marks: dict[tuple[str, str], int]) -> None:
+        """``mark_delivered`` for many (agent, chat) pairs, in few commands."""
+        await self._database.bulk_write(
+            self._memberships,
+            [
+                UpdateOne(
+                    {"agent_id": agent_id, "chat_id": chat_id},
+                    {"$max": {"delivered_seq": seq}},
+                )
+                for (agent_id, chat_id), seq in sorted(marks.items())
+            ],
+        )
+
     async def watermarks(self, chat_id: str) -> dict[str, tuple[int, int]]:
         """Per member: (delivered_seq, read_seq)."""
         cursor = self._memberships.find({"chat_id": chat_id})

@@ -153,8 +153,8 @@ async def _ticket(websocket: WebSocket, ticket: str) -> tuple[Principal, Observe
 async def _audit(websocket: WebSocket, principal: Principal | None, scope, code, reason) -> None:
     target = f"chat:{scope.chat_id}" if scope and scope.chat_id else "bus"
     client = websocket.client.host if websocket.client else None
-    database = websocket.app.state.deps.database
-    await audit_websocket(database, principal, f"WS {OBSERVE_PATH}", target, code, reason, client)
+    writes = websocket.app.state.writes
+    await audit_websocket(writes, principal, f"WS {OBSERVE_PATH}", target, code, reason, client)
 
 
 @router.websocket("/observe")

@@ -30,6 +30,7 @@ from api.deps import (
     authenticate,
     token_is_live,
 )
+from api.writes import StoreWrites
 from bus import InboxBusy, InboxLost, open_inbox
 from core.security import InvalidToken
 from core.tracing import delivery_span
@@ -175,11 +176,11 @@ async def stream_events(websocket: WebSocket, agent_id: str) -> None:
         denials = websocket.app.state.denials
         now = time.monotonic()
         for summary in denials.due(now):
-            await write_record(deps.database, summary_record(summary, denials.window))
+            await write_record(websocket.app.state.writes, summary_record(summary, denials.window))
         first = principal is not None or denials.observe((client, "WS stream", code), now)
         if first:
             await audit_websocket(
-                deps.database,
+                websocket.app.state.writes,
                 principal,
                 "WS /v1/agents/{agent_id}/stream",
                 f"agent:{agent_id}",
@@ -208,7 +209,6 @@ async def stream_events(websocket: WebSocket, agent_id: str) -> None:
     if principal.agent_id != agent_id:
         await refuse(4403, "an agent reads only its own stream")
         return
-    chats = ChatRepository(deps.database)
     try:
         inbox = await open_inbox(deps.bus, agent_id)
     except InboxBusy:
@@ -226,14 +226,7 @@ async def stream_events(websocket: WebSocket, agent_id: str) -> None:
         closed.set()
 
     watcher = asyncio.create_task(watch_client())
-    delivered: dict[str, int] = {}  # chat -> highest seq sent and not yet recorded
-
-    async def record_delivered() -> None:
-        """One watermark write per chat per burst, not one per message."""
-        while delivered:
-            chat_id, seq = delivered.popitem()
-            await chats.mark_delivered(agent_id, chat_id, seq)
-
+    writes: StoreWrites = websocket.app.state.writes
     try:
         async for message in inbox.messages(closed):
             try:
@@ -244,12 +237,9 @@ async def stream_events(websocket: WebSocket, agent_id: str) -> None:
             with delivery_span(message.headers, agent_id, event):
                 await websocket.send_text(message.body.decode())
             await inbox.ack(message)
-            if event.type == "message.sent":
+            if event.type == "message.sent":  # the receipt: written by the process, later
                 sent = event.payload["message"]
-                chat_id = sent["chat_id"]
-                delivered[chat_id] = max(delivered.get(chat_id, 0), sent["seq"])
-            if inbox.buffer.empty():
-                await record_delivered()
+                writes.mark_delivered(agent_id, sent["chat_id"], sent["seq"])
     except (WebSocketDisconnect, RuntimeError):
         pass  # the client left: what was not acked is redelivered next time
     except InboxLost:
@@ -259,6 +249,4 @@ async def stream_events(websocket: WebSocket, agent_id: str) -> None:
             await websocket.close(code=1012, reason="the event bus restarted: reconnect")
     finally:
         watcher.cancel()
-        with contextlib.suppress(Exception):
-            await record_delivered()
         await inbox.close()
