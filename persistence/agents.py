@@ -12,7 +12,7 @@ from typing import Any
 from pymongo.errors import DuplicateKeyError
 
 from models.agents import FOCUS_PREFIX, AgentManifest, escape_search
-from persistence.client import Database, insert_once
+from persistence.client import Database, find_by_ids, insert_once
 
 
 def _encode_cursor(agent_id: str) -> str:
@@ -96,16 +96,15 @@ class AgentRepository:
 
     async def names(self, agent_ids: list[str]) -> dict[str, str]:
         """Display names by agent id (one query for a batch)."""
-        cursor = self._agents.find({"_id": {"$in": agent_ids}}, {"public_profile.name": 1})
-        return {doc["_id"]: doc.get("public_profile", {}).get("name") async for doc in cursor}
+        docs = await find_by_ids(self._agents, agent_ids, {"public_profile.name": 1})
+        return {doc["_id"]: doc.get("public_profile", {}).get("name") for doc in docs}
 
     async def exists(self, agent_id: str) -> bool:
         return await self._agents.count_documents({"_id": agent_id}, limit=1) > 0
 
     async def existing(self, agent_ids: list[str]) -> set[str]:
         """Which of these ids are taken (one query for a batch)."""
-        cursor = self._agents.find({"_id": {"$in": agent_ids}}, {"_id": 1})
-        return {doc["_id"] async for doc in cursor}
+        return {doc["_id"] for doc in await find_by_ids(self._agents, agent_ids, {"_id": 1})}
 
     async def search(
         self,

@@ -72,7 +72,7 @@ class GroupCommit(Generic[T]):
 class Coalescer(Generic[K]):
     """The highest value per key, written together once per ``interval``.
 
-    For watermarks that only rise (a delivered ``seq``): many ``put``\\ s of one key
+    For watermarks that only rise (a delivered ``seq``): many puts of one key
     between two writes cost one statement. A write that fails keeps its values for the
     next one (merged with what came meanwhile), so none is lost; ``close`` writes what
     is left.

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any
@@ -83,6 +84,21 @@ def chunks(items: list, size: int) -> list[list]:
     if size < 1:
         raise ValueError("size: at least 1")
     return [items[i : i + size] for i in range(0, len(items), size)]
+
+
+async def find_by_ids(
+    collection: AsyncCollection, ids: list[str], projection: dict | None = None
+) -> list[dict]:
+    """The documents with these ids, one keyed find each (side by side).
+
+    FerretDB v1 (the local stand-in, run with --telemetry=disable) does not push an
+    ``$in`` down to PostgreSQL: it decodes every document of the collection to filter
+    them itself (114 ms at 1,300 agents, growing with the society), where a find by one
+    ``_id`` is filtered by PostgreSQL (3 ms). On MongoDB both are index look-ups."""
+    found = await asyncio.gather(
+        *(collection.find_one({"_id": i}, projection) for i in dict.fromkeys(ids))
+    )
+    return [doc for doc in found if doc is not None]
 
 
 async def insert_once(collection: AsyncCollection, doc: dict[str, Any]) -> bool:

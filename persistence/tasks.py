@@ -9,7 +9,7 @@ from typing import Any
 from pymongo.errors import DuplicateKeyError
 
 from models.market import FINAL, Reputation, Review, Task, reputation_score
-from persistence.client import Database
+from persistence.client import Database, find_by_ids
 
 
 class TaskRepository:
@@ -104,6 +104,4 @@ class ReviewRepository:
         return Reputation.model_validate(doc) if doc else None
 
     async def reputations(self, agent_ids: list[str]) -> dict[str, float]:
-        return {
-            d["_id"]: d["score"] async for d in self._reputations.find({"_id": {"$in": agent_ids}})
-        }
+        return {d["_id"]: d["score"] for d in await find_by_ids(self._reputations, agent_ids)}

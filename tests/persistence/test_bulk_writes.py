@@ -66,3 +66,18 @@ async def test_a_burst_of_analysed_messages_longer_than_the_pool_gets_every_cont
     page = await messages.page("c-burst", 0, LONGER_THAN_THE_POOL)
     assert [m.langchain_context for m in page] == [contexts[m.seq] for m in page]
     await asyncio.wait_for(database.ping(), 10)
+
+
+async def test_reads_of_many_ids_find_each_stored_one_and_only_those(database: Database):
+    """A batch of ids is read one keyed find each (FerretDB v1 filters an ``$in`` by
+    decoding the whole collection): duplicates and unknown ids change nothing."""
+    from persistence import AgentRepository
+
+    agents = database.db["agents"]
+    await agents.insert_many(
+        [{"_id": f"a{i}", "public_profile": {"name": f"Ann {i}"}} for i in range(5)]
+    )
+    directory = AgentRepository(database)
+    assert await directory.existing(["a1", "a3", "a3", "nobody"]) == {"a1", "a3"}
+    assert await directory.names(["a4", "a0", "ghost"]) == {"a4": "Ann 4", "a0": "Ann 0"}
+    assert await directory.existing([]) == set()
