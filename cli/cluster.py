@@ -133,6 +133,8 @@ class Cluster:
             | {
                 "AGORA_QUEUE_TYPE": "quorum",
                 "AGORA_API_REPLICAS": str(REPLICAS),
+                # four processes share the one FerretDB's pool (see mongodb_max_pool_size)
+                "AGORA_MONGODB_MAX_POOL_SIZE": "10",
                 "AGORA_AMQP_NODES": json.dumps(self.node_addresses),
             }
             | self.settings

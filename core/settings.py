@@ -25,12 +25,13 @@ class Settings(BaseSettings):
 
     mongodb_uri: str = "mongodb://127.0.0.1:27017/"
     mongodb_db: str = "agora"
-    mongodb_max_pool_size: int = Field(default=10, ge=1, le=1000)
+    mongodb_max_pool_size: int = Field(default=20, ge=1, le=1000)
     """Connections (so commands in flight) one process keeps to the store. FerretDB v1
     holds a PostgreSQL connection for each statement of an update command until the
     command ends, and one more to write: when every one of its pool's connections is so
     held it waits for ever. Processes x this x (``mongodb_bulk_statements`` + 1) stays
-    under FerretDB's ``pool_max_conns`` (``cli/stack.py`` sets it)."""
+    under FerretDB's ``pool_max_conns`` (240, ``cli/stack.py``): 2 x 20 x 5 for
+    ``make up``; the cluster's four processes run with 10."""
     mongodb_bulk_statements: int = Field(default=4, ge=1, le=100_000)
     """At most this many statements in one bulk write; a longer one goes in several (in
     order). Keeps FerretDB v1 out of the deadlock above; real MongoDB can take 1,000."""
