@@ -34,6 +34,7 @@ from temporalio import activity, workflow
 from temporalio.worker import Worker
 
 from bench.console import console_figures
+from bench.profile import tree_cpu_seconds
 from bench.protocols import a2a_round_trips, doors
 from cli.stack import PROJECT_ROOT, Stack
 from core.settings import Settings
@@ -381,6 +382,14 @@ class Stages:
         }
 
 
+def stack_pids() -> dict[str, int]:
+    """The processes of ``make up`` and this bench client, by name."""
+    stack = Stack.load(PROJECT_ROOT / ".agora")
+    names = ("api", "worker", "temporal", "ferretdb", "postgres", "rabbitmq")
+    pids = {name: stack.owned_pid(name) for name in names}
+    return {name: pid for name, pid in pids.items() if pid} | {"bench": os.getpid()}
+
+
 async def agora(
     env: dict[str, str], n: int, offered: int, handovers: int, progress: Progress
 ) -> dict:
@@ -468,12 +477,19 @@ async def agora(
             progress.advance(task)
 
         posts = []
+        cpu_before, cpu_started = tree_cpu_seconds(stack_pids()), time.perf_counter()
         for i in range(offered):
             posts.append(asyncio.create_task(offer(i)))
             await asyncio.sleep(1 / 50)
         await asyncio.gather(*posts)
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(offered_done.wait(), timeout=180)
+        cpu_after, cpu_elapsed = tree_cpu_seconds(stack_pids()), time.perf_counter() - cpu_started
+        cpu_per_message = {
+            name: (cpu_after[name] - cpu_before.get(name, cpu_after[name])) * 1000 / offered
+            for name in cpu_after
+        }
+        cpu_busy = sum(cpu_after[n] - cpu_before.get(n, cpu_after[n]) for n in cpu_after)
         stop.set()
         await asyncio.gather(*listeners, return_exceptions=True)
         await stop_tail()
@@ -517,6 +533,8 @@ async def agora(
         },
         "delivery_stages_ms": stages.split(sent_at),
         "offered_delivery_stages_ms": stages.split(offered_at),
+        "offered_cpu_ms_per_message": cpu_per_message,
+        "offered_cpu_cores_busy": cpu_busy / cpu_elapsed,
         "floor_handover_p50_ms": pct(gaps, 0.5) * 1000,
         "floor_handover_p99_ms": pct(gaps, 0.99) * 1000,
         "floor_handover_mean_ms": statistics.fmean(gaps) * 1000 if gaps else None,
@@ -790,6 +808,11 @@ async def main() -> None:
         *[(f"  stage p50 / p99 ms at 50/s: {name.replace('_', ' ')}",
            f"{v['p50']:.0f} / {v['p99']:.0f}")
           for name, v in ours["offered_delivery_stages_ms"].items()],
+        (f"  CPU cores busy at 50/s offered (of {os.cpu_count()})",
+         ours["offered_cpu_cores_busy"]),
+        ("  CPU ms per message at 50/s, by process",
+         ", ".join(f"{name} {ms:.1f}" for name, ms in sorted(
+             ours["offered_cpu_ms_per_message"].items(), key=lambda kv: -kv[1]))),
         *([("Second pass (after 100,000 messages, 10,000 agents): messages/s",
             second["messages_per_second_to_streams"]),
            ("  second pass at 50/s offered: delivery p50 / p99 ms",

@@ -33,6 +33,34 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def tree_cpu_seconds(pids: dict[str, int]) -> dict[str, float]:
+    """CPU seconds so far of each named process with all its descendants (PostgreSQL's
+    backends, RabbitMQ's Erlang VM under its start script)."""
+    parents: dict[int, int] = {}
+    own: dict[int, float] = {}
+    tick = os.sysconf("SC_CLK_TCK")
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        pid = int(entry.name)
+        parents[pid] = int(fields[1])
+        own[pid] = (int(fields[11]) + int(fields[12])) / tick
+    totals = {}
+    for name, root in pids.items():
+        total = 0.0
+        for pid, seconds in own.items():
+            walk = pid
+            while walk > 1 and walk != root:
+                walk = parents.get(walk, 0)
+            total += seconds if walk == root else 0.0
+        totals[name] = total
+    return totals
+
+
 def summarize(raw: Path) -> tuple[int, collections.Counter, collections.Counter]:
     total, by_package, leaves = 0, collections.Counter(), collections.Counter()
     for line in raw.read_text().splitlines():
