@@ -9,7 +9,7 @@ message path: a task is written a few times in its life.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from persistence.client import Database
@@ -36,6 +36,38 @@ class A2ATaskRepository:
 
     async def delete(self, owner: str, task_id: str) -> None:
         await self._tasks.delete_one({"_id": task_id, "owner": owner})
+
+    async def ask(
+        self, task_id: str, seq: int, agent_id: str, until: datetime, holder: str, lease: float
+    ) -> None:
+        """What a working task waits for (the agent's first message after ``seq``, until
+        ``until``), and which API process waits for it (``holder``, for ``lease`` seconds):
+        any process can finish the task from this when its holder is gone."""
+        now = datetime.now(UTC)
+        asked = {"seq": seq, "agent_id": agent_id, "until": until}
+        lease_doc = {"holder": holder, "until": now + timedelta(seconds=lease)}
+        await self._tasks.update_one(
+            {"_id": task_id}, {"$set": {"asked": asked, "lease": lease_doc}}, upsert=True
+        )
+
+    async def asked(self, task_id: str) -> dict[str, Any] | None:
+        doc = await self._tasks.find_one({"_id": task_id}, {"asked": 1})
+        return doc.get("asked") if doc else None
+
+    async def claim(self, task_id: str, holder: str, lease: float) -> bool:
+        """Hold the task's wait for ``lease`` seconds: True when it was free (its holder's
+        lease ran out) or already ``holder``'s. (On FerretDB v1, without transactions, two
+        processes may both win a lapsed lease at the same instant; both then finish the
+        task with the same reply.)"""
+        now = datetime.now(UTC)
+        result = await self._tasks.update_one(
+            {
+                "_id": task_id,
+                "$or": [{"lease.until": {"$lt": now}}, {"lease.holder": holder}],
+            },
+            {"$set": {"lease": {"holder": holder, "until": now + timedelta(seconds=lease)}}},
+        )
+        return result.matched_count == 1
 
     async def put_push(self, owner: str, task_id: str, config_id: str, config: dict) -> None:
         doc = {"owner": owner, "task_id": task_id, "config": config}

@@ -16,9 +16,12 @@ so A2A is authorised, rate-limited and audited as REST is.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
+import uuid
 from collections.abc import AsyncGenerator, Callable
+from datetime import UTC, datetime, timedelta
 
 import httpx
 from a2a.server.agent_execution import AgentExecutor, RequestContext
@@ -57,7 +60,7 @@ from api.loopback import as_caller, reason
 from core.settings import Settings
 from llm.processing import ANALYSER
 from models.chats import MessagePost
-from persistence import Database
+from persistence import A2ATaskRepository, Database
 
 log = logging.getLogger("agora.api.a2a")
 
@@ -137,6 +140,35 @@ class AgoraRequestHandler(DefaultRequestHandler):
             f"/a2a/{context.state['agent_id']}/.well-known/agent-card.json"
         )
 
+    async def _resume_if_left(self, task: Task, context: ServerCallContext) -> None:
+        """A working task that no live process waits for is resumed here: its executor
+        runs again without posting (see ``AgoraExecutor``), and its events reach this
+        process's subscribers and the store as a2a-sdk's own runs do."""
+        registry = self._active_task_registry
+        if await registry.get(task.id) is not None or not await self.agent_executor.take_up(task):
+            return
+        active = await registry.get_or_create(
+            task.id, call_context=context, context_id=task.context_id
+        )
+        again = RequestContext(
+            call_context=context, task_id=task.id, context_id=task.context_id, task=task
+        )
+        await active.enqueue_request(again)
+        log.info("resumed A2A task %s left by another process", task.id)
+
+    async def on_get_task(self, params, context: ServerCallContext):
+        task = await super().on_get_task(params, context)
+        if task is not None:
+            await self._resume_if_left(task, context)
+        return task
+
+    async def on_subscribe_to_task(self, params, context: ServerCallContext) -> AsyncGenerator:
+        task = await self.task_store.get(params.id, context)
+        if task is not None:
+            await self._resume_if_left(task, context)
+        async for event in super().on_subscribe_to_task(params, context):
+            yield event
+
     async def on_message_send(self, params: SendMessageRequest, context: ServerCallContext):
         await self._dialogue(params, context)
         return await super().on_message_send(params, context)
@@ -149,46 +181,74 @@ class AgoraRequestHandler(DefaultRequestHandler):
             yield event
 
 
-class AgoraExecutor(AgentExecutor):
-    """Post the caller's message in the dialogue, then wait for the agent's answer."""
+LEASE_SECONDS = 5.0
+"""How long an API process holds a working task's wait without renewing it (it renews
+every third of that): a task whose process died is taken up by another this soon."""
 
-    def __init__(self, app, watch: ReplyWatch, reply_seconds: float) -> None:
+
+class AgoraExecutor(AgentExecutor):
+    """Post the caller's message in the dialogue, then wait for the agent's answer.
+
+    The wait is recorded with the task (the ``seq`` posted, until when, and a lease of
+    the process that waits): a task whose API process died is resumed by the process a
+    caller next asks (``GetTask``, ``SubscribeToTask``), which reads the dialogue from
+    that ``seq`` and finishes the task as the first would have."""
+
+    def __init__(self, app, watch: ReplyWatch, reply_seconds: float, database: Database) -> None:
         self._app = app
         self._watch = watch
         self._reply_seconds = reply_seconds
+        self._tasks = A2ATaskRepository(database)
+        self.holder = uuid.uuid4().hex
+        """This process, as the holder of the waits it runs."""
 
     async def execute(self, context: RequestContext, event_queue: EventQueue) -> None:
         state = context.call_context.state
         agent_id, authorization = state["agent_id"], state["authorization"]
         task_id, chat_id = context.task_id or "", context.context_id or ""
         message = context.message
-        assert message is not None
-        if context.current_task is None:
-            await event_queue.enqueue_event(
-                Task(
-                    id=task_id,
-                    context_id=chat_id,
-                    status=TaskStatus(state=TaskState.TASK_STATE_SUBMITTED),
-                    history=[message],
-                )
-            )
         updater = TaskUpdater(event_queue, task_id, chat_id)
-        post = _content(message)
         await self._watch.start(self._app.state.deps.bus)
         with self._watch.expect(chat_id, agent_id) as waiter:
             async with as_caller(self._app, authorization) as api:
-                posted = await api.post(
-                    f"/v1/chats/{chat_id}/messages",
-                    json=post.model_dump(mode="json", by_alias=True, exclude_defaults=True),
-                    headers={"Idempotency-Key": f"a2a/{task_id}/{message.message_id}"[:200]},
-                )
-                if posted.status_code >= 400:
-                    await updater.reject(updater.new_agent_message([Part(text=reason(posted))]))
-                    return
-                await updater.start_work()
-                answer = await self._watch.wait(
-                    waiter, posted.json()["seq"], self._reply_seconds, _reader(api, chat_id)
-                )
+                read = _reader(api, chat_id)
+                if message is None:  # resumed: the first process posted and then died
+                    asked = await self._tasks.asked(task_id)
+                    if asked is None:
+                        return
+                    seq, until = asked["seq"], asked["until"]
+                    waiter.heard += [m for m in await read(seq) if m["from"] == agent_id]
+                else:
+                    if context.current_task is None:
+                        await event_queue.enqueue_event(
+                            Task(
+                                id=task_id,
+                                context_id=chat_id,
+                                status=TaskStatus(state=TaskState.TASK_STATE_SUBMITTED),
+                                history=[message],
+                            )
+                        )
+                    post = _content(message)
+                    key = f"a2a/{task_id}/{message.message_id}"[:200]
+                    posted = await api.post(
+                        f"/v1/chats/{chat_id}/messages",
+                        json=post.model_dump(mode="json", by_alias=True, exclude_defaults=True),
+                        headers={"Idempotency-Key": key},
+                    )
+                    if posted.status_code >= 400:
+                        text = reason(posted)
+                        await updater.reject(updater.new_agent_message([Part(text=text)]))
+                        return
+                    seq = posted.json()["seq"]
+                    until = datetime.now(UTC) + timedelta(seconds=self._reply_seconds)
+                    await self._tasks.ask(task_id, seq, agent_id, until, self.holder, LEASE_SECONDS)
+                    await updater.start_work()
+                renewing = asyncio.create_task(self._renew(task_id))
+                try:
+                    left = (until - datetime.now(UTC)).total_seconds()
+                    answer = await self._watch.wait(waiter, seq, max(left, 0.0), read)
+                finally:
+                    renewing.cancel()
         if answer.failed:
             text = f"{agent_id} could not answer (agent.reply_failed)"
             await updater.failed(updater.new_agent_message([Part(text=text)]))
@@ -208,6 +268,21 @@ class AgoraExecutor(AgentExecutor):
 
     async def cancel(self, context: RequestContext, event_queue: EventQueue) -> None:
         await TaskUpdater(event_queue, context.task_id or "", context.context_id or "").cancel()
+
+    async def _renew(self, task_id: str) -> None:
+        while True:
+            await asyncio.sleep(LEASE_SECONDS / 3)
+            try:
+                await self._tasks.claim(task_id, self.holder, LEASE_SECONDS)
+            except Exception as exc:  # the store is away: the next round tries again
+                log.warning("lease of A2A task %s not renewed: %s", task_id, type(exc).__name__)
+
+    async def take_up(self, task: Task) -> bool:
+        """Whether this process may resume ``task``'s wait: it is working, and the
+        process that waited for it has not renewed its lease."""
+        if task.status.state != TaskState.TASK_STATE_WORKING:
+            return False
+        return await self._tasks.claim(task.id, self.holder, LEASE_SECONDS)
 
 
 def _asks_back(reply: dict, agent_id: str) -> bool:
@@ -256,7 +331,7 @@ def build_dispatcher(app, settings: Settings, database: Database, watch: ReplyWa
     app.state.a2a_push_http = httpx.AsyncClient(timeout=10)  # closed with the app
     sender = BasePushNotificationSender(app.state.a2a_push_http, pushes, push_url_validator=checker)
     handler = AgoraRequestHandler(
-        AgoraExecutor(app, watch, settings.a2a_reply_seconds),
+        AgoraExecutor(app, watch, settings.a2a_reply_seconds, database),
         AgoraTaskStore(database),
         handler_card(settings),
         push_config_store=pushes,

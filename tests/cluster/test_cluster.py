@@ -402,3 +402,43 @@ async def test_an_a2a_task_made_on_one_api_is_read_on_the_other(cluster, lb, adm
         assert fetched.id == task.id and fetched.status.state == task.status.state
         listed = await two.list_tasks(request=ListTasksRequest(context_id=task.context_id))
         assert task.id in {t.id for t in listed.tasks}
+
+
+async def test_an_a2a_task_whose_api_dies_is_finished_by_the_other(cluster, lb, admin):
+    """The API process that waits for a task's answer is SIGKILLed after the post: the
+    other process, asked for the task, takes up the wait once the dead one's lease runs
+    out, and finishes the task with the agent's answer."""
+    from a2a.types import GetTaskRequest, SendMessageConfiguration, TaskState
+
+    from tests.api.test_a2a_rpc import a2a_client, say, the_task, text_of
+
+    ada, eve = [await introduce(lb, admin, n) for n in ("Ada", "Eve")]  # Eve: external
+    request = say()
+    request.configuration.CopyFrom(SendMessageConfiguration(return_immediately=True))
+    async with a2a_client(direct(cluster, 1), eve.agent_id, ada.token) as one:
+        task = await the_task(one, request)
+    async with a2a_client(direct(cluster, 2), eve.agent_id, ada.token) as two:
+
+        async def state():
+            return (await two.get_task(request=GetTaskRequest(id=task.id))).status.state
+
+        await eventually(state, lambda s: s == TaskState.TASK_STATE_WORKING)
+        await asyncio.to_thread(cluster.kill, "api-1")
+        try:
+            assert await state() == TaskState.TASK_STATE_WORKING  # nobody has answered
+            for _ in range(50):  # Eve answers, through the balancer (API 2 by now)
+                answered = await lb.post(
+                    f"/v1/chats/{task.context_id}/messages",
+                    json={"content": "Here is the report."},
+                    headers=eve.headers | {"Idempotency-Key": f"eve-{task.id}"},
+                )
+                if answered.status_code == 201:
+                    break
+                assert answered.status_code in (502, 503), answered.text
+                await asyncio.sleep(0.2)
+            assert answered.status_code == 201
+            await eventually(state, lambda s: s == TaskState.TASK_STATE_COMPLETED, timeout=30)
+            done = await two.get_task(request=GetTaskRequest(id=task.id))
+            assert text_of(done) == "Here is the report."
+        finally:
+            await restarted(cluster, "api-1")
