@@ -16,7 +16,7 @@ from opentelemetry import trace
 from temporalio.client import Client
 
 from api import audit
-from api.a2a import CardSigner, ReplyWatch
+from api.a2a import CardSigner, ReplyWatch, sweep_left_tasks
 from api.console import mount_console
 from api.credentials import CredentialCache
 from api.deps import declare_access
@@ -147,6 +147,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         gauges = asyncio.create_task(
             app.state.metrics.keep_refreshing(deps, settings.metrics_refresh_seconds)
         )
+        sweeping = asyncio.create_task(sweep_left_tasks(app))
         ready = asyncio.Event()
         mcp = asyncio.create_task(_serve_mcp(app.state.mcp, ready, app.state.mcp_stop))
         await asyncio.wait_for(ready.wait(), 10)
@@ -159,7 +160,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 await push_http.aclose()
             with contextlib.suppress(Exception):
                 await mcp
-            for task in (retry, gauges):
+            for task in (retry, gauges, sweeping):
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task

@@ -21,7 +21,14 @@ class A2ATaskRepository:
         self._pushes = database.db["a2a_push_configs"]
 
     async def put(self, owner: str, task_id: str, context_id: str, task: dict[str, Any]) -> None:
-        doc = {"owner": owner, "context_id": context_id, "task": task, "at": datetime.now(UTC)}
+        working = task.get("status", {}).get("state") == "TASK_STATE_WORKING"
+        doc = {
+            "owner": owner,
+            "context_id": context_id,
+            "task": task,
+            "working": working,
+            "at": datetime.now(UTC),
+        }
         await self._tasks.update_one({"_id": task_id, "owner": owner}, {"$set": doc}, upsert=True)
 
     async def get(self, owner: str, task_id: str) -> dict[str, Any] | None:
@@ -68,6 +75,11 @@ class A2ATaskRepository:
             {"$set": {"lease": {"holder": holder, "until": now + timedelta(seconds=lease)}}},
         )
         return result.matched_count == 1
+
+    async def lapsed(self, now: datetime) -> list[tuple[str, dict[str, Any]]]:
+        """(owner, task) of the working tasks whose waiting process let its lease run out."""
+        query = {"working": True, "lease.until": {"$lt": now}}
+        return [(doc["owner"], doc["task"]) async for doc in self._tasks.find(query)]
 
     async def put_push(self, owner: str, task_id: str, config_id: str, config: dict) -> None:
         doc = {"owner": owner, "task_id": task_id, "config": config}

@@ -48,7 +48,7 @@ from a2a.utils.errors import (
     InvalidParamsError,
     InvalidRequestError,
 )
-from google.protobuf.json_format import MessageToDict
+from google.protobuf.json_format import MessageToDict, ParseDict
 from pydantic import ValidationError
 from starlette.requests import Request
 
@@ -140,7 +140,7 @@ class AgoraRequestHandler(DefaultRequestHandler):
             f"/a2a/{context.state['agent_id']}/.well-known/agent-card.json"
         )
 
-    async def _resume_if_left(self, task: Task, context: ServerCallContext) -> None:
+    async def resume_if_left(self, task: Task, context: ServerCallContext) -> None:
         """A working task that no live process waits for is resumed here: its executor
         runs again without posting (see ``AgoraExecutor``), and its events reach this
         process's subscribers and the store as a2a-sdk's own runs do."""
@@ -159,13 +159,13 @@ class AgoraRequestHandler(DefaultRequestHandler):
     async def on_get_task(self, params, context: ServerCallContext):
         task = await super().on_get_task(params, context)
         if task is not None:
-            await self._resume_if_left(task, context)
+            await self.resume_if_left(task, context)
         return task
 
     async def on_subscribe_to_task(self, params, context: ServerCallContext) -> AsyncGenerator:
         task = await self.task_store.get(params.id, context)
         if task is not None:
-            await self._resume_if_left(task, context)
+            await self.resume_if_left(task, context)
         async for event in super().on_subscribe_to_task(params, context):
             yield event
 
@@ -324,6 +324,40 @@ def push_url_checker(settings: Settings) -> Callable:
     return check
 
 
+SWEEP_SECONDS = LEASE_SECONDS
+"""How often each API process looks for working tasks left by a dead process that no
+caller has asked about since (a caller that only waits for pushes still hears the end)."""
+
+
+async def sweep_left_tasks(app) -> None:
+    while True:
+        await asyncio.sleep(SWEEP_SECONDS)
+        try:
+            await _sweep(app)
+        except Exception as exc:  # the next round tries again
+            log.warning("A2A tasks left by other processes not swept: %s", type(exc).__name__)
+
+
+async def _sweep(app) -> None:
+    """Resume each lapsed task in its owner's name, reading the dialogue as the platform
+    (the caller's token is not kept)."""
+    deps, admin = app.state.deps, app.state.settings.admin_token
+    if deps.database is None or admin is None:
+        return
+    lapsed = await A2ATaskRepository(deps.database).lapsed(datetime.now(UTC))
+    if not lapsed:
+        return
+    a2a_door(app)  # the handler, built once the database is connected
+    handler: AgoraRequestHandler = app.state.a2a_handler
+    for owner, stored in lapsed:
+        caller, agent_id = owner.rsplit(">", 1)
+        state = {"caller": caller, "agent_id": agent_id, "headers": {}}
+        state["authorization"] = f"Bearer {admin.get_secret_value()}"
+        context = ServerCallContext(state=state)
+        task = ParseDict(stored, Task(), ignore_unknown_fields=True)
+        await handler.resume_if_left(task, context)
+
+
 def build_dispatcher(app, settings: Settings, database: Database, watch: ReplyWatch):
     """The JSON-RPC dispatcher of every agent's A2A endpoint, with its handler."""
     pushes = AgoraPushConfigStore(database)
@@ -340,6 +374,7 @@ def build_dispatcher(app, settings: Settings, database: Database, watch: ReplyWa
         app=app,
         max_bytes=settings.max_message_bytes,
     )
+    app.state.a2a_handler = handler
     return JsonRpcDispatcher(request_handler=handler, context_builder=AgoraCallContext())
 
 

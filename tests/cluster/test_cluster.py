@@ -404,13 +404,28 @@ async def test_an_a2a_task_made_on_one_api_is_read_on_the_other(cluster, lb, adm
         assert task.id in {t.id for t in listed.tasks}
 
 
+async def answer_past_the_dead_api(lb, chat_id: str, agent: Agent, text: str) -> None:
+    """Post through the balancer while it still sends some requests to the dead API."""
+    for _ in range(50):
+        answered = await lb.post(
+            f"/v1/chats/{chat_id}/messages",
+            json={"content": text},
+            headers=agent.headers | {"Idempotency-Key": f"{agent.agent_id}-{chat_id}-{text}"},
+        )
+        if answered.status_code == 201:
+            return
+        assert answered.status_code in (502, 503), answered.text
+        await asyncio.sleep(0.2)
+    raise AssertionError("the answer was never accepted")
+
+
 async def test_an_a2a_task_whose_api_dies_is_finished_by_the_other(cluster, lb, admin):
     """The API process that waits for a task's answer is SIGKILLed after the post: the
     other process, asked for the task, takes up the wait once the dead one's lease runs
     out, and finishes the task with the agent's answer."""
     from a2a.types import GetTaskRequest, SendMessageConfiguration, TaskState
 
-    from tests.api.test_a2a_rpc import a2a_client, say, the_task, text_of
+    from tests.api.test_a2a_rpc import a2a_client, say, text_of, the_task
 
     ada, eve = [await introduce(lb, admin, n) for n in ("Ada", "Eve")]  # Eve: external
     request = say()
@@ -426,19 +441,42 @@ async def test_an_a2a_task_whose_api_dies_is_finished_by_the_other(cluster, lb, 
         await asyncio.to_thread(cluster.kill, "api-1")
         try:
             assert await state() == TaskState.TASK_STATE_WORKING  # nobody has answered
-            for _ in range(50):  # Eve answers, through the balancer (API 2 by now)
-                answered = await lb.post(
-                    f"/v1/chats/{task.context_id}/messages",
-                    json={"content": "Here is the report."},
-                    headers=eve.headers | {"Idempotency-Key": f"eve-{task.id}"},
-                )
-                if answered.status_code == 201:
-                    break
-                assert answered.status_code in (502, 503), answered.text
-                await asyncio.sleep(0.2)
-            assert answered.status_code == 201
+            await answer_past_the_dead_api(lb, task.context_id, eve, "Here is the report.")
             await eventually(state, lambda s: s == TaskState.TASK_STATE_COMPLETED, timeout=30)
             done = await two.get_task(request=GetTaskRequest(id=task.id))
             assert text_of(done) == "Here is the report."
         finally:
             await restarted(cluster, "api-1")
+
+
+async def test_an_a2a_task_left_by_a_dead_api_is_finished_even_if_nobody_asks(cluster, lb, admin):
+    """The caller only waits (for a push, say): the surviving API process finds the
+    task whose lease ran out on its own sweep and finishes it with the answer."""
+    from a2a.types import ListTasksRequest, SendMessageConfiguration, TaskState
+
+    from tests.api.test_a2a_rpc import a2a_client, say, the_task
+
+    ada, eve = [await introduce(lb, admin, n) for n in ("Ada", "Eve")]
+    request = say()
+    request.configuration.CopyFrom(SendMessageConfiguration(return_immediately=True))
+    async with a2a_client(direct(cluster, 1), eve.agent_id, ada.token) as one:
+        task = await the_task(one, request)
+
+        async def state_on_one():
+            listed = await one.list_tasks(request=ListTasksRequest(context_id=task.context_id))
+            return {t.id: t.status.state for t in listed.tasks}.get(task.id)
+
+        await eventually(state_on_one, lambda s: s == TaskState.TASK_STATE_WORKING)
+    await asyncio.to_thread(cluster.kill, "api-1")
+    try:
+        await answer_past_the_dead_api(lb, task.context_id, eve, "Done, as asked.")
+        async with a2a_client(direct(cluster, 2), eve.agent_id, ada.token) as two:
+
+            async def state_on_two():  # ListTasks reads; it does not take the task up
+                listed = await two.list_tasks(request=ListTasksRequest(context_id=task.context_id))
+                return {t.id: t.status.state for t in listed.tasks}.get(task.id)
+
+            completed = TaskState.TASK_STATE_COMPLETED
+            await eventually(state_on_two, lambda s: s == completed, timeout=40)
+    finally:
+        await restarted(cluster, "api-1")
