@@ -168,16 +168,20 @@ class Society:
                 await asyncio.sleep(0.5)
 
     async def post_all(
-        self, drill: Drill, count: int, concurrency: int = 12, until: asyncio.Event | None = None
+        self,
+        drill: Drill,
+        count: int,
+        concurrency: int = 12,
+        until: Callable[[], bool] | None = None,
     ) -> None:
         """``count`` messages round the chats, each member in turn, retried by key; with
-        ``until``, more after those until it is set (a fault that takes longer)."""
+        ``until``, more after those until it answers True (a fault that takes longer)."""
         numbers = itertools.count()
         chats = list(self.chats.items())
 
         async def lane() -> None:
             for i in numbers:
-                if i >= count and (until is None or until.is_set()):
+                if i >= count and (until is None or until()):
                     return
                 chat_id, members = chats[i % len(chats)]
                 sender = self.listeners[members[(i // len(chats)) % len(members)]]
@@ -356,7 +360,17 @@ async def run_drill(
             over.set()
 
     injector = asyncio.create_task(inject())
-    await society.post_all(drill, messages, until=over if through_fault else None)
+
+    def settled() -> bool:
+        """The fault is over, and a post begun after its last strike was accepted (so
+        the time to resume is measured for every strike; at most a minute more)."""
+        if not over.is_set():
+            return False
+        last = drill.fault_times[-1] if drill.fault_times else 0.0
+        late = any(a["at"] > last for a in drill.accepted.values())
+        return late or time.monotonic() > last + 60
+
+    await society.post_all(drill, messages, until=settled if through_fault else None)
     done.set()
     await injector
     if stack.with_app and stack.owned_pid("worker") is None:  # the cluster heals its own
