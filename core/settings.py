@@ -145,6 +145,13 @@ class Settings(BaseSettings):
     worker-kill drill: at ~2,500 events per chat, five busy chats kept a restarted worker
     replaying longer than the ten seconds it lived)."""
     sticky_schedule_to_start_seconds: float = Field(default=3.0, gt=0, le=60)
+    workflow_task_slots: int = Field(default=100, ge=2, le=1_000)
+    """Workflow tasks a worker runs at once (the SDK's default)."""
+    workflow_replay_slots: int = Field(default=4, ge=1, le=1_000)
+    """Of those, tasks from the shared queue: each replays a whole history (about a third
+    of a second for a busy chat or agent). A worker that takes over a stopped worker's
+    workflows replays them this many at a time, each well inside the workflow task
+    timeout, instead of all at once and all too late (``workers/slots.py``)."""
     workflow_sandbox: bool = True
     """Run workflow code in the SDK's sandbox (it re-imports modules per workflow and
     checks each call for non-determinism). False runs the same code without it."""
@@ -160,6 +167,14 @@ class Settings(BaseSettings):
     far inside what dates and Temporal's timers can hold."""
     review_window_seconds: float = Field(default=7 * 24 * 3600, gt=0, le=365 * 24 * 3600)
     """How long after a task's deadline its parties may still review each other."""
+
+    @model_validator(mode="after")
+    def _replays_within_slots(self) -> Settings:
+        if self.workflow_replay_slots > self.workflow_task_slots:
+            raise ValueError(
+                "AGORA_WORKFLOW_REPLAY_SLOTS must not exceed AGORA_WORKFLOW_TASK_SLOTS"
+            )
+        return self
 
     @model_validator(mode="after")
     def _refuse_unsafe_production_defaults(self) -> Settings:

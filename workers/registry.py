@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 from temporalio.client import Client
-from temporalio.worker import UnsandboxedWorkflowRunner, Worker
+from temporalio.worker import FixedSizeSlotSupplier, UnsandboxedWorkflowRunner, Worker, WorkerTuner
 
 from activities.chat_actions import ChatActions
 from activities.delivery import DeliveryActivities
@@ -21,6 +21,7 @@ from core.settings import Settings
 from core.temporal import tracing_interceptors
 from persistence import Database
 from persistence.recent import RecentMessages
+from workers.slots import WorkflowSlots
 from workflows.agent import AgentWorkflow
 from workflows.chat import ChatWorkflow
 from workflows.guard import CommandGuard
@@ -139,6 +140,14 @@ def build_worker(
             tasks.submit_as_agent,
         ],
         **({} if settings.workflow_sandbox else {"workflow_runner": UnsandboxedWorkflowRunner()}),
+        tuner=WorkerTuner.create_composite(
+            workflow_supplier=WorkflowSlots(
+                settings.workflow_task_slots, settings.workflow_replay_slots
+            ),
+            activity_supplier=FixedSizeSlotSupplier(100),  # the SDK's defaults
+            local_activity_supplier=FixedSizeSlotSupplier(100),
+            nexus_supplier=FixedSizeSlotSupplier(100),
+        ),
         # a workflow task left on a dead worker's sticky queue goes to the shared queue
         # after this long (the SDK's default is 10 s): a crashed worker's chats resume soon
         sticky_queue_schedule_to_start_timeout=timedelta(
