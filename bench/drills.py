@@ -240,6 +240,8 @@ class Society:
             ),
             "deliveries_expected": sum(len(ids) for ids in expected.values()),
             "deliveries_missing": sum(len(m) for m in missing.values()),
+            # which (the first few): the agent, and the event to look for in the logs
+            "missing_examples": sorted(f"{a} {e}" for a, ids in missing.items() for e in ids)[:5],
             "duplicate_deliveries": sum(len(s) - len(set(s)) for s in seen.values()),
         }
 

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import aio_pika
 
-from bus.publisher import EventBus
+from bus.publisher import EventBus, event_id_of
 
 
 @dataclass(frozen=True)
@@ -25,7 +25,7 @@ def _describe(message: aio_pika.abc.AbstractIncomingMessage) -> DeadLetter:
     death = deaths[0]
     keys = death.get("routing-keys") or [message.routing_key]
     return DeadLetter(
-        event_id=message.message_id, type=message.type, queue=death.get("queue"),
+        event_id=event_id_of(message.message_id), type=message.type, queue=death.get("queue"),
         reason=death.get("reason"), exchange=death.get("exchange"),
         routing_key=str(keys[0]) if keys else None,
     )  # fmt: skip

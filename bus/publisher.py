@@ -7,6 +7,7 @@ import logging
 from dataclasses import dataclass, field
 
 import aio_pika
+import aio_pika.exceptions
 from aio_pika.abc import AbstractRobustChannel, AbstractRobustConnection, AbstractRobustExchange
 
 from bus.topology import Topology
@@ -15,6 +16,16 @@ from core.tracing import inject_headers, publish_span
 from models.events import EventEnvelope
 
 log = logging.getLogger(__name__)
+
+
+def inbox_message_id(event_id: str, agent_id: str) -> str:
+    """The message id of an event's copy for one agent's inbox."""
+    return f"{event_id} to {agent_id}"
+
+
+def event_id_of(message_id: str | None) -> str | None:
+    """The event a message id (of the topic exchange's copy or an inbox's) belongs to."""
+    return message_id.rsplit(" to ", 1)[0] if message_id else message_id
 
 
 @dataclass
@@ -50,24 +61,53 @@ class EventBus:
     def _publishes(self, event: EventEnvelope) -> list:
         body = event.model_dump_json().encode()
         headers = {"type": event.type, "version": event.version} | inject_headers()
-        message = aio_pika.Message(
-            body,
-            message_id=event.event_id,
-            correlation_id=event.correlation_id,
-            content_type="application/json",
-            type=event.type,
-            timestamp=event.occurred_at,
-            delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
-            headers=headers,
-        )
+
+        def message(message_id: str) -> aio_pika.Message:
+            return aio_pika.Message(
+                body,
+                message_id=message_id,
+                correlation_id=event.correlation_id,
+                content_type="application/json",
+                type=event.type,
+                timestamp=event.occurred_at,
+                delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+                headers=headers,
+            )
+
+        # the topic exchange is for whoever listens (an observer, a tail): none is fine
         confirms = [
-            self.events.publish(message, routing_key=event.type, timeout=self.publish_timeout)
+            self.events.publish(
+                message(event.event_id),
+                routing_key=event.type,
+                mandatory=False,
+                timeout=self.publish_timeout,
+            )
         ]
+        # each inbox copy has its own message id: the client matches a returned message
+        # to its publish by that id
         confirms += [
-            self.inbox.publish(message, routing_key=agent_id, timeout=self.publish_timeout)
+            self._to_inbox(message(inbox_message_id(event.event_id, agent_id)), agent_id)
             for agent_id in event.recipients
         ]
         return confirms
+
+    async def _to_inbox(self, message: aio_pika.Message, agent_id: str) -> None:
+        """Into the agent's inbox, or an error: a copy the broker returns as unroutable
+        (no queue bound to the agent's key on the node that took it) is not delivered,
+        though confirmed. The inbox is declared again and the copy sent once more; a
+        second return fails the publish, and its activity retries it."""
+        try:
+            await self.inbox.publish(
+                message, routing_key=agent_id, mandatory=True, timeout=self.publish_timeout
+            )
+            return
+        except aio_pika.exceptions.PublishError:
+            log.warning("an inbox copy came back unroutable; declaring the inbox again",
+                        extra={"agent_id": agent_id, "event_id": message.message_id})  # fmt: skip
+        await self.ensure_inbox(agent_id)
+        await self.inbox.publish(
+            message, routing_key=agent_id, mandatory=True, timeout=self.publish_timeout
+        )
 
     async def ensure_inbox(self, agent_id: str) -> str:
         """Declare an agent's durable inbox queue, bound to its key on the inbox exchange."""
@@ -102,7 +142,8 @@ async def open_bus(settings: Settings, *, timeout: float | None = None) -> Event
     connection = await aio_pika.connect_robust(
         settings.amqp_url, timeout=timeout or settings.publish_timeout_seconds
     )
-    channel = await connection.channel(publisher_confirms=True)
+    # a mandatory publish the broker returns raises (only the inboxes' copies are)
+    channel = await connection.channel(publisher_confirms=True, on_return_raises=True)
     dead = await channel.declare_exchange(
         topology.dead_letters, aio_pika.ExchangeType.FANOUT, durable=True
     )

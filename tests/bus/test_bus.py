@@ -5,6 +5,9 @@ from __future__ import annotations
 import asyncio
 import uuid
 
+import aio_pika.exceptions
+import pytest
+
 from bus import EventBus, consume
 from models.events import EventEnvelope
 from persistence import Database
@@ -44,3 +47,57 @@ async def test_an_event_published_with_confirm_is_consumed_with_ack(bus: EventBu
     declared = await channel.declare_queue(queue, durable=True, passive=True)
     assert declared.declaration_result.message_count == 0
     await channel.close()
+
+
+async def test_an_inbox_the_broker_lost_is_declared_again_and_gets_its_copy(bus: EventBus):
+    """A copy the broker returns as unroutable is not delivered though it is confirmed:
+    the publish declares the inbox again and sends it there; an event nobody listens to on
+    the topic exchange is no error."""
+    agent_id = f"lost-{uuid.uuid4().hex[:8]}"
+    inbox = await bus.ensure_inbox(agent_id)
+    await bus.channel.queue_delete(inbox)  # gone, as a node that lost its bindings
+    event = EventEnvelope(
+        event_id=str(uuid.uuid4()),
+        type="nobody.listens",
+        occurred_at="2026-12-03T00:00:00Z",
+        payload={"n": 1},
+        recipients=[agent_id],
+    )
+    await bus.publish(event)
+    channel = await bus.connection.channel()
+    try:
+        queue = await channel.get_queue(inbox, ensure=True)
+        message = await queue.get(no_ack=True, fail=False)
+        assert message is not None, "the copy for the lost inbox was dropped"
+        assert EventEnvelope.model_validate_json(message.body) == event
+        assert await queue.get(no_ack=True, fail=False) is None  # once
+    finally:
+        await channel.close()
+    await bus.publish(event.model_copy(update={"event_id": str(uuid.uuid4()), "recipients": []}))
+
+
+async def test_an_inbox_copy_the_broker_refuses_fails_the_publish(bus: EventBus):
+    """A refused copy (nacked: here a full inbox that rejects publishes) fails the publish,
+    so its activity retries it; the topic exchange's copy, which nobody listens to, once
+    made the client take it for confirmed (both copies had one message id)."""
+    agent_id = f"full-{uuid.uuid4().hex[:8]}"
+    channel = await bus.connection.channel()
+    queue = await channel.declare_queue(
+        f"{bus.topology.prefix}.full.{agent_id}",
+        auto_delete=True,
+        arguments={"x-max-length": 0, "x-overflow": "reject-publish"},
+    )
+    await queue.bind(bus.inbox, routing_key=agent_id)
+    event = EventEnvelope(
+        event_id=str(uuid.uuid4()),
+        type="nobody.listens",
+        occurred_at="2026-12-03T00:00:00Z",
+        payload={"n": 1},
+        recipients=[agent_id],
+    )
+    try:
+        with pytest.raises(aio_pika.exceptions.DeliveryError):
+            await bus.publish(event)
+    finally:
+        await queue.delete(if_unused=False, if_empty=False)
+        await channel.close()
