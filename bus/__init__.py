@@ -6,6 +6,7 @@ from bus.inbox import Inbox, InboxBusy, InboxLost, open_inbox
 from bus.publisher import EventBus, open_bus
 from bus.revocations import watch_revocations
 from bus.tail import tail_events
+from bus.task_events import TaskEvents
 from bus.topology import Topology
 
 __all__ = [
@@ -13,6 +14,7 @@ __all__ = [
     "dead_letters",
     "replay_dead_letters",
     "tail_events",
+    "TaskEvents",
     "EventBus",
     "Inbox",
     "InboxBusy",

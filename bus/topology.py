@@ -28,6 +28,12 @@ class Topology:
     def dead_letter_queue(self) -> str:
         return f"{self.prefix}.dead"
 
+    @property
+    def task_events(self) -> str:
+        """The topic exchange of A2A tasks' live events between API processes (key = task
+        id)."""
+        return f"{self.prefix}.a2a.tasks"
+
     def inbox_queue(self, agent_id: str) -> str:
         return f"{self.prefix}.inbox.{agent_id}"
 

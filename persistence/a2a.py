@@ -35,6 +35,11 @@ class A2ATaskRepository:
         doc = await self._tasks.find_one({"_id": task_id, "owner": owner})
         return doc["task"] if doc else None
 
+    async def task(self, task_id: str) -> dict[str, Any] | None:
+        """A task by its id alone (for a caller already let in by ``get``)."""
+        doc = await self._tasks.find_one({"_id": task_id}, {"task": 1})
+        return doc["task"] if doc else None
+
     async def owned(self, owner: str, context_id: str | None = None) -> list[dict[str, Any]]:
         query: dict[str, Any] = {"owner": owner}
         if context_id:

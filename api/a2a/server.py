@@ -53,6 +53,7 @@ from pydantic import ValidationError
 from starlette.requests import Request
 
 from api.a2a.cards import json_rpc_interface
+from api.a2a.events import BusTaskEventStream
 from api.a2a.remote import allowed
 from api.a2a.replies import ReplyWatch
 from api.a2a.store import AgoraPushConfigStore, AgoraTaskStore
@@ -371,6 +372,8 @@ def build_dispatcher(app, settings: Settings, database: Database, watch: ReplyWa
         push_config_store=pushes,
         push_sender=sender,
         push_url_validator=checker,
+        # a caller subscribed through another API process hears the task live
+        event_stream=BusTaskEventStream(lambda: app.state.deps.bus, A2ATaskRepository(database)),
         app=app,
         max_bytes=settings.max_message_bytes,
     )

@@ -447,6 +447,48 @@ async def test_an_a2a_task_whose_api_dies_is_finished_by_the_other(cluster, lb, 
             await restarted(cluster, "api-1")
 
 
+async def test_an_a2a_task_running_on_one_api_streams_live_to_a_subscriber_on_the_other(
+    cluster, lb, admin
+):
+    """Ada's task waits for Eve's answer in API 1; Ada subscribes to it through API 2,
+    where it does not run: Eve's answer reaches her there as it is given, and ends the
+    stream."""
+    from a2a.types import SendMessageConfiguration, SubscribeToTaskRequest, TaskState
+
+    from tests.api.test_a2a_rpc import a2a_client, say, the_task
+
+    ada, eve = [await introduce(lb, admin, n) for n in ("Ada", "Eve")]  # Eve: external
+    request = say()
+    request.configuration.CopyFrom(SendMessageConfiguration(return_immediately=True))
+    async with a2a_client(direct(cluster, 1), eve.agent_id, ada.token) as one:
+        task = await the_task(one, request)
+        working = TaskState.TASK_STATE_WORKING
+        await eventually(lambda: listed_state(one, task), lambda s: s == working)
+        async with a2a_client(direct(cluster, 2), eve.agent_id, ada.token, streaming=True) as two:
+            seen = []
+
+            async def follow() -> None:
+                async for response in two.subscribe(request=SubscribeToTaskRequest(id=task.id)):
+                    seen.append(response)
+
+            following = asyncio.create_task(follow())
+            await eventually(lambda: asyncio.sleep(0, seen), bool)  # the task, as stored
+            await asyncio.sleep(0.5)
+            assert not following.done(), "the stream ended before the task did"
+            posted = await lb.post(
+                f"/v1/chats/{task.context_id}/messages",
+                json={"content": "Streamed across."},
+                headers=eve.headers,
+            )
+            assert posted.status_code == 201, posted.text
+            await asyncio.wait_for(following, 30)
+        assert await listed_state(one, task) == TaskState.TASK_STATE_COMPLETED
+    assert seen[0].HasField("task") and seen[0].task.id == task.id
+    last = seen[-1].status_update.status
+    assert last.state == TaskState.TASK_STATE_COMPLETED
+    assert last.message.parts[0].text == "Streamed across."
+
+
 async def test_an_a2a_task_left_by_a_dead_api_is_finished_even_if_nobody_asks(cluster, lb, admin):
     """The caller only waits (for a push, say): the surviving API process finds the
     task whose lease ran out on its own sweep and finishes it with the answer."""
