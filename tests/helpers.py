@@ -178,6 +178,7 @@ async def dead_letter(bus, agent_id: str):
     import uuid
     from datetime import UTC, datetime
 
+    from bus.publisher import event_id_of
     from models.events import EventEnvelope
 
     event = EventEnvelope(
@@ -194,7 +195,7 @@ async def dead_letter(bus, agent_id: str):
         message = await inbox.get(no_ack=False, fail=False)
         if message is None:
             await asyncio.sleep(0.1)
-        elif message.message_id != event.event_id:
+        elif event_id_of(message.message_id) != event.event_id:
             await message.ack()
         else:
             await message.reject(requeue=False)

@@ -79,6 +79,8 @@ async def test_chats_show_and_a_followed_transcript(server, admin, settings, tmp
 async def test_events_tail_dead_and_replay(server, admin, settings, bus: EventBus, tmp_path):
     import httpx
 
+    from models.events import EventEnvelope
+
     env = _env(server, settings, tmp_path)
     async with httpx.AsyncClient(base_url=server, timeout=30) as api:
         tail = asyncio.create_task(agora(env, "events", "tail", "--type", "agent.*", "--for", "6"))
@@ -99,7 +101,7 @@ async def test_events_tail_dead_and_replay(server, admin, settings, bus: EventBu
     replayed = await agora(env, "events", "replay")
     assert replayed.exit_code == 0 and event.event_id in replayed.output
     back = await eventually(take, lambda m: m is not None)
-    assert back.message_id == event.event_id
+    assert EventEnvelope.model_validate_json(back.body).event_id == event.event_id
     await back.ack()
     empty = await agora(env, "events", "dead")
     assert "0 dead letter(s)" in empty.output
