@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 
 import aio_pika
+import aio_pika.exceptions
 
 from bus.publisher import EventBus, event_id_of
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -53,7 +57,8 @@ async def dead_letters(bus: EventBus, limit: int = 100) -> list[DeadLetter]:
 
 async def replay_dead_letters(bus: EventBus, limit: int = 100) -> list[DeadLetter]:
     """Send each dead letter back where it came from (its exchange and routing key), then
-    drop it from the dead-letter queue; consumers drop a second copy by its event id."""
+    drop it from the dead-letter queue; consumers drop a second copy by its event id. One
+    that no queue takes there any more (the broker returns it) stays, and is not listed."""
     replayed = []
     for message in await _take(bus, limit):
         letter = _describe(message)
@@ -64,14 +69,20 @@ async def replay_dead_letters(bus: EventBus, limit: int = 100) -> list[DeadLette
         )
         routing_key = letter.routing_key or (letter.queue or "")
         headers = {k: v for k, v in (message.headers or {}).items() if not k.startswith("x-")}
-        await exchange.publish(
-            aio_pika.Message(
-                message.body, message_id=message.message_id, type=message.type,
-                correlation_id=message.correlation_id, content_type=message.content_type,
-                delivery_mode=aio_pika.DeliveryMode.PERSISTENT, headers=headers,
-            ),
-            routing_key=routing_key,
-        )  # fmt: skip
+        try:
+            await exchange.publish(
+                aio_pika.Message(
+                    message.body, message_id=message.message_id, type=message.type,
+                    correlation_id=message.correlation_id, content_type=message.content_type,
+                    delivery_mode=aio_pika.DeliveryMode.PERSISTENT, headers=headers,
+                ),
+                routing_key=routing_key,
+            )  # fmt: skip
+        except aio_pika.exceptions.PublishError:  # nothing takes it there now: it stays
+            where = {"event_id": letter.event_id, "routing_key": routing_key}
+            log.warning("dead letter not replayed: no queue takes it", extra=where)
+            await message.nack(requeue=True)
+            continue
         await message.ack()
         replayed.append(letter)
     return replayed

@@ -147,11 +147,14 @@ class Settings(BaseSettings):
     sticky_schedule_to_start_seconds: float = Field(default=3.0, gt=0, le=60)
     workflow_task_slots: int = Field(default=100, ge=2, le=1_000)
     """Workflow tasks a worker runs at once (the SDK's default)."""
-    workflow_replay_slots: int = Field(default=4, ge=1, le=1_000)
-    """Of those, tasks from the shared queue: each replays a whole history (about a third
-    of a second for a busy chat or agent). A worker that takes over a stopped worker's
-    workflows replays them this many at a time, each well inside the workflow task
-    timeout, instead of all at once and all too late (``workers/slots.py``)."""
+    workflow_replay_slots: int = Field(default=2, ge=1, le=1_000)
+    """Of those, tasks from the shared queue: each replays a whole history (a third of a
+    second for a busy chat or agent at 700 events, idle; about a second at the 2,000 of
+    ``continue_as_new_after_events``). A worker that takes over a stopped worker's
+    workflows replays them this many at a time, sharing one interpreter, so each ends
+    well inside the workflow task timeout (10 s), instead of all at once and all too
+    late (``workers/slots.py``). Fewer at once replays no slower in all: the replays are
+    bound by the interpreter, not by waiting."""
     workflow_sandbox: bool = True
     """Run workflow code in the SDK's sandbox (it re-imports modules per workflow and
     checks each call for non-determinism). False runs the same code without it."""

@@ -101,3 +101,20 @@ async def test_an_inbox_copy_the_broker_refuses_fails_the_publish(bus: EventBus)
     finally:
         await queue.delete(if_unused=False, if_empty=False)
         await channel.close()
+
+
+async def test_a_dead_letter_nothing_takes_back_stays_in_the_dead_letters(bus: EventBus):
+    """Its inbox is gone: the replay does not list it, and it is still there to look at
+    (before, the broker dropped it and the dead-letter queue let it go)."""
+    from bus import dead_letters, replay_dead_letters
+    from tests.helpers import dead_letter
+
+    agent_id = f"gone-{uuid.uuid4().hex[:8]}"
+    await bus.ensure_inbox(agent_id)
+    event = await dead_letter(bus, agent_id)
+    await bus.channel.queue_delete(bus.topology.inbox_queue(agent_id))
+    replayed = await replay_dead_letters(bus, limit=500)
+    assert event.event_id not in [d.event_id for d in replayed]
+    assert event.event_id in [d.event_id for d in await dead_letters(bus, limit=500)]
+    await bus.ensure_inbox(agent_id)  # back: the next replay takes it home
+    assert event.event_id in [d.event_id for d in await replay_dead_letters(bus, limit=500)]
