@@ -49,6 +49,17 @@ async def test_an_event_published_with_confirm_is_consumed_with_ack(bus: EventBu
     await channel.close()
 
 
+def unheard(agent_id: str) -> EventEnvelope:
+    """An event for one agent's inbox, of a type nobody listens to on the topic exchange."""
+    return EventEnvelope(
+        event_id=str(uuid.uuid4()),
+        type="nobody.listens",
+        occurred_at="2026-12-03T00:00:00Z",
+        payload={"n": 1},
+        recipients=[agent_id],
+    )
+
+
 async def test_an_inbox_the_broker_lost_is_declared_again_and_gets_its_copy(bus: EventBus):
     """A copy the broker returns as unroutable is not delivered though it is confirmed:
     the publish declares the inbox again and sends it there; an event nobody listens to on
@@ -56,13 +67,7 @@ async def test_an_inbox_the_broker_lost_is_declared_again_and_gets_its_copy(bus:
     agent_id = f"lost-{uuid.uuid4().hex[:8]}"
     inbox = await bus.ensure_inbox(agent_id)
     await bus.channel.queue_delete(inbox)  # gone, as a node that lost its bindings
-    event = EventEnvelope(
-        event_id=str(uuid.uuid4()),
-        type="nobody.listens",
-        occurred_at="2026-12-03T00:00:00Z",
-        payload={"n": 1},
-        recipients=[agent_id],
-    )
+    event = unheard(agent_id)
     await bus.publish(event)
     channel = await bus.connection.channel()
     try:
@@ -88,13 +93,7 @@ async def test_an_inbox_copy_the_broker_refuses_fails_the_publish(bus: EventBus)
         arguments={"x-max-length": 0, "x-overflow": "reject-publish"},
     )
     await queue.bind(bus.inbox, routing_key=agent_id)
-    event = EventEnvelope(
-        event_id=str(uuid.uuid4()),
-        type="nobody.listens",
-        occurred_at="2026-12-03T00:00:00Z",
-        payload={"n": 1},
-        recipients=[agent_id],
-    )
+    event = unheard(agent_id)
     try:
         with pytest.raises(aio_pika.exceptions.DeliveryError):
             await bus.publish(event)
