@@ -417,19 +417,32 @@ async def post_past_a_dead_api(lb, chat_id: str, agent: Agent, text: str) -> dic
     raise AssertionError(f"{text!r} was never accepted")
 
 
-async def test_an_a2a_task_whose_api_dies_is_finished_by_the_other(cluster, lb, admin):
-    """The API process that waits for a task's answer is SIGKILLed after the post: the
-    other process, asked for the task, takes up the wait once the dead one's lease runs
-    out, and finishes the task with the agent's answer."""
-    from a2a.types import GetTaskRequest, SendMessageConfiguration, TaskState
+async def ada_asks_eve(cluster, lb, admin) -> tuple[Agent, Agent, object]:
+    """Ada sends external Eve a message through API 1 and does not wait: the task, once
+    API 1 waits for Eve's answer (working, as ``ListTasks`` shows it)."""
+    from a2a.types import SendMessageConfiguration, TaskState
 
-    from tests.api.test_a2a_rpc import a2a_client, say, text_of, the_task
+    from tests.api.test_a2a_rpc import a2a_client, say, the_task
 
-    ada, eve = [await introduce(lb, admin, n) for n in ("Ada", "Eve")]  # Eve: external
+    ada, eve = [await introduce(lb, admin, n) for n in ("Ada", "Eve")]
     request = say()
     request.configuration.CopyFrom(SendMessageConfiguration(return_immediately=True))
     async with a2a_client(direct(cluster, 1), eve.agent_id, ada.token) as one:
         task = await the_task(one, request)
+        working = TaskState.TASK_STATE_WORKING
+        await eventually(lambda: listed_state(one, task), lambda s: s == working)
+    return ada, eve, task
+
+
+async def test_an_a2a_task_whose_api_dies_is_finished_by_the_other(cluster, lb, admin):
+    """The API process that waits for a task's answer is SIGKILLed after the post: the
+    other process, asked for the task, takes up the wait once the dead one's lease runs
+    out, and finishes the task with the agent's answer."""
+    from a2a.types import GetTaskRequest, TaskState
+
+    from tests.api.test_a2a_rpc import a2a_client, text_of
+
+    ada, eve, task = await ada_asks_eve(cluster, lb, admin)
     async with a2a_client(direct(cluster, 2), eve.agent_id, ada.token) as two:
 
         async def state():
@@ -453,17 +466,12 @@ async def test_an_a2a_task_running_on_one_api_streams_live_to_a_subscriber_on_th
     """Ada's task waits for Eve's answer in API 1; Ada subscribes to it through API 2,
     where it does not run: Eve's answer reaches her there as it is given, and ends the
     stream."""
-    from a2a.types import SendMessageConfiguration, SubscribeToTaskRequest, TaskState
+    from a2a.types import SubscribeToTaskRequest, TaskState
 
-    from tests.api.test_a2a_rpc import a2a_client, say, the_task
+    from tests.api.test_a2a_rpc import a2a_client
 
-    ada, eve = [await introduce(lb, admin, n) for n in ("Ada", "Eve")]  # Eve: external
-    request = say()
-    request.configuration.CopyFrom(SendMessageConfiguration(return_immediately=True))
+    ada, eve, task = await ada_asks_eve(cluster, lb, admin)
     async with a2a_client(direct(cluster, 1), eve.agent_id, ada.token) as one:
-        task = await the_task(one, request)
-        working = TaskState.TASK_STATE_WORKING
-        await eventually(lambda: listed_state(one, task), lambda s: s == working)
         async with a2a_client(direct(cluster, 2), eve.agent_id, ada.token, streaming=True) as two:
             seen = []
 
@@ -492,18 +500,11 @@ async def test_an_a2a_task_running_on_one_api_streams_live_to_a_subscriber_on_th
 async def test_an_a2a_task_left_by_a_dead_api_is_finished_even_if_nobody_asks(cluster, lb, admin):
     """The caller only waits (for a push, say): the surviving API process finds the
     task whose lease ran out on its own sweep and finishes it with the answer."""
-    from a2a.types import SendMessageConfiguration, TaskState
+    from a2a.types import TaskState
 
-    from tests.api.test_a2a_rpc import a2a_client, say, the_task
+    from tests.api.test_a2a_rpc import a2a_client
 
-    ada, eve = [await introduce(lb, admin, n) for n in ("Ada", "Eve")]
-    request = say()
-    request.configuration.CopyFrom(SendMessageConfiguration(return_immediately=True))
-    async with a2a_client(direct(cluster, 1), eve.agent_id, ada.token) as one:
-        task = await the_task(one, request)
-
-        working = TaskState.TASK_STATE_WORKING
-        await eventually(lambda: listed_state(one, task), lambda s: s == working)
+    ada, eve, task = await ada_asks_eve(cluster, lb, admin)
     await asyncio.to_thread(cluster.kill, "api-1")
     try:
         await post_past_a_dead_api(lb, task.context_id, eve, "Done, as asked.")
