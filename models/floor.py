@@ -16,6 +16,7 @@ POLICIES: tuple[str, ...] = ("fifo", "priority", "round_robin", "random", "moder
 TurnSeconds = Annotated[float, Field(ge=1, le=3600)]
 TurnMessages = Annotated[int, Strict(), Field(ge=1, le=1000)]
 HandoffBound = Annotated[int, Strict(), Field(ge=1, le=100)]
+GraceSeconds = Annotated[float, Field(ge=0, le=60)]
 
 
 def _parses(expression: str) -> str:
@@ -56,6 +57,11 @@ class FloorSettings(Input):
     holder yields and the policy chooses (the ping-pong guard)."""
     termination: Termination | None = None
     """When a round ends, composed (``models/termination.py``); beside the limits above."""
+    round_robin_grace_seconds: GraceSeconds = 2.0
+    """Round robin: how long a free floor waits for the next member in the order that is
+    back for another turn this round (it spoke, then asked again) before passing over it
+    to a later one that asked (0: never wait). One passed over leaves the rotation until
+    it asks again."""
 
 
 class FloorSettingsUpdate(Input):
@@ -70,6 +76,7 @@ class FloorSettingsUpdate(Input):
     handoff_to_any: bool | None = None
     max_handoffs_in_row: HandoffBound | None = None
     termination: Termination | None = None
+    round_robin_grace_seconds: GraceSeconds | None = None
 
 
 class FloorAsk(Input):
@@ -156,6 +163,15 @@ class FloorState(BaseModel):
     tokens_in_round: int = 0
     said_in_round: list[str] = []
     """The termination expression's texts said so far this round (lower case)."""
+    spoke_in_round: list[str] = []
+    """Who held the floor this round."""
+    rotation: list[str] = []
+    """Round robin: who is back for another turn this round (held it, then asked again);
+    the free floor waits a grace for the next of them in the order."""
+    free_since: datetime | None = None
+    """When the floor last came free."""
+    held_until: datetime | None = None
+    """Round robin: the free floor waits until then for the next of the rotation."""
 
 
 class QueuedRequest(BaseModel):

@@ -87,6 +87,11 @@ FLOOR_DEBOUNCED = "floor-projection-debounced"
 FLOOR_REQUESTED = "floor-requested-event"
 """The patch that tells the room of a request to speak that joins the queue
 (``chat.floor_requested``): watchers of the queue learn of it without asking."""
+ROTATION_GRACE = "round-robin-rotation-grace"
+"""The patch by which a free round-robin floor waits ``round_robin_grace_seconds`` (a
+timer) for the next member in the order that is back for another turn, instead of
+granting at once to a later one whose request came first; and by which the main loop
+arms its floor timer anew when a handler moves the floor's deadline."""
 FLOOR_AT_ONCE = "floor-chat-notices-at-once"
 """The patch by which a floor-controlled chat's notices of new messages never wait for
 the notice interval (one speaker at a time: few, and each one matters for the next
@@ -139,6 +144,7 @@ class ChatWorkflow:
         self._one_step = False
         self._floor_notices_at_once = False
         self._floor_debounced = False
+        self._rotation_grace = False
         self._traces: dict[str, dict[str, str]] = {}
         """Each accepted post's trace context, until its delivery (in memory only: a
         replayed post delivers outside its request's trace, and no command differs)."""
@@ -172,6 +178,7 @@ class ChatWorkflow:
                 for m in members
             ]
         self._floor_debounced = workflow.patched(FLOOR_DEBOUNCED)
+        self._rotation_grace = workflow.patched(ROTATION_GRACE)
         if workflow.patched(DELIVER_FIRST):
             self._one_step = workflow.patched(ONE_STEP)
             self._floor_notices_at_once = self._one_step and workflow.patched(FLOOR_AT_ONCE)
@@ -179,9 +186,17 @@ class ChatWorkflow:
                 asyncio.create_task(lane()) for lane in (self._deliver_lane, self._store_lane)
             ]
         while True:
+            # a handler that moves the floor's deadline (a grant's time slot, a hold for
+            # round robin's rotation) wakes the loop to arm the timer anew
+            armed = self._floor_deadline()
             with contextlib.suppress(TimeoutError):  # a floor timer is due
                 await workflow.wait_condition(
-                    lambda: self._has_work() or self._due_to_continue() or self._closing(),
+                    lambda armed=armed: (
+                        self._has_work()
+                        or self._due_to_continue()
+                        or self._closing()
+                        or (self._rotation_grace and self._floor_deadline() != armed)
+                    ),
                     timeout=self._next_wake(),
                 )
             self._floor_tick()
@@ -1025,7 +1040,9 @@ class ChatWorkflow:
 
     def _floor(self) -> Floor | None:
         floor = self.state.floor
-        return Floor(floor, self.state.chat.chat_id) if floor is not None else None
+        if floor is None:
+            return None
+        return Floor(floor, self.state.chat.chat_id, rotation_grace=self._rotation_grace)
 
     def _floor_member(self, actor: str, platform: bool, *, post: bool) -> Role:
         self._reject_if_closed()
@@ -1057,9 +1074,12 @@ class ChatWorkflow:
             granted = floor.grant_next(workflow.now(), self._member_order(), workflow.random())
             self._floor_events(granted, correlation_id)
 
-    def _until_deadline(self) -> timedelta | None:
+    def _floor_deadline(self) -> datetime | None:
         floor = self._floor()
-        due = floor.next_deadline(workflow.now()) if floor is not None else None
+        return floor.next_deadline(workflow.now()) if floor is not None else None
+
+    def _until_deadline(self) -> timedelta | None:
+        due = self._floor_deadline()
         if due is None:
             return None
         return max(due - workflow.now(), timedelta(milliseconds=1))

@@ -39,9 +39,11 @@ class FloorEvent:
 
 
 class Floor:
-    def __init__(self, state: FloorState, chat_id: str) -> None:
+    def __init__(self, state: FloorState, chat_id: str, *, rotation_grace: bool = False) -> None:
         self.state = state
         self.chat_id = chat_id
+        self.rotation_grace = rotation_grace
+        """Round robin waits its grace for the rotation (off: an older workflow run)."""
 
     # ---- reads ----------------------------------------------------------------------
 
@@ -93,9 +95,10 @@ class Floor:
         )
 
     def needs_grant(self) -> bool:
-        """The floor is free, the round open and someone waits."""
+        """The floor is free, the round open and someone waits (and round robin does not
+        hold it for the next of its rotation)."""
         s = self.state
-        return s.current_speaker is None and s.round_open and bool(s.queue)
+        return s.current_speaker is None and s.round_open and bool(s.queue) and not s.held_until
 
     def chooses_by_itself(self) -> bool:
         return self.policy in AUTOMATIC
@@ -107,6 +110,8 @@ class Floor:
         deadlines = []
         if s.current_speaker and s.turn_ends_at:
             deadlines.append(s.turn_ends_at)
+        if s.held_until:
+            deadlines.append(s.held_until)
         idle = s.settings.idle_timeout_seconds
         if idle and s.round_open and s.last_activity_at and (s.current_speaker or s.queue):
             deadlines.append(s.last_activity_at + timedelta(seconds=idle))
@@ -131,10 +136,14 @@ class Floor:
             s.turns_in_round = 0
             s.messages_in_round = s.tokens_in_round = 0
             s.said_in_round = []
+            s.spoke_in_round, s.rotation = [], []
             s.round_open = True
             events.append(FloorEvent("chat.round_started", {"round": s.round, "by": agent_id}))
         if agent_id == s.current_speaker:
             return events
+        if agent_id in s.spoke_in_round and agent_id not in s.rotation:
+            s.rotation.append(agent_id)  # back for another turn
+        s.held_until = None  # the next grant_next looks again
         for queued in s.queue:
             if queued.agent_id == agent_id:
                 queued.priority = priority
@@ -200,6 +209,8 @@ class Floor:
         events: list[FloorEvent] = []
         if s.current_speaker and s.turn_ends_at and now >= s.turn_ends_at:
             events += self._end_turn("expired", now)
+        if s.held_until and now >= s.held_until:
+            s.held_until = None  # the grace is over: grant_next passes over who is late
         idle = s.settings.idle_timeout_seconds
         if (
             idle
@@ -236,6 +247,8 @@ class Floor:
         s = self.state
         events: list[FloorEvent] = []
         s.queue = [r for r in s.queue if r.agent_id != agent_id]
+        s.rotation = [a for a in s.rotation if a != agent_id]
+        s.held_until = None
         if s.current_speaker == agent_id:
             events += self._end_turn("left", now)
         if s.last_speaker == agent_id:
@@ -303,6 +316,9 @@ class Floor:
         s = self.state
         s.queue = [r for r in s.queue if r.agent_id != agent_id]
         s.current_speaker = agent_id
+        s.held_until = None
+        if agent_id not in s.spoke_in_round:
+            s.spoke_in_round.append(agent_id)
         s.turn_started_at = now
         s.turn_ends_at = now + timedelta(seconds=s.settings.turn_seconds)
         s.messages_in_turn = 0
@@ -329,15 +345,49 @@ class Floor:
     def grant_next(
         self, now: datetime, members: Sequence[str], rng: random.Random
     ) -> list[FloorEvent]:
-        """Grant by the chat's policy when the floor is free (moderator: nobody)."""
+        """Grant by the chat's policy when the floor is free (moderator: nobody). Round
+        robin holds a free floor for the grace for the next of its rotation that has not
+        asked yet; past it, who is late is passed over and leaves the rotation."""
         if not self.needs_grant():
             return []
-        pick = SELECTORS[self.policy](self._ordered(), members, self.state.last_speaker, rng)
+        s = self.state
+        pick = SELECTORS[self.policy](self._ordered(), members, s.last_speaker, rng)
+        if pick and (late := self._late(pick, members)):
+            due = s.free_since + timedelta(seconds=s.settings.round_robin_grace_seconds)
+            if now < due:
+                s.held_until = due
+                return []
+            s.rotation = [a for a in s.rotation if a not in late]
         return self.grant(pick, now, f"{self.policy} policy") if pick else []
+
+    def _late(self, pick: str, members: Sequence[str]) -> list[str]:
+        """Round robin: the members of the rotation between the last speaker and ``pick``
+        in the order, none of them asking (whom a grant to ``pick`` would pass over)."""
+        s = self.state
+        if (
+            not self.rotation_grace
+            or self.policy != "round_robin"
+            or s.settings.round_robin_grace_seconds <= 0
+            or s.free_since is None
+            or not s.rotation
+        ):
+            return []
+        order = list(members)
+        start = order.index(s.last_speaker) + 1 if s.last_speaker in order else 0
+        asking = {r.agent_id for r in s.queue}
+        late = []
+        for offset in range(len(order)):
+            member = order[(start + offset) % len(order)]
+            if member == pick or member == s.last_speaker:
+                break
+            if member in s.rotation and member not in asking:
+                late.append(member)
+        return late
 
     def apply(self, changes: dict) -> None:
         """Change the settings named in ``changes`` (a None clears an optional limit)."""
         self.state.settings = self.state.settings.model_copy(update=changes)
+        self.state.held_until = None  # the next grant_next looks again, by the new ones
 
     # ---- helpers --------------------------------------------------------------------
 
@@ -350,6 +400,7 @@ class Floor:
         record = self._record(why, now, counted=count_turn)
         s.last_speaker = holder
         s.current_speaker = None
+        s.free_since = now
         s.turn_started_at = None
         s.turn_ends_at = None
         s.messages_in_turn = 0
@@ -413,6 +464,7 @@ class Floor:
     def _end_round(self, why: str, conditions: list[str] | None = None) -> list[FloorEvent]:
         s = self.state
         s.round_open = False
+        s.held_until = None
         payload = {"round": s.round, "reason": why, "turns": s.turns_in_round}
         if conditions is not None:
             payload["conditions"] = conditions  # which of the expression's fired

@@ -212,6 +212,10 @@ async def test_a_member_who_leaves_loses_the_floor_and_the_next_is_granted(api, 
             {"speaker_policy": "fifo", "floor": {"max_messages_per_turn": 1001}},
             "max_messages_per_turn",
         ),
+        (
+            {"speaker_policy": "round_robin", "floor": {"round_robin_grace_seconds": -1}},
+            "round_robin_grace_seconds",
+        ),
     ],
 )
 async def test_bad_floor_settings_are_422(api, admin, database, body, field):
@@ -245,6 +249,8 @@ async def test_floor_access_and_bad_requests(api, admin):
     assert (
         await api.patch(base, json={"turn_seconds": 0}, headers=owner.headers)
     ).status_code == 422
+    too_long = await api.patch(base, json={"round_robin_grace_seconds": 61}, headers=owner.headers)
+    assert too_long.status_code == 422 and "round_robin_grace_seconds" in too_long.text
     assert (await api.post(base + "/grant", json={"agent_id": mem.agent_id},
                            headers=owner.headers)).status_code == 409  # fmt: skip
     direct = await api.post("/v1/chats", json={"type": "direct", "participants": [mem.agent_id]},
@@ -418,9 +424,10 @@ async def test_a_worker_killed_mid_round_resumes_hosted_turns_in_the_same_order(
             await introduce(api, admin, f"H{i}", brain={"turns_per_hour": 1000}) for i in range(3)
         ]
         ext = await introduce(api, admin, "Ext")
-        room = await group(
-            api, ext, *hosts, speaker_policy="round_robin", floor={"max_messages_per_turn": 1}
-        )
+        # the rotation waits for a host whose workflow the restart holds back (a workflow
+        # task of the killed worker times out after ten seconds) rather than pass over it
+        floor_settings = {"max_messages_per_turn": 1, "round_robin_grace_seconds": 20}
+        room = await group(api, ext, *hosts, speaker_policy="round_robin", floor=floor_settings)
         cid = room["chat_id"]
         await ask(api, cid, ext)
         await api.post(

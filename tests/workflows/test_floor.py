@@ -64,8 +64,9 @@ def test_a_model_pick_counts_only_when_it_names_a_requester(answer, expected):
     assert valid_pick(answer, requests(("a", 0), ("b", 0))) == expected
 
 
-def floor(**settings) -> Floor:
-    return Floor(FloorState(settings=FloorSettings(**settings)), "chat")
+def floor(rotation_grace: bool = False, **settings) -> Floor:
+    state = FloorState(settings=FloorSettings(**settings))
+    return Floor(state, "chat", rotation_grace=rotation_grace)
 
 
 def test_a_turn_ends_at_the_message_limit_and_the_next_is_granted():
@@ -133,6 +134,85 @@ def test_grant_by_hand_needs_a_requester_and_a_free_floor():
         f.grant("b", T0, "by hand")
 
 
+class Room:
+    """Three members taking turns in a round-robin room of one message a turn."""
+
+    def __init__(self, **settings) -> None:
+        self.f = floor(speaker_policy="round_robin", max_messages_per_turn=1, **settings)
+        self.now = T0
+        self.rng = random.Random(0)
+        for member in "abc":
+            self.f.request(member, 0, None, self.now)
+        self.f.grant_next(self.now, ["a", "b", "c"], self.rng)
+
+    def speak(self, ask_again: bool = True) -> str | None:
+        """The holder says one thing (and asks for another turn); who holds the floor next."""
+        holder = self.f.state.current_speaker
+        self.now += timedelta(seconds=1)
+        self.f.posted(holder, "hello", self.now)
+        if ask_again:
+            self.f.request(holder, 0, None, self.now)
+        self.grant()
+        return self.f.state.current_speaker
+
+    def grant(self) -> None:
+        self.f.grant_next(self.now, ["a", "b", "c"], self.rng)
+
+
+def late_c(room: Room) -> None:
+    """Two rounds of a, b, c; then c does not ask again at once: after b, a is the only
+    one asking."""
+    for _ in range(5):
+        room.speak()  # a b c a b, each asking again
+    assert room.speak(ask_again=False) == "a"  # c spoke, asks later
+    assert room.speak() == "b"
+    room.f.state.queue = [r for r in room.f.state.queue if r.agent_id != "c"]
+
+
+def test_round_robin_holds_the_floor_for_the_next_member_back_for_another_turn():
+    room = Room(round_robin_grace_seconds=2)
+    room.f.rotation_grace = True
+    late_c(room)
+    assert room.speak() is None  # b spoke; a asks, but c is next and is back each round
+    assert room.f.state.held_until == room.now + timedelta(seconds=2)
+    assert room.f.next_deadline(room.now) == room.f.state.held_until
+    room.now += timedelta(seconds=1)
+    room.f.request("c", 0, None, room.now)  # c asks within the grace: its turn
+    room.grant()
+    assert room.f.state.current_speaker == "c"
+
+
+def test_round_robin_passes_over_a_late_member_after_the_grace_and_then_waits_no_more():
+    room = Room(round_robin_grace_seconds=2)
+    room.f.rotation_grace = True
+    late_c(room)
+    assert room.speak() is None
+    room.now += timedelta(seconds=2)
+    room.f.expire_due(room.now)
+    room.grant()
+    assert room.f.state.current_speaker == "a"  # c was passed over and left the rotation
+    assert "c" not in room.f.state.rotation
+    assert room.speak() == "b"
+    assert room.speak() == "a"  # c is not waited for again until it asks again
+
+
+@pytest.mark.parametrize("grace, on", [(0, True), (2, False)])
+def test_round_robin_without_the_grace_grants_the_next_that_asked_at_once(grace, on):
+    room = Room(round_robin_grace_seconds=grace)
+    room.f.rotation_grace = on  # off: a chat workflow's run from before the grace
+    late_c(room)
+    assert room.speak() == "a"
+
+
+def test_the_rotation_is_who_came_back_and_a_first_request_is_not_waited_for():
+    room = Room(round_robin_grace_seconds=2)
+    room.f.rotation_grace = True
+    assert room.speak(ask_again=False) == "b"  # a said its piece and stays quiet
+    assert room.speak() == "c"
+    assert room.speak() == "b"  # a never came back: not waited for
+    assert room.f.state.rotation == ["b", "c"]
+
+
 def test_leaving_loses_the_floor_and_the_place():
     f = floor()
     for agent in "abc":
@@ -163,6 +243,7 @@ def drive(policy: str, steps, seed: int):
     f = floor(
         speaker_policy=policy, turn_seconds=60, max_messages_per_turn=3,
         max_handoffs_in_row=2, handoff_to_any=seed % 2 == 0,
+        rotation_grace=seed // 2 % 2 == 0, round_robin_grace_seconds=seed % 4,
     )  # fmt: skip
     members = set(MEMBERS)
     pair, in_row = None, 0
@@ -215,6 +296,12 @@ def drive(policy: str, steps, seed: int):
         assert set(queued) <= members, "a non-member in the queue"
         assert f.state.current_speaker not in queued, "the holder also waits"
         assert f.state.current_speaker is None or f.state.current_speaker in members
+        s = f.state
+        if f.chooses_by_itself() and s.current_speaker is None and s.round_open and s.queue:
+            # a free floor with requesters is held for round robin's rotation, and a timer
+            # comes due to grant it: it never waits for nothing
+            assert s.held_until is not None and f.next_deadline(now) is not None
+            assert f.policy == "round_robin"
     return f, grants
 
 
