@@ -16,6 +16,8 @@ attempt is resolved from its marker. Catching one and not the others made a repl
 the workflow where the run had gone on (the nondeterminism error TMPRL1100, or the life
 failing with the model's error: a hosted agent whose model failed in a direct chat
 died), so every local call catches all three."""
+ACT_KEY_WITH_SEQ = "act-key-with-last-seq"
+"""The patch by which a hosted act's post key carries the last seq the agent had read."""
 
 with workflow.unsafe.imports_passed_through():
     from activities.chat_actions import ChatActions
@@ -690,6 +692,13 @@ class AgentWorkflow:
         agent_id = state.manifest.agent_id
         state.act_count += 1
         key = f"hosted/{agent_id}/{chat_id}/{state.act_count}"
+        if workflow.patched(ACT_KEY_WITH_SEQ):
+            # a workflow task lost with its worker after the chat took the post leaves
+            # the chat with the key and this history without the act: the next act of
+            # the same count would be answered with that post and say nothing. What the
+            # agent had read tells the acts apart (the retry of the same act reads the
+            # same, so it is still taken once)
+            key = f"{key}/{entry.last_seq}"
         if len(state.acts) >= state.brain.turns_per_hour:
             if not state.budget_noted:
                 self._emit("agent.budget_exhausted",
