@@ -21,7 +21,7 @@ from models.floor import (
     TurnSummary,
 )
 from models.termination import RoundSoFar, fired, idle_deadline, parse, texts
-from workflows.policies import AUTOMATIC, SELECTORS
+from workflows.policies import AUTOMATIC, SELECTORS, after
 
 
 class FloorError(Exception):
@@ -372,12 +372,9 @@ class Floor:
             or not s.rotation
         ):
             return []
-        order = list(members)
-        start = order.index(s.last_speaker) + 1 if s.last_speaker in order else 0
         asking = {r.agent_id for r in s.queue}
         late = []
-        for offset in range(len(order)):
-            member = order[(start + offset) % len(order)]
+        for member in after(members, s.last_speaker):
             if member == pick or member == s.last_speaker:
                 break
             if member in s.rotation and member not in asking:

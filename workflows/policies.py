@@ -27,15 +27,20 @@ def priority(queue, members, last_speaker, rng) -> str | None:
     return min(queue, key=lambda r: (-r.priority, r.order)).agent_id if queue else None
 
 
+def after(members: Sequence[str], last_speaker: str | None) -> list[str]:
+    """The chat's fixed order, going round from the member after the last speaker (from
+    the first when the last speaker is gone); the last speaker comes last."""
+    order = list(members)
+    start = order.index(last_speaker) + 1 if last_speaker in order else 0
+    return order[start:] + order[:start]
+
+
 def round_robin(queue, members, last_speaker, rng) -> str | None:
     """The next member after the last speaker, in the chat's fixed order, who asked."""
     if not queue:
         return None
     asking = {r.agent_id for r in queue}
-    order = list(members)
-    start = order.index(last_speaker) + 1 if last_speaker in order else 0
-    for offset in range(len(order)):
-        candidate = order[(start + offset) % len(order)]
+    for candidate in after(members, last_speaker):
         if candidate in asking:
             return candidate
     return fifo(queue, members, last_speaker, rng)  # requesters outside the order (none)

@@ -115,6 +115,52 @@ async def test_round_robin_and_random_policies(api, admin):
     assert len(state["queue"]) == 2
 
 
+async def test_round_robin_waits_its_grace_for_a_member_back_for_another_turn(api, admin):
+    a, b, c = [await introduce(api, admin, n) for n in ("Ann", "Ben", "Cat")]
+    slow_to_pass = {"max_messages_per_turn": 1, "round_robin_grace_seconds": 60}
+    rr = await group(api, a, b, c, speaker_policy="round_robin", floor=slow_to_pass)
+    cid = rr["chat_id"]
+    agents = {x.agent_id: x for x in (a, b, c)}
+    first, second, third = (agents[m["agent_id"]] for m in rr["members"])  # the fixed order
+
+    async def holder():
+        return (await floor(api, cid, a))["current_speaker"]
+
+    async def turn(agent, again=True, yields=False):  # one message ends the turn (or a yield)
+        assert await holder() == agent.agent_id
+        await say(api, cid, agent)
+        if yields:
+            released = await api.delete(f"/v1/chats/{cid}/floor", headers=agent.headers)
+            assert released.status_code == 200, released.text
+        if again:
+            await ask(api, cid, agent)
+
+    for x in (first, second, third):
+        await ask(api, cid, x)
+    for x in (first, second, third):  # each spoke and came back: the rotation
+        await turn(x)
+    await turn(first, again=False)  # first says its piece and does not ask at once
+    await turn(second)
+    await turn(third)
+    # second asks, but first is next and has come back each time: the floor waits for it
+    held = await floor(api, cid, a)
+    assert held["current_speaker"] is None and [q["agent_id"] for q in held["queue"]] == [
+        second.agent_id, third.agent_id]  # fmt: skip
+    await ask(api, cid, first)
+    assert await holder() == first.agent_id
+
+    # a short grace passes over who is late, by the chat's timer alone: the room goes
+    # quiet, then second asks; the hold comes from that request, and nothing else
+    # wakes the chat
+    short = {"round_robin_grace_seconds": 1, "max_messages_per_turn": 5}
+    changed = await api.patch(f"/v1/chats/{cid}/floor", json=short, headers=a.headers)
+    assert changed.status_code == 200, changed.text
+    for x in (first, second, third):
+        await turn(x, again=False, yields=True)
+    await ask(api, cid, second)
+    await eventually(holder, lambda h: h == second.agent_id, timeout=30)
+
+
 async def test_moderator_grants_by_hand(api, admin):
     owner, mod, m1, m2 = [await introduce(api, admin, n) for n in ("Own", "Mod", "Mia", "Max")]
     chat = await group(api, owner, mod, m1, m2, speaker_policy="moderator")

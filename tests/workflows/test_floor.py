@@ -137,8 +137,10 @@ def test_grant_by_hand_needs_a_requester_and_a_free_floor():
 class Room:
     """Three members taking turns in a round-robin room of one message a turn."""
 
-    def __init__(self, **settings) -> None:
-        self.f = floor(speaker_policy="round_robin", max_messages_per_turn=1, **settings)
+    def __init__(self, rotation_grace: bool = True, **settings) -> None:
+        self.f = floor(
+            rotation_grace, speaker_policy="round_robin", max_messages_per_turn=1, **settings
+        )
         self.now = T0
         self.rng = random.Random(0)
         for member in "abc":
@@ -166,12 +168,10 @@ def late_c(room: Room) -> None:
         room.speak()  # a b c a b, each asking again
     assert room.speak(ask_again=False) == "a"  # c spoke, asks later
     assert room.speak() == "b"
-    room.f.state.queue = [r for r in room.f.state.queue if r.agent_id != "c"]
 
 
 def test_round_robin_holds_the_floor_for_the_next_member_back_for_another_turn():
     room = Room(round_robin_grace_seconds=2)
-    room.f.rotation_grace = True
     late_c(room)
     assert room.speak() is None  # b spoke; a asks, but c is next and is back each round
     assert room.f.state.held_until == room.now + timedelta(seconds=2)
@@ -184,7 +184,6 @@ def test_round_robin_holds_the_floor_for_the_next_member_back_for_another_turn()
 
 def test_round_robin_passes_over_a_late_member_after_the_grace_and_then_waits_no_more():
     room = Room(round_robin_grace_seconds=2)
-    room.f.rotation_grace = True
     late_c(room)
     assert room.speak() is None
     room.now += timedelta(seconds=2)
@@ -198,15 +197,13 @@ def test_round_robin_passes_over_a_late_member_after_the_grace_and_then_waits_no
 
 @pytest.mark.parametrize("grace, on", [(0, True), (2, False)])
 def test_round_robin_without_the_grace_grants_the_next_that_asked_at_once(grace, on):
-    room = Room(round_robin_grace_seconds=grace)
-    room.f.rotation_grace = on  # off: a chat workflow's run from before the grace
+    room = Room(on, round_robin_grace_seconds=grace)  # off: a run from before the grace
     late_c(room)
     assert room.speak() == "a"
 
 
 def test_the_rotation_is_who_came_back_and_a_first_request_is_not_waited_for():
     room = Room(round_robin_grace_seconds=2)
-    room.f.rotation_grace = True
     assert room.speak(ask_again=False) == "b"  # a said its piece and stays quiet
     assert room.speak() == "c"
     assert room.speak() == "b"  # a never came back: not waited for
