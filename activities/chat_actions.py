@@ -55,6 +55,7 @@ class ChatActions:
             sender=data.agent_id,
             content=data.content or "",
             yield_floor=data.yield_floor,
+            ask_again=data.ask_again,
             model_seconds=data.model_seconds,
             tokens=data.tokens,
         )

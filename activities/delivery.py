@@ -48,26 +48,34 @@ class DeliveryActivities:
     @activity.defn(name="deliver_batch")
     async def deliver_batch(self, data: DeliverBatchInput) -> DeliverBatchResult:
         """Publish the events (a failure retries the whole step: nothing is stored before
-        its events went out); then, side by side, store the messages within
-        ``store_timeout_seconds`` (a failure or a late answer is ``stored=False``, no
-        failure of the step) and signal the notices with the quick reading folded in."""
+        its events went out), the floor's notices told meanwhile; then, side by side,
+        store the messages within ``store_timeout_seconds`` (a failure or a late answer is
+        ``stored=False``, no failure of the step) and signal the other notices, the quick
+        reading folded into all of them."""
         result = DeliverBatchResult()
-        if data.events:
-            result.published = await self._events.publish_events(
-                PublishEventsInput(events=data.events)
-            )
         contexts: dict = {}
         if data.messages and self._store.reads_quickly:
             contexts = await self._store.read(data.messages, data.members, ANALYSIS_SECONDS)
-        telling = None
-        if data.notices:
-            # told beside the store, not after it: a grant reaches the next speaker while
-            # the batch is written (its reading is folded in: it was read just above)
-            notices = {a: n.model_copy() for a, n in data.notices.items()}
-            fold_readings(notices, {m.seq: m.from_ for m in data.messages}, contexts)
-            telling = asyncio.ensure_future(
-                self._actions.notify_members(NotifyMembersInput(notices=notices))
-            )
+        notices = {a: n.model_copy() for a, n in data.notices.items()}
+        fold_readings(notices, {m.seq: m.from_ for m in data.messages}, contexts)
+        # a floor change is told beside the publish: a grant reaches the next speaker's
+        # workflow while the broker confirms (its post is published after this batch all
+        # the same: the chat publishes one batch at a time); the rest after it, so the
+        # readers' delivery shares the worker with nothing slower
+        floor = {a: n for a, n in notices.items() if n.floor is not None}
+        tellings = [self._tell(floor)] if floor else []
+        if data.events:
+            try:
+                result.published = await self._events.publish_events(
+                    PublishEventsInput(events=data.events)
+                )
+            except BaseException:
+                # a retry tells them again: an agent drops a notice it has counted, and
+                # the post of a grant told twice is refused the second time
+                await asyncio.gather(*tellings, return_exceptions=True)
+                raise
+        if rest := {a: n for a, n in notices.items() if a not in floor}:
+            tellings.append(self._tell(rest))  # beside the store, not after it
         if data.messages:
             # not cancelled when late (a cancelled driver call closes its connection, and a
             # store that is merely slow would then reconnect for every batch): it goes on
@@ -78,6 +86,11 @@ class DeliveryActivities:
             done, _ = await asyncio.wait({storing}, timeout=data.store_timeout_seconds)
             if done and storing.exception() is None:
                 result.stored, result.contexts = True, contexts
-        if telling is not None:
-            result.told = await telling
+        if tellings:
+            result.told = sum(await asyncio.gather(*tellings))
         return result
+
+    def _tell(self, notices: dict) -> asyncio.Future:
+        return asyncio.ensure_future(
+            self._actions.notify_members(NotifyMembersInput(notices=notices))
+        )

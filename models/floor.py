@@ -135,6 +135,10 @@ class FloorRequest(BaseModel):
     requested_at: datetime
     order: int = 0
     """Arrival number: ties in time are broken by arrival, never by chance."""
+    after_post: int | None = None
+    """A standing request, made with the asker's own post (a hosted agent's turn asks for
+    the next one as it yields): no policy grants it until a later post (the floor's
+    ``posts`` past this). None: it may be granted now."""
 
 
 class FloorState(BaseModel):
@@ -172,6 +176,8 @@ class FloorState(BaseModel):
     """When the floor last came free."""
     held_until: datetime | None = None
     """Round robin: the free floor waits until then for the next of the rotation."""
+    posts: int = 0
+    """Members' posts the floor has counted (a standing request waits for one more)."""
 
 
 class QueuedRequest(BaseModel):
@@ -180,6 +186,11 @@ class QueuedRequest(BaseModel):
     priority: int
     reason: str | None = None
     requested_at: datetime
+    after_next_message: bool = Field(
+        default=False,
+        description="A standing request, made with the member's own post: granted only "
+        "once someone has posted after it.",
+    )
 
 
 class FloorView(BaseModel):

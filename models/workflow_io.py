@@ -181,6 +181,9 @@ class PostMessage(BaseModel):
     """A digest of the body, so the same Idempotency-Key with another body is told apart."""
     yield_floor: bool = False
     """Yield the floor with this post (one call for a turn's last message)."""
+    ask_again: bool = False
+    """When this post ends the sender's turn, ask for the next one with it: a standing
+    request, granted once someone has posted after it (a hosted agent's turn)."""
     model_seconds: float | None = None
     """A hosted agent's time inside the model for this post (the turn's overhead is the
     rest)."""
@@ -378,6 +381,8 @@ class ActAsAgentInput(BaseModel):
     content: str | None = None
     update_id: str
     yield_floor: bool = False
+    ask_again: bool = False
+    """With the yield: ask for the next turn (a standing request, ``ChatWorkflow``)."""
     model_seconds: float | None = None
     tokens: int | None = None
 

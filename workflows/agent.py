@@ -18,6 +18,10 @@ failing with the model's error: a hosted agent whose model failed in a direct ch
 died), so every local call catches all three."""
 ACT_KEY_WITH_SEQ = "act-key-with-last-seq"
 """The patch by which a hosted act's post key carries the last seq the agent had read."""
+ASK_AGAIN = "ask-again-with-the-post"
+"""The patch by which a hosted agent's turn asks for its next one with the post that
+yields the floor (a standing request in the chat): the agent does not ask again on the
+next notice, and the next speaker's grant goes out with the post that freed the floor."""
 
 with workflow.unsafe.imports_passed_through():
     from activities.chat_actions import ChatActions
@@ -317,7 +321,8 @@ class AgentWorkflow:
                 entry.mentioned = False
         if notice.floor is not None:
             entry.floor_granted = notice.floor == "granted"
-            entry.requested = False
+            # still waiting when its post asked for the next turn (the chat queued it)
+            entry.requested = notice.floor == "released" and notice.queued
         self.state.attention_version += 1
         self._refocus(None)
 
@@ -736,6 +741,7 @@ class AgentWorkflow:
         post = ActAsAgentInput(
             chat_id=chat_id, agent_id=agent_id, update_id=key, yield_floor=entry.floor_granted
         )
+        post.ask_again = entry.floor_granted and workflow.patched(ASK_AGAIN)
         try:
             if state.local_mind:
                 spoken = await options.run_local(
@@ -758,6 +764,10 @@ class AgentWorkflow:
         entry.context_seq = reply.context_seq
         if yielded or not posted:  # yielded with the post, or the floor had moved on
             entry.floor_granted = False
+        if yielded and post.ask_again:
+            # the chat queued the next turn's request with the post, when its policy
+            # grants by itself in an open round; its notice says which
+            entry.requested = True
         await self._let_go(entry, key)
 
     def _compose_input(self, chat_id: str) -> ComposeInput:

@@ -92,6 +92,16 @@ ROTATION_GRACE = "round-robin-rotation-grace"
 timer) for the next member in the order that is back for another turn, instead of
 granting at once to a later one whose request came first; and by which the main loop
 arms its floor timer anew when a handler moves the floor's deadline."""
+NOTICE_TIMER_ONLY_WAITING = "notice-timer-only-when-waiting"
+"""The patch by which the deliver lane arms the notice interval's timer only while a
+notice waits for it (it was armed after every batch, a timer and a workflow task a
+message in a chat that posts less than once a notice interval)."""
+ASK_AGAIN = "ask-again-with-the-post"
+"""The patch by which a post that ends its sender's turn may carry the sender's request
+for another one (``PostMessage.ask_again``, a hosted agent's turn): a standing request
+(``Floor.request(standing=True)``) that no policy grants before someone posts after it. The
+next speaker's request is then in the queue when the floor comes free, and its grant goes
+out with the post that freed it, not after a notice and a request of its own."""
 FLOOR_AT_ONCE = "floor-chat-notices-at-once"
 """The patch by which a floor-controlled chat's notices of new messages never wait for
 the notice interval (one speaker at a time: few, and each one matters for the next
@@ -143,6 +153,10 @@ class ChatWorkflow:
         self._lanes: list[asyncio.Task] = []
         self._one_step = False
         self._floor_notices_at_once = False
+        self._notice_timer_only_waiting = False
+        self._ask_again = False
+        """Standing requests with a turn's post, and news alone waits for the notice
+        interval in a floor chat (``ASK_AGAIN``)."""
         self._floor_debounced = False
         self._rotation_grace = False
         self._traces: dict[str, dict[str, str]] = {}
@@ -182,6 +196,10 @@ class ChatWorkflow:
         if workflow.patched(DELIVER_FIRST):
             self._one_step = workflow.patched(ONE_STEP)
             self._floor_notices_at_once = self._one_step and workflow.patched(FLOOR_AT_ONCE)
+            self._notice_timer_only_waiting = self._one_step and workflow.patched(
+                NOTICE_TIMER_ONLY_WAITING
+            )
+            self._ask_again = self._notice_timer_only_waiting and workflow.patched(ASK_AGAIN)
             self._lanes = [
                 asyncio.create_task(lane()) for lane in (self._deliver_lane, self._store_lane)
             ]
@@ -286,7 +304,11 @@ class ChatWorkflow:
             if post.yield_floor and floor.state.current_speaker == sender:
                 events += floor.release(sender, now)
             yielded = floor.state.current_speaker != sender
+            if post.ask_again and yielded and self._ask_again:
+                events += self._standing_request(floor, sender, now)
             self._floor_events(events, post.correlation_id)
+        elif floor is not None:
+            floor.posted(sender, post.content, workflow.now())  # counted: it is news
         posted = Posted(message_id=message.message_id, seq=seq, floor_yielded=yielded)
         if key is not None:
             state.posted_keys[key] = posted
@@ -297,6 +319,18 @@ class ChatWorkflow:
                 del state.posted_keys[oldest]
                 state.posted_bodies.pop(oldest, None)
         return posted
+
+    @staticmethod
+    def _standing_request(floor: Floor, sender: str, now: datetime) -> list[FloorEvent]:
+        """The sender whose turn this post ended asks for the next one with it: a standing
+        request, granted once someone has posted after it (a policy that grants by
+        itself, in an open round; else it asks as anyone does, when it has news)."""
+        if not floor.chooses_by_itself() or not floor.state.round_open:
+            return []
+        events = floor.request(sender, 0, "again, after the next message", now, standing=True)
+        position = floor.position(sender)
+        asked = {"agent_id": sender, "priority": 0, "position": position, "standing": True}
+        return [*events, FloorEvent("chat.floor_requested", asked)]
 
     @staticmethod
     def _post_key(post: PostMessage) -> str | None:
@@ -706,7 +740,10 @@ class ChatWorkflow:
             )
 
         while not ready():
-            wait = self._until_notices_due() if not state.pending_messages else None
+            waiting = not state.pending_messages
+            if self._notice_timer_only_waiting:
+                waiting = waiting and bool(state.pending_notices)
+            wait = self._until_notices_due() if waiting else None
             with contextlib.suppress(TimeoutError):
                 await workflow.wait_condition(ready, timeout=wait)
         if self._history_is_long():
@@ -720,9 +757,9 @@ class ChatWorkflow:
         pending = self.state.pending_notices
         if not pending:
             return False
-        if any(n.floor is not None or n.mentioned for n in pending.values()):
+        if self._notices().urgent():
             return True
-        if self._floor_notices_at_once and self.state.floor is not None:
+        if self._floor_notices_at_once and self.state.floor is not None and not self._ask_again:
             return True
         return self._until_notices_due() is None
 
@@ -743,9 +780,17 @@ class ChatWorkflow:
         events = outbox.head(self._deliverable())
         messages = self._storable(len(events))
         every_message = len(messages) == len(state.pending_messages)
-        notices = self._notices().take() if every_message and self._notices_due() else {}
-        if notices:
-            self._told_at = workflow.now()
+        notices, some_wait = {}, False
+        if every_message and self._notices_due():
+            if self._ask_again and self._until_notices_due() is not None:
+                # a floor change or a mention goes now; news alone waits out the
+                # interval (in a floor chat: the speakers are told of every turn, the
+                # listeners once an interval)
+                notices = self._notices().take_urgent()
+                some_wait = bool(state.pending_notices)
+            else:
+                notices = self._notices().take()
+                self._told_at = workflow.now()
         self._delivering = True
         carriers = [self._traces.pop(m.message_id, None) for m in messages]
         carrier = next((c for c in carriers if c), None)
@@ -770,7 +815,7 @@ class ChatWorkflow:
             self._store_behind = True  # the store lane has it now, and what follows
             return
         del state.pending_messages[: len(messages)]
-        if not notices:  # their notices still wait: the reading goes into them
+        if not notices or some_wait:  # their notices still wait: the reading goes into them
             senders = {m.seq: m.from_ for m in messages}
             self._notices().read(state.members, senders, result.contexts)
         unread = [m for m in messages if m.seq not in result.contexts]
@@ -1066,9 +1111,14 @@ class ChatWorkflow:
             self._emit(event.type, payload, list(self.state.members), correlation_id)
             holder = event.payload.get("agent_id")
             if event.type == "chat.floor_granted":
-                self._notice(holder, floor="granted")
+                self._notice(holder, floor="granted", queued=False)
             elif event.type in ("chat.floor_released", "chat.floor_expired") and holder:
-                self._notice(holder, floor="released")
+                self._notice(holder, floor="released", queued=False)
+            elif event.type == "chat.floor_requested" and event.payload.get("standing"):
+                # its own turn's answer told the hosted agent all this notice would (it
+                # yielded, asked again, read what came before its post): one workflow
+                # task less for each turn
+                self.state.pending_notices.pop(holder, None)
         floor = self._floor()
         if floor.chooses_by_itself() and floor.needs_grant() and not self.state.chat.closed:
             granted = floor.grant_next(workflow.now(), self._member_order(), workflow.random())

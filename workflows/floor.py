@@ -83,6 +83,7 @@ class Floor:
                     priority=r.priority,
                     reason=r.reason,
                     requested_at=r.requested_at,
+                    after_next_message=not self._may_grant(r),
                 )
                 for i, r in enumerate(self._ordered(), start=1)
             ],
@@ -98,7 +99,17 @@ class Floor:
         """The floor is free, the round open and someone waits (and round robin does not
         hold it for the next of its rotation)."""
         s = self.state
-        return s.current_speaker is None and s.round_open and bool(s.queue) and not s.held_until
+        return (
+            s.current_speaker is None and s.round_open and bool(self.waiting()) and not s.held_until
+        )
+
+    def waiting(self) -> list[FloorRequest]:
+        """The requests a policy may grant now, in arrival order (a standing request waits
+        for a post after it)."""
+        return [r for r in self._ordered() if self._may_grant(r)]
+
+    def _may_grant(self, request: FloorRequest) -> bool:
+        return request.after_post is None or self.state.posts > request.after_post
 
     def chooses_by_itself(self) -> bool:
         return self.policy in AUTOMATIC
@@ -113,7 +124,7 @@ class Floor:
         if s.held_until:
             deadlines.append(s.held_until)
         idle = s.settings.idle_timeout_seconds
-        if idle and s.round_open and s.last_activity_at and (s.current_speaker or s.queue):
+        if idle and s.round_open and s.last_activity_at and (s.current_speaker or self.waiting()):
             deadlines.append(s.last_activity_at + timedelta(seconds=idle))
         if s.settings.termination and s.round_open:
             due = idle_deadline(parse(s.settings.termination), self._so_far())
@@ -125,10 +136,19 @@ class Floor:
     # ---- commands -------------------------------------------------------------------
 
     def request(
-        self, agent_id: str, priority: int, reason: str | None, now: datetime
+        self,
+        agent_id: str,
+        priority: int,
+        reason: str | None,
+        now: datetime,
+        *,
+        standing: bool = False,
     ) -> list[FloorEvent]:
-        """Queue a request to speak; a repeated one keeps its place and takes the new priority."""
+        """Queue a request to speak; a repeated one keeps its place and takes the new
+        priority. ``standing``: asked with the member's own post, granted by no policy
+        until someone posts after it (a plain request makes a standing one plain)."""
         s = self.state
+        after_post = s.posts if standing else None
         events: list[FloorEvent] = []
         s.last_activity_at = now
         if not s.round_open:
@@ -148,10 +168,12 @@ class Floor:
             if queued.agent_id == agent_id:
                 queued.priority = priority
                 queued.reason = reason
+                if queued.after_post is not None:
+                    queued.after_post = after_post
                 return events
         s.queue.append(
             FloorRequest(agent_id=agent_id, priority=priority, reason=reason,
-                         requested_at=now, order=s.next_order)
+                         requested_at=now, order=s.next_order, after_post=after_post)
         )  # fmt: skip
         s.next_order += 1
         return events
@@ -179,6 +201,7 @@ class Floor:
         """Count a post by the holder (and the model time it reports); the turn ends at its
         message limit or on the termination text, which also ends the round."""
         s = self.state
+        s.posts += 1
         if agent_id != s.current_speaker:
             return []
         s.messages_in_turn += 1
@@ -217,7 +240,7 @@ class Floor:
             and s.round_open
             and s.last_activity_at
             and now - s.last_activity_at >= timedelta(seconds=idle)
-            and (s.current_speaker or s.queue)
+            and (s.current_speaker or self.waiting())
         ):
             if s.current_speaker:
                 events += self._end_turn("idle", now, count_turn=False)
@@ -351,7 +374,7 @@ class Floor:
         if not self.needs_grant():
             return []
         s = self.state
-        pick = SELECTORS[self.policy](self._ordered(), members, s.last_speaker, rng)
+        pick = SELECTORS[self.policy](self.waiting(), members, s.last_speaker, rng)
         if pick and (late := self._late(pick, members)):
             due = s.free_since + timedelta(seconds=s.settings.round_robin_grace_seconds)
             if now < due:

@@ -209,6 +209,7 @@ class Notices:
         mentioned: bool = False,
         interacted: bool = False,
         floor: str | None = None,
+        queued: bool | None = None,
         read_up_to: int | None = None,
     ) -> DialogueNotice:
         notice = self.pending.get(agent_id) or DialogueNotice(
@@ -223,6 +224,8 @@ class Notices:
         notice.interacted = notice.interacted or interacted
         if floor is not None:
             notice.floor = floor
+        if queued is not None:
+            notice.queued = queued
         if read_up_to is not None:
             notice.read_up_to = max(notice.read_up_to or 0, read_up_to)
         notice.at = at
@@ -252,4 +255,15 @@ class Notices:
         """The notices gathered so far (and none left)."""
         taken = dict(self.pending)
         self.pending.clear()
+        return taken
+
+    def urgent(self) -> bool:
+        """A notice that must not wait: a floor change or a mention."""
+        return any(n.urgent() for n in self.pending.values())
+
+    def take_urgent(self) -> dict[str, DialogueNotice]:
+        """The notices that must not wait (the rest wait for the notice interval)."""
+        taken = {a: n for a, n in self.pending.items() if n.urgent()}
+        for agent_id in taken:
+            del self.pending[agent_id]
         return taken

@@ -149,7 +149,23 @@ async def test_a_hosted_agent_speaks_only_when_it_holds_the_floor(api, admin, da
         lambda: json_of(api.get(f"/v1/chats/{cid}/floor", headers=ext.headers)),
         lambda f: f["current_speaker"] is None,
     )
-    assert floor["queue"] == []  # it spoke, then yielded
+    # it spoke and yielded, asking with its post for the next turn: a standing request,
+    # which no policy grants before someone else has said something
+    assert [(q["agent_id"], q["after_next_message"]) for q in floor["queue"]] == [
+        (host.agent_id, True)
+    ]
+    await api.post(f"/v1/chats/{cid}/floor", json={}, headers=ext.headers)  # ext goes first
+    granted = await json_of(api.get(f"/v1/chats/{cid}/floor", headers=ext.headers))
+    assert granted["current_speaker"] == ext.agent_id
+    answer = await api.post(f"/v1/chats/{cid}/messages", headers=ext.headers,
+                            json={"content": "Thank you. And then?", "yield": True})  # fmt: skip
+    assert answer.status_code == 201 and answer.json()["floor_yielded"] is True
+    page = await eventually(
+        lambda: json_of(api.get(f"/v1/chats/{cid}/messages", headers=ext.headers)),
+        lambda p: sum(m["from"] == host.agent_id for m in p["items"]) == 2,
+        timeout=30,
+    )  # the host's standing request was granted on ext's yield, and it answered
+    assert [m["from"] for m in page["items"]][-2:] == [ext.agent_id, host.agent_id]
 
 
 async def test_hosted_agents_take_turns_by_themselves_in_strict_rotation(api, admin):

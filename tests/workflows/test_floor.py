@@ -221,6 +221,58 @@ def test_leaving_loses_the_floor_and_the_place():
     assert events[0].payload["reason"] == "left" and f.state.current_speaker is None
 
 
+def test_a_standing_request_waits_for_a_later_post_then_is_granted():
+    """A hosted agent's turn asks for the next one with its post: the request is queued
+    at once, but no policy grants it until someone else has spoken."""
+    f = floor(speaker_policy="fifo", max_messages_per_turn=1)
+    rng = random.Random(0)
+    f.request("a", 0, None, T0)
+    f.grant_next(T0, MEMBERS, rng)
+    f.posted("a", "first", T0)  # the message limit ends a's turn
+    f.request("a", 0, "again", T0, standing=True)
+    assert f.state.current_speaker is None and f.position("a") == 1
+    assert not f.needs_grant() and f.grant_next(T0, MEMBERS, rng) == []
+    assert f.view().queue[0].after_next_message
+    assert f.next_deadline(T0) is None  # nothing to time out while only it waits
+    f.request("b", 0, None, T0)
+    assert f.grant_next(T0, MEMBERS, rng)[0].payload["agent_id"] == "b"  # a waits on
+    f.posted("b", "an answer", T0)  # someone spoke after a: a may speak again
+    assert not f.view().queue[0].after_next_message
+    assert f.grant_next(T0, MEMBERS, rng)[0].payload["agent_id"] == "a"
+
+
+def test_a_plain_request_makes_a_standing_one_plain_and_a_standing_one_keeps_a_plain():
+    f = floor(speaker_policy="fifo")
+    f.request("a", 0, None, T0, standing=True)
+    assert not f.needs_grant()
+    f.request("a", 0, None, T0)  # asked again, plainly: it may be granted now
+    assert f.needs_grant()
+    f.request("a", 0, None, T0, standing=True)  # a repeat does not put it back to wait
+    assert f.needs_grant()
+
+
+def test_round_robin_with_standing_requests_goes_round_in_order():
+    room = Room(round_robin_grace_seconds=2)
+    spoken = []
+    for _ in range(9):
+        holder = room.f.state.current_speaker
+        spoken.append(holder)
+        room.now += timedelta(seconds=1)
+        room.f.posted(holder, "hello", room.now)
+        room.f.request(holder, 0, None, room.now, standing=True)
+        room.grant()
+    assert spoken == list("abcabcabc") and room.f.state.current_speaker == "a"
+
+
+def test_an_idle_timeout_does_not_end_a_round_where_only_standing_requests_wait():
+    f = floor(speaker_policy="fifo", max_messages_per_turn=1, idle_timeout_seconds=5)
+    f.request("a", 0, None, T0)
+    f.grant_next(T0, MEMBERS, random.Random(0))
+    f.posted("a", "hello", T0)
+    f.request("a", 0, None, T0, standing=True)
+    assert f.expire_due(T0 + timedelta(minutes=5)) == [] and f.state.round_open
+
+
 # ---- properties ----------------------------------------------------------------------
 
 agents = st.sampled_from(MEMBERS)
@@ -228,6 +280,7 @@ actions = st.one_of(
     st.tuples(st.just("request"), agents, st.integers(0, 10)),
     st.tuples(st.just("release"), agents, st.just(0)),
     st.tuples(st.just("post"), agents, st.just(0)),
+    st.tuples(st.just("post_and_ask"), agents, st.just(0)),
     st.tuples(st.just("expire"), agents, st.integers(0, 120)),
     st.tuples(st.just("leave"), agents, st.just(0)),
     st.tuples(st.just("join"), agents, st.just(0)),
@@ -247,18 +300,24 @@ def drive(policy: str, steps, seed: int):
     rng = random.Random(seed)
     now = T0
     grants: list[str] = []
+    posts, standing = 0, {}  # who asked with its post, and at which post
     for kind, agent, n in steps:
         now += timedelta(seconds=1)
         if kind == "request" and agent in members:
             f.request(agent, n, None, now)
+            standing.pop(agent, None)
         elif kind == "release":
             with contextlib.suppress(FloorError):  # neither holds nor waits: refused, no change
                 f.release(agent, now)
-        elif kind == "post":
+        elif kind in ("post", "post_and_ask"):
             accepted = f.post_refusal(agent) is None
             assert accepted == (agent == f.state.current_speaker)
             if accepted:
+                posts += 1
                 f.posted(agent, "hello", now)
+                if kind == "post_and_ask" and f.state.current_speaker is None:
+                    f.request(agent, 0, None, now, standing=True)  # the turn ended with it
+                    standing[agent] = posts
         elif kind == "expire":
             now += timedelta(seconds=n)
             f.expire_due(now)
@@ -284,6 +343,11 @@ def drive(policy: str, steps, seed: int):
                 assert in_row <= 2, "past the ping-pong bound"
                 assert f.state.current_speaker in (to, None)  # None: the round ended
         events = f.grant_next(now, [m for m in MEMBERS if m in members], rng)
+        for event in events:
+            if event.type == "chat.floor_granted":
+                granted = event.payload["agent_id"]
+                assert standing.get(granted, -1) < posts, "granted before anyone spoke after"
+                standing.pop(granted, None)
         grants += [e.payload["agent_id"] for e in events if e.type == "chat.floor_granted"]
         if any(e.type == "chat.floor_granted" for e in events):
             pair, in_row = None, 0  # the policy chose: the handoffs in a row start again
@@ -294,7 +358,7 @@ def drive(policy: str, steps, seed: int):
         assert f.state.current_speaker not in queued, "the holder also waits"
         assert f.state.current_speaker is None or f.state.current_speaker in members
         s = f.state
-        if f.chooses_by_itself() and s.current_speaker is None and s.round_open and s.queue:
+        if f.chooses_by_itself() and s.current_speaker is None and s.round_open and f.waiting():
             # a free floor with requesters is held for round robin's rotation, and a timer
             # comes due to grant it: it never waits for nothing
             assert s.held_until is not None and f.next_deadline(now) is not None

@@ -175,3 +175,17 @@ def test_a_reading_reaches_every_notice_but_its_senders(readings):
         others = [(m, i) for s, m, i in readings if s != member]
         assert notice.importance == max((i for _, i in others), default=0.0)
         assert notice.mentioned == any(member in m for m, _ in others)
+
+
+def test_a_floor_change_or_a_mention_goes_at_once_and_news_alone_waits():
+    pending: dict = {}
+    notices = Notices(pending, chat(), floor_control=True)
+    notices.posted(["ann", "bob", "cy", "dee"], "ann", 7, "over to you, bob", T0)
+    notices.note("bob", T0, floor="granted", queued=False)
+    notices.note("dee", T0, mentioned=True)
+    assert notices.urgent()
+    taken = notices.take_urgent()
+    assert set(taken) == {"bob", "dee"} and taken["bob"].floor == "granted"
+    assert taken["bob"].new_messages == 1 and taken["bob"].last_seq == 7  # the news rides along
+    assert set(pending) == {"ann", "cy"} and not notices.urgent()  # these wait the interval
+    assert notices.take_urgent() == {} and set(notices.take()) == {"ann", "cy"}

@@ -6,9 +6,11 @@ replay; the test keeps it replaying.
 
 from __future__ import annotations
 
+import gzip
 import json
 from pathlib import Path
 
+import pytest
 from temporalio.client import WorkflowHistory
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Replayer
@@ -25,6 +27,27 @@ async def test_a_local_flush_that_timed_out_replays_to_the_same_fallback():
     later task of that agent failed with TMPRL1100."""
     events = json.loads((HISTORIES / "agent-local-flush-timed-out.json").read_text())
     history = WorkflowHistory.from_json("agent/b11-8d6b44", events)
+    replayer = Replayer(workflows=WORKFLOWS, data_converter=pydantic_data_converter)
+    result = await replayer.replay_workflow(history, raise_on_replay_failure=False)
+    assert result.replay_failure is None, result.replay_failure
+
+
+@pytest.mark.parametrize(
+    "name, workflow_id",
+    [
+        # a group chat's posts, each followed by the notice interval's timer (the deliver
+        # lane armed it though no notice waited): before notice-timer-only-when-waiting
+        ("chat-before-the-notice-timer-patch", "chat/g-9edc6eaf43c44476a162"),
+        # a round-robin room of four hosted agents, each asking for the floor on the
+        # notice of the post before its turn: before ask-again-with-the-post
+        ("hosted-round-robin-chat-before-asking-again", "chat/g-fb1a888451cc4bfe8288"),
+        ("hosted-agent-before-asking-again", "agent/rrh0-f17e5c"),
+    ],
+)
+async def test_a_run_recorded_before_a_patch_replays_on_the_patched_code(name, workflow_id):
+    """Runs that were live when the patches deployed replay with the commands they had."""
+    events = json.loads(gzip.decompress((HISTORIES / f"{name}.json.gz").read_bytes()))
+    history = WorkflowHistory.from_json(workflow_id, events)
     replayer = Replayer(workflows=WORKFLOWS, data_converter=pydantic_data_converter)
     result = await replayer.replay_workflow(history, raise_on_replay_failure=False)
     assert result.replay_failure is None, result.replay_failure
