@@ -132,9 +132,14 @@ class Settings(BaseSettings):
     """Refuse a remote agent whose card carries no signature."""
     agent_offline_after_seconds: float = Field(default=90.0, gt=0)
     projection_interval_seconds: float = Field(default=1.0, ge=0, le=3600)
-    """An agent's manifest and attention view are written to MongoDB at most once per
-    this interval (the newest state wins; a change its caller waits for goes at once).
-    Live reads (the manifest and attention routes) ask the workflow and never lag."""
+    """An agent's manifest is written to MongoDB at most once per this interval (the
+    newest state wins; a change its caller waits for goes at once). Live reads (the
+    manifest and attention routes) ask the workflow and never lag."""
+    attention_projection_interval_seconds: float = Field(default=10.0, ge=0, le=3600)
+    """An agent's attention view (``agent_attention_states``) is written at most once per
+    this interval. Every notice changes it (an unread count), no route reads it (the
+    attention route asks the workflow), and on FerretDB each write by ``_id`` scans the
+    collection: it rides on the agent's next workflow task once due, not one a notice."""
     notice_interval_seconds: float = Field(default=1.0, ge=0, le=60)
     """A busy chat tells its members' agents of new messages at most once per this
     interval (the first message after a quiet one at once; a floor change or a mention

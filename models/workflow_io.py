@@ -25,6 +25,9 @@ class AgentState(BaseModel):
     offline_after_seconds: float
     projection_interval_seconds: float = 1.0
     """At most one manifest and attention write per this interval (debounced)."""
+    attention_projection_interval_seconds: float | None = None
+    """At most one attention write per this interval, timed apart from the manifest's
+    (None: an agent introduced before it, whose attention goes with the manifest)."""
     continue_as_new_after_events: int = 2_000
     continue_as_new_after_updates: int = 1_500
     attention: AttentionState = AttentionState()

@@ -97,6 +97,9 @@ class AgentWorkflow:
         self._status_attribute = str(start.state.manifest.status)
         self._debounced = False
         self._projected_at: datetime | None = None
+        """When the manifest (and, for an agent without an attention interval of its own,
+        the attention view) was last written in this run."""
+        self._attention_projected_at: datetime | None = None
         self._store_waiters = 0
         self._armed = False
         self._flush_in_one_step = False
@@ -349,6 +352,7 @@ class AgentWorkflow:
             for field, value in tuning.model_dump(exclude_none=True).items():
                 setattr(entry, field, value)
         self.state.attention_version += 1
+        self._attention_projected_at = None  # the agent's own change is stored at once
         self._refocus(change.correlation_id)
         return self.attention()
 
@@ -469,23 +473,45 @@ class AgentWorkflow:
         state = self.state
         return (
             (state.retiring and not state.retired)
-            or (self._projections_behind() and self._projection_due())
+            or self._projection_work()
             or bool(self._outbox())
         )
+
+    def _projection_work(self) -> bool:
+        """A projection is behind and due."""
+        return (self._manifest_projection().behind and self._due("manifest")) or (
+            self._attention_projection().behind and self._due("attention")
+        )
+
+    def _apart(self) -> bool:
+        """The attention view has an interval of its own (agents introduced since it)."""
+        return self.state.attention_projection_interval_seconds is not None
+
+    def _due_at(self, kind: str) -> datetime | None:
+        """When the debounced projection ``kind`` may be written next (None: now, it has
+        not been written in this run)."""
+        if kind == "attention" and self._apart():
+            last = self._attention_projected_at
+            seconds = self.state.attention_projection_interval_seconds
+        else:
+            last, seconds = self._projected_at, self.state.projection_interval_seconds
+        return None if last is None else last + timedelta(seconds=seconds)
+
+    def _due(self, kind: str) -> bool:
+        """Store ``kind`` now: not debounced (an older run), someone waits for the manifest,
+        the agent retires, or its interval since the last write has passed."""
+        waited = self._store_waiters and (kind == "manifest" or not self._apart())
+        if not self._debounced or waited or self.state.retiring:
+            return True
+        at = self._due_at(kind)
+        return at is None or workflow.now() >= at
 
     def _projections_behind(self) -> bool:
         return self._manifest_projection().behind or self._attention_projection().behind
 
     def _projection_due(self) -> bool:
-        """Store now: not debounced (an older run), someone waits for it, or the interval
-        since the last write has passed."""
-        if not self._debounced or self._store_waiters or self.state.retiring:
-            return True
-        return self._projected_at is None or workflow.now() >= self._next_projection()
-
-    def _next_projection(self) -> datetime:
-        assert self._projected_at is not None
-        return self._projected_at + timedelta(seconds=self.state.projection_interval_seconds)
+        """Both projections due (the runs that store them one activity each)."""
+        return self._due("manifest")
 
     def _next_wake(self) -> timedelta | None:
         """When the loop must look again though nothing arrived: going offline, or a
@@ -494,9 +520,18 @@ class AgentWorkflow:
         return min(wakes) if wakes else None
 
     def _until_projection(self) -> timedelta | None:
-        if not self._debounced or self._projected_at is None or not self._projections_behind():
+        if not self._debounced:
             return None
-        return max(self._next_projection() - workflow.now(), timedelta(milliseconds=1))
+        behind = [
+            kind
+            for kind, projection in (("manifest", self._manifest_projection()),
+                                     ("attention", self._attention_projection()))
+            if projection.behind
+        ]  # fmt: skip
+        due = [at for at in map(self._due_at, behind) if at is not None]
+        if not due:
+            return None  # nothing behind, or due now: the loop has work
+        return max(min(due) - workflow.now(), timedelta(milliseconds=1))
 
     async def _stored(self, version: int) -> None:
         """Wait until the manifest of ``version`` is stored (and have it stored now)."""
@@ -552,15 +587,21 @@ class AgentWorkflow:
         """The events, and the projections that are behind and due, in one activity."""
         state = self.state
         manifest, attention = self._manifest_projection(), self._attention_projection()
-        due = force or self._projection_due()
-        snapshot = state.manifest.model_copy(deep=True) if due and manifest.behind else None
+        snapshot = None
+        if manifest.behind and (force or self._due("manifest")):
+            snapshot = state.manifest.model_copy(deep=True)
         view = None
-        if due and attention.behind:
+        if attention.behind and (force or self._due("attention")):
             view = StoreAttentionInput(agent_id=state.manifest.agent_id, attention=self.attention())
         outbox = self._outbox()
         if snapshot is None and view is None and not outbox:
             return
-        if snapshot is not None or view is not None:
+        if self._apart():
+            if snapshot is not None:
+                self._projected_at = workflow.now()
+            if view is not None:
+                self._attention_projected_at = workflow.now()
+        elif snapshot is not None or view is not None:
             self._projected_at = workflow.now()
         attention_version = attention.version
         flush = FlushAgentInput(events=outbox.take(), manifest=snapshot, attention=view)

@@ -205,6 +205,7 @@ async def _introduce(
         token_expires_at=issued.expires_at,
         offline_after_seconds=settings.agent_offline_after_seconds,
         projection_interval_seconds=settings.projection_interval_seconds,
+        attention_projection_interval_seconds=settings.attention_projection_interval_seconds,
         continue_as_new_after_events=settings.continue_as_new_after_events,
         continue_as_new_after_updates=settings.continue_as_new_after_updates,
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime
 
 import pytest
@@ -85,6 +86,37 @@ async def test_chats_feed_attention_and_the_focus_follows_the_scores(api, admin,
         ),
     )
     assert after["current_focus"] == quiet["chat_id"]
+
+
+def unread_in(view: dict, chat_id: str) -> int | None:
+    return {d["entry"]["chat_id"]: d["entry"]["unread"] for d in view["dialogues"]}.get(chat_id)
+
+
+async def test_the_stored_attention_view_follows_the_live_one_within_its_interval(
+    api, admin, database, settings
+):
+    """Every notice changes the attention view; the live route shows each change, the
+    stored view (one write by ``_id`` each, a scan on FerretDB) at most one an interval,
+    the newest winning."""
+    settings.attention_projection_interval_seconds = 6.0
+    settings.notice_interval_seconds = 0.0  # every post is a notice
+    me, ann = await introduce(api, admin, "Me"), await introduce(api, admin, "Ann")
+    room = await group(api, ann, me)
+    cid = room["chat_id"]
+    stored = database.db["agent_attention_states"]
+
+    async def stored_unread():
+        doc = await stored.find_one({"_id": me.agent_id})
+        return None if doc is None else unread_in(doc, cid)
+
+    await post(api, cid, ann, "one")
+    assert await eventually(stored_unread, lambda n: n == 1) == 1  # the first goes at once
+    for text in ("two", "three", "four"):
+        await post(api, cid, ann, text)
+    await eventually(lambda: attention(api, me), lambda v: unread_in(v, cid) == 4)
+    await asyncio.sleep(2)  # past the manifest's interval (1 s), within the attention's
+    assert await stored_unread() == 1  # live at once; the store waits out its interval
+    assert await eventually(stored_unread, lambda n: n == 4, timeout=20) == 4
 
 
 @pytest.mark.parametrize(
