@@ -390,6 +390,30 @@ def stack_pids() -> dict[str, int]:
     return {name: pid for name, pid in pids.items() if pid} | {"bench": os.getpid()}
 
 
+async def messages_on_stream(ws_base: str, agent: tuple[str, dict], stop: asyncio.Event):
+    """The content of each ``message.sent`` on the agent's WebSocket stream, until
+    ``stop`` is set (``agent``: its id and its auth headers)."""
+    url = f"{ws_base}/v1/agents/{agent[0]}/stream"
+    async with websockets.connect(url, additional_headers=agent[1]) as ws:
+        while not stop.is_set():
+            try:
+                event = json.loads(await asyncio.wait_for(ws.recv(), 1))
+            except TimeoutError:
+                continue
+            if event["type"] == "message.sent":
+                yield event["payload"]["message"]["content"]
+
+
+async def post_timed(api: httpx.AsyncClient, chat: tuple, content: str, at: dict[str, float]):
+    """Post ``content`` into ``chat`` (its id, its sender, its listeners) as its sender,
+    noting when in ``at``; the start and the answer."""
+    chat_id, sender, _ = chat
+    at[content] = started = time.perf_counter()
+    answer = await api.post(f"/v1/chats/{chat_id}/messages", json={"content": content},
+                            headers=sender[1])  # fmt: skip
+    return started, answer
+
+
 async def agora(
     env: dict[str, str], n: int, offered: int, handovers: int, progress: Progress
 ) -> dict:
@@ -424,24 +448,16 @@ async def agora(
         ws_base = base.replace("http", "ws", 1)
 
         async def listen(agent) -> None:
-            url = f"{ws_base}/v1/agents/{agent[0]}/stream"
-            async with websockets.connect(url, additional_headers=agent[1]) as ws:
-                while not stop.is_set():
-                    try:
-                        event = json.loads(await asyncio.wait_for(ws.recv(), 1))
-                    except TimeoutError:
-                        continue
-                    if event["type"] == "message.sent":
-                        key = event["payload"]["message"]["content"]
-                        stages.on_stream(key)
-                        if key in sent_at:
-                            latencies.append(time.perf_counter() - sent_at[key])
-                            if len(latencies) >= expected:
-                                done.set()
-                        elif key in offered_at:
-                            offered_latencies.append(time.perf_counter() - offered_at[key])
-                            if len(offered_latencies) >= offered * 2:
-                                offered_done.set()
+            async for key in messages_on_stream(ws_base, agent, stop):
+                stages.on_stream(key)
+                if key in sent_at:
+                    latencies.append(time.perf_counter() - sent_at[key])
+                    if len(latencies) >= expected:
+                        done.set()
+                elif key in offered_at:
+                    offered_latencies.append(time.perf_counter() - offered_at[key])
+                    if len(offered_latencies) >= offered * 2:
+                        offered_done.set()
 
         listeners = [asyncio.create_task(listen(x)) for _, _, pair in chats for x in pair]
         await asyncio.sleep(1.0)
@@ -468,12 +484,8 @@ async def agora(
         task = progress.add_task(f"{offered} messages offered at 50/s", total=offered)
 
         async def offer(i: int) -> None:
-            chat_id, sender, _ = chats[i % 20]
             key = f"o{i}-{run}"
-            offered_at[key] = time.perf_counter()
-            r = await api.post(f"/v1/chats/{chat_id}/messages", json={"content": key},
-                               headers=sender[1])  # fmt: skip
-            stages.accepted(key, offered_at[key], r)
+            stages.accepted(key, *await post_timed(api, chats[i % 20], key, offered_at))
             progress.advance(task)
 
         posts = []

@@ -757,11 +757,19 @@ class ChatWorkflow:
         pending = self.state.pending_notices
         if not pending:
             return False
-        if self._notices().urgent():
-            return True
-        if self._floor_notices_at_once and self.state.floor is not None and not self._ask_again:
+        if self._notices().urgent() or self._news_at_once():
             return True
         return self._until_notices_due() is None
+
+    def _news_at_once(self) -> bool:
+        """A floor chat tells its members of every batch at once where they ask for the
+        floor when they hear news (``floor-chat-notices-at-once``): under a policy that
+        takes standing requests, its hosted speakers have asked already, and news waits
+        for the interval like anywhere else (``ask-again-with-the-post``)."""
+        floor = self._floor()
+        if not self._floor_notices_at_once or floor is None:
+            return False
+        return not (self._ask_again and floor.chooses_by_itself())
 
     def _until_notices_due(self) -> timedelta | None:
         """How long the waiting notices still wait (None: they may go now)."""
@@ -782,7 +790,8 @@ class ChatWorkflow:
         every_message = len(messages) == len(state.pending_messages)
         notices, some_wait = {}, False
         if every_message and self._notices_due():
-            if self._ask_again and self._until_notices_due() is not None:
+            waiting = self._until_notices_due() is not None
+            if self._ask_again and not self._news_at_once() and waiting:
                 # a floor change or a mention goes now; news alone waits out the
                 # interval (in a floor chat: the speakers are told of every turn, the
                 # listeners once an interval)
@@ -790,7 +799,10 @@ class ChatWorkflow:
                 some_wait = bool(state.pending_notices)
             else:
                 notices = self._notices().take()
-                self._told_at = workflow.now()
+                if not self._ask_again or any(n.new_messages for n in notices.values()):
+                    # the interval runs from the last news told (a grant alone is none:
+                    # the first message after it still goes at once)
+                    self._told_at = workflow.now()
         self._delivering = True
         carriers = [self._traces.pop(m.message_id, None) for m in messages]
         carrier = next((c for c in carriers if c), None)

@@ -9,7 +9,7 @@ import signal
 import pytest
 
 from tests.conftest import eventually
-from tests.helpers import Stream, group, introduce, worker_process
+from tests.helpers import Stream, group, introduce, json_of, worker_process
 
 
 async def floor(api, chat_id, agent):
@@ -506,3 +506,36 @@ async def test_a_worker_killed_mid_round_resumes_hosted_turns_in_the_same_order(
     assert all(order.index(b) == (order.index(a) + 1) % 3 for a, b in pairs), turns
     # every host spoke again after the restart
     assert {m["from"] for m in items[before:]} == set(order)
+
+
+async def unread(api, chat_id, agent) -> int:
+    view = await json_of(api.get(f"/v1/agents/{agent.agent_id}/attention", headers=agent.headers))
+    return {d["entry"]["chat_id"]: d["entry"]["unread"] for d in view["dialogues"]}[chat_id]
+
+
+@pytest.mark.parametrize("policy, at_once", [("moderator", True), ("fifo", False)])
+async def test_a_floor_chat_tells_its_listeners_at_once_only_where_they_ask_on_news(
+    api, admin, settings, policy, at_once
+):
+    """Where members ask for the floor when they hear news (a moderator grants, or a
+    model picks), every batch is told at once; where a policy grants by itself, hosted
+    speakers ask with their post, and news for the listeners waits the interval."""
+    settings.notice_interval_seconds = 30.0
+    owner, listener = await introduce(api, admin, "Own"), await introduce(api, admin, "Lis")
+    cid = (await group(api, owner, listener, speaker_policy=policy,
+                       floor={"max_messages_per_turn": 5}))["chat_id"]  # fmt: skip
+    await ask(api, cid, owner)
+    if policy == "moderator":
+        granted = await api.post(
+            f"/v1/chats/{cid}/floor/grant", json={"agent_id": owner.agent_id},
+            headers=owner.headers,
+        )  # fmt: skip
+        assert granted.status_code == 200
+    assert (await say(api, cid, owner, "first")).status_code == 201  # after quiet: at once
+    await eventually(lambda: unread(api, cid, listener), lambda n: n == 1)
+    assert (await say(api, cid, owner, "second")).status_code == 201
+    if at_once:
+        await eventually(lambda: unread(api, cid, listener), lambda n: n == 2, timeout=10)
+    else:
+        await asyncio.sleep(3)  # well past a batch, well within the 30 s interval
+        assert await unread(api, cid, listener) == 1

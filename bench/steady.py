@@ -1,0 +1,152 @@
+"""A steady load, and hosted rooms, on a running stack: for comparing two commits in one
+window, where ``make bench``'s figures move between runs as the machine's speed does.
+
+    make up && python -m bench.steady load 30 50    # 30 s at 50 posts a second offered
+    make up && python -m bench.steady hosted 3      # three hosted round-robin rooms
+
+``load`` posts into 20 group chats of three (one sender, two listeners on their
+streams), offered at a fixed rate whatever the answers do, once the stack is idle; it
+prints the delivery p50 / p95 / p99, the CPU per message by process, and per message the
+worker's workflow tasks, activities and local activities by type (the worker's SDK
+metrics, ``AGORA_WORKER_METRICS_PORT``). ``hosted`` runs the bench's
+``agora_hosted_round_robin`` (4 hosted agents, 40 turns) that many times.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import sys
+import time
+import uuid
+
+import httpx
+
+from bench.__main__ import messages_on_stream, pct, post_timed, stack_pids
+from bench.peer import agora_hosted_round_robin
+from bench.profile import tree_cpu_seconds
+from cli.stack import PROJECT_ROOT, Stack
+
+TASKS = re.compile(
+    r"temporal_(workflow_task_execution_latency|activity_execution_latency"
+    r"|local_activity_execution_latency)_(count|sum)\{(.*)\} (\S+)"
+)
+
+
+def sdk_tasks(port: str) -> dict[tuple, float]:
+    """The worker's task counts and summed durations (ms), by kind and type."""
+    found: dict[tuple, float] = {}
+    for line in httpx.get(f"http://127.0.0.1:{port}/metrics").text.splitlines():
+        if m := TASKS.match(line):
+            labels = dict(re.findall(r'(\w+)="([^"]*)"', m.group(3)))
+            kind = m.group(1).replace("_execution_latency", "")
+            types = labels.get("workflow_type", ""), labels.get("activity_type", "")
+            key = (kind, *types, m.group(2))
+            found[key] = found.get(key, 0.0) + float(m.group(4))
+    return found
+
+
+async def idle(threshold: float = 0.15, most: int = 30) -> None:
+    """Until the stack uses less than ``threshold`` cores for a second."""
+    for _ in range(most):
+        before = tree_cpu_seconds(stack_pids())
+        await asyncio.sleep(1)
+        after = tree_cpu_seconds(stack_pids())
+        if sum(after[k] - before.get(k, after[k]) for k in after) < threshold:
+            return
+
+
+async def load(env: dict[str, str], seconds: int, rate: int) -> None:
+    admin = {"Authorization": f"Bearer {env['AGORA_ADMIN_TOKEN']}"}
+    base, run = env["AGORA_API_URL"], uuid.uuid4().hex[:6]
+    limits = httpx.Limits(max_connections=200)
+    async with httpx.AsyncClient(base_url=base, timeout=60, limits=limits) as api:
+        agents = []
+        for i in range(60):
+            r = await api.post("/v1/agents", json={"agent_id": f"s{i}-{run}", "name": f"S{i}"},
+                               headers=admin)  # fmt: skip
+            agents.append((r.json()["agent_id"], {"Authorization": f"Bearer {r.json()['token']}"}))
+        chats = []
+        for c in range(20):
+            sender, a, b = agents[3 * c : 3 * c + 3]
+            r = await api.post("/v1/chats", json={"type": "group", "participants": [a[0], b[0]]},
+                               headers=sender[1])  # fmt: skip
+            chats.append((r.json()["chat_id"], sender, [a, b]))
+    sent: dict[str, float] = {}
+    latencies: list[float] = []
+    stop = asyncio.Event()
+    ws_base = base.replace("http", "ws", 1)
+
+    async def listen(agent) -> None:
+        async for key in messages_on_stream(ws_base, agent, stop):
+            if key in sent:
+                latencies.append(time.perf_counter() - sent[key])
+
+    listeners = [asyncio.create_task(listen(x)) for _, _, pair in chats for x in pair]
+    await asyncio.sleep(2)
+    await idle()
+    codes: dict[int, int] = {}
+    n = seconds * rate
+    port = env.get("AGORA_WORKER_METRICS_PORT", "9464")
+    # a fresh client: connections idle through the wait are closed by the server
+    async with httpx.AsyncClient(base_url=base, timeout=60, limits=limits) as api:
+
+        async def offer(i: int) -> None:
+            _, r = await post_timed(api, chats[i % 20], f"o{i}-{run}", sent)
+            codes[r.status_code] = codes.get(r.status_code, 0) + 1
+
+        tasks_before = sdk_tasks(port)
+        cpu_before, started = tree_cpu_seconds(stack_pids()), time.perf_counter()
+        posts = []
+        for i in range(n):
+            posts.append(asyncio.create_task(offer(i)))
+            await asyncio.sleep(max(0.0, started + (i + 1) / rate - time.perf_counter()))
+        await asyncio.gather(*posts)
+        for _ in range(100):
+            if len(latencies) >= 2 * n:
+                break
+            await asyncio.sleep(0.1)
+        cpu_after, elapsed = tree_cpu_seconds(stack_pids()), time.perf_counter() - started
+        tasks_after = sdk_tasks(port)
+    stop.set()
+    await asyncio.gather(*listeners, return_exceptions=True)
+    print(f"{n} posts at {rate}/s: answers {codes}, delivered {len(latencies)} of {2 * n}")
+    print(f"delivery p50 / p95 / p99 ms: {pct(latencies, 0.5) * 1000:.0f} / "
+          f"{pct(latencies, 0.95) * 1000:.0f} / {pct(latencies, 0.99) * 1000:.0f}")  # fmt: skip
+    used = {k: cpu_after[k] - cpu_before.get(k, cpu_after[k]) for k in cpu_after}
+    print(
+        f"CPU: {sum(used.values()) / elapsed:.2f} cores; ms a message: "
+        + ", ".join(f"{k} {v * 1000 / n:.1f}" for k, v in used.items())
+    )
+    for key in sorted(tasks_after):
+        count = tasks_after[key] - tasks_before.get(key, 0.0)
+        if key[3] != "count" or count <= 0:
+            continue
+        total = tasks_after[key[:3] + ("sum",)] - tasks_before.get(key[:3] + ("sum",), 0.0)
+        kind, workflow_type, activity_type = key[:3]
+        print(f"  {kind:16} {workflow_type:14} {activity_type:14} {count / n:5.2f} a message, "
+              f"mean {total / count:.1f} ms")  # fmt: skip
+
+
+async def hosted(env: dict[str, str], rooms: int) -> None:
+    for _ in range(rooms):
+        r = await agora_hosted_round_robin(env["AGORA_API_URL"], env["AGORA_ADMIN_TOKEN"], 40)
+        print(f"hosted round robin: {r['turns_per_second']:.2f} turns/s, overhead p50 / p99 "
+              f"{r['overhead_p50_ms']} / {r['overhead_p99_ms']} ms, "
+              f"strict rotation {r['strict_rotation']}")  # fmt: skip
+
+
+def main(argv: list[str]) -> None:
+    env = Stack.load(PROJECT_ROOT / ".agora").env()
+    if argv[:1] == ["load"]:
+        seconds, rate = (int(a) for a in (argv[1:] + ["30", "50"])[:2])
+        asyncio.run(load(env, seconds, rate))
+    elif argv[:1] == ["hosted"]:
+        asyncio.run(hosted(env, int(argv[1]) if len(argv) > 1 else 3))
+    else:
+        raise SystemExit(__doc__)
+    print(f"reproduce: make up && python -m bench.steady {' '.join(argv)}")
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
