@@ -33,10 +33,12 @@ TASKS = re.compile(
 )
 
 
-def sdk_tasks(port: str) -> dict[tuple, float]:
+async def sdk_tasks(port: str) -> dict[tuple, float]:
     """The worker's task counts and summed durations (ms), by kind and type."""
     found: dict[tuple, float] = {}
-    for line in httpx.get(f"http://127.0.0.1:{port}/metrics").text.splitlines():
+    async with httpx.AsyncClient() as metrics:
+        text = (await metrics.get(f"http://127.0.0.1:{port}/metrics")).text
+    for line in text.splitlines():
         if m := TASKS.match(line):
             labels = dict(re.findall(r'(\w+)="([^"]*)"', m.group(3)))
             kind = m.group(1).replace("_execution_latency", "")
@@ -95,7 +97,7 @@ async def load(env: dict[str, str], seconds: int, rate: int) -> None:
             _, r = await post_timed(api, chats[i % 20], f"o{i}-{run}", sent)
             codes[r.status_code] = codes.get(r.status_code, 0) + 1
 
-        tasks_before = sdk_tasks(port)
+        tasks_before = await sdk_tasks(port)
         cpu_before, started = tree_cpu_seconds(stack_pids()), time.perf_counter()
         posts = []
         for i in range(n):
@@ -107,7 +109,7 @@ async def load(env: dict[str, str], seconds: int, rate: int) -> None:
                 break
             await asyncio.sleep(0.1)
         cpu_after, elapsed = tree_cpu_seconds(stack_pids()), time.perf_counter() - started
-        tasks_after = sdk_tasks(port)
+        tasks_after = await sdk_tasks(port)
     stop.set()
     await asyncio.gather(*listeners, return_exceptions=True)
     print(f"{n} posts at {rate}/s: answers {codes}, delivered {len(latencies)} of {2 * n}")

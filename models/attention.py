@@ -120,8 +120,6 @@ class DialogueNotice(BaseModel):
     mentioned: bool = False
     interacted: bool = False
     floor: Literal["granted", "released"] | None = None
-    queued: bool = False
-    """With ``floor``: the agent still waits for the floor (it asked again with its post)."""
     floor_control: bool = False
     importance: float = 0.0
     read_up_to: int | None = None

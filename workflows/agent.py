@@ -324,8 +324,7 @@ class AgentWorkflow:
                 entry.mentioned = False
         if notice.floor is not None:
             entry.floor_granted = notice.floor == "granted"
-            # still waiting when its post asked for the next turn (the chat queued it)
-            entry.requested = notice.floor == "released" and notice.queued
+            entry.requested = False
         self.state.attention_version += 1
         self._refocus(None)
 
@@ -806,8 +805,9 @@ class AgentWorkflow:
         if yielded or not posted:  # yielded with the post, or the floor had moved on
             entry.floor_granted = False
         if yielded and post.ask_again:
-            # the chat queued the next turn's request with the post, when its policy
-            # grants by itself in an open round; its notice says which
+            # the chat queued the next turn's request with the post and tells the agent
+            # nothing more; where it did not (moderator, llm, an ended round) the release
+            # notice that follows sets this back and the agent asks when it has news
             entry.requested = True
         await self._let_go(entry, key)
 

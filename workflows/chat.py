@@ -1123,9 +1123,9 @@ class ChatWorkflow:
             self._emit(event.type, payload, list(self.state.members), correlation_id)
             holder = event.payload.get("agent_id")
             if event.type == "chat.floor_granted":
-                self._notice(holder, floor="granted", queued=False)
+                self._notice(holder, floor="granted")
             elif event.type in ("chat.floor_released", "chat.floor_expired") and holder:
-                self._notice(holder, floor="released", queued=False)
+                self._notice(holder, floor="released")
             elif event.type == "chat.floor_requested" and event.payload.get("standing"):
                 # its own turn's answer told the hosted agent all this notice would (it
                 # yielded, asked again, read what came before its post): one workflow

@@ -209,7 +209,6 @@ class Notices:
         mentioned: bool = False,
         interacted: bool = False,
         floor: str | None = None,
-        queued: bool | None = None,
         read_up_to: int | None = None,
     ) -> DialogueNotice:
         notice = self.pending.get(agent_id) or DialogueNotice(
@@ -224,8 +223,6 @@ class Notices:
         notice.interacted = notice.interacted or interacted
         if floor is not None:
             notice.floor = floor
-        if queued is not None:
-            notice.queued = queued
         if read_up_to is not None:
             notice.read_up_to = max(notice.read_up_to or 0, read_up_to)
         notice.at = at

@@ -98,7 +98,7 @@ async def test_the_stored_attention_view_follows_the_live_one_within_its_interva
     """Every notice changes the attention view; the live route shows each change, the
     stored view (one write by ``_id`` each, a scan on FerretDB) at most one an interval,
     the newest winning."""
-    settings.attention_projection_interval_seconds = 6.0
+    settings.attention_projection_interval_seconds = 10.0
     settings.notice_interval_seconds = 0.0  # every post is a notice
     me, ann = await introduce(api, admin, "Me"), await introduce(api, admin, "Ann")
     room = await group(api, ann, me)
@@ -116,7 +116,7 @@ async def test_the_stored_attention_view_follows_the_live_one_within_its_interva
     await eventually(lambda: attention(api, me), lambda v: unread_in(v, cid) == 4)
     await asyncio.sleep(2)  # past the manifest's interval (1 s), within the attention's
     assert await stored_unread() == 1  # live at once; the store waits out its interval
-    assert await eventually(stored_unread, lambda n: n == 4, timeout=20) == 4
+    assert await eventually(stored_unread, lambda n: n == 4, timeout=25) == 4
 
 
 @pytest.mark.parametrize(

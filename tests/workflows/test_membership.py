@@ -181,7 +181,7 @@ def test_a_floor_change_or_a_mention_goes_at_once_and_news_alone_waits():
     pending: dict = {}
     notices = Notices(pending, chat(), floor_control=True)
     notices.posted(["ann", "bob", "cy", "dee"], "ann", 7, "over to you, bob", T0)
-    notices.note("bob", T0, floor="granted", queued=False)
+    notices.note("bob", T0, floor="granted")
     notices.note("dee", T0, mentioned=True)
     assert notices.urgent()
     taken = notices.take_urgent()
