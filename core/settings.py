@@ -160,9 +160,13 @@ class Settings(BaseSettings):
     well inside the workflow task timeout (10 s), instead of all at once and all too
     late (``workers/slots.py``). Fewer at once replays no slower in all: the replays are
     bound by the interpreter, not by waiting."""
-    workflow_sandbox: bool = True
-    """Run workflow code in the SDK's sandbox (it re-imports modules per workflow and
-    checks each call for non-determinism). False runs the same code without it."""
+    workflow_sandbox: bool = False
+    """Run workflow code in the SDK's sandbox, which isolates each workflow's module
+    globals and refuses non-deterministic calls. It is a guard for development, and it
+    costs the worker about a third of its CPU per message (every activation goes through
+    the sandbox's importer and proxies), so the worker runs without it and the test suite
+    runs every workflow inside it (``tests/conftest.py``): a call the sandbox refuses fails
+    CI, not production."""
     continue_as_new_after_updates: int = Field(default=1_500, ge=10, le=1_900)
     """Temporal refuses the 2,001st distinct update of one run
     (``limit.workflowExecution.maxTotalUpdates``), however short its history; a busy

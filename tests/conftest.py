@@ -129,6 +129,9 @@ def settings(stack: Stack) -> Settings:
         messages_per_agent_per_minute=1_000_000,
         message_burst_per_agent=10_000,
         a2a_allowed_hosts=["127.0.0.1"],  # the suite's own A2A servers and push receivers
+        # the worker runs unsandboxed; the suite runs workflow code in the SDK's sandbox,
+        # so a non-deterministic call there fails the tests
+        workflow_sandbox=True,
     )
 
 
