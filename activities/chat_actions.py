@@ -18,6 +18,7 @@ from models.workflow_io import (
     FloorCommand,
     FloorSignal,
     NotifyMembersInput,
+    PostAnswer,
     PostMessage,
 )
 
@@ -60,11 +61,20 @@ class ChatActions:
             tokens=data.tokens,
         )
         try:
-            running, _ = await update_if_running(
-                handle, ChatHandlers.POST_MESSAGE, post, id=data.update_id
+            running, answer = await update_if_running(
+                handle, ChatHandlers.POST_MESSAGE, post, id=data.update_id, result_type=PostAnswer
             )
         except WorkflowUpdateFailedError:
             return False
+        if answer is not None and answer.handover_to and answer.handover is not None:
+            # the grant this post made: the next speaker hears of it now, not after the
+            # chat's deliver step (a retry repeats the update's answer, so it may tell
+            # twice; a second grant notice of one turn ends in a refused post)
+            await signal_if_running(
+                self._client.get_workflow_handle(agent_workflow_id(answer.handover_to)),
+                AgentHandlers.DIALOGUE_NOTICE,
+                answer.handover,
+            )
         return running
 
     @activity.defn(name="yield_floor")

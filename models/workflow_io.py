@@ -201,6 +201,16 @@ class PostMessage(BaseModel):
         return hashlib.sha256(f"{message_type}\x00{content}".encode()).hexdigest()[:32]
 
 
+class PostAnswer(Posted):
+    """The chat's answer to a post as a hosted agent's activity reads it: with the notice
+    of the grant this post made (a turn's post that yields, under a policy that grants by
+    itself), which that activity signals to the next speaker's agent at once, instead of
+    the chat's deliver step after it. The REST answer is ``Posted``: this stays inside."""
+
+    handover_to: str | None = None
+    handover: DialogueNotice | None = None
+
+
 class MembershipChange(BaseModel):
     actor: str
     target: str

@@ -49,6 +49,7 @@ with workflow.unsafe.imports_passed_through():
         MemberRetired,
         MembershipChange,
         NotifyMembersInput,
+        PostAnswer,
         PostMessage,
         PublishEventsInput,
         ReadInput,
@@ -102,6 +103,12 @@ for another one (``PostMessage.ask_again``, a hosted agent's turn): a standing r
 (``Floor.request(standing=True)``) that no policy grants before someone posts after it. The
 next speaker's request is then in the queue when the floor comes free, and its grant goes
 out with the post that freed it, not after a notice and a request of its own."""
+HANDOVER_IN_ANSWER = "handover-in-the-answer"
+"""The patch by which a turn's post that yields and asks again (a hosted agent's) takes
+the notice of the grant it made out of the chat's pending notices and returns it in its
+answer (``PostAnswer.handover``): the posting agent's activity signals the next speaker
+at once, and the chat's deliver step has no notice to send for it. The grant reaches the
+next speaker one activity sooner."""
 FLOOR_AT_ONCE = "floor-chat-notices-at-once"
 """The patch by which a floor-controlled chat's notices of new messages never wait for
 the notice interval (one speaker at a time: few, and each one matters for the next
@@ -157,6 +164,8 @@ class ChatWorkflow:
         self._ask_again = False
         """Standing requests with a turn's post, and news alone waits for the notice
         interval in a floor chat (``ASK_AGAIN``)."""
+        self._handover = False
+        """A turn's post answers with the next speaker's grant (``HANDOVER_IN_ANSWER``)."""
         self._floor_debounced = False
         self._rotation_grace = False
         self._traces: dict[str, dict[str, str]] = {}
@@ -200,6 +209,7 @@ class ChatWorkflow:
                 NOTICE_TIMER_ONLY_WAITING
             )
             self._ask_again = self._notice_timer_only_waiting and workflow.patched(ASK_AGAIN)
+            self._handover = self._ask_again and workflow.patched(HANDOVER_IN_ANSWER)
             self._lanes = [
                 asyncio.create_task(lane()) for lane in (self._deliver_lane, self._store_lane)
             ]
@@ -256,13 +266,13 @@ class ChatWorkflow:
         return self._public()
 
     @workflow.update(name=ChatHandlers.POST_MESSAGE)
-    def post_message(self, post: PostMessage) -> Posted:
+    def post_message(self, post: PostMessage) -> PostAnswer:
         """Accept a message: assign its seq; storing and publishing follow in the next batch."""
         self._updates += 1
         state = self.state
         key = self._post_key(post)
         if key in state.posted_keys:
-            return state.posted_keys[key]
+            return PostAnswer(**state.posted_keys[key].model_dump())
         seq = state.next_seq
         state.next_seq += 1
         chat = state.chat
@@ -298,6 +308,7 @@ class ChatWorkflow:
         self._notices().posted(state.members, sender, seq, post.content, workflow.now())
         floor = self._floor()
         yielded = False
+        answer = PostAnswer(message_id=message.message_id, seq=seq)
         if floor is not None and not post.platform:
             now = workflow.now()
             events = floor.posted(sender, post.content, now, post.model_seconds, post.tokens)
@@ -307,8 +318,14 @@ class ChatWorkflow:
             if post.ask_again and yielded and self._ask_again:
                 events += self._standing_request(floor, sender, now)
             self._floor_events(events, post.correlation_id)
+            holder = floor.state.current_speaker
+            if post.ask_again and self._handover and holder not in (None, sender):
+                # granted in this handler: the poster's activity tells the holder now
+                answer.handover_to = holder
+                answer.handover = state.pending_notices.pop(holder, None)
         elif floor is not None:
             floor.posted(sender, post.content, workflow.now())  # counted: it is news
+        answer.floor_yielded = yielded
         posted = Posted(message_id=message.message_id, seq=seq, floor_yielded=yielded)
         if key is not None:
             state.posted_keys[key] = posted
@@ -318,7 +335,7 @@ class ChatWorkflow:
                 oldest = next(iter(state.posted_keys))
                 del state.posted_keys[oldest]
                 state.posted_bodies.pop(oldest, None)
-        return posted
+        return answer
 
     @staticmethod
     def _standing_request(floor: Floor, sender: str, now: datetime) -> list[FloorEvent]:

@@ -8,6 +8,8 @@ import signal
 
 import pytest
 
+from core.names import chat_workflow_id
+from models.workflow_io import DeliverBatchInput, PostAnswer, PostMessage
 from tests.conftest import eventually
 from tests.helpers import Stream, group, introduce, json_of, worker_process
 
@@ -539,3 +541,58 @@ async def test_a_floor_chat_tells_its_listeners_at_once_only_where_they_ask_on_n
     else:
         await asyncio.sleep(3)  # well past a batch, well within the 30 s interval
         assert await unread(api, cid, listener) == 1
+
+
+async def test_a_hosted_turn_hands_the_floor_over_in_its_post_s_answer(api, admin, temporal_client):
+    """The grant a hosted turn's post makes rides back on the post's answer, and the
+    posting agent's activity tells the next speaker: the chat's deliver step sends no
+    grant notice for it (one hop fewer a turn), and the room still goes round in order."""
+    ext = await introduce(api, admin, "Ext")
+    hosts = [await introduce(api, admin, f"H{i}", brain={"turns_per_hour": 1000}) for i in range(2)]
+    room = await group(
+        api, ext, *hosts, speaker_policy="round_robin", floor={"max_messages_per_turn": 1}
+    )
+    cid = room["chat_id"]
+    await ask(api, cid, ext)
+    go = await api.post(
+        f"/v1/chats/{cid}/messages", json={"content": "go", "yield": True}, headers=ext.headers
+    )
+    assert go.status_code == 201
+    assert set(go.json()) == {"message_id", "seq", "floor_yielded"}  # the handover stays inside
+
+    async def page():
+        return (await api.get(f"/v1/chats/{cid}/messages", headers=ext.headers)).json()
+
+    await eventually(page, lambda p: len(p["items"]) >= 7, timeout=60)
+    assert (await api.delete(f"/v1/chats/{cid}", headers=ext.headers)).status_code == 200
+
+    converter = temporal_client.data_converter
+    history = await temporal_client.get_workflow_handle(chat_workflow_id(cid)).fetch_history()
+    posts, answers, granted_by_the_chat = {}, [], []
+    for event in history.events:
+        if event.HasField("workflow_execution_update_accepted_event_attributes"):
+            request = event.workflow_execution_update_accepted_event_attributes.accepted_request
+            if request.input.name == "post_message":
+                [post] = await converter.decode(request.input.args.payloads, [PostMessage])
+                posts[event.event_id] = post
+        elif event.HasField("workflow_execution_update_completed_event_attributes"):
+            done = event.workflow_execution_update_completed_event_attributes
+            post = posts.get(done.accepted_event_id)
+            if post is not None and post.ask_again:
+                payloads = done.outcome.success.payloads
+                [answer] = await converter.decode(payloads, [PostAnswer])
+                answers.append((post.sender, answer))
+        elif event.HasField("activity_task_scheduled_event_attributes"):
+            scheduled = event.activity_task_scheduled_event_attributes
+            if scheduled.activity_type.name == "deliver_batch":
+                [batch] = await converter.decode(scheduled.input.payloads, [DeliverBatchInput])
+                granted_by_the_chat += [a for a, n in batch.notices.items() if n.floor == "granted"]
+    order = [h.agent_id for h in hosts]
+    handed = [(sender, answer) for sender, answer in answers if answer.floor_yielded]
+    assert len(handed) >= 4, answers
+    for sender, answer in handed:
+        assert answer.handover_to == order[(order.index(sender) + 1) % 2], (sender, answer)
+        assert answer.handover is not None and answer.handover.floor == "granted"
+    # of the hosts' grants, only the first (on the external member's yield, which asks
+    # for nothing more) went through the chat's deliver step
+    assert len([a for a in granted_by_the_chat if a in order]) <= 1, granted_by_the_chat
