@@ -16,6 +16,11 @@ attempt is resolved from its marker. Catching one and not the others made a repl
 the workflow where the run had gone on (the nondeterminism error TMPRL1100, or the life
 failing with the model's error: a hosted agent whose model failed in a direct chat
 died), so every local call catches all three."""
+KEEP_FOCUS_WAITING = "keep-focus-while-waiting-a-turn"
+"""The patch by which a hosted agent between its turns in a floor chat keeps its focus
+there (it had let go after each turn and taken it back at the next grant: two
+``agent.focus_changed`` events and a manifest write a turn, and a flush that held the
+agent's workflow task while the next grant came)."""
 ACT_KEY_WITH_SEQ = "act-key-with-last-seq"
 """The patch by which a hosted act's post key carries the last seq the agent had read."""
 ASK_AGAIN = "ask-again-with-the-post"
@@ -676,7 +681,9 @@ class AgentWorkflow:
 
     def _refocus(self, correlation_id: str | None) -> None:
         attention = self.state.attention
-        new = choose_focus(attention, workflow.now())
+        new = choose_focus(
+            attention, workflow.now(), keep_waiting=workflow.patched(KEEP_FOCUS_WAITING)
+        )
         if new == attention.focus:
             return
         old, attention.focus = attention.focus, new

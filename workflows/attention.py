@@ -69,13 +69,20 @@ def pick_weighted_round_robin(candidates: dict[str, float], credit: dict[str, fl
     return chosen
 
 
-def choose_focus(state: AttentionState, now: datetime) -> str | None:
-    """The dialogue to work on next, among those with something to attend to."""
+def choose_focus(state: AttentionState, now: datetime, *, keep_waiting: bool = False) -> str | None:
+    """The dialogue to work on next, among those with something to attend to. With
+    ``keep_waiting``, an agent with nothing to attend to keeps its focus on a floor chat
+    where it waits for a turn it asked for (a hosted agent between its turns in a room),
+    instead of letting go of it after each turn and taking it back at the next grant."""
     candidates = {
         chat_id: score
         for chat_id, score in scores(state, now).items()
         if state.entries[chat_id].actionable()
     }
+    if not candidates and keep_waiting and state.focus is not None:
+        current = state.entries.get(state.focus)
+        if current is not None and current.floor_control and current.requested:
+            return state.focus
     if state.scheduler == "weighted_round_robin":
         return pick_weighted_round_robin(candidates, state.credit)
     return pick_priority(candidates)

@@ -50,6 +50,20 @@ def test_nothing_to_attend_to_means_no_focus():
     assert choose_focus(state, NOW) is None
 
 
+def test_a_hand_up_in_a_floor_chat_keeps_the_focus_only_while_nothing_else_calls():
+    waiting = entry("room", floor_control=True, requested=True)
+    state = AttentionState(entries={"room": waiting, "dm": entry("dm")}, focus="room")
+    assert choose_focus(state, NOW) is None  # as first written: nothing to attend to
+    assert choose_focus(state, NOW, keep_waiting=True) == "room"  # its turn is coming
+    state.entries["dm"].unread = 1
+    assert choose_focus(state, NOW, keep_waiting=True) == "dm"  # real work comes first
+    state.entries["dm"].unread = 0
+    state.focus = "dm"  # a focus elsewhere is not moved to a room where it only waits
+    assert choose_focus(state, NOW, keep_waiting=True) is None
+    state.focus, waiting.requested = "room", False  # its hand is down: it lets go
+    assert choose_focus(state, NOW, keep_waiting=True) is None
+
+
 def test_overdue_deadlines_score_highest_urgency_and_recent_dialogues_warm_up():
     overdue = calculate_priority(entry("x", deadline=NOW - timedelta(hours=1)), W, NOW)
     later = calculate_priority(entry("x", deadline=NOW + timedelta(hours=10)), W, NOW)
@@ -149,3 +163,34 @@ def test_the_parts_the_console_draws_add_up_to_the_score_that_chooses_the_focus(
     assert sum(parts.values()) == calculate_priority(dialogue, weights, NOW)
     if not dialogue.floor_granted:
         assert parts["floor"] == 0
+
+
+dialogues = st.dictionaries(
+    st.sampled_from(["a", "b", "c", "d"]),
+    st.builds(
+        dict,
+        unread=st.integers(0, 3),
+        mentioned=st.booleans(),
+        floor_granted=st.booleans(),
+        floor_control=st.booleans(),
+        requested=st.booleans(),
+    ),
+    max_size=4,
+)
+
+
+@given(dialogues, st.sampled_from([None, "a", "b", "c", "d"]), st.booleans())
+def test_keeping_a_waiting_focus_changes_the_choice_only_when_nothing_calls(
+    found, focus, round_robin
+):
+    def state() -> AttentionState:
+        entries = {chat_id: entry(chat_id, **fields) for chat_id, fields in found.items()}
+        scheduler = "weighted_round_robin" if round_robin else "priority"
+        return AttentionState(entries=entries, focus=focus, scheduler=scheduler)
+
+    plain = choose_focus(state(), NOW)
+    kept = choose_focus(state(), NOW, keep_waiting=True)
+    if plain is not None or kept is None:
+        assert kept == plain  # with something to attend to, the same choice
+    else:  # nothing called: only the current focus, where the agent waits for its turn
+        assert kept == focus and found[focus]["floor_control"] and found[focus]["requested"]
