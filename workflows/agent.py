@@ -16,6 +16,10 @@ attempt is resolved from its marker. Catching one and not the others made a repl
 the workflow where the run had gone on (the nondeterminism error TMPRL1100, or the life
 failing with the model's error: a hosted agent whose model failed in a direct chat
 died), so every local call catches all three."""
+STEADY_WAKE = "steady-wake-timer"
+"""The patch by which the main loop keeps one timer for its next deadline (going offline,
+a projection coming due) while that deadline stays (``outbox.Wake``): each workflow task
+of a busy agent had cancelled its timer and started another for the same moment."""
 KEEP_FOCUS_WAITING = "keep-focus-while-waiting-a-turn"
 """The patch by which a hosted agent between its turns in a floor chat keeps its focus
 there (it had let go after each turn and taken it back at the next grant: two
@@ -81,7 +85,7 @@ with workflow.unsafe.imports_passed_through():
     )
     from workflows import options
     from workflows.attention import choose_focus, priority_parts, scores
-    from workflows.outbox import Outbox, Projection, run_is_long
+    from workflows.outbox import Outbox, Projection, Wake, run_is_long
 
 
 @workflow.defn(name=AGENT_WORKFLOW)
@@ -143,23 +147,32 @@ class AgentWorkflow:
                 LedgerActivities.open_account, state.manifest.agent_id, **options.STORE
             )
             state.credential_stored = True
+        wake = Wake(workflow.now) if workflow.patched(STEADY_WAKE) else None
         while True:
             # a projection that falls behind during the wait ends it, so the next wait
             # carries the timer for when it comes due
             self._armed = self._until_projection() is not None
-            try:
-                await workflow.wait_condition(
-                    lambda: (
-                        self._has_work()
-                        or self._should_act()
-                        or self._has_task_work()
-                        or self._due_to_continue()
-                        or (self._debounced and not self._armed and self._projections_behind())
-                    ),
-                    timeout=self._next_wake(),
+
+            def woken() -> bool:
+                return (
+                    self._has_work()
+                    or self._should_act()
+                    or self._has_task_work()
+                    or self._due_to_continue()
+                    or (self._debounced and not self._armed and self._projections_behind())
                 )
-            except TimeoutError:
-                self._check_presence()
+
+            if wake is not None:
+                wake.arm(self._next_wake())
+                await workflow.wait_condition(lambda: woken() or wake.rang())
+                if wake.rang():
+                    wake.disarm()
+                    self._check_presence()
+            else:
+                try:
+                    await workflow.wait_condition(woken, timeout=self._next_wake())
+                except TimeoutError:
+                    self._check_presence()
             if workflow.patched("act-before-flush") and self._should_act():
                 # a turn first: what it and the notice before it changed is stored and
                 # published right after, off the turn's path (the next speaker waits on it)

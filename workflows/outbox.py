@@ -5,14 +5,16 @@ loop pays with activities: events to publish, in order (``Outbox``), projections
 state to store, each a version ahead of the one stored (``Projection``), and, when its
 history grows long, a continue-as-new (``continue_due``). These hold the bookkeeping over
 the workflow's own state (changed in place, so it travels through continue-as-new); the
-workflow runs the activities and tells them what went out.
+workflow runs the activities and tells them what went out. ``Wake`` is the main loop's
+one timer for its next deadline.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import asyncio
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from models.events import EventEnvelope
@@ -137,3 +139,38 @@ def run_is_long(info: Any, updates: int, bounds: Any) -> bool:
         max_events=bounds.continue_as_new_after_events,
         max_updates=bounds.continue_as_new_after_updates,
     )
+
+
+class Wake:
+    """The main loop's timer for its next deadline, kept while the deadline stays.
+
+    A wait with a timeout starts a timer each time round and cancels it whenever
+    anything else wakes the loop: in a workflow, two history events and a server timer
+    task for every workflow task of a busy entity, for a deadline that mostly did not
+    move. This keeps one timer per deadline (``asyncio.sleep``: a durable timer inside a
+    workflow, a plain one in a test), started anew only when the deadline changes."""
+
+    def __init__(self, now: Callable[[], datetime]) -> None:
+        self._now = now
+        self._at: datetime | None = None
+        self._timer: asyncio.Task | None = None
+
+    def arm(self, after: timedelta | None) -> None:
+        """Be due ``after`` from now (None: no deadline); the running timer stays when
+        the deadline is the same."""
+        at = None if after is None else self._now() + after
+        if at == self._at and self._timer is not None and not self._timer.done():
+            return
+        self.disarm()
+        if at is not None:
+            self._at = at
+            self._timer = asyncio.ensure_future(asyncio.sleep(after.total_seconds()))
+
+    def rang(self) -> bool:
+        """The deadline came (until the next ``arm`` or ``disarm``)."""
+        return self._timer is not None and self._timer.done() and not self._timer.cancelled()
+
+    def disarm(self) -> None:
+        if self._timer is not None and not self._timer.done():
+            self._timer.cancel()
+        self._timer, self._at = None, None

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import collections
 from datetime import UTC, datetime
 
 import pytest
+from temporalio.api.enums.v1 import EventType
 
+from core.names import agent_workflow_id
 from persistence import AttentionRepository
 from tests.conftest import eventually
 from tests.helpers import group, introduce, json_of
@@ -362,3 +365,36 @@ async def test_a_notice_told_twice_counts_its_messages_once(api, admin, temporal
     )
     unread = next(d["entry"]["unread"] for d in view["dialogues"] if d["entry"]["chat_id"] == cid)
     assert unread == 1 + 2 + 1
+
+
+async def test_a_hosted_agent_s_loop_keeps_its_timer_across_turns(api, admin, temporal_client):
+    """A busy agent's workflow tasks do not each cancel the loop's timer and start another
+    for the same deadline (``steady-wake-timer``): the timer moves only when its
+    deadline does."""
+    ext = await introduce(api, admin, "Ext")
+    hosts = [await introduce(api, admin, f"H{i}", brain={"turns_per_hour": 1000}) for i in range(2)]
+    room = await group(
+        api, ext, *hosts, speaker_policy="round_robin", floor={"max_messages_per_turn": 1}
+    )
+    cid = room["chat_id"]
+    asked = await api.post(f"/v1/chats/{cid}/floor", json={}, headers=ext.headers)
+    assert asked.status_code == 200
+    go = await api.post(
+        f"/v1/chats/{cid}/messages", json={"content": "go", "yield": True}, headers=ext.headers
+    )
+    assert go.status_code == 201
+
+    async def page():
+        return (await api.get(f"/v1/chats/{cid}/messages", headers=ext.headers)).json()
+
+    await eventually(page, lambda p: len(p["items"]) >= 11, timeout=60)
+    assert (await api.delete(f"/v1/chats/{cid}", headers=ext.headers)).status_code == 200
+    for host in hosts:
+        handle = temporal_client.get_workflow_handle(agent_workflow_id(host.agent_id))
+        kinds = collections.Counter(
+            [EventType.Name(e.event_type) async for e in handle.fetch_history_events()]
+        )
+        tasks = kinds["EVENT_TYPE_WORKFLOW_TASK_COMPLETED"]
+        timers = kinds["EVENT_TYPE_TIMER_STARTED"]
+        assert tasks >= 5, kinds  # it took its turns
+        assert timers <= tasks // 2, kinds

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+import asyncio
+from datetime import UTC, datetime, timedelta
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from pydantic import BaseModel
 
-from workflows.outbox import Outbox, Projection, continue_due, run_is_long
+from workflows.outbox import Outbox, Projection, Wake, continue_due, run_is_long
 
 T0 = datetime(2026, 12, 1, tzinfo=UTC)
 
@@ -104,3 +105,31 @@ def test_a_running_workflow_continues_by_its_own_bounds():
     assert run_is_long(Info(101, False), 0, Bounds())
     assert run_is_long(Info(5, False), 10, Bounds())
     assert run_is_long(Info(5, True), 0, Bounds())
+
+
+async def test_the_wake_keeps_one_timer_while_its_deadline_stays():
+    clock = [datetime(2026, 1, 1, tzinfo=UTC)]
+    wake = Wake(lambda: clock[0])
+    wake.arm(timedelta(seconds=0.05))
+    first = wake._timer
+    clock[0] += timedelta(seconds=0.01)  # woken by something else, the same deadline
+    wake.arm(timedelta(seconds=0.04))
+    assert wake._timer is first and not wake.rang()  # no new timer, none cancelled
+    await asyncio.sleep(0.08)
+    assert wake.rang()
+    wake.disarm()
+    assert not wake.rang()
+
+
+async def test_a_moved_deadline_or_none_cancels_the_timer():
+    now = datetime(2026, 1, 1, tzinfo=UTC)
+    wake = Wake(lambda: now)
+    wake.arm(timedelta(seconds=5))
+    first = wake._timer
+    wake.arm(timedelta(seconds=0.02))  # sooner: a new timer, the old one cancelled
+    await asyncio.sleep(0)
+    assert first.cancelled() and wake._timer is not first
+    await asyncio.sleep(0.05)
+    assert wake.rang()
+    wake.arm(None)
+    assert not wake.rang() and wake._timer is None
