@@ -326,9 +326,9 @@ class ChatWorkflow:
         elif floor is not None:
             floor.posted(sender, post.content, workflow.now())  # counted: it is news
         answer.floor_yielded = yielded
-        posted = Posted(message_id=message.message_id, seq=seq, floor_yielded=yielded)
         if key is not None:
-            state.posted_keys[key] = posted
+            # what a retry with the key is answered: the post itself, never a hand-over
+            state.posted_keys[key] = Posted(**answer.model_dump(include=set(Posted.model_fields)))
             if post.fingerprint:
                 state.posted_bodies[key] = post.fingerprint
             while len(state.posted_keys) > POSTED_KEYS_KEPT:  # oldest first
