@@ -53,6 +53,7 @@ SIZES = {
         "agents": 50,
         "turns": 8,
         "introductions": 40,
+        "senders": 1,
     },
     "quick": {
         "signals": 500,
@@ -64,6 +65,7 @@ SIZES = {
         "agents": 500,
         "turns": 40,
         "introductions": 300,
+        "senders": 1,  # 18 posts an agent: within its quota
     },
     "full": {
         "signals": 5000,
@@ -75,6 +77,7 @@ SIZES = {
         "agents": 10_000,
         "turns": 200,
         "introductions": 1000,
+        "senders": 3,  # 175 posts a chat in about a minute: 58 an agent, within its quota
     },
 }
 
@@ -405,10 +408,21 @@ async def messages_on_stream(ws_base: str, agent: tuple[str, dict], stop: asynci
                 yield event["payload"]["message"]["content"]
 
 
-async def post_timed(api: httpx.AsyncClient, chat: tuple, content: str, at: dict[str, float]):
-    """Post ``content`` into ``chat`` (its id, its sender, its listeners) as its sender,
-    noting when in ``at``; the start and the answer."""
-    chat_id, sender, _ = chat
+def speaker(chats: list[tuple], i: int, senders: int = 1) -> tuple[str, tuple[str, dict]]:
+    """The chat of the ``i``-th post and who posts it: the chats in turn, and in each chat
+    the first ``senders`` of its members in turn (``chats``: each chat's id and members).
+    More than one sender a chat keeps each agent within the per-agent message quota
+    (``AGORA_MESSAGES_PER_AGENT_PER_MINUTE``) at the full size; a post reaches the other
+    members' streams."""
+    chat_id, members = chats[i % len(chats)]
+    return chat_id, members[(i // len(chats)) % senders]
+
+
+async def post_timed(api: httpx.AsyncClient, chats: list[tuple], i: int, content: str,
+                     at: dict[str, float], senders: int = 1):  # fmt: skip
+    """Post ``content`` as the ``i``-th post (``speaker``), noting when in ``at``; the
+    start and the answer."""
+    chat_id, sender = speaker(chats, i, senders)
     at[content] = started = time.perf_counter()
     answer = await api.post(f"/v1/chats/{chat_id}/messages", json={"content": content},
                             headers=sender[1])  # fmt: skip
@@ -416,7 +430,12 @@ async def post_timed(api: httpx.AsyncClient, chat: tuple, content: str, at: dict
 
 
 async def agora(
-    env: dict[str, str], n: int, offered: int, handovers: int, progress: Progress
+    env: dict[str, str],
+    n: int,
+    offered: int,
+    handovers: int,
+    progress: Progress,
+    senders: int = 1,
 ) -> dict:
     admin = {"Authorization": f"Bearer {env['AGORA_ADMIN_TOKEN']}"}
     base = env["AGORA_API_URL"]
@@ -433,11 +452,15 @@ async def agora(
             progress.advance(task)
         introduced = 60 / (time.perf_counter() - started)
         chats = []
-        for c in range(20):  # 20 groups of three: one sender, two listeners
-            sender, a, b = agents[3 * c], agents[3 * c + 1], agents[3 * c + 2]
+        for c in range(20):  # 20 groups of three: the first posts (the first ``senders``)
+            members = agents[3 * c : 3 * c + 3]
             r = await api.post("/v1/chats", json={"type": "group",
-                               "participants": [a[0], b[0]]}, headers=sender[1])  # fmt: skip
-            chats.append((r.json()["chat_id"], sender, [a, b]))
+                               "participants": [m[0] for m in members[1:]]},
+                               headers=members[0][1])  # fmt: skip
+            chats.append((r.json()["chat_id"], members))
+        listening = [m for _, members in chats for m in members[1:]]
+        if senders > 1:  # a sender hears the other senders' posts
+            listening += [members[0] for _, members in chats]
         sent_at: dict[str, float] = {}
         stages = Stages()
         stop_tail = await stages.tail_bus(env)
@@ -473,13 +496,13 @@ async def agora(
                     offered_latencies.append(time.perf_counter() - offered_at[key])
                 check()
 
-        listeners = [asyncio.create_task(listen(x)) for _, _, pair in chats for x in pair]
+        listeners = [asyncio.create_task(listen(x)) for x in listening]
         await asyncio.sleep(1.0)
         task = progress.add_task("messages through the API to streams", total=n)
         sem = asyncio.Semaphore(40)
 
         async def post(i: int) -> None:
-            chat_id, sender, _ = chats[i % 20]
+            chat_id, sender = speaker(chats, i, senders)
             key = f"m{i}-{run}"
             async with sem:
                 sent_at[key] = time.perf_counter()
@@ -501,7 +524,7 @@ async def agora(
 
         async def offer(i: int) -> None:
             key = f"o{i}-{run}"
-            sent, r = await post_timed(api, chats[i % 20], key, offered_at)
+            sent, r = await post_timed(api, chats, i, key, offered_at, senders)
             stages.accepted(key, sent, r)
             answers["offered"][r.status_code] += 1
             progress.advance(task)
@@ -761,7 +784,8 @@ async def main() -> None:
         progress.advance(raw)
         mongo = await mongodb(settings, n["inserts"])
         progress.advance(raw)
-        ours = await agora(env, n["messages"], n["offered"], n["handovers"], progress)
+        ours = await agora(env, n["messages"], n["offered"], n["handovers"], progress,
+                           senders=n["senders"])  # fmt: skip
         turns = await peer(env, n["turns"], progress)
         intro = await introductions(env, n["introductions"], progress)
         shown = progress.add_task("the console in Chromium, a room of 10,000 messages", total=1)
@@ -780,7 +804,7 @@ async def main() -> None:
                 remove = await fill_messages(settings, 100_000, progress)
                 try:
                     return await agora(env, n["messages"], n["offered"], n["handovers"],
-                                       progress)  # fmt: skip
+                                       progress, senders=n["senders"])  # fmt: skip
                 finally:
                     await remove()
 

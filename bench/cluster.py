@@ -95,12 +95,12 @@ async def run(size: str) -> dict:
             for name in (f"api-{REPLICAS}", f"worker-{REPLICAS}"):
                 await asyncio.to_thread(cluster.stop, name)
             await serving_apis(cluster, 1)
-            one = await agora(env, n["messages"], n["offered"], 1, progress)
+            one = await agora(env, n["messages"], n["offered"], 1, progress, senders=n["senders"])
             passes["one_api_one_worker"] = figures(one)
             for name in (f"worker-{REPLICAS}", f"api-{REPLICAS}"):
                 await asyncio.to_thread(cluster.start, name)
             await serving_apis(cluster, 2)
-            two = await agora(env, n["messages"], n["offered"], 1, progress)
+            two = await agora(env, n["messages"], n["offered"], 1, progress, senders=n["senders"])
             passes["two_apis_two_workers"] = figures(two)
     finally:
         await asyncio.to_thread(cluster.down)

@@ -70,10 +70,11 @@ async def load(env: dict[str, str], seconds: int, rate: int) -> None:
             agents.append((r.json()["agent_id"], {"Authorization": f"Bearer {r.json()['token']}"}))
         chats = []
         for c in range(20):
-            sender, a, b = agents[3 * c : 3 * c + 3]
-            r = await api.post("/v1/chats", json={"type": "group", "participants": [a[0], b[0]]},
-                               headers=sender[1])  # fmt: skip
-            chats.append((r.json()["chat_id"], sender, [a, b]))
+            members = agents[3 * c : 3 * c + 3]  # the first posts, the other two listen
+            r = await api.post("/v1/chats", json={"type": "group",
+                               "participants": [m[0] for m in members[1:]]},
+                               headers=members[0][1])  # fmt: skip
+            chats.append((r.json()["chat_id"], members))
     sent: dict[str, float] = {}
     latencies: list[float] = []
     stop = asyncio.Event()
@@ -84,7 +85,7 @@ async def load(env: dict[str, str], seconds: int, rate: int) -> None:
             if key in sent:
                 latencies.append(time.perf_counter() - sent[key])
 
-    listeners = [asyncio.create_task(listen(x)) for _, _, pair in chats for x in pair]
+    listeners = [asyncio.create_task(listen(x)) for _, members in chats for x in members[1:]]
     await asyncio.sleep(2)
     await idle()
     codes: dict[int, int] = {}
@@ -94,7 +95,7 @@ async def load(env: dict[str, str], seconds: int, rate: int) -> None:
     async with httpx.AsyncClient(base_url=base, timeout=60, limits=limits) as api:
 
         async def offer(i: int) -> None:
-            _, r = await post_timed(api, chats[i % 20], f"o{i}-{run}", sent)
+            _, r = await post_timed(api, chats, i, f"o{i}-{run}", sent)
             codes[r.status_code] = codes.get(r.status_code, 0) + 1
 
         tasks_before = await sdk_tasks(port)
