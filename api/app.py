@@ -9,10 +9,12 @@ import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 
-from fastapi import FastAPI, Request, Response
+from fastapi import FastAPI, Request
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse
 from opentelemetry import trace
+from starlette.datastructures import Headers, MutableHeaders
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from temporalio.client import Client
 
 from api import audit
@@ -123,6 +125,63 @@ def _timeout_detail(request: Request) -> str:
     return "no answer in time; the request may still take effect: read before retrying"
 
 
+class Correlated:
+    """ASGI middleware: the request's correlation id (``X-Correlation-ID``, or a new one)
+    in the log context and on the answer, a 504 when no answer starts within ``timeout``
+    seconds, and a log line for each mutating request (its path, never its query)."""
+
+    def __init__(self, app: ASGIApp, timeout: float) -> None:
+        self.app = app
+        self.timeout = timeout
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        cid = (Headers(scope=scope).get("x-correlation-id") or str(uuid.uuid4()))[:128]
+        trace.get_current_span().set_attribute("agora.correlation_id", cid)
+        token = correlation_id.set(cid)
+        started = dropped = False
+        deadline = asyncio.timeout(self.timeout)  # for the answer's start
+
+        async def correlated(message: Message) -> None:
+            nonlocal started, dropped
+            if message["type"] == "http.response.start":
+                if deadline.expired():  # too late: the 504 goes instead
+                    dropped = True
+                    return
+                started = True
+                deadline.reschedule(None)
+                MutableHeaders(scope=message)["X-Correlation-ID"] = cid
+                if scope["method"] in ("POST", "PUT", "PATCH", "DELETE"):
+                    log.info("%s %s -> %s", scope["method"], scope["path"], message["status"],
+                             extra={"correlation_id": cid})  # fmt: skip
+            elif dropped:
+                return
+            await send(message)
+
+        try:
+            try:
+                async with deadline:
+                    await self.app(scope, receive, correlated)
+            except TimeoutError:
+                if started or not deadline.expired():
+                    raise
+            # the cancel at the deadline may come back as another error's answer (the
+            # Temporal client turns it into one): dropped above, the 504 answers
+            if not started and deadline.expired():
+                request = Request(scope)
+                log.warning("no answer in time: %s %s", request.method, request.url.path)
+                answer = JSONResponse(
+                    {"detail": _timeout_detail(request)},
+                    status_code=504,
+                    headers={"X-Correlation-ID": cid},
+                )
+                await answer(scope, receive, send)
+        finally:
+            correlation_id.reset(token)
+
+
 async def _serve_mcp(server, ready: asyncio.Event, stop: asyncio.Event) -> None:
     """The MCP door's session manager, in a task of its own: it enters and leaves its
     task group in one task, whichever task runs the app's lifespan."""
@@ -183,31 +242,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.message_buckets = message_buckets(settings)
 
     # innermost first: an unhandled error is a JSON 500 the audit sees; limits answer
-    # before any route runs, and the audit sees their answers too
+    # before any route runs, and the audit sees their answers too, and the deadline's 504
     app.add_middleware(ServerErrors)
     app.add_middleware(RequestLimits, settings=settings)
+    app.add_middleware(Correlated, timeout=settings.request_timeout_seconds)
     audit.install_audit(app)
-
-    @app.middleware("http")
-    async def correlate(request: Request, call_next) -> Response:
-        cid = request.headers.get("x-correlation-id") or str(uuid.uuid4())
-        trace.get_current_span().set_attribute("agora.correlation_id", cid[:128])
-        token = correlation_id.set(cid[:128])
-        try:
-            try:
-                response = await asyncio.wait_for(
-                    call_next(request), settings.request_timeout_seconds
-                )
-            except TimeoutError:
-                log.warning("no answer in time: %s %s", request.method, request.url.path)
-                response = JSONResponse({"detail": _timeout_detail(request)}, status_code=504)
-            if request.method in ("POST", "PUT", "PATCH", "DELETE"):  # the path, never a query
-                log.info("%s %s -> %s", request.method, request.url.path, response.status_code,
-                         extra={"correlation_id": cid[:128]})  # fmt: skip
-        finally:
-            correlation_id.reset(token)
-        response.headers["X-Correlation-ID"] = cid[:128]
-        return response
 
     install_metrics(app)
     install_error_handlers(app)

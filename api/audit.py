@@ -20,6 +20,7 @@ from fastapi import APIRouter, FastAPI, Query, Request, Response
 from fastapi.exception_handlers import http_exception_handler
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.deps import AdminPrincipal, DatabaseDep, Principal
 from api.errors import unprocessable
@@ -165,28 +166,48 @@ def install_audit(app: FastAPI) -> None:
             exc.headers = (exc.headers or {}) | {"Allow": allowed_methods(request)}
         return await http_exception_handler(request, exc)
 
-    @app.middleware("http")
-    async def audit(request: Request, call_next) -> Response:
-        response = await call_next(request)
+    app.add_middleware(Audited, owner=app)
+
+
+class Audited:
+    """ASGI middleware: the audit record of a mutating request, or of a refusal, is
+    written when the answer starts and before it leaves."""
+
+    def __init__(self, inner: ASGIApp, owner: FastAPI) -> None:
+        self.inner = inner
+        # this app's state: a mounted app (the MCP door) puts itself in the scope's "app"
+        self.state = owner.state
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.inner(scope, receive, send)
+            return
+
+        async def audited(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                await self._record(Request(scope), message["status"])
+            await send(message)
+
+        await self.inner(scope, receive, audited)
+
+    async def _record(self, request: Request, code: int) -> None:
         state = request.scope.get("state", {})
         denied = bool(state.get("denied"))
-        code = response.status_code
         outcome: Outcome = outcome_of(code, denied)
         if request.method not in MUTATING and outcome not in ("denied", "limited"):
-            return response
+            return
         route = request.scope.get("route")
         principal: Principal | None = state.get("principal")
         action = f"{request.method} {route_template(request)}"
         client = request.client.host if request.client else "unknown"
-        # this app's state: a mounted app (the MCP door) puts itself in the scope's "app"
-        writes: StoreWrites = app.state.writes
+        writes: StoreWrites = self.state.writes
         if principal is None and outcome in ("denied", "limited"):
-            denials: DenialAggregator = app.state.denials
+            denials: DenialAggregator = self.state.denials
             now = time.monotonic()
             for summary in denials.due(now):
                 await write_record(writes, summary_record(summary, denials.window))
             if not denials.observe((client, action, code), now):
-                return response
+                return
         record = AuditRecord(
             audit_id=new_audit_id(),
             at=datetime.now(UTC),
@@ -200,7 +221,6 @@ def install_audit(app: FastAPI) -> None:
             client=client if principal is None else None,
         )
         await write_record(writes, record)
-        return response
 
 
 def summary_record(summary: Summary, window: float) -> AuditRecord:

@@ -13,6 +13,7 @@ import time
 from fastapi import APIRouter, FastAPI, Request, Response
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.exposition import generate_latest
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from temporalio.api.enums.v1 import TaskQueueType
 from temporalio.api.taskqueue.v1 import TaskQueue
 from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
@@ -125,14 +126,7 @@ def install_metrics(app: FastAPI) -> Metrics:
         registry=metrics.registry,
     ).set_function(streams_open)
 
-    @app.middleware("http")
-    async def measure(request: Request, call_next) -> Response:
-        started = time.perf_counter()
-        response = await call_next(request)
-        template = route_template(request)
-        metrics.requests.labels(template, request.method, str(response.status_code)).inc()
-        metrics.latency.labels(template, request.method).observe(time.perf_counter() - started)
-        return response
+    app.add_middleware(Measured, metrics=metrics)
 
     router = APIRouter(tags=["health"], dependencies=[Public])
 
@@ -143,6 +137,32 @@ def install_metrics(app: FastAPI) -> Metrics:
 
     app.include_router(declare_access(router))
     return metrics
+
+
+class Measured:
+    """ASGI middleware: each request counted by route template, method and status, and
+    its time to the answer's start observed (pure ASGI: Starlette's ``BaseHTTPMiddleware``
+    costs a task group and memory streams a request)."""
+
+    def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
+        self.app = app
+        self.metrics = metrics
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+
+        async def measured(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                template, method = route_template(Request(scope)), scope["method"]
+                self.metrics.requests.labels(template, method, str(message["status"])).inc()
+                elapsed = time.perf_counter() - started
+                self.metrics.latency.labels(template, method).observe(elapsed)
+            await send(message)
+
+        await self.app(scope, receive, measured)
 
 
 def route_template(request: Request) -> str:

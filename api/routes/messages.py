@@ -18,7 +18,7 @@ from api.deps import (
     ReadableChat,
     SettingsDep,
     TemporalDep,
-    get_database,
+    database_of,
     refuse_from_store,
 )
 from api.errors import unprocessable
@@ -112,7 +112,7 @@ async def create_message(
         raise
     except RPCError as exc:
         if exc.status == RPCStatusCode.NOT_FOUND:  # no running workflow: which refusal?
-            await refuse_from_store(request, view, get_database(request))
+            await refuse_from_store(request, view, database_of(request))
         raise
     # how long the chat workflow took to accept it (the bench splits delivery with it)
     response.headers["Server-Timing"] = f"update;dur={(time.perf_counter() - started) * 1000:.1f}"
