@@ -394,6 +394,17 @@ def stack_pids() -> dict[str, int]:
     return {name: pid for name, pid in pids.items() if pid} | {"bench": os.getpid()}
 
 
+async def idle(threshold: float = 0.15, most: int = 30) -> None:
+    """Until the stack uses less than ``threshold`` cores for a second (at most ``most``
+    seconds): each figure is measured on a stack that has finished the work before it."""
+    for _ in range(most):
+        before = tree_cpu_seconds(stack_pids())
+        await asyncio.sleep(1)
+        after = tree_cpu_seconds(stack_pids())
+        if sum(after[k] - before.get(k, after[k]) for k in after) < threshold:
+            return
+
+
 async def messages_on_stream(ws_base: str, agent: tuple[str, dict], stop: asyncio.Event):
     """The content of each ``message.sent`` on the agent's WebSocket stream, until
     ``stop`` is set (``agent``: its id and its auth headers)."""
@@ -747,6 +758,7 @@ async def peer(env: dict[str, str], turns: int, progress: Progress) -> dict:
     task = progress.add_task(f"round-robin turn loops, {turns} turns", total=3)
     ours = await agora_round_robin(env["AGORA_API_URL"], env["AGORA_ADMIN_TOKEN"], turns)
     progress.advance(task)
+    await idle()
     hosted = await agora_hosted_round_robin(env["AGORA_API_URL"], env["AGORA_ADMIN_TOKEN"], turns)
     progress.advance(task)
     if not autogen_available():
@@ -784,9 +796,12 @@ async def main() -> None:
         progress.advance(raw)
         mongo = await mongodb(settings, n["inserts"])
         progress.advance(raw)
+        await idle()
         ours = await agora(env, n["messages"], n["offered"], n["handovers"], progress,
                            senders=n["senders"])  # fmt: skip
+        await idle()
         turns = await peer(env, n["turns"], progress)
+        await idle()
         intro = await introductions(env, n["introductions"], progress)
         shown = progress.add_task("the console in Chromium, a room of 10,000 messages", total=1)
         browser = await console_figures(env)

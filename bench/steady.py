@@ -22,7 +22,7 @@ import uuid
 
 import httpx
 
-from bench.__main__ import messages_on_stream, pct, post_timed, stack_pids
+from bench.__main__ import idle, messages_on_stream, pct, post_timed, stack_pids
 from bench.peer import agora_hosted_round_robin
 from bench.profile import tree_cpu_seconds
 from cli.stack import PROJECT_ROOT, Stack
@@ -46,16 +46,6 @@ async def sdk_tasks(port: str) -> dict[tuple, float]:
             key = (kind, *types, m.group(2))
             found[key] = found.get(key, 0.0) + float(m.group(4))
     return found
-
-
-async def idle(threshold: float = 0.15, most: int = 30) -> None:
-    """Until the stack uses less than ``threshold`` cores for a second."""
-    for _ in range(most):
-        before = tree_cpu_seconds(stack_pids())
-        await asyncio.sleep(1)
-        after = tree_cpu_seconds(stack_pids())
-        if sum(after[k] - before.get(k, after[k]) for k in after) < threshold:
-            return
 
 
 async def load(env: dict[str, str], seconds: int, rate: int) -> None:
