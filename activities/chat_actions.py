@@ -21,11 +21,13 @@ from models.workflow_io import (
     PostAnswer,
     PostMessage,
 )
+from persistence.recent import RecentMessages
 
 
 class ChatActions:
-    def __init__(self, client: Client) -> None:
+    def __init__(self, client: Client, recent: RecentMessages | None = None) -> None:
         self._client = client
+        self._recent = recent
 
     def _chat(self, chat_id: str):
         return self._client.get_workflow_handle(chat_workflow_id(chat_id))
@@ -69,7 +71,10 @@ class ChatActions:
         if answer is not None and answer.handover_to and answer.handover is not None:
             # the grant this post made: the next speaker hears of it now, not after the
             # chat's deliver step (a retry repeats the update's answer, so it may tell
-            # twice; a second grant notice of one turn ends in a refused post)
+            # twice; a second grant notice of one turn ends in a refused post); its turn
+            # finds this post in the worker's memory
+            if self._recent is not None and answer.message is not None:
+                self._recent.add([answer.message])
             await signal_if_running(
                 self._client.get_workflow_handle(agent_workflow_id(answer.handover_to)),
                 AgentHandlers.DIALOGUE_NOTICE,

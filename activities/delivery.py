@@ -53,6 +53,9 @@ class DeliveryActivities:
         ``stored=False``, no failure of the step) and signal the other notices, the quick
         reading folded into all of them."""
         result = DeliverBatchResult()
+        # first: the next hosted speaker, told of its turn by the post that granted it,
+        # composes while this step publishes, and reads what was said from here
+        self._store.hold(data.messages)
         contexts: dict = {}
         if data.messages and self._store.reads_quickly:
             contexts = await self._store.read(data.messages, data.members, ANALYSIS_SECONDS)

@@ -95,11 +95,16 @@ class StoreActivities:
             activity.logger.warning("message analysis failed; storing without it", exc_info=True)
             return {}
 
+    def hold(self, messages: list) -> None:
+        """Keep accepted messages among this worker's recent messages, for its hosted
+        agents' turns (the next speaker's turn reads them here, not from the store)."""
+        if self._recent is not None:
+            self._recent.add(messages)
+
     async def store_read(self, messages: list, contexts: dict[int, MessageContext]) -> int:
         """Store a batch with what the processing step read in it, by deterministic ids
         (and keep it among this worker's recent messages, for its hosted agents' turns)."""
-        if self._recent is not None:
-            self._recent.add(messages)
+        self.hold(messages)
         read = [m.model_copy(update={"langchain_context": contexts.get(m.seq)})
                 for m in messages]  # fmt: skip
         stored = await self._messages.store(read)

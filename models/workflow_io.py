@@ -209,6 +209,11 @@ class PostAnswer(Posted):
 
     handover_to: str | None = None
     handover: DialogueNotice | None = None
+    message: Message | None = None
+    """The accepted message, with a hand-over: the activity keeps it among its worker's
+    recent messages before the next speaker hears of its turn, so that turn reads what
+    was said in the worker's memory, not from the store (the chat's deliver step, which
+    also keeps it there, may not have started yet)."""
 
 
 class MembershipChange(BaseModel):

@@ -92,7 +92,7 @@ def build_worker(
     recent = recent if recent is not None else RecentMessages()
     store = StoreActivities(database, analyser, recent)
     events = EventActivities(bus)
-    actions = ChatActions(client)
+    actions = ChatActions(client, recent)
     ledger = LedgerActivities(database)
     tasks = TaskActivities(database, client)
     delivery = DeliveryActivities(events, store, actions)

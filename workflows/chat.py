@@ -323,6 +323,7 @@ class ChatWorkflow:
                 # granted in this handler: the poster's activity tells the holder now
                 answer.handover_to = holder
                 answer.handover = state.pending_notices.pop(holder, None)
+                answer.message = message
         elif floor is not None:
             floor.posted(sender, post.content, workflow.now())  # counted: it is news
         answer.floor_yielded = yielded

@@ -590,9 +590,14 @@ async def test_a_hosted_turn_hands_the_floor_over_in_its_post_s_answer(api, admi
     order = [h.agent_id for h in hosts]
     handed = [(sender, answer) for sender, answer in answers if answer.floor_yielded]
     assert len(handed) >= 4, answers
+    stored = {m["seq"]: m for m in (await page())["items"]}
     for sender, answer in handed:
         assert answer.handover_to == order[(order.index(sender) + 1) % 2], (sender, answer)
         assert answer.handover is not None and answer.handover.floor == "granted"
+        # the accepted message itself, which the posting worker keeps for the next turn
+        said = answer.message
+        assert said is not None and (said.seq, said.from_) == (answer.seq, sender), answer
+        assert said.content == stored[said.seq]["content"]
     # of the hosts' grants, only the first (on the external member's yield, which asks
     # for nothing more) went through the chat's deliver step
     assert len([a for a in granted_by_the_chat if a in order]) <= 1, granted_by_the_chat
