@@ -559,7 +559,9 @@ async def agora(
         await asyncio.gather(*listeners, return_exceptions=True)
         await stop_tail()
 
-        # the floor hand-over: A yields, B's stream sees chat.floor_granted
+        # the floor hand-over: A yields, B's stream sees chat.floor_granted (once the
+        # load before it is done: its chats' store lanes and their agents' flushes)
+        await idle()
         a, b = agents[0], agents[1]
         r = await api.post("/v1/chats", json={"type": "group", "participants": [b[0]],
                            "speaker_policy": "fifo"}, headers=a[1])  # fmt: skip
