@@ -640,6 +640,7 @@ async def introductions(env: dict[str, str], n: int, progress: Progress) -> dict
         started = time.perf_counter()
         await asyncio.gather(*(client(op) for op in operators))
         one_by_one = n / (time.perf_counter() - started)
+        await idle()  # the lives just introduced finish setting up first
         batches = [
             [{"agent_id": f"j{i}-{run}", "name": f"J{i}"} for i in range(k, min(n, k + 100))]
             for k in range(0, n, 100)
