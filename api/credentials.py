@@ -5,6 +5,8 @@ Every JWT this server signs carries an id (``jti``) that must still be live in
 most ``size`` ids, and forgets a subject's ids the moment a revocation for it arrives
 over the bus (``bus.watch_revocations``). While that watch is not connected, nothing is
 remembered: a revocation the process cannot hear about is never outlived by the cache.
+While the store is away, an id read within the last two times ``ttl`` keeps its answer
+(a heard revocation has dropped it already), so posts go on through a store restart.
 """
 
 from __future__ import annotations
@@ -46,8 +48,20 @@ class CredentialCache:
     """Checks answered by a store read (``/metrics``: ``agora_credential_checks``)."""
     hits: int = 0
     """Checks answered from memory."""
+    stale: int = 0
+    """Checks answered from memory past ``ttl`` because the store was away."""
 
-    async def is_live(self, token_id: str, subject: str, role: str, lookup: Lookup) -> bool:
+    async def is_live(
+        self,
+        token_id: str,
+        subject: str,
+        role: str,
+        lookup: Lookup,
+        away: Callable[[Exception], bool] = lambda _: False,
+    ) -> bool:
+        """Whether the id is live: from memory within ``ttl``, else from ``lookup``; when
+        ``lookup`` fails and ``away`` says the store is unavailable, from memory for one
+        ``ttl`` more."""
         entry = self._entries.get(token_id)
         now = self.clock()
         if entry is not None and entry.until > now and self.trusted:
@@ -56,7 +70,18 @@ class CredentialCache:
             return entry.live and entry.subject == subject and entry.role == role
         started = self._moment(subject, role)
         self.reads += 1
-        live = await lookup(token_id, subject, role)
+        try:
+            live = await lookup(token_id, subject, role)
+        except Exception as exc:
+            # the store is away: an id read within the last two times ``ttl`` and not
+            # revoked since (a heard revocation drops it) keeps its answer, so a post
+            # while the store restarts is still taken; a first check still needs the store
+            if not (
+                away(exc) and entry is not None and self.trusted and now < entry.until + self.ttl
+            ):
+                raise
+            self.stale += 1
+            return entry.live and entry.subject == subject and entry.role == role
         if self.trusted and self._moment(subject, role) == started:
             self._remember(token_id, _Entry(subject, role, live, self.clock() + self.ttl))
         return live

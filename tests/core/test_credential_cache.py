@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -161,3 +162,48 @@ def test_no_check_that_starts_after_a_heard_revocation_answers_live(steps):
                 clock.now += arg
 
     asyncio.run(play())
+
+
+class Away(Exception):
+    """The store restarting."""
+
+
+def test_while_the_store_is_away_a_recently_read_id_keeps_its_answer_for_one_ttl_more():
+    clock, store = Clock(), Store({"t1": "ada", "t2": "bob"})
+    cache = CredentialCache(ttl=60, clock=clock)
+    cache.trust(True)
+    _run(_checks(cache, store, "t1", 1))
+
+    async def down(token_id: str, subject: str, role: str) -> bool:
+        raise Away("the store is restarting")
+
+    def check(token: str, subject: str, away=lambda e: isinstance(e, Away)) -> bool:
+        return _run(cache.is_live(token, subject, "agent", down, away))
+
+    clock.now = 100  # past the ttl, within two
+    assert check("t1", "ada") is True and cache.stale == 1
+    assert check("t1", "eve") is False  # still the subject it was read for
+    for token, subject, away in (
+        ("t2", "bob", lambda e: True),  # never read here: the store must answer
+        ("t1", "ada", lambda e: False),  # another failure than the store away
+    ):
+        with pytest.raises(Away):
+            check(token, subject, away)
+    clock.now = 121  # past two ttls: not for ever
+    with pytest.raises(Away):
+        check("t1", "ada")
+
+
+def test_a_heard_revocation_is_not_undone_by_the_store_being_away():
+    clock, store = Clock(), Store({"t1": "ada"})
+    cache = CredentialCache(ttl=60, clock=clock)
+    cache.trust(True)
+    _run(_checks(cache, store, "t1", 1))
+    cache.revoked("ada", "agent")
+    clock.now = 70
+
+    async def down(token_id: str, subject: str, role: str) -> bool:
+        raise Away("the store is restarting")
+
+    with pytest.raises(Away):
+        _run(cache.is_live("t1", "ada", "agent", down, lambda e: True))
