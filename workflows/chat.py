@@ -109,6 +109,11 @@ the notice of the grant it made out of the chat's pending notices and returns it
 answer (``PostAnswer.handover``): the posting agent's activity signals the next speaker
 at once, and the chat's deliver step has no notice to send for it. The grant reaches the
 next speaker one activity sooner."""
+NOTICE_ARMS_TIMER = "a-notice-that-waits-arms-the-timer"
+"""The patch by which a notice that comes while the deliver lane waits with no timer (a
+read mark within the interval after the last news, and nothing posted after it) wakes
+the lane to arm the interval's timer: it waited for the next post before, for ever in a
+chat that went quiet."""
 FLOOR_AT_ONCE = "floor-chat-notices-at-once"
 """The patch by which a floor-controlled chat's notices of new messages never wait for
 the notice interval (one speaker at a time: few, and each one matters for the next
@@ -166,6 +171,9 @@ class ChatWorkflow:
         interval in a floor chat (``ASK_AGAIN``)."""
         self._handover = False
         """A turn's post answers with the next speaker's grant (``HANDOVER_IN_ANSWER``)."""
+        self._notice_arms_timer = False
+        """A notice that comes while the lane waits with no timer arms one
+        (``NOTICE_ARMS_TIMER``)."""
         self._floor_debounced = False
         self._rotation_grace = False
         self._traces: dict[str, dict[str, str]] = {}
@@ -210,6 +218,7 @@ class ChatWorkflow:
             )
             self._ask_again = self._notice_timer_only_waiting and workflow.patched(ASK_AGAIN)
             self._handover = self._ask_again and workflow.patched(HANDOVER_IN_ANSWER)
+            self._notice_arms_timer = self._handover and workflow.patched(NOTICE_ARMS_TIMER)
             self._lanes = [
                 asyncio.create_task(lane()) for lane in (self._deliver_lane, self._store_lane)
             ]
@@ -757,13 +766,20 @@ class ChatWorkflow:
                 or (not state.pending_messages and self._notices_due())
             )
 
+        def notice_waits() -> bool:
+            return not state.pending_messages and bool(state.pending_notices)
+
         while not ready():
             waiting = not state.pending_messages
             if self._notice_timer_only_waiting:
-                waiting = waiting and bool(state.pending_notices)
+                waiting = notice_waits()
             wait = self._until_notices_due() if waiting else None
+            woken = ready
+            if self._notice_arms_timer and wait is None:
+                # a notice that comes while no timer runs goes round to arm one
+                woken = lambda: ready() or notice_waits()  # noqa: E731
             with contextlib.suppress(TimeoutError):
-                await workflow.wait_condition(ready, timeout=wait)
+                await workflow.wait_condition(woken, timeout=wait)
         if self._history_is_long():
             # no new step: with none out, the main loop continues as new (a burst that
             # never pauses would keep one out for ever), and what waits travels along

@@ -95,6 +95,22 @@ def unread_in(view: dict, chat_id: str) -> int | None:
     return {d["entry"]["chat_id"]: d["entry"]["unread"] for d in view["dialogues"]}.get(chat_id)
 
 
+async def test_a_read_mark_right_after_the_news_reaches_the_attention_in_a_quiet_chat(
+    api, admin, settings
+):
+    """The news was told a moment ago, the reader marks it read, and nothing is posted
+    after: the read mark waits out the notice interval and then arrives (it waited for
+    the next post before: for ever, in a chat that went quiet)."""
+    settings.notice_interval_seconds = 3.0
+    me, ann = await introduce(api, admin, "Me"), await introduce(api, admin, "Ann")
+    cid = await direct(api, ann, me)
+    await post(api, cid, ann, "one")
+    await eventually(lambda: attention(api, me), lambda v: unread_in(v, cid) == 1)
+    r = await api.post(f"/v1/chats/{cid}/read", json={"up_to_seq": 1}, headers=me.headers)
+    assert r.status_code == 200, r.text
+    await eventually(lambda: attention(api, me), lambda v: unread_in(v, cid) == 0)
+
+
 async def test_the_stored_attention_view_follows_the_live_one_within_its_interval(
     api, admin, database, settings
 ):
