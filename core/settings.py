@@ -144,6 +144,13 @@ class Settings(BaseSettings):
     """A busy chat tells its members' agents of new messages at most once per this
     interval (the first message after a quiet one at once; a floor change or a mention
     never waits): each notice costs every member's agent workflow a task."""
+    group_notice_interval_seconds: float = Field(default=5.0, ge=0, le=60)
+    """In a group chat without floor control, plain news (new messages, no mention) is
+    told at most once per this interval instead. No agent acts on it there (a hosted
+    agent speaks in such a room when it is mentioned, and a mention never waits): it only
+    keeps the members' attention views current. At 50 posts a second into 20 rooms of
+    three, the notices were an agent workflow task a message, a quarter of the stack's
+    CPU; a direct chat, or one with floor control, keeps ``notice_interval_seconds``."""
     continue_as_new_after_events: int = Field(default=2_000, ge=100)
     """A worker that restarts replays every busy workflow's history from its start: the
     shorter the run, the sooner a crashed worker's chats answer again (measured by the

@@ -150,6 +150,9 @@ class ChatState(BaseModel):
     notice_interval_seconds: float = 1.0
     """The members' agents are told of new messages at most once per this interval
     (the first after a quiet one at once; a floor change or a mention never waits)."""
+    group_notice_interval_seconds: float | None = None
+    """The interval for plain news in a group chat without floor control, where no agent
+    acts on it (None: a chat started before it existed uses ``notice_interval_seconds``)."""
     projection_interval_seconds: float = 1.0
     """The floor's projection is written at most once per this interval (the newest
     state wins; a closing chat and continue-as-new carry what is behind)."""

@@ -809,9 +809,22 @@ class ChatWorkflow:
         """How long the waiting notices still wait (None: they may go now)."""
         if self._told_at is None:
             return None
-        left = self._told_at + timedelta(seconds=self.state.notice_interval_seconds)
+        left = self._told_at + timedelta(seconds=self._notice_interval())
         left -= workflow.now()
         return left if left > timedelta(0) else None
+
+    def _notice_interval(self) -> float:
+        """How long news waits after the last told: in a group chat without floor
+        control, where no agent acts on plain news (a hosted agent speaks there when
+        mentioned, and a mention goes at once), the group interval; in a direct chat or
+        under floor control, where a hosted agent acts on news, the notice interval. A
+        chat started before the group interval existed keeps the one it had (the value
+        comes from its start, so a replay takes the same path)."""
+        state = self.state
+        slow = state.group_notice_interval_seconds
+        if slow is None or state.chat.type != "group" or state.floor is not None:
+            return state.notice_interval_seconds
+        return slow
 
     async def _deliver_batch(self) -> None:
         """Publish what may go out, store the messages it announces and, when that is

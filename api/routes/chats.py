@@ -118,6 +118,7 @@ async def create_chat(
         floor=FloorState(settings=floor_settings) if floor_settings else None,
         llm_task_queue=settings.llm_task_queue,
         notice_interval_seconds=settings.notice_interval_seconds,
+        group_notice_interval_seconds=settings.group_notice_interval_seconds,
         projection_interval_seconds=settings.projection_interval_seconds,
     )
     start = WithStartWorkflowOperation(

@@ -119,6 +119,7 @@ async def test_the_stored_attention_view_follows_the_live_one_within_its_interva
     the newest winning."""
     settings.attention_projection_interval_seconds = 10.0
     settings.notice_interval_seconds = 0.0  # every post is a notice
+    settings.group_notice_interval_seconds = 0.0  # in a group without floor control too
     me, ann = await introduce(api, admin, "Me"), await introduce(api, admin, "Ann")
     room = await group(api, ann, me)
     cid = room["chat_id"]

@@ -4,7 +4,9 @@ long chat continues as new without a gap in ``seq``."""
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
+import json
 import os
 import signal
 
@@ -338,15 +340,15 @@ def _pending(content: str):
 async def test_a_busy_chat_tells_a_members_agent_a_few_times_and_counts_every_message(
     settings, admin, temporal_client, worker, database
 ):
-    """A chat tells its members' agents of new messages at most once per notice interval
-    (the first at once): 30 posts one after another reach Bob's attention as 30 unread,
-    in a few notices to his agent workflow, not one a post."""
+    """A group chat tells its members' agents of new messages at most once per its notice
+    interval (the first at once): 30 posts one after another reach Bob's attention as 30
+    unread, in a few notices to his agent workflow, not one a post."""
     from temporalio.api.enums.v1 import EventType
 
     from core.names import agent_workflow_id
     from tests.helpers import app_client
 
-    settings.notice_interval_seconds = 2.0
+    settings.group_notice_interval_seconds = 2.0
     async with app_client(settings) as api:
         ada, bob = await introduce(api, admin, "Ada"), await introduce(api, admin, "Bob")
         chat_id = (await group(api, ada, bob))["chat_id"]
@@ -375,9 +377,65 @@ async def test_a_busy_chat_tells_a_members_agent_a_few_times_and_counts_every_me
             and e.workflow_execution_signaled_event_attributes.signal_name == "dialogue_notice"
         ]
         # the first at once, then one an interval (and the last after the burst)
-        assert 1 <= len(notices) <= elapsed / settings.notice_interval_seconds + 2, (
+        assert 1 <= len(notices) <= elapsed / settings.group_notice_interval_seconds + 2, (
             len(notices),
             elapsed,
         )
         page = (await api.get(url, headers=bob.headers)).json()["items"]
         assert [m["seq"] for m in page] == list(range(1, 31))
+
+
+async def _told(temporal_client, agent_id: str) -> collections.Counter:
+    """How many notices each chat signalled the agent's workflow."""
+    from temporalio.api.enums.v1 import EventType
+
+    from core.names import agent_workflow_id
+
+    history = await temporal_client.get_workflow_handle(agent_workflow_id(agent_id)).fetch_history()
+    told: collections.Counter = collections.Counter()
+    for e in history.events:
+        signal = e.workflow_execution_signaled_event_attributes
+        if (e.event_type == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_SIGNALED
+                and signal.signal_name == "dialogue_notice"):  # fmt: skip
+            told[json.loads(signal.input.payloads[0].data)["chat_id"]] += 1
+    return told
+
+
+async def test_plain_news_in_a_group_waits_its_interval_a_mention_and_a_direct_chat_do_not(
+    settings, admin, temporal_client, worker
+):
+    """In a group chat without floor control no agent acts on plain news: its members'
+    agents hear of it once per the group interval (here a minute), while a mention goes at
+    once with the news counted so far, and a direct chat tells every post."""
+    from tests.helpers import app_client
+
+    settings.notice_interval_seconds = 0.0
+    settings.group_notice_interval_seconds = 60.0
+    async with app_client(settings) as api:
+        ada, bob = await introduce(api, admin, "Ada"), await introduce(api, admin, "Bob")
+        room = (await group(api, ada, bob))["chat_id"]
+        r = await api.post("/v1/chats", json={"type": "direct", "participants": [bob.agent_id]},
+                           headers=ada.headers)  # fmt: skip
+        assert r.status_code in (200, 201), r.text
+        pair = r.json()["chat_id"]
+        for i in range(10):
+            for chat_id in (room, pair):
+                r = await posted(api, chat_id, {"content": f"note {i}"}, ada.headers)
+                assert r.status_code == 201, r.text
+
+        async def entries():
+            view = (
+                await api.get(f"/v1/agents/{bob.agent_id}/attention", headers=bob.headers)
+            ).json()
+            return {d["entry"]["chat_id"]: d["entry"] for d in view["dialogues"]}
+
+        seen = await eventually(entries, lambda e: e.get(pair, {}).get("unread") == 10)
+        assert seen[room]["unread"] == 1  # the first post at once, the rest wait
+        told = await _told(temporal_client, bob.agent_id)
+        assert told[room] == 1 and told[pair] >= 5, told
+
+        r = await posted(api, room, {"content": f"{bob.agent_id}, a question"}, ada.headers)
+        assert r.status_code == 201, r.text
+        seen = await eventually(entries, lambda e: e[room]["mentioned"], timeout=15)
+        assert seen[room]["unread"] == 11  # the waiting news came with the mention
+        assert (await _told(temporal_client, bob.agent_id))[room] == 2
