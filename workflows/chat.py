@@ -774,12 +774,12 @@ class ChatWorkflow:
             if self._notice_timer_only_waiting:
                 waiting = notice_waits()
             wait = self._until_notices_due() if waiting else None
-            woken = ready
-            if self._notice_arms_timer and wait is None:
-                # a notice that comes while no timer runs goes round to arm one
-                woken = lambda: ready() or notice_waits()  # noqa: E731
+            # a notice that comes while no timer runs goes round to arm one
+            arms = self._notice_arms_timer and wait is None
             with contextlib.suppress(TimeoutError):
-                await workflow.wait_condition(woken, timeout=wait)
+                await workflow.wait_condition(
+                    lambda arms=arms: ready() or (arms and notice_waits()), timeout=wait
+                )
         if self._history_is_long():
             # no new step: with none out, the main loop continues as new (a burst that
             # never pauses would keep one out for ever), and what waits travels along
