@@ -22,12 +22,10 @@ from core.settings import Settings
 from models.agents import FOCUS_PREFIX, AgentManifest, AgentStatus, public_view
 from models.chats import RANK, ChatPublic, Role, a, can_read
 from persistence import (
-    STORE_UNAVAILABLE,
     AgentRepository,
     ChatRepository,
     CredentialRepository,
     Database,
-    StoreFailure,
     store_is_away,
 )
 
@@ -169,14 +167,7 @@ async def token_is_live(
 ) -> bool:
     """Whether a token id is live: from the process's cache, else one store read."""
     return await credentials.is_live(
-        token_id, subject, role, CredentialRepository(database).is_live, store_unavailable
-    )
-
-
-def store_unavailable(exc: Exception) -> bool:
-    """The store is down or restarting (the API answers 503 for it), not a bad read."""
-    return isinstance(exc, STORE_UNAVAILABLE) or (
-        isinstance(exc, StoreFailure) and store_is_away(exc)
+        token_id, subject, role, CredentialRepository(database).is_live, store_is_away
     )
 
 

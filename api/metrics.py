@@ -114,6 +114,8 @@ def install_metrics(app: FastAPI) -> Metrics:
     )
     checks.labels("cache").set_function(lambda: credentials.hits)
     checks.labels("store").set_function(lambda: credentials.reads)
+    # past the cache's lifetime, while the store was away (a store restart)
+    checks.labels("stale").set_function(lambda: credentials.stale)
 
     def streams_open() -> int:
         deps = getattr(app.state, "deps", None)

@@ -29,8 +29,13 @@ _BACKEND_AWAY = re.compile(
 )
 
 
-def store_is_away(exc: OperationFailure) -> bool:
-    """Whether a failed command means the store is unavailable (retry), not a bad request."""
+def store_is_away(exc: BaseException) -> bool:
+    """Whether an error means the store is unavailable (retry), not a bad request: no
+    connection, or a command failed for the server (or FerretDB's PostgreSQL) going away."""
+    if isinstance(exc, STORE_UNAVAILABLE):
+        return True
+    if not isinstance(exc, OperationFailure):
+        return False
     if exc.code in _AWAY_CODES:
         return True
     return exc.code == 1 and bool(_BACKEND_AWAY.search(str(exc)))

@@ -258,6 +258,8 @@ def test_every_operation_documents_its_errors_and_bounds_its_integers():
 def test_a_ferretdb_error_for_its_postgresql_going_away_reads_as_the_store_away():
     """The error texts of the stack's FerretDB (run with --telemetry=disable, on
     PostgreSQL) and of MongoDB when the server goes away."""
+    from pymongo.errors import ConnectionFailure
+
     from persistence import StoreFailure, store_is_away
 
     shutdown = "FATAL: terminating connection due to administrator command (SQLSTATE 57P01)"
@@ -266,3 +268,5 @@ def test_a_ferretdb_error_for_its_postgresql_going_away_reads_as_the_store_away(
     assert store_is_away(StoreFailure("interrupted at shutdown", code=11600))
     assert not store_is_away(StoreFailure("unknown operator: $foo", code=2))
     assert not store_is_away(StoreFailure("something else went wrong", code=1))
+    assert store_is_away(ConnectionFailure("connection refused"))  # no connection at all
+    assert not store_is_away(ValueError("a bug, not an outage"))
