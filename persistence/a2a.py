@@ -12,6 +12,8 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from pymongo.errors import DuplicateKeyError
+
 from persistence.client import Database
 
 
@@ -21,6 +23,9 @@ class A2ATaskRepository:
         self._pushes = database.db["a2a_push_configs"]
 
     async def put(self, owner: str, task_id: str, context_id: str, task: dict[str, Any]) -> None:
+        """Store ``owner``'s task. The wait (``ask``) may be stored first, by the executor,
+        before the SDK's consumer stores the submitted task: a document with this id and
+        no owner yet is the same task's. One with another owner is refused (E11000)."""
         working = task.get("status", {}).get("state") == "TASK_STATE_WORKING"
         doc = {
             "owner": owner,
@@ -29,7 +34,8 @@ class A2ATaskRepository:
             "working": working,
             "at": datetime.now(UTC),
         }
-        await self._tasks.update_one({"_id": task_id, "owner": owner}, {"$set": doc}, upsert=True)
+        mine = {"_id": task_id, "owner": {"$in": [owner, None]}}
+        await _upsert(self._tasks, mine, {"$set": doc})
 
     async def get(self, owner: str, task_id: str) -> dict[str, Any] | None:
         doc = await self._tasks.find_one({"_id": task_id, "owner": owner})
@@ -58,9 +64,7 @@ class A2ATaskRepository:
         now = datetime.now(UTC)
         asked = {"seq": seq, "agent_id": agent_id, "until": until}
         lease_doc = {"holder": holder, "until": now + timedelta(seconds=lease)}
-        await self._tasks.update_one(
-            {"_id": task_id}, {"$set": {"asked": asked, "lease": lease_doc}}, upsert=True
-        )
+        await _upsert(self._tasks, {"_id": task_id}, {"$set": {"asked": asked, "lease": lease_doc}})
 
     async def asked(self, task_id: str) -> dict[str, Any] | None:
         doc = await self._tasks.find_one({"_id": task_id}, {"asked": 1})
@@ -102,3 +106,14 @@ class A2ATaskRepository:
         if config_id is not None:
             query["_id"] = f"{task_id}/{config_id}"
         await self._pushes.delete_many(query)
+
+
+async def _upsert(collection, query: dict[str, Any], update: dict[str, Any]) -> None:
+    """An upsert that another upsert of the same ``_id`` may race (the task's store and
+    its wait come from two coroutines): the loser's insert meets the winner's document
+    (E11000), and the update then finds it. MongoDB retries such an upsert itself;
+    FerretDB v1 does not. A second E11000 is a document this query may not touch."""
+    try:
+        await collection.update_one(query, update, upsert=True)
+    except DuplicateKeyError:
+        await collection.update_one(query, update, upsert=True)
