@@ -7,15 +7,7 @@ from datetime import datetime, timedelta
 
 from temporalio import workflow
 from temporalio.exceptions import ActivityError, ApplicationError
-from temporalio.exceptions import TimeoutError as TimedOut
 
-LOCAL_FAILURES = (ActivityError, ApplicationError, TimedOut)
-"""How a local activity that gave up reaches the workflow: an ``ActivityError`` when it
-ran, but a bare ``TimeoutError`` (timed out) or ``ApplicationError`` (raised) when the
-attempt is resolved from its marker. Catching one and not the others made a replay fail
-the workflow where the run had gone on (the nondeterminism error TMPRL1100, or the life
-failing with the model's error: a hosted agent whose model failed in a direct chat
-died), so every local call catches all three."""
 STEADY_WAKE = "steady-wake-timer"
 """The patch by which the main loop keeps one timer for its next deadline (going offline,
 a projection coming due) while that deadline stays (``outbox.Wake``): each workflow task
@@ -625,7 +617,7 @@ class AgentWorkflow:
         try:
             # in this workflow task (no second one for the answer): the common case
             await options.run_local(LifeActivities.flush_agent, flush, **options.LOCAL_FLUSH)
-        except LOCAL_FAILURES:
+        except options.LOCAL_FAILURES:
             # the broker or the store is away: a regular activity waits it out, and the
             # workflow answers its signals and updates meanwhile (idempotent: a repeat
             # of what the local attempts did changes nothing)
@@ -745,7 +737,7 @@ class AgentWorkflow:
                 # a signal to the chat: in this workflow task, not a trip through a queue
                 try:
                     await options.run_local(ChatActions.request_floor, ask, **options.LOCAL_TURN)
-                except LOCAL_FAILURES:
+                except options.LOCAL_FAILURES:
                     entry.requested = False  # asked again on the next notice
             else:
                 await options.run(ChatActions.request_floor, ask, **options.STORE)
@@ -817,7 +809,7 @@ class AgentWorkflow:
                 post.tokens = reply.tokens
                 posted = await options.run(ChatActions.post_as_agent, post, **options.STORE)
                 yielded = posted and post.yield_floor
-        except LOCAL_FAILURES:
+        except options.LOCAL_FAILURES:
             self._emit("agent.reply_failed", {"agent_id": agent_id, "chat_id": chat_id}, None)
             await self._let_go(entry, key)
             return
