@@ -13,7 +13,6 @@ import asyncio
 import logging
 
 from temporalio import activity
-from temporalio.exceptions import ApplicationError
 
 from activities.chat_actions import ChatActions
 from activities.events import EventActivities
@@ -53,14 +52,6 @@ class DeliveryActivities:
         store the messages within ``store_timeout_seconds`` (a failure or a late answer is
         ``stored=False``, no failure of the step) and signal the other notices, the quick
         reading folded into all of them."""
-        if activity.info().is_local and data.events and self._events.broker_away:
-            # in the chat's workflow task, whose posts wait for their answers: the regular
-            # step waits for the broker instead
-            raise ApplicationError(
-                "the broker is away: the regular step waits for it",
-                type="BrokerAway",
-                non_retryable=True,
-            )
         result = DeliverBatchResult()
         # first: the next hosted speaker, told of its turn by the post that granted it,
         # composes while this step publishes, and reads what was said from here
@@ -76,7 +67,6 @@ class DeliveryActivities:
         # readers' delivery shares the worker with nothing slower
         floor = {a: n for a, n in notices.items() if n.floor is not None}
         tellings = [self._tell(floor)] if floor else []
-        result.granted = sorted(a for a, n in floor.items() if n.floor == "granted")
         if data.events:
             try:
                 result.published = await self._events.publish_events(

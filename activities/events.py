@@ -16,10 +16,6 @@ class EventActivities:
     def __init__(self, bus: EventBus) -> None:
         self._bus = bus
 
-    @property
-    def broker_away(self) -> bool:
-        return self._bus.away
-
     @activity.defn(name="publish_events")
     async def publish_events(self, data: PublishEventsInput) -> int:
         """Publish a batch of events in order; a retry republishes them with the same ids."""

@@ -127,13 +127,6 @@ class EventBus:
         queue = await self.channel.declare_queue(name, passive=True)
         return queue.declaration_result.message_count or 0
 
-    @property
-    def away(self) -> bool:
-        """The connection is lost and not yet made again (a robust connection's reconnect
-        clears ``connected``): a publish now would wait for it."""
-        connected = getattr(self.connection, "connected", None)
-        return self.connection.is_closed or (connected is not None and not connected.is_set())
-
     async def ping(self) -> None:
         if self.connection.is_closed:
             raise ConnectionError("RabbitMQ connection is closed")

@@ -388,9 +388,6 @@ class DeliverBatchResult(BaseModel):
     """Every message of the batch is in the store (False: left to the store lane)."""
     contexts: dict[int, MessageContext] = {}
     told: int = 0
-    granted: list[str] = []
-    """The agents this step told of their grant: the history shows who heard of a turn
-    from the chat's step (a local activity's input is not kept in it)."""
 
 
 class NotifyMembersInput(BaseModel):

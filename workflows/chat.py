@@ -43,7 +43,6 @@ with workflow.unsafe.imports_passed_through():
         ChooseSpeakerInput,
         CloseChat,
         DeliverBatchInput,
-        DeliverBatchResult,
         FloorCommand,
         FloorSettingsChange,
         FloorSignal,
@@ -115,11 +114,6 @@ NOTICE_ARMS_TIMER = "a-notice-that-waits-arms-the-timer"
 read mark within the interval after the last news, and nothing posted after it) wakes
 the lane to arm the interval's timer: it waited for the next post before, for ever in a
 chat that went quiet."""
-DELIVER_IN_TASK = "deliver-in-the-task"
-"""The patch by which a batch's delivery step (publish, store, notices) runs as a local
-activity in the workflow task that accepted its posts: no activity task and no second
-workflow task for its answer, the readers getting the message before its post is
-answered. Past its quick tries the regular activity waits the broker out."""
 NOTICE_TIMER_KEPT = "notice-timer-kept"
 """The patch by which the deliver lane keeps the notice interval's timer while its
 deadline stays (``outbox.Wake``): a group chat's news waits out the interval, and every
@@ -183,7 +177,6 @@ class ChatWorkflow:
         self._handover = False
         """A turn's post answers with the next speaker's grant (``HANDOVER_IN_ANSWER``)."""
         self._notice_arms_timer = False
-        self._deliver_in_task = False
         self._notice_wake: Wake | None = None
         """The notice interval's timer, kept while its deadline stays (``NOTICE_TIMER_KEPT``)."""
         """A notice that comes while the lane waits with no timer arms one
@@ -233,8 +226,7 @@ class ChatWorkflow:
             self._ask_again = self._notice_timer_only_waiting and workflow.patched(ASK_AGAIN)
             self._handover = self._ask_again and workflow.patched(HANDOVER_IN_ANSWER)
             self._notice_arms_timer = self._handover and workflow.patched(NOTICE_ARMS_TIMER)
-            self._deliver_in_task = self._notice_arms_timer and workflow.patched(DELIVER_IN_TASK)
-            if self._deliver_in_task and workflow.patched(NOTICE_TIMER_KEPT):
+            if self._notice_arms_timer and workflow.patched(NOTICE_TIMER_KEPT):
                 self._notice_wake = Wake(workflow.now)
             self._lanes = [
                 asyncio.create_task(lane()) for lane in (self._deliver_lane, self._store_lane)
@@ -885,7 +877,7 @@ class ChatWorkflow:
                 events=events, messages=messages, members=list(state.members), notices=notices
             )
             with tracing.within(carrier):  # the batch joins its first post's trace
-                result = await self._deliver_step(step)
+                result = await options.run(DeliveryActivities.deliver_batch, step, **options.STORE)
         finally:
             self._delivering = False
         outbox.published(len(events))
@@ -901,20 +893,6 @@ class ChatWorkflow:
         unread = [m for m in messages if m.seq not in result.contexts]
         if unread:
             self._read_late(unread)
-
-    async def _deliver_step(self, step: DeliverBatchInput) -> DeliverBatchResult:
-        """The delivery step in this workflow task when it may (its store bound short),
-        else, or once its quick tries are spent, as a regular activity (idempotent: a
-        repeat of what the local tries did changes nothing)."""
-        if self._deliver_in_task:
-            quick = step.model_copy(update={"store_timeout_seconds": options.LOCAL_STORE_SECONDS})
-            try:
-                return await options.run_local(
-                    DeliveryActivities.deliver_batch, quick, **options.LOCAL_DELIVER
-                )
-            except options.LOCAL_FAILURES:
-                workflow.logger.info("delivery step left to a regular activity")
-        return await options.run(DeliveryActivities.deliver_batch, step, **options.STORE)
 
     def _storable(self, publishing: int) -> list[Message]:
         """The first waiting messages (at most a batch) whose ``message.sent`` is out or in

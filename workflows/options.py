@@ -72,22 +72,6 @@ LOCAL_TURN = {
 }
 """A turn with an in-process model, as a local activity (compose, then post): a few quick
 tries inside the agent's workflow task, then the agent lets the dialogue go."""
-LOCAL_DELIVER = {
-    "start_to_close_timeout": timedelta(seconds=3),
-    "retry_policy": RetryPolicy(
-        initial_interval=timedelta(milliseconds=100),
-        backoff_coefficient=2.0,
-        maximum_interval=timedelta(seconds=1),
-        maximum_attempts=2,
-        non_retryable_error_types=["ValidationError", "InvalidDocument"],
-    ),
-}
-"""A chat's delivery step inside the workflow task that accepted the posts (a local
-activity): two quick tries, then the regular activity (``STORE``) waits the broker out."""
-LOCAL_STORE_SECONDS = 0.5
-"""The store's bound inside that step (the regular step's is 2 s): the step holds the
-chat's workflow task, and the answers of the posts it accepted, for that long at most
-before a slow store is left to the store lane."""
 
 LOCAL_FAILURES = (ActivityError, ApplicationError, TimedOut)
 """How a local activity that gave up reaches the workflow: an ``ActivityError`` when it

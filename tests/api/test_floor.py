@@ -9,7 +9,7 @@ import signal
 import pytest
 
 from core.names import chat_workflow_id
-from models.workflow_io import DeliverBatchInput, DeliverBatchResult, PostAnswer, PostMessage
+from models.workflow_io import DeliverBatchInput, PostAnswer, PostMessage
 from tests.conftest import eventually
 from tests.helpers import Stream, group, introduce, json_of, worker_process
 
@@ -568,7 +568,7 @@ async def test_a_hosted_turn_hands_the_floor_over_in_its_post_s_answer(api, admi
 
     converter = temporal_client.data_converter
     history = await temporal_client.get_workflow_handle(chat_workflow_id(cid)).fetch_history()
-    posts, answers, granted_by_the_chat, deliver_steps = {}, [], [], 0
+    posts, answers, granted_by_the_chat = {}, [], []
     for event in history.events:
         if event.HasField("workflow_execution_update_accepted_event_attributes"):
             request = event.workflow_execution_update_accepted_event_attributes.accepted_request
@@ -587,14 +587,6 @@ async def test_a_hosted_turn_hands_the_floor_over_in_its_post_s_answer(api, admi
             if scheduled.activity_type.name == "deliver_batch":
                 [batch] = await converter.decode(scheduled.input.payloads, [DeliverBatchInput])
                 granted_by_the_chat += [a for a, n in batch.notices.items() if n.floor == "granted"]
-        elif event.HasField("marker_recorded_event_attributes"):
-            # the deliver step in the chat's task (a local activity): its answer names
-            # whom it told of a grant
-            details = event.marker_recorded_event_attributes.details
-            if "result" in details and b'"deliver_batch"' in details["data"].payloads[0].data:
-                [step] = await converter.decode(details["result"].payloads, [DeliverBatchResult])
-                deliver_steps += 1
-                granted_by_the_chat += step.granted
     order = [h.agent_id for h in hosts]
     handed = [(sender, answer) for sender, answer in answers if answer.floor_yielded]
     assert len(handed) >= 4, answers
@@ -608,5 +600,4 @@ async def test_a_hosted_turn_hands_the_floor_over_in_its_post_s_answer(api, admi
         assert said.content == stored[said.seq]["content"]
     # of the hosts' grants, only the first (on the external member's yield, which asks
     # for nothing more) went through the chat's deliver step
-    assert deliver_steps >= len(handed), deliver_steps  # the steps were read
     assert len([a for a in granted_by_the_chat if a in order]) <= 1, granted_by_the_chat
