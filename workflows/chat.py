@@ -64,7 +64,7 @@ with workflow.unsafe.imports_passed_through():
     from workflows import options
     from workflows.floor import Floor, FloorError, FloorEvent
     from workflows.membership import Membership, Notices, Refusal, conflict, forbidden, not_found
-    from workflows.outbox import Outbox, Projection, Wake, run_is_long
+    from workflows.outbox import Outbox, Projection, run_is_long
     from workflows.policies import valid_pick
 
 POSTED_KEYS_KEPT = 1000
@@ -114,11 +114,6 @@ NOTICE_ARMS_TIMER = "a-notice-that-waits-arms-the-timer"
 read mark within the interval after the last news, and nothing posted after it) wakes
 the lane to arm the interval's timer: it waited for the next post before, for ever in a
 chat that went quiet."""
-NOTICE_TIMER_KEPT = "notice-timer-kept"
-"""The patch by which the deliver lane keeps the notice interval's timer while its
-deadline stays (``outbox.Wake``): a group chat's news waits out the interval, and every
-post in it had cancelled the timer and started another for the same moment (two history
-events and a server timer task a message)."""
 FLOOR_AT_ONCE = "floor-chat-notices-at-once"
 """The patch by which a floor-controlled chat's notices of new messages never wait for
 the notice interval (one speaker at a time: few, and each one matters for the next
@@ -177,8 +172,6 @@ class ChatWorkflow:
         self._handover = False
         """A turn's post answers with the next speaker's grant (``HANDOVER_IN_ANSWER``)."""
         self._notice_arms_timer = False
-        self._notice_wake: Wake | None = None
-        """The notice interval's timer, kept while its deadline stays (``NOTICE_TIMER_KEPT``)."""
         """A notice that comes while the lane waits with no timer arms one
         (``NOTICE_ARMS_TIMER``)."""
         self._floor_debounced = False
@@ -226,8 +219,6 @@ class ChatWorkflow:
             self._ask_again = self._notice_timer_only_waiting and workflow.patched(ASK_AGAIN)
             self._handover = self._ask_again and workflow.patched(HANDOVER_IN_ANSWER)
             self._notice_arms_timer = self._handover and workflow.patched(NOTICE_ARMS_TIMER)
-            if self._notice_arms_timer and workflow.patched(NOTICE_TIMER_KEPT):
-                self._notice_wake = Wake(workflow.now)
             self._lanes = [
                 asyncio.create_task(lane()) for lane in (self._deliver_lane, self._store_lane)
             ]
@@ -778,17 +769,7 @@ class ChatWorkflow:
         def notice_waits() -> bool:
             return not state.pending_messages and bool(state.pending_notices)
 
-        wake = self._notice_wake
-        if wake is not None:
-            # the timer runs while notices alone wait for their deadline, and stays while
-            # it does; a notice that comes while none waited goes round to arm one
-            while not ready():
-                waits = notice_waits()
-                wake.arm(self._until_notices_due() if waits else None)
-                await workflow.wait_condition(
-                    lambda waits=waits: ready() or wake.rang() or (not waits and notice_waits())
-                )
-        while wake is None and not ready():  # before NOTICE_TIMER_KEPT
+        while not ready():
             waiting = not state.pending_messages
             if self._notice_timer_only_waiting:
                 waiting = notice_waits()
@@ -873,11 +854,17 @@ class ChatWorkflow:
         carriers = [self._traces.pop(m.message_id, None) for m in messages]
         carrier = next((c for c in carriers if c), None)
         try:
-            step = DeliverBatchInput(
-                events=events, messages=messages, members=list(state.members), notices=notices
-            )
             with tracing.within(carrier):  # the batch joins its first post's trace
-                result = await options.run(DeliveryActivities.deliver_batch, step, **options.STORE)
+                result = await options.run(
+                    DeliveryActivities.deliver_batch,
+                    DeliverBatchInput(
+                        events=events,
+                        messages=messages,
+                        members=list(state.members),
+                        notices=notices,
+                    ),
+                    **options.STORE,
+                )
         finally:
             self._delivering = False
         outbox.published(len(events))

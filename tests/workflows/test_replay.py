@@ -42,9 +42,6 @@ async def test_a_local_flush_that_timed_out_replays_to_the_same_fallback():
         # notice of the post before its turn: before ask-again-with-the-post
         ("hosted-round-robin-chat-before-asking-again", "chat/g-fb1a888451cc4bfe8288"),
         ("hosted-agent-before-asking-again", "agent/rrh0-f17e5c"),
-        # a group chat with five posts on the code before notice-timer-kept, and five
-        # more after a worker with it took over (its timer goes on as it did)
-        ("chat-across-the-delivery-in-the-task-deploy", "chat/g-1f717ab641b840e69526"),
     ],
 )
 async def test_a_run_recorded_before_a_patch_replays_on_the_patched_code(name, workflow_id):
