@@ -12,9 +12,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from pymongo.errors import DuplicateKeyError
-
-from persistence.client import Database
+from persistence.client import Database, upsert_once_raced
 
 
 class A2ATaskRepository:
@@ -35,7 +33,7 @@ class A2ATaskRepository:
             "at": datetime.now(UTC),
         }
         mine = {"_id": task_id, "owner": {"$in": [owner, None]}}
-        await _upsert(self._tasks, mine, {"$set": doc})
+        await upsert_once_raced(self._tasks, mine, {"$set": doc})
 
     async def get(self, owner: str, task_id: str) -> dict[str, Any] | None:
         doc = await self._tasks.find_one({"_id": task_id, "owner": owner})
@@ -64,7 +62,8 @@ class A2ATaskRepository:
         now = datetime.now(UTC)
         asked = {"seq": seq, "agent_id": agent_id, "until": until}
         lease_doc = {"holder": holder, "until": now + timedelta(seconds=lease)}
-        await _upsert(self._tasks, {"_id": task_id}, {"$set": {"asked": asked, "lease": lease_doc}})
+        waits = {"$set": {"asked": asked, "lease": lease_doc}}
+        await upsert_once_raced(self._tasks, {"_id": task_id}, waits)
 
     async def asked(self, task_id: str) -> dict[str, Any] | None:
         doc = await self._tasks.find_one({"_id": task_id}, {"asked": 1})
@@ -106,14 +105,3 @@ class A2ATaskRepository:
         if config_id is not None:
             query["_id"] = f"{task_id}/{config_id}"
         await self._pushes.delete_many(query)
-
-
-async def _upsert(collection, query: dict[str, Any], update: dict[str, Any]) -> None:
-    """An upsert that another upsert of the same ``_id`` may race (the task's store and
-    its wait come from two coroutines): the loser's insert meets the winner's document
-    (E11000), and the update then finds it. MongoDB retries such an upsert itself;
-    FerretDB v1 does not. A second E11000 is a document this query may not touch."""
-    try:
-        await collection.update_one(query, update, upsert=True)
-    except DuplicateKeyError:
-        await collection.update_one(query, update, upsert=True)

@@ -117,6 +117,20 @@ async def insert_once(collection: AsyncCollection, doc: dict[str, Any]) -> bool:
     return True
 
 
+async def upsert_once_raced(
+    collection: AsyncCollection, query: dict[str, Any], update: dict[str, Any]
+) -> None:
+    """An upsert that another upsert of the same ``_id`` may race: the loser's insert
+    meets the winner's document (E11000), and the update then finds it. MongoDB retries
+    such an upsert itself; FerretDB v1 (the local stand-in, run with
+    --telemetry=disable) does not. A second E11000 is a document ``query`` may not touch
+    (another owner's), and is raised."""
+    try:
+        await collection.update_one(query, update, upsert=True)
+    except DuplicateKeyError:
+        await collection.update_one(query, update, upsert=True)
+
+
 async def open_database(settings: Settings, *, create_indexes: bool = True) -> Database:
     """Connect and make sure every index exists (create_indexes is a no-op when they do)."""
     client: AsyncMongoClient = AsyncMongoClient(
