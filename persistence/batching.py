@@ -93,6 +93,8 @@ class Coalescer(Generic[K]):
 
     @property
     def pending(self) -> dict[K, int]:
+        """Marks not handed to a write yet: a write that is out holds its own, and
+        puts them back here if it fails."""
         return dict(self._pending)
 
     async def _run(self) -> None:
