@@ -9,8 +9,8 @@ from datetime import UTC, datetime
 from temporalio import activity
 from temporalio.client import Client, WorkflowUpdateFailedError
 from temporalio.common import SearchAttributePair, TypedSearchAttributes, WorkflowIDConflictPolicy
-from temporalio.exceptions import ApplicationError
 
+from activities.ledger import debit_agent
 from activities.running import signal_if_running, update_if_running
 from core.names import (
     CHAT_WORKFLOW,
@@ -61,20 +61,7 @@ class TaskActivities:
             kind="escrow", memo=f"reward of task {data.task_id}", task_id=data.task_id,
             correlation_id=data.correlation_id,
         )  # fmt: skip
-        handle = self._client.get_workflow_handle(agent_workflow_id(data.poster))
-        try:
-            running, result = await update_if_running(
-                handle, AgentHandlers.DEBIT, request, id=entry_id, result_type=DebitResult
-            )
-        except WorkflowUpdateFailedError as exc:
-            cause = exc.cause
-            message = cause.message if isinstance(cause, ApplicationError) else str(exc)
-            raise ApplicationError(message, type="Conflict", non_retryable=True) from exc
-        if not running:
-            raise ApplicationError(
-                f"agent {data.poster} is retired", type="Conflict", non_retryable=True
-            )
-        return result
+        return await debit_agent(self._client, data.poster, request)
 
     @activity.defn(name="store_task")
     async def store_task(self, data: StoreTaskInput) -> bool:

@@ -273,7 +273,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(declare_access(a2a.router))
     app.include_router(declare_access(a2a.rpc))
     for router in (agents.router, agents.operators, stream.router, chats.router,
-                   messages.router, floor.router, accounts.router, skills.router,
+                   messages.router, floor.router, accounts.router, accounts.chats,
+                   skills.router,
                    tasks.router, audit.router, events.router):  # fmt: skip
         app.include_router(declare_access(router), prefix="/v1")
     mount_console(app)

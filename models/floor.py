@@ -17,6 +17,7 @@ TurnSeconds = Annotated[float, Field(ge=1, le=3600)]
 TurnMessages = Annotated[int, Strict(), Field(ge=1, le=1000)]
 HandoffBound = Annotated[int, Strict(), Field(ge=1, le=100)]
 GraceSeconds = Annotated[float, Field(ge=0, le=60)]
+PricePer1k = Annotated[int, Strict(), Field(ge=1, le=1_000_000)]
 
 
 def _parses(expression: str) -> str:
@@ -62,6 +63,10 @@ class FloorSettings(Input):
     back for another turn this round (it spoke, then asked again) before passing over it
     to a later one that asked (0: never wait). One passed over leaves the rotation until
     it asks again."""
+    price_per_1k_tokens: PricePer1k = 1
+    """Where the chat has an account (its owner deposited into it): the ledger tokens a
+    turn pays, per 1,000 model tokens its posts reported, from the chat's account to the
+    agent that spoke (rounded up)."""
 
 
 class FloorSettingsUpdate(Input):
@@ -77,6 +82,7 @@ class FloorSettingsUpdate(Input):
     max_handoffs_in_row: HandoffBound | None = None
     termination: Termination | None = None
     round_robin_grace_seconds: GraceSeconds | None = None
+    price_per_1k_tokens: PricePer1k | None = None
 
 
 class FloorAsk(Input):
@@ -126,6 +132,58 @@ class TurnSummary(BaseModel):
 
 
 RECENT_TURNS = 20
+
+
+class Charge(BaseModel):
+    """A movement out of the chat's account the chat has decided on and the ledger has
+    not recorded yet (its id is the ledger entry's: recorded twice, stored once)."""
+
+    entry_id: str
+    to: str
+    """The agent paid: the speaker of a turn, or the owner a withdrawal returns to."""
+    amount: int
+    kind: Literal["chat_turn", "withdrawal"]
+    memo: str = ""
+
+
+class ChatBudget(BaseModel):
+    """A chat's own ledger account, ``chat:<id>``, as its workflow keeps it: funded by
+    the owner's deposits, paying for its turns' model use. The workflow is the account's
+    only payer, so the balance it keeps is the balance it may spend: the ledger holds at
+    least as much (a charge counts here first and is recorded after)."""
+
+    balance: int = 0
+    deposited: int = 0
+    spent: int = 0
+    spent_in_round: int = 0
+    turn_cost: int = 0
+    """Charged in the turn that holds the floor."""
+    dearest_turn: int = 0
+    """The most a turn of this chat has cost: a round ends when the balance is below it
+    (below 1 before any turn was paid), as the next turn could spend past it."""
+    movements: int = 0
+    """Charges and withdrawals made (numbers their entry ids)."""
+    deposits: list[str] = []
+    """The latest deposits' entry ids (a retried deposit counts once)."""
+    unrecorded: list[Charge] = []
+
+    @property
+    def next_turn_needs(self) -> int:
+        return max(1, self.dearest_turn)
+
+
+class BudgetView(BaseModel):
+    """The chat's account as its floor sees it (``GET /v1/chats/{id}/floor``)."""
+
+    account: str
+    balance: int
+    price_per_1k_tokens: int
+    spent_in_round: int
+    spent: int
+    next_turn_needs: int = Field(
+        description="A round ends when the balance is below this: the most a turn here "
+        "has cost (at least 1), as the next one could cost as much."
+    )
 
 
 class FloorRequest(BaseModel):
@@ -178,6 +236,8 @@ class FloorState(BaseModel):
     """Round robin: the free floor waits until then for the next of the rotation."""
     posts: int = 0
     """Members' posts the floor has counted (a standing request waits for one more)."""
+    budget: ChatBudget | None = None
+    """The chat's account, from the owner's first deposit (None: turns are not paid)."""
 
 
 class QueuedRequest(BaseModel):
@@ -214,4 +274,7 @@ class FloorView(BaseModel):
     )
     turn_summary: TurnSummary | None = Field(
         default=None, description="p50 and p99 of the recent turns' durations and overhead."
+    )
+    budget: BudgetView | None = Field(
+        default=None, description="The chat's account, where its owner funded one."
     )

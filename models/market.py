@@ -28,7 +28,13 @@ def escrow_account(task_id: str) -> str:
     return f"escrow:{task_id}"
 
 
-EntryKind = Literal["mint", "transfer", "escrow", "payment", "refund"]
+def chat_account(chat_id: str) -> str:
+    return f"chat:{chat_id}"
+
+
+EntryKind = Literal[
+    "mint", "transfer", "escrow", "payment", "refund", "deposit", "chat_turn", "withdrawal"
+]
 
 
 class LedgerEntry(BaseModel):
@@ -62,6 +68,24 @@ class AccountView(BaseModel):
     entries: list[LedgerEntry]
     next_before: str | None = None
     """Pass as ``before`` for the next (older) page of entries."""
+
+
+class ChatFunds(Input):
+    """``POST /v1/chats/{id}/account/deposits`` and ``.../withdrawals``: tokens between
+    the owner's account and the chat's."""
+
+    amount: Amount
+    memo: Memo = ""
+
+
+class ChatAccountView(BaseModel):
+    """A chat's account: its balance in the ledger and a page of its entries."""
+
+    chat_id: str
+    account: str
+    balance: int
+    entries: list[LedgerEntry]
+    next_before: str | None = None
 
 
 class DebitRequest(BaseModel):

@@ -11,7 +11,7 @@ from models.agents import AgentManifest, AgentUpdate, Brain
 from models.attention import AttentionState, AttentionUpdate, AttentionView, DialogueNotice
 from models.chats import ChatPublic, Member, Message, MessageContext, Posted, Role
 from models.events import EventEnvelope
-from models.floor import FloorSettingsUpdate, FloorState
+from models.floor import Charge, FloorSettingsUpdate, FloorState
 from models.market import DebitRequest, Review, Task
 
 
@@ -307,6 +307,35 @@ class FloorCommand(BaseModel):
     agent_id: str | None = None
     platform: bool = False
     correlation_id: str | None = None
+
+
+class ChatFundsCommand(BaseModel):
+    """A deposit into a chat's account from its owner's, or a withdrawal back."""
+
+    actor: str
+    amount: int
+    memo: str = ""
+    entry_id: str = ""
+    """A deposit's ledger entry id (from the request's Idempotency-Key): one deposit."""
+    platform: bool = False
+    correlation_id: str | None = None
+
+
+class ChatDepositInput(BaseModel):
+    chat_id: str
+    owner: str
+    entry_id: str
+    amount: int
+    memo: str = ""
+    correlation_id: str | None = None
+
+
+class ChatMovementsInput(BaseModel):
+    """What a chat's account paid, for the ledger (each entry once, by its id)."""
+
+    chat_id: str
+    charges: list[Charge]
+    at: datetime
 
 
 class FloorSettingsChange(BaseModel):

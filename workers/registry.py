@@ -93,7 +93,7 @@ def build_worker(
     store = StoreActivities(database, analyser, recent)
     events = EventActivities(bus)
     actions = ChatActions(client, recent)
-    ledger = LedgerActivities(database)
+    ledger = LedgerActivities(database, client)
     tasks = TaskActivities(database, client)
     delivery = DeliveryActivities(events, store, actions)
     lives = LifeActivities(events, store, ledger)
@@ -130,6 +130,8 @@ def build_worker(
             ledger.open_account,
             ledger.debit,
             ledger.record,
+            ledger.draw_chat_deposit,
+            ledger.record_chat_movements,
             tasks.escrow_reward,
             tasks.store_task,
             tasks.open_task_chat,

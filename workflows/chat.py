@@ -14,6 +14,7 @@ with workflow.unsafe.imports_passed_through():
     from activities.chat_actions import ChatActions
     from activities.delivery import DeliveryActivities
     from activities.events import EventActivities
+    from activities.ledger import LedgerActivities
     from activities.llm import LlmActivities
     from activities.store import StoreActivities
     from core import tracing
@@ -36,9 +37,12 @@ with workflow.unsafe.imports_passed_through():
         can_post,
         message_id_for,
     )
-    from models.floor import FloorSettings, FloorState, FloorView
+    from models.floor import BudgetView, Charge, FloorSettings, FloorState, FloorView
     from models.workflow_io import (
         AnalyseMessagesInput,
+        ChatDepositInput,
+        ChatFundsCommand,
+        ChatMovementsInput,
         ChatStart,
         ChooseSpeakerInput,
         CloseChat,
@@ -118,6 +122,10 @@ FLOOR_AT_ONCE = "floor-chat-notices-at-once"
 """The patch by which a floor-controlled chat's notices of new messages never wait for
 the notice interval (one speaker at a time: few, and each one matters for the next
 grant)."""
+CHAT_ACCOUNT = "chat-account-movements"
+"""The patch by which a chat records what its account paid (a funded chat's turns, its
+owner's withdrawals) with an activity of its own, beside the main loop; only a chat
+whose owner deposited into it has any."""
 STORE_GATED = frozenset(
     {"chat.created", "chat.member_joined", "chat.member_left", "chat.role_changed", "chat.closed"}
 )
@@ -193,6 +201,10 @@ class ChatWorkflow:
         """When the members' agents were last told of new messages (one-step)."""
         self._telling_rooms = 0
         """Room signals in flight: the chat's opening answers once none is."""
+        self._recording = False
+        """The account's movements are out to the ledger (the run does not end or
+        continue as new until they are recorded)."""
+        self._recorder: asyncio.Task | None = None
 
     @workflow.run
     async def run(self, start: ChatStart) -> ChatPublic:
@@ -239,8 +251,12 @@ class ChatWorkflow:
             self._floor_tick()
             await self._grant_if_free()
             await self._flush()
+            self._record_movements()
             if state.chat.closed and not self._has_work():
                 await workflow.wait_condition(workflow.all_handlers_finished)
+                await workflow.wait_condition(lambda: not self._recording)
+                if self._unrecorded():
+                    continue  # what the account paid is in the ledger before the end
                 if self._lanes and not self._lanes_idle():
                     continue  # what was accepted goes out and is stored before the end
                 if not self._has_work():
@@ -250,7 +266,11 @@ class ChatWorkflow:
                 # stored or published yet travels in the state, so a chat or an agent
                 # that never goes quiet still continues as new
                 await asyncio.sleep(0)
-                if workflow.all_handlers_finished() and not self._delivering:
+                if (
+                    workflow.all_handlers_finished()
+                    and not self._delivering
+                    and not self._recording
+                ):
                     workflow.continue_as_new(ChatStart(state=state))
 
     # ---- handlers ---------------------------------------------------------------------
@@ -601,6 +621,79 @@ class ChatWorkflow:
             raise _conflict("the round has ended already: the next request opens a new one")
 
     @workflow.update
+    async def deposit(self, command: ChatFundsCommand) -> BudgetView:
+        """The owner moves tokens from its account into the chat's (through its own
+        workflow, which checks its balance); its turns are paid from there."""
+        self._updates += 1
+        chat_id = self.state.chat.chat_id
+        try:
+            await options.run(
+                LedgerActivities.draw_chat_deposit,
+                ChatDepositInput(chat_id=chat_id, owner=command.actor, entry_id=command.entry_id,
+                                 amount=command.amount, memo=command.memo,
+                                 correlation_id=command.correlation_id),
+                **options.STORE,
+            )  # fmt: skip
+        except ActivityError as exc:
+            cause = exc.cause
+            reason = cause.message if isinstance(cause, ApplicationError) else "not paid"
+            raise _conflict(f"the deposit was refused: {reason}") from exc
+        floor = self._floor()
+        assert floor is not None  # the validator saw one, and a floor is never taken away
+        if floor.deposit(command.entry_id, command.amount):
+            funded = {
+                "by": command.actor,
+                "amount": command.amount,
+                "balance": floor.state.budget.balance,
+                "entry_id": command.entry_id,
+            }
+            self._floor_events([FloorEvent("chat.account_funded", funded)],
+                               command.correlation_id)  # fmt: skip
+        return floor.budget_view()
+
+    @deposit.validator
+    def _validate_deposit(self, command: ChatFundsCommand) -> None:
+        self._validate_funds(command, "deposits into")
+
+    @workflow.update
+    async def withdraw(self, command: ChatFundsCommand) -> BudgetView:
+        """The owner takes tokens back from the chat's account (never more than it holds);
+        answers once the ledger has the movement."""
+        self._updates += 1
+        floor = self._floor()
+        try:
+            charge = floor.withdraw(command.actor, command.amount, command.memo)
+        except FloorError as exc:
+            raise _conflict(str(exc)) from exc
+        withdrawn = {
+            "by": command.actor,
+            "amount": command.amount,
+            "balance": floor.state.budget.balance,
+            "entry_id": charge.entry_id,
+        }
+        self._floor_events([FloorEvent("chat.account_withdrawn", withdrawn)],
+                           command.correlation_id)  # fmt: skip
+        await workflow.wait_condition(
+            lambda: all(c.entry_id != charge.entry_id for c in self._unrecorded())
+        )
+        return floor.budget_view()
+
+    @withdraw.validator
+    def _validate_withdraw(self, command: ChatFundsCommand) -> None:
+        self._validate_funds(command, "withdraws from")
+        if refusal := self._floor().withdraw_refusal(command.amount):
+            raise _conflict(refusal)
+
+    def _validate_funds(self, command: ChatFundsCommand, verb: str) -> None:
+        self._reject_if_closed()
+        if self._floor() is None:
+            raise _conflict("this chat has no floor control: only a floor's turns are paid")
+        if command.platform or self._role(command.actor) != Role.OWNER:
+            raise _forbidden(f"only the chat's owner {verb} its account, with its own")
+        if command.amount <= 0:
+            raise _conflict("the amount is a whole number of tokens from 1")
+
+    @workflow.update
     def grant_floor(self, command: FloorCommand) -> FloorView:
         """A moderator hands the floor to an agent that asked for it."""
         self._updates += 1
@@ -695,6 +788,7 @@ class ChatWorkflow:
             or state.version > state.stored_version
             or (self._floor_projection().behind and self._floor_projection_due())
             or (floor is not None and floor.needs_grant() and floor.policy != "moderator")
+            or (not self._recording and bool(self._unrecorded()))
         )
 
     def _floor_projection_due(self) -> bool:
@@ -1249,6 +1343,34 @@ class ChatWorkflow:
             pick = min(floor.state.queue, key=lambda r: r.order).agent_id
         self._floor_events(floor.grant(pick, workflow.now(), why), None)
 
+    # ---- the chat's account -------------------------------------------------------------
+
+    def _unrecorded(self) -> list[Charge]:
+        floor = self._floor()
+        return floor.take_unrecorded() if floor is not None else []
+
+    def _record_movements(self) -> None:
+        """Send what the account paid to the ledger, one batch at a time, beside the main
+        loop (a paid turn's grant and delivery never wait on it)."""
+        if self._recording or not self._unrecorded() or not workflow.patched(CHAT_ACCOUNT):
+            return
+        self._recording = True
+        self._recorder = asyncio.create_task(self._record(self._unrecorded()))
+
+    async def _record(self, charges: list[Charge]) -> None:
+        try:
+            recorded = await options.run(
+                LedgerActivities.record_chat_movements,
+                ChatMovementsInput(chat_id=self.state.chat.chat_id, charges=charges,
+                                   at=workflow.now()),
+                **options.STORE,
+            )  # fmt: skip
+            self._floor().recorded(recorded)
+        except ActivityError:  # the store was away past the bound: the loop tries again
+            workflow.logger.warning("the chat's account movements are not recorded yet")
+        finally:
+            self._recording = False
+
     # ---- helpers ----------------------------------------------------------------------
 
     def _public(self) -> ChatPublic:
@@ -1352,7 +1474,12 @@ class ChatWorkflow:
         return run_is_long(workflow.info(), self._updates, self.state)
 
     def _due_to_continue(self) -> bool:
-        return self._history_is_long() and workflow.all_handlers_finished() and not self._delivering
+        return (
+            self._history_is_long()
+            and workflow.all_handlers_finished()
+            and not self._delivering
+            and not self._recording
+        )
 
     def _reject_if_closed(self) -> None:
         self._check(self._members().check_open)

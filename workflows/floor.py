@@ -13,6 +13,9 @@ from datetime import datetime, timedelta
 
 from models.floor import (
     RECENT_TURNS,
+    BudgetView,
+    Charge,
+    ChatBudget,
     FloorRequest,
     FloorState,
     FloorView,
@@ -20,8 +23,12 @@ from models.floor import (
     TurnRecord,
     TurnSummary,
 )
+from models.market import chat_account
 from models.termination import RoundSoFar, fired, idle_deadline, parse, texts
 from workflows.policies import AUTOMATIC, SELECTORS, after
+
+DEPOSITS_KEPT = 200
+"""Deposit ids a chat remembers, so a retried deposit counts once."""
 
 
 class FloorError(Exception):
@@ -93,6 +100,20 @@ class Floor:
             you_hold_the_floor=for_agent is not None and for_agent == s.current_speaker,
             recent_turns=list(s.recent_turns),
             turn_summary=summarise(s.recent_turns),
+            budget=self.budget_view(),
+        )
+
+    def budget_view(self) -> BudgetView | None:
+        budget = self.state.budget
+        if budget is None:
+            return None
+        return BudgetView(
+            account=chat_account(self.chat_id),
+            balance=budget.balance,
+            price_per_1k_tokens=self.state.settings.price_per_1k_tokens,
+            spent_in_round=budget.spent_in_round,
+            spent=budget.spent,
+            next_turn_needs=budget.next_turn_needs,
         )
 
     def needs_grant(self) -> bool:
@@ -156,6 +177,8 @@ class Floor:
             s.turns_in_round = 0
             s.messages_in_round = s.tokens_in_round = 0
             s.said_in_round = []
+            if s.budget is not None:
+                s.budget.spent_in_round = 0
             s.spoke_in_round, s.rotation = [], []
             s.round_open = True
             events.append(FloorEvent("chat.round_started", {"round": s.round, "by": agent_id}))
@@ -210,6 +233,9 @@ class Floor:
         s.last_activity_at = now
         s.messages_in_round += 1
         s.tokens_in_round += tokens or 0
+        payment, short = self._charge(agent_id, tokens or 0)
+        if short is not None:  # the account could not pay all of it: the round ends
+            return [*payment, *self._end_turn("budget", now, short=short)]
         if s.settings.termination:
             lowered = content.lower()
             said = [t for t in texts(parse(s.settings.termination)) if t in lowered]
@@ -219,12 +245,12 @@ class Floor:
             events = self._end_turn("termination", now, count_turn=True)
             if s.round_open:
                 events += self._end_round("termination")
-            return events
+            return payment + events
         if self._fired(now):  # the turn ends, counted; its end ends the round
-            return self._end_turn("termination", now)
+            return payment + self._end_turn("termination", now)
         if s.messages_in_turn >= s.settings.max_messages_per_turn:
-            return self._end_turn("message_limit", now)
-        return []
+            return payment + self._end_turn("message_limit", now)
+        return payment
 
     def expire_due(self, now: datetime) -> list[FloorEvent]:
         """Fire what is due: the turn's time slot, then the idle timeout."""
@@ -327,6 +353,8 @@ class Floor:
             raise FloorError("the round has ended: the next request to speak opens a new one")
         if all(r.agent_id != agent_id for r in s.queue):
             raise FloorError(f"{agent_id} has not asked for the floor")
+        if short := self._unaffordable():  # the next turn could spend past the account
+            return self._end_round("budget", [short])
         s.handoff_pair, s.handoffs_in_row = None, 0
         return self._give(agent_id, now, reason, self._request_of(agent_id))
 
@@ -414,7 +442,11 @@ class Floor:
     def _ordered(self) -> list[FloorRequest]:
         return sorted(self.state.queue, key=lambda r: r.order)
 
-    def _end_turn(self, why: str, now: datetime, *, count_turn: bool = True) -> list[FloorEvent]:
+    def _end_turn(
+        self, why: str, now: datetime, *, count_turn: bool = True, short: str | None = None
+    ) -> list[FloorEvent]:
+        """End the holder's turn (and the round, where its end ends it: ``short`` says
+        why the chat's account could not pay for the turn)."""
         s = self.state
         holder = s.current_speaker
         record = self._record(why, now, counted=count_turn)
@@ -427,6 +459,9 @@ class Floor:
         if count_turn:
             s.turns_in_round += 1
         s.model_seconds_in_turn = None
+        if s.budget is not None:
+            s.budget.dearest_turn = max(s.budget.dearest_turn, s.budget.turn_cost)
+            s.budget.turn_cost = 0
         kind = "chat.floor_expired" if why == "expired" else "chat.floor_released"
         payload = {"agent_id": holder, "reason": why, "round": s.round}
         if record is not None:
@@ -439,7 +474,104 @@ class Floor:
             events += self._end_round("max_turns")
         if s.round_open and (found := self._fired(now)):
             events += self._end_round("termination", found)
+        if s.round_open and (short := short or self._unaffordable()):
+            events += self._end_round("budget", [short])
         return events
+
+    # ---- the chat's account ---------------------------------------------------------
+
+    def deposit(self, entry_id: str, amount: int) -> bool:
+        """Count a deposit the ledger has recorded (the owner's tokens are in the chat's
+        account); False for one counted before (a retry)."""
+        budget = self.state.budget
+        if budget is None:
+            budget = self.state.budget = ChatBudget()
+        if entry_id in budget.deposits:
+            return False
+        budget.deposits = [*budget.deposits[-(DEPOSITS_KEPT - 1) :], entry_id]
+        budget.balance += amount
+        budget.deposited += amount
+        return True
+
+    def withdraw(self, owner: str, amount: int, memo: str = "") -> Charge:
+        """Take ``amount`` back to the owner's account (never more than the balance)."""
+        if refusal := self.withdraw_refusal(amount):
+            raise FloorError(refusal)
+        return self._move(owner, amount, "withdrawal", memo or "back to the owner")
+
+    def withdraw_refusal(self, amount: int) -> str | None:
+        balance = self.state.budget.balance if self.state.budget else 0
+        if amount > balance:
+            return f"the chat's account holds {balance}: it cannot return {amount}"
+        return None
+
+    def take_unrecorded(self) -> list[Charge]:
+        """The movements the ledger has yet to record (they stay until ``recorded``)."""
+        return list(self.state.budget.unrecorded) if self.state.budget else []
+
+    def recorded(self, entry_ids: Sequence[str]) -> None:
+        if self.state.budget is not None:
+            done = set(entry_ids)
+            self.state.budget.unrecorded = [
+                c for c in self.state.budget.unrecorded if c.entry_id not in done
+            ]
+
+    def _move(self, to: str, amount: int, kind: str, memo: str) -> Charge:
+        budget = self.state.budget
+        assert budget is not None and 0 < amount <= budget.balance
+        budget.balance -= amount
+        budget.movements += 1
+        charge = Charge(
+            entry_id=f"{kind.replace('_', '-')}/{self.chat_id}/{budget.movements}",
+            to=to, amount=amount, kind=kind, memo=memo,
+        )  # fmt: skip
+        budget.unrecorded.append(charge)
+        return charge
+
+    def _charge(self, agent_id: str, tokens: int) -> tuple[list[FloorEvent], str | None]:
+        """A turn's post pays its model tokens from the chat's account: the events of the
+        payment, and why the round ends if the account held less than the cost."""
+        s = self.state
+        budget = s.budget
+        if budget is None or tokens <= 0:
+            return [], None
+        cost = -(-tokens * s.settings.price_per_1k_tokens // 1000)
+        paid = min(cost, budget.balance)
+        events: list[FloorEvent] = []
+        if paid:
+            memo = f"round {s.round}, turn {s.turns_in_round + 1}: {tokens} model tokens"
+            charge = self._move(agent_id, paid, "chat_turn", memo)
+            budget.spent += paid
+            budget.spent_in_round += paid
+            budget.turn_cost += paid
+            events.append(
+                FloorEvent(
+                    "chat.turn_paid",
+                    {
+                        "agent_id": agent_id,
+                        "round": s.round,
+                        "tokens": tokens,
+                        "amount": paid,
+                        "balance": budget.balance,
+                        "entry_id": charge.entry_id,
+                    },
+                )  # fmt: skip
+            )
+        if paid < cost:
+            return events, (
+                f"budget: {tokens} model tokens cost {cost}, the chat's account held {paid}"
+            )
+        return events, None
+
+    def _unaffordable(self) -> str | None:
+        """Why the next turn could spend past the chat's account (None: it cannot)."""
+        budget = self.state.budget
+        if budget is None or budget.balance >= budget.next_turn_needs:
+            return None
+        return (
+            f"budget: the chat's account holds {budget.balance}, "
+            f"a turn here may cost {budget.next_turn_needs}"
+        )
 
     def _so_far(self) -> RoundSoFar:
         s = self.state

@@ -92,6 +92,8 @@ SUMMARIES = {
     "escrow_reward": "Move the reward from the poster into escrow",
     "ledger_debit": "Pay from the agent's account",
     "ledger_record": "Record a ledger movement",
+    "draw_chat_deposit": "Move a deposit from the owner into the chat's account",
+    "record_chat_movements": "Record what the chat's account paid",
     "open_account": "Open the agent's account",
     "notify_members": "Tell the members' agents what the batch changed for them",
     "open_task_chat": "Open the task chat for poster and assignee",

@@ -13,28 +13,42 @@ from api.deps import (
     CorrelationId,
     DatabaseDep,
     ExistingAgent,
+    OpenChat,
     OwnAgent,
+    ReadableChat,
     SelfAgent,
     TemporalDep,
+    chat_role,
 )
 from api.errors import unprocessable, validation_detail
 from api.routes.messages import IdempotencyKey
-from core.names import agent_workflow_id
+from core.names import agent_workflow_id, chat_workflow_id
 from models.agents import AgentStatus
+from models.chats import Role
+from models.floor import BudgetView
 from models.market import (
     MINT,
     AccountView,
+    ChatAccountView,
+    ChatFunds,
     DebitRequest,
     DebitResult,
     LedgerEntry,
     MintRequest,
     TransferCreate,
     agent_account,
+    chat_account,
 )
+from models.workflow_io import ChatFundsCommand
 from persistence import AgentRepository, LedgerRepository
 from workflows.agent import AgentWorkflow
+from workflows.chat import ChatWorkflow
 
 router = APIRouter(prefix="/accounts", tags=["accounts"])
+chats = APIRouter(prefix="/chats/{chat_id}/account", tags=["accounts"])
+"""A chat's own account (``chat:<id>``): its owner funds it, its turns are paid from it."""
+
+OwnedChat = chat_role(Role.OWNER, "only the chat's owner moves tokens in and out of its account")
 
 
 @router.get("/{agent_id}", response_model=AccountView)
@@ -124,3 +138,79 @@ async def transfer(
     result = await handle.execute_update(AgentWorkflow.debit, request, id=request.entry_id)
     _same_request(result.entry, amount=body.amount, memo=body.memo, credit=request.credit)
     return result
+
+
+@chats.get("", response_model=ChatAccountView)
+async def read_chat_account(
+    view: ReadableChat,
+    database: DatabaseDep,
+    before: Annotated[str | None, Query(max_length=200)] = None,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+) -> ChatAccountView:
+    """The chat's balance in the ledger and a page of its entries, newest first (its
+    members and admins): deposits, the turns it paid and to whom, withdrawals. The floor
+    (``GET .../floor``) shows what the next turn needs."""
+    ledger = LedgerRepository(database)
+    account = chat_account(view.chat.chat_id)
+    entries, next_before = await ledger.page(account, before, limit)
+    return ChatAccountView(
+        chat_id=view.chat.chat_id, account=account, balance=await ledger.balance(account),
+        entries=entries, next_before=next_before,
+    )  # fmt: skip
+
+
+_FUNDS_REFUSED = {
+    403: {"description": "the caller is not the chat's owner (admins have no account here)"},
+    409: {
+        "description": "the chat is closed or has no floor control; a deposit the owner's "
+        "account cannot pay, or a withdrawal past the chat's balance: nothing moves"
+    },
+}
+
+
+@chats.post(
+    "/deposits", status_code=status.HTTP_201_CREATED, response_model=BudgetView,
+    responses=_FUNDS_REFUSED,
+)  # fmt: skip
+async def deposit_into_chat(
+    body: ChatFunds,
+    view: OwnedChat,
+    _open: OpenChat,
+    temporal: TemporalDep,
+    cid: CorrelationId,
+    idempotency_key: IdempotencyKey = None,
+) -> BudgetView:
+    """The owner moves tokens from its own account into the chat's. From the first
+    deposit, each hosted turn's model tokens are paid from it to the agent that spoke
+    (the floor's ``price_per_1k_tokens``), and a round ends when the next turn could cost
+    more than is left (``chat.round_ended``, reason ``budget``). With an
+    ``Idempotency-Key``, a retried deposit moves once."""
+    key = idempotency_key or uuid.uuid4().hex
+    command = ChatFundsCommand(
+        actor=view.actor, amount=body.amount, memo=body.memo,
+        entry_id=f"deposit/{view.chat.chat_id}/{view.actor}/{key}",
+        platform=view.principal.is_admin, correlation_id=cid,
+    )  # fmt: skip
+    handle = temporal.get_workflow_handle_for(ChatWorkflow.run, chat_workflow_id(view.chat.chat_id))
+    return await handle.execute_update(ChatWorkflow.deposit, command, id=command.entry_id)
+
+
+@chats.post(
+    "/withdrawals", status_code=status.HTTP_201_CREATED, response_model=BudgetView,
+    responses=_FUNDS_REFUSED,
+)  # fmt: skip
+async def withdraw_from_chat(
+    body: ChatFunds,
+    view: OwnedChat,
+    _open: OpenChat,
+    temporal: TemporalDep,
+    cid: CorrelationId,
+) -> BudgetView:
+    """The owner takes tokens back from the chat's account into its own (never more than
+    the chat holds); answers once the ledger has the movement."""
+    command = ChatFundsCommand(
+        actor=view.actor, amount=body.amount, memo=body.memo,
+        platform=view.principal.is_admin, correlation_id=cid,
+    )  # fmt: skip
+    handle = temporal.get_workflow_handle_for(ChatWorkflow.run, chat_workflow_id(view.chat.chat_id))
+    return await handle.execute_update(ChatWorkflow.withdraw, command)

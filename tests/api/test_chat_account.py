@@ -1,0 +1,110 @@
+"""A chat's own account through the API, against the real services: the owner funds it,
+hosted turns are paid from it to their speakers, a round that would spend past it ends,
+and what is left goes back to the owner."""
+
+from __future__ import annotations
+
+from persistence import LedgerRepository
+from tests.conftest import eventually
+from tests.helpers import Stream, balance, group, introduce, json_of
+
+
+async def test_hosted_turns_are_paid_from_the_chat_s_account_until_the_round_would_spend_past_it(
+    api, admin, server, database
+):
+    owner = await introduce(api, admin, "Owner")
+    hosts = [
+        await introduce(api, admin, f"Paid{i}", brain={"turns_per_hour": 1000}) for i in (1, 2)
+    ]
+    minted = await api.post(f"/v1/accounts/{owner.agent_id}/mint", json={"amount": 1000},
+                            headers=admin)  # fmt: skip
+    assert minted.status_code == 201
+    # a tenth of a ledger token a model token: the offline model's turns cost a few each
+    room = await group(api, owner, *hosts, speaker_policy="round_robin",
+                       floor={"max_messages_per_turn": 1, "price_per_1k_tokens": 100})  # fmt: skip
+    cid = room["chat_id"]
+    deposits, withdrawals = (f"/v1/chats/{cid}/account/{w}" for w in ("deposits", "withdrawals"))
+
+    # bad input moves nothing
+    for body, headers, status, says in [
+        ({"amount": 0}, owner.headers, 422, ["body", "amount"]),
+        ({"amount": "10"}, owner.headers, 422, ["body", "amount"]),
+        ({"amount": 10}, hosts[0].headers, 403, "owner"),
+        ({"amount": 10}, admin, 403, "owner"),
+        ({"amount": 1001}, owner.headers, 409, "insufficient funds"),
+    ]:
+        refused = await api.post(deposits, json=body, headers=headers)
+        assert refused.status_code == status, (body, refused.text)
+        detail = refused.json()["detail"]
+        assert (detail[0]["loc"] == says) if status == 422 else (says in detail), detail
+    empty = await api.post(withdrawals, json={"amount": 1}, headers=owner.headers)
+    assert empty.status_code == 409 and "holds 0" in empty.json()["detail"]
+    assert await balance(api, owner) == 1000
+    assert (await json_of(api.get(f"/v1/chats/{cid}/floor", headers=owner.headers)))[
+        "budget"
+    ] is None
+
+    # a deposit retried with its key moves once
+    for _ in range(2):
+        funded = await api.post(deposits, json={"amount": 120},
+                                headers=owner.headers | {"Idempotency-Key": "first"})  # fmt: skip
+        assert funded.status_code == 201, funded.text
+    assert funded.json()["balance"] == 120 and await balance(api, owner) == 880
+
+    async with Stream(server, owner) as stream:
+        await api.post(f"/v1/chats/{cid}/floor", headers=owner.headers)
+        go = await api.post(f"/v1/chats/{cid}/messages", json={"content": "go", "yield": True},
+                            headers=owner.headers)  # fmt: skip
+        assert go.status_code == 201, go.text
+        seen = await stream.until(
+            lambda e: e["type"] == "chat.round_ended" and e["payload"]["reason"] == "budget",
+            timeout=90,
+        )
+    paid = [e["payload"] for e in seen if e["type"] == "chat.turn_paid"]
+    ended = seen[-1]["payload"]
+    assert len(paid) >= 2 and {p["agent_id"] for p in paid} <= {h.agent_id for h in hosts}
+    assert ended["conditions"][0].startswith("budget:"), ended
+    view = (await json_of(api.get(f"/v1/chats/{cid}/floor", headers=owner.headers)))["budget"]
+    assert view["balance"] == 120 - sum(p["amount"] for p in paid)
+    assert view["balance"] < view["next_turn_needs"]  # why the round ended
+
+    # the ledger has every payment, to the agent that spoke, once
+    async def account():
+        return await json_of(api.get(f"/v1/chats/{cid}/account", headers=hosts[0].headers))
+
+    ledger = await eventually(account, lambda a: a["balance"] == view["balance"], timeout=30)
+    turns = [e for e in ledger["entries"] if e["kind"] == "chat_turn"]
+    assert sorted(e["entry_id"] for e in turns) == sorted(p["entry_id"] for p in paid)
+    for host in hosts:
+        earned = sum(p["amount"] for p in paid if p["agent_id"] == host.agent_id)
+        assert await balance(api, host) == earned
+
+    # the owner takes what is left back; the ledger still sums to nothing
+    left = view["balance"]
+    back = await api.post(withdrawals, json={"amount": left + 1}, headers=owner.headers)
+    assert back.status_code == 409 and f"holds {left}" in back.json()["detail"]
+    if left:
+        back = await api.post(withdrawals, json={"amount": left}, headers=owner.headers)
+        assert back.status_code == 201 and back.json()["balance"] == 0
+    assert await balance(api, owner) == 880 + left
+    assert (await account())["balance"] == 0
+    totals = await LedgerRepository(database).balances()
+    assert sum(totals.values()) == 0
+
+
+async def test_only_a_floor_chat_that_is_open_has_an_account_to_fund(api, admin):
+    owner, other = await introduce(api, admin, "Plain"), await introduce(api, admin, "Other")
+    await api.post(f"/v1/accounts/{owner.agent_id}/mint", json={"amount": 10}, headers=admin)
+    plain = await group(api, owner, other)  # no floor control
+    url = f"/v1/chats/{plain['chat_id']}/account/deposits"
+    refused = await api.post(url, json={"amount": 5}, headers=owner.headers)
+    assert refused.status_code == 409 and "no floor control" in refused.json()["detail"]
+    floored = await group(api, owner, other, speaker_policy="fifo")
+    await api.delete(f"/v1/chats/{floored['chat_id']}", headers=owner.headers)
+    url = f"/v1/chats/{floored['chat_id']}/account/deposits"
+    closed = await api.post(url, json={"amount": 5}, headers=owner.headers)
+    assert closed.status_code == 409 and "closed" in closed.json()["detail"]
+    assert await balance(api, owner) == 10
+    hidden = await api.get(f"/v1/chats/{plain['chat_id']}/account",
+                           headers=(await introduce(api, admin, "Stranger")).headers)  # fmt: skip
+    assert hidden.status_code in (403, 404)
