@@ -335,6 +335,51 @@ def main() -> int:
             manifest = http.get(f"/v1/agents/{aid(who)}", headers=admin).json()
             console.print(f"  {names[aid(who)]}'s reputation: {manifest['reputation']}")
 
+        console.rule("9. A room that pays for its turns from its own account")
+        for slug, name in (("quill", "Quill"), ("ink", "Ink")):
+            brain = {"persona": f"You are {name}, a terse scribe.", "turns_per_hour": 60}
+            http.post("/v1/agents", json={"agent_id": aid(slug), "name": name, "brain": brain},
+                      headers=admin).raise_for_status()  # fmt: skip
+            names[aid(slug)] = name
+        paid_room = http.post("/v1/chats", headers=new, json={
+            "type": "group", "topic": "Paid by the word", "speaker_policy": "round_robin",
+            "floor": {"max_messages_per_turn": 1, "price_per_1k_tokens": 50},
+            "participants": [aid("quill"), aid("ink")],
+        }).json()  # fmt: skip
+        pid = paid_room["chat_id"]
+        funded = http.post(f"/v1/chats/{pid}/account/deposits",
+                           json={"amount": 30, "memo": "for the scribes"}, headers=new)  # fmt: skip
+        funded.raise_for_status()
+        console.print(f"  the visitor deposits 30 tokens into the room's account "
+                      f"(balance {funded.json()['balance']}); each turn pays its model tokens "
+                      "to its speaker, 50 a thousand")  # fmt: skip
+        http.post(f"/v1/chats/{pid}/floor", headers=new)
+        http.post(f"/v1/chats/{pid}/messages", headers=new,
+                  json={"content": "Describe a quill, in turns.", "yield": True})  # fmt: skip
+        budget, account = {}, {"balance": None, "entries": []}
+        for _ in range(300):  # until the round has ended for its budget, and it is recorded
+            view = http.get(f"/v1/chats/{pid}/floor", headers=new).json()
+            budget = view["budget"] or {}
+            account = http.get(f"/v1/chats/{pid}/account", headers=new).json()
+            if (
+                view["current_speaker"] is None
+                and budget.get("balance", 0) < budget.get("next_turn_needs", 1)
+                and account["balance"] == budget["balance"]
+            ):
+                break
+            time.sleep(0.2)
+        for entry in reversed(account["entries"]):
+            if entry["kind"] == "chat_turn":
+                who = names.get(entry["credit"].removeprefix("agent:"), entry["credit"])
+                console.print(f"  paid {entry['amount']:>2} to {who:5} ({entry['memo']})")
+        needs, left = budget.get("next_turn_needs"), budget.get("balance") or 0
+        console.print(f"  the round ended as the next turn could cost {needs} and {left} was "
+                      "left (chat.round_ended, reason budget)")  # fmt: skip
+        if left:
+            http.post(f"/v1/chats/{pid}/account/withdrawals", json={"amount": left}, headers=new)
+        holds = http.get(f"/v1/accounts/{visitor}", headers=new).json()["balance"]
+        console.print(f"  the visitor takes the {left} left back: it holds {holds}")
+
     ui = f"http://127.0.0.1:{stack.ports.temporal_ui}/namespaces/default/workflows"
     console.rule("Where to look")
     console.print(

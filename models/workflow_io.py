@@ -316,7 +316,8 @@ class ChatFundsCommand(BaseModel):
     amount: int
     memo: str = ""
     entry_id: str = ""
-    """A deposit's ledger entry id (from the request's Idempotency-Key): one deposit."""
+    """A deposit's ledger entry id, a withdrawal's key (from the request's
+    Idempotency-Key): a retry moves once."""
     platform: bool = False
     correlation_id: str | None = None
 

@@ -662,26 +662,26 @@ class ChatWorkflow:
         self._updates += 1
         floor = self._floor()
         try:
-            charge = floor.withdraw(command.actor, command.amount, command.memo)
+            charge = floor.withdraw(command.actor, command.amount, command.memo, command.entry_id)
         except FloorError as exc:
             raise _conflict(str(exc)) from exc
-        withdrawn = {
-            "by": command.actor,
-            "amount": command.amount,
-            "balance": floor.state.budget.balance,
-            "entry_id": charge.entry_id,
-        }
-        self._floor_events([FloorEvent("chat.account_withdrawn", withdrawn)],
-                           command.correlation_id)  # fmt: skip
-        await workflow.wait_condition(
-            lambda: all(c.entry_id != charge.entry_id for c in self._unrecorded())
-        )
+        if charge is not None:  # None: a retry of one made before
+            withdrawn = {
+                "by": command.actor,
+                "amount": command.amount,
+                "balance": floor.state.budget.balance,
+                "entry_id": charge.entry_id,
+            }
+            self._floor_events([FloorEvent("chat.account_withdrawn", withdrawn)],
+                               command.correlation_id)  # fmt: skip
+        # answered once the ledger has it (a retry: once nothing is left unrecorded)
+        await workflow.wait_condition(lambda: not self._unrecorded())
         return floor.budget_view()
 
     @withdraw.validator
     def _validate_withdraw(self, command: ChatFundsCommand) -> None:
         self._validate_funds(command, "withdraws from")
-        if refusal := self._floor().withdraw_refusal(command.amount):
+        if refusal := self._floor().withdraw_refusal(command.amount, command.entry_id):
             raise _conflict(refusal)
 
     def _validate_funds(self, command: ChatFundsCommand, verb: str) -> None:

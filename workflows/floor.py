@@ -493,14 +493,24 @@ class Floor:
         budget.deposited += amount
         return True
 
-    def withdraw(self, owner: str, amount: int, memo: str = "") -> Charge:
-        """Take ``amount`` back to the owner's account (never more than the balance)."""
-        if refusal := self.withdraw_refusal(amount):
+    def withdraw(self, owner: str, amount: int, memo: str = "", key: str = "") -> Charge | None:
+        """Take ``amount`` back to the owner's account (never more than the balance);
+        None for a withdrawal made before with the same ``key`` (a retry)."""
+        if key and self.state.budget and key in self.state.budget.withdrawals:
+            return None
+        if refusal := self.withdraw_refusal(amount, key):
             raise FloorError(refusal)
-        return self._move(owner, amount, "withdrawal", memo or "back to the owner")
+        charge = self._move(owner, amount, "withdrawal", memo or "back to the owner")
+        if key:
+            budget = self.state.budget
+            budget.withdrawals = [*budget.withdrawals[-(DEPOSITS_KEPT - 1) :], key]
+        return charge
 
-    def withdraw_refusal(self, amount: int) -> str | None:
-        balance = self.state.budget.balance if self.state.budget else 0
+    def withdraw_refusal(self, amount: int, key: str = "") -> str | None:
+        budget = self.state.budget
+        if key and budget and key in budget.withdrawals:
+            return None  # done before: its retry answers as it did
+        balance = budget.balance if budget else 0
         if amount > balance:
             return f"the chat's account holds {balance}: it cannot return {amount}"
         return None

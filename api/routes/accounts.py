@@ -205,11 +205,14 @@ async def withdraw_from_chat(
     _open: OpenChat,
     temporal: TemporalDep,
     cid: CorrelationId,
+    idempotency_key: IdempotencyKey = None,
 ) -> BudgetView:
     """The owner takes tokens back from the chat's account into its own (never more than
-    the chat holds); answers once the ledger has the movement."""
+    the chat holds); answers once the ledger has the movement. With an
+    ``Idempotency-Key``, a retried withdrawal moves once."""
     command = ChatFundsCommand(
         actor=view.actor, amount=body.amount, memo=body.memo,
+        entry_id=f"withdrawal/{view.actor}/{idempotency_key}" if idempotency_key else "",
         platform=view.principal.is_admin, correlation_id=cid,
     )  # fmt: skip
     handle = temporal.get_workflow_handle_for(ChatWorkflow.run, chat_workflow_id(view.chat.chat_id))

@@ -83,9 +83,10 @@ async def test_hosted_turns_are_paid_from_the_chat_s_account_until_the_round_wou
     left = view["balance"]
     back = await api.post(withdrawals, json={"amount": left + 1}, headers=owner.headers)
     assert back.status_code == 409 and f"holds {left}" in back.json()["detail"]
-    if left:
-        back = await api.post(withdrawals, json={"amount": left}, headers=owner.headers)
-        assert back.status_code == 201 and back.json()["balance"] == 0
+    for _ in range(2 if left else 0):  # retried with its key: it moves once
+        back = await api.post(withdrawals, json={"amount": left},
+                              headers=owner.headers | {"Idempotency-Key": "rest"})  # fmt: skip
+        assert back.status_code == 201 and back.json()["balance"] == 0, back.text
     assert await balance(api, owner) == 880 + left
     assert (await account())["balance"] == 0
     totals = await LedgerRepository(database).balances()

@@ -114,9 +114,11 @@ def test_a_withdrawal_never_takes_more_than_the_balance():
     with pytest.raises(FloorError, match="holds 10: it cannot return 11"):
         f.withdraw("owner", 11)
     assert f.state == before
-    charge = f.withdraw("owner", 10)
+    charge = f.withdraw("owner", 6, key="k")
     assert (charge.entry_id, charge.to, charge.kind) == ("withdrawal/room/1", "owner", "withdrawal")
-    assert f.state.budget.balance == 0
+    assert f.withdraw("owner", 6, key="k") is None  # its retry moves nothing
+    assert f.withdraw_refusal(6, key="k") is None  # and is not refused for the balance left
+    assert f.state.budget.balance == 4 and len(f.take_unrecorded()) == 1
 
 
 steps = st.lists(
