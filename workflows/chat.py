@@ -641,14 +641,7 @@ class ChatWorkflow:
         floor = self._floor()
         assert floor is not None  # the validator saw one, and a floor is never taken away
         if floor.deposit(command.entry_id, command.amount):
-            funded = {
-                "by": command.actor,
-                "amount": command.amount,
-                "balance": floor.state.budget.balance,
-                "entry_id": command.entry_id,
-            }
-            self._floor_events([FloorEvent("chat.account_funded", funded)],
-                               command.correlation_id)  # fmt: skip
+            self._account_event("chat.account_funded", command, command.entry_id)
         return floor.budget_view()
 
     @deposit.validator
@@ -666,14 +659,7 @@ class ChatWorkflow:
         except FloorError as exc:
             raise _conflict(str(exc)) from exc
         if charge is not None:  # None: a retry of one made before
-            withdrawn = {
-                "by": command.actor,
-                "amount": command.amount,
-                "balance": floor.state.budget.balance,
-                "entry_id": charge.entry_id,
-            }
-            self._floor_events([FloorEvent("chat.account_withdrawn", withdrawn)],
-                               command.correlation_id)  # fmt: skip
+            self._account_event("chat.account_withdrawn", command, charge.entry_id)
         # answered once the ledger has it (a retry: once nothing is left unrecorded)
         await workflow.wait_condition(lambda: not self._unrecorded())
         return floor.budget_view()
@@ -1344,6 +1330,12 @@ class ChatWorkflow:
         self._floor_events(floor.grant(pick, workflow.now(), why), None)
 
     # ---- the chat's account -------------------------------------------------------------
+
+    def _account_event(self, kind: str, command: ChatFundsCommand, entry_id: str) -> None:
+        budget = self.state.floor.budget
+        payload = {"by": command.actor, "amount": command.amount, "balance": budget.balance,
+                   "entry_id": entry_id}  # fmt: skip
+        self._floor_events([FloorEvent(kind, payload)], command.correlation_id)
 
     def _unrecorded(self) -> list[Charge]:
         floor = self._floor()

@@ -186,13 +186,8 @@ async def deposit_into_chat(
     more than is left (``chat.round_ended``, reason ``budget``). With an
     ``Idempotency-Key``, a retried deposit moves once."""
     key = idempotency_key or uuid.uuid4().hex
-    command = ChatFundsCommand(
-        actor=view.actor, amount=body.amount, memo=body.memo,
-        entry_id=f"deposit/{view.chat.chat_id}/{view.actor}/{key}",
-        platform=view.principal.is_admin, correlation_id=cid,
-    )  # fmt: skip
-    handle = temporal.get_workflow_handle_for(ChatWorkflow.run, chat_workflow_id(view.chat.chat_id))
-    return await handle.execute_update(ChatWorkflow.deposit, command, id=command.entry_id)
+    entry_id = f"deposit/{view.chat.chat_id}/{view.actor}/{key}"
+    return await _funds(ChatWorkflow.deposit, body, view, temporal, cid, entry_id)
 
 
 @chats.post(
@@ -210,10 +205,15 @@ async def withdraw_from_chat(
     """The owner takes tokens back from the chat's account into its own (never more than
     the chat holds); answers once the ledger has the movement. With an
     ``Idempotency-Key``, a retried withdrawal moves once."""
+    key = f"withdrawal/{view.actor}/{idempotency_key}" if idempotency_key else ""
+    return await _funds(ChatWorkflow.withdraw, body, view, temporal, cid, key)
+
+
+async def _funds(update, body: ChatFunds, view, temporal, cid, entry_id: str) -> BudgetView:
+    """Ask the chat's workflow to move the tokens (it checks the owner and the balance)."""
     command = ChatFundsCommand(
-        actor=view.actor, amount=body.amount, memo=body.memo,
-        entry_id=f"withdrawal/{view.actor}/{idempotency_key}" if idempotency_key else "",
+        actor=view.actor, amount=body.amount, memo=body.memo, entry_id=entry_id,
         platform=view.principal.is_admin, correlation_id=cid,
     )  # fmt: skip
     handle = temporal.get_workflow_handle_for(ChatWorkflow.run, chat_workflow_id(view.chat.chat_id))
-    return await handle.execute_update(ChatWorkflow.withdraw, command)
+    return await handle.execute_update(update, command, id=entry_id or None)
