@@ -4,9 +4,12 @@ and what is left goes back to the owner."""
 
 from __future__ import annotations
 
+import os
+import signal
+
 from persistence import LedgerRepository
 from tests.conftest import eventually
-from tests.helpers import Stream, balance, group, introduce, json_of
+from tests.helpers import Stream, balance, group, introduce, json_of, worker_process
 
 
 async def test_hosted_turns_are_paid_from_the_chat_s_account_until_the_round_would_spend_past_it(
@@ -109,3 +112,58 @@ async def test_only_a_floor_chat_that_is_open_has_an_account_to_fund(api, admin)
     hidden = await api.get(f"/v1/chats/{plain['chat_id']}/account",
                            headers=(await introduce(api, admin, "Stranger")).headers)  # fmt: skip
     assert hidden.status_code in (403, 404)
+
+
+async def test_a_worker_killed_mid_paid_round_pays_each_turn_once(
+    api_only, admin, settings, database
+):
+    """The charges live in the chat's workflow state and reach the ledger by their ids:
+    a worker killed mid-round loses none and pays none twice, and the round still ends
+    where the account runs short."""
+    api = api_only
+    with worker_process(settings) as first:
+        owner = await introduce(api, admin, "Payer")
+        hosts = [
+            await introduce(api, admin, f"Killed{i}", brain={"turns_per_hour": 1000})
+            for i in range(3)
+        ]
+        await api.post(f"/v1/accounts/{owner.agent_id}/mint", json={"amount": 500},
+                       headers=admin)  # fmt: skip
+        floor_settings = {"max_messages_per_turn": 1, "price_per_1k_tokens": 100,
+                          "round_robin_grace_seconds": 20}  # fmt: skip
+        room = await group(api, owner, *hosts, speaker_policy="round_robin", floor=floor_settings)
+        cid = room["chat_id"]
+        funded = await api.post(f"/v1/chats/{cid}/account/deposits", json={"amount": 200},
+                                headers=owner.headers)  # fmt: skip
+        assert funded.status_code == 201, funded.text
+        await api.post(f"/v1/chats/{cid}/floor", headers=owner.headers)
+        await api.post(f"/v1/chats/{cid}/messages", json={"content": "go", "yield": True},
+                       headers=owner.headers)  # fmt: skip
+
+        async def page():
+            return await json_of(api.get(f"/v1/chats/{cid}/messages", headers=owner.headers))
+
+        seen = await eventually(page, lambda p: len(p.get("items", [])) >= 4, timeout=60)
+        os.killpg(first.pid, signal.SIGKILL)  # mid-round: a turn is being paid for
+        first.wait()
+
+    async def budget():
+        view = await json_of(api.get(f"/v1/chats/{cid}/floor", headers=owner.headers))
+        return view.get("budget") or {}
+
+    async def account():
+        return await json_of(api.get(f"/v1/chats/{cid}/account", headers=owner.headers))
+
+    with worker_process(settings):
+        spent = await eventually(
+            budget, lambda b: b and b["balance"] < b["next_turn_needs"], timeout=120
+        )
+        ledger = await eventually(account, lambda a: a["balance"] == spent["balance"], timeout=60)
+    turns = [e for e in ledger["entries"] if e["kind"] == "chat_turn"]
+    assert sum(e["amount"] for e in turns) == 200 - spent["balance"] == spent["spent"]
+    assert len(turns) > len(seen["items"]) - 1  # the hosts' turns went on being paid
+    numbers = sorted(int(e["entry_id"].rsplit("/", 1)[1]) for e in turns)
+    assert numbers == list(range(1, len(turns) + 1))  # none lost, none twice
+    paid = {h.agent_id: await balance(api, h, admin) for h in hosts}
+    assert sum(paid.values()) == spent["spent"]
+    assert sum((await LedgerRepository(database).balances()).values()) == 0
