@@ -627,7 +627,7 @@ class ChatWorkflow:
         self._updates += 1
         chat_id = self.state.chat.chat_id
         try:
-            await options.run(
+            paid = await options.run(
                 LedgerActivities.draw_chat_deposit,
                 ChatDepositInput(chat_id=chat_id, owner=command.actor, entry_id=command.entry_id,
                                  amount=command.amount, memo=command.memo,
@@ -640,7 +640,8 @@ class ChatWorkflow:
             raise _conflict(f"the deposit was refused: {reason}") from exc
         floor = self._floor()
         assert floor is not None  # the validator saw one, and a floor is never taken away
-        if floor.deposit(command.entry_id, command.amount):
+        # what the ledger holds for this entry (the first request's, on a retry)
+        if floor.deposit(command.entry_id, paid.entry.amount):
             self._account_event("chat.account_funded", command, command.entry_id)
         return floor.budget_view()
 
