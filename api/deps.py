@@ -463,3 +463,4 @@ ModeratingChat = chat_role(
     Role.MODERATOR, "only a moderator (or an admin, or the owner) may do this"
 )
 ManagedChat = chat_role(Role.ADMIN, "only the owner and admins may do this")
+OwnedChat = chat_role(Role.OWNER, "only the chat's owner moves tokens in and out of its account")

@@ -165,8 +165,8 @@ class ChatBudget(BaseModel):
     """Charges and withdrawals made (numbers their entry ids)."""
     deposits: list[str] = []
     """The latest deposits' entry ids (a retried deposit counts once)."""
-    withdrawals: list[str] = []
-    """The latest withdrawals' Idempotency-Keys (a retried one moves once)."""
+    withdrawals: dict[str, int] = {}
+    """The latest withdrawals' Idempotency-Keys and amounts (a retried one moves once)."""
     unrecorded: list[Charge] = []
 
     @property

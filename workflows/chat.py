@@ -140,8 +140,9 @@ def pending_weight(messages: list[Message]) -> int:
     return sum(2 * len(m.content.encode()) + MESSAGE_OVERHEAD_BYTES for m in messages)
 
 
-def _answer(refusal: Refusal) -> ApplicationError:
-    """A membership refusal as the update's failure (its kind: the HTTP status)."""
+def _answer(refusal: Refusal | FloorError) -> ApplicationError:
+    """A membership's or a floor's refusal as the update's failure (its kind: the HTTP
+    status)."""
     return ApplicationError(str(refusal), type=refusal.kind, non_retryable=True)
 
 
@@ -643,6 +644,13 @@ class ChatWorkflow:
         # what the ledger holds for this entry (the first request's, on a retry)
         if floor.deposit(command.entry_id, paid.entry.amount):
             self._account_event("chat.account_funded", command, command.entry_id)
+        if paid.entry.amount != command.amount:  # the key was used for another deposit
+            raise ApplicationError(
+                f"Idempotency-Key: already used to deposit {paid.entry.amount}; "
+                "a new deposit needs a new key",
+                type="Invalid",
+                non_retryable=True,
+            )
         return floor.budget_view()
 
     @deposit.validator
@@ -658,7 +666,7 @@ class ChatWorkflow:
         try:
             charge = floor.withdraw(command.actor, command.amount, command.memo, command.entry_id)
         except FloorError as exc:
-            raise _conflict(str(exc)) from exc
+            raise _answer(exc) from exc
         if charge is not None:  # None: a retry of one made before
             self._account_event("chat.account_withdrawn", command, charge.entry_id)
         # answered once the ledger has it (a retry: once nothing is left unrecorded)
@@ -669,7 +677,7 @@ class ChatWorkflow:
     def _validate_withdraw(self, command: ChatFundsCommand) -> None:
         self._validate_funds(command, "withdraws from")
         if refusal := self._floor().withdraw_refusal(command.amount, command.entry_id):
-            raise _conflict(refusal)
+            raise _answer(refusal)
 
     def _validate_funds(self, command: ChatFundsCommand, verb: str) -> None:
         self._reject_if_closed()

@@ -496,23 +496,33 @@ class Floor:
     def withdraw(self, owner: str, amount: int, memo: str = "", key: str = "") -> Charge | None:
         """Take ``amount`` back to the owner's account (never more than the balance);
         None for a withdrawal made before with the same ``key`` (a retry)."""
-        if key and self.state.budget and key in self.state.budget.withdrawals:
-            return None
         if refusal := self.withdraw_refusal(amount, key):
-            raise FloorError(refusal)
+            raise refusal
+        if key and key in self.state.budget.withdrawals:
+            return None
         charge = self._move(owner, amount, "withdrawal", memo or "back to the owner")
         if key:
             budget = self.state.budget
-            budget.withdrawals = [*budget.withdrawals[-(DEPOSITS_KEPT - 1) :], key]
+            kept = list(budget.withdrawals.items())[-(DEPOSITS_KEPT - 1) :]
+            budget.withdrawals = dict(kept) | {key: amount}
         return charge
 
-    def withdraw_refusal(self, amount: int, key: str = "") -> str | None:
+    def withdraw_refusal(self, amount: int, key: str = "") -> FloorError | None:
+        """Why the owner may not take ``amount`` back now (None: it may). A key used
+        before answers as it did, for the same amount only."""
         budget = self.state.budget
-        if key and budget and key in budget.withdrawals:
-            return None  # done before: its retry answers as it did
+        done = budget.withdrawals.get(key) if key and budget else None
+        if done is not None:
+            if done == amount:
+                return None  # a retry
+            return FloorError(
+                f"Idempotency-Key: already used to withdraw {done}; "
+                "a new withdrawal needs a new key",
+                "Invalid",
+            )
         balance = budget.balance if budget else 0
         if amount > balance:
-            return f"the chat's account holds {balance}: it cannot return {amount}"
+            return FloorError(f"the chat's account holds {balance}: it cannot return {amount}")
         return None
 
     def take_unrecorded(self) -> list[Charge]:

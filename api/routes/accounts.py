@@ -15,16 +15,15 @@ from api.deps import (
     ExistingAgent,
     OpenChat,
     OwnAgent,
+    OwnedChat,
     ReadableChat,
     SelfAgent,
     TemporalDep,
-    chat_role,
 )
 from api.errors import unprocessable, validation_detail
 from api.routes.messages import IdempotencyKey
 from core.names import agent_workflow_id, chat_workflow_id
 from models.agents import AgentStatus
-from models.chats import Role
 from models.floor import BudgetView
 from models.market import (
     MINT,
@@ -47,8 +46,6 @@ from workflows.chat import ChatWorkflow
 router = APIRouter(prefix="/accounts", tags=["accounts"])
 chats = APIRouter(prefix="/chats/{chat_id}/account", tags=["accounts"])
 """A chat's own account (``chat:<id>``): its owner funds it, its turns are paid from it."""
-
-OwnedChat = chat_role(Role.OWNER, "only the chat's owner moves tokens in and out of its account")
 
 
 @router.get("/{agent_id}", response_model=AccountView)
@@ -160,6 +157,7 @@ async def read_chat_account(
 
 
 _FUNDS_REFUSED = {
+    422: {"description": "an Idempotency-Key used before for another amount: nothing moves"},
     403: {"description": "the caller is not the chat's owner (admins have no account here)"},
     409: {
         "description": "the chat is closed or has no floor control; a deposit the owner's "
@@ -216,4 +214,8 @@ async def _funds(update, body: ChatFunds, view, temporal, cid, entry_id: str) ->
         platform=view.principal.is_admin, correlation_id=cid,
     )  # fmt: skip
     handle = temporal.get_workflow_handle_for(ChatWorkflow.run, chat_workflow_id(view.chat.chat_id))
-    return await handle.execute_update(update, command, id=entry_id or None)
+    # the amount in the update's id: a key reused for another amount reaches the workflow,
+    # which answers 422, instead of Temporal answering the first request's result
+    return await handle.execute_update(
+        update, command, id=f"{entry_id}#{body.amount}" if entry_id else None
+    )

@@ -118,6 +118,8 @@ def test_a_withdrawal_never_takes_more_than_the_balance():
     assert (charge.entry_id, charge.to, charge.kind) == ("withdrawal/room/1", "owner", "withdrawal")
     assert f.withdraw("owner", 6, key="k") is None  # its retry moves nothing
     assert f.withdraw_refusal(6, key="k") is None  # and is not refused for the balance left
+    reused = f.withdraw_refusal(3, key="k")  # the key, for another amount
+    assert reused.kind == "Invalid" and "already used to withdraw 6" in str(reused)
     assert f.state.budget.balance == 4 and len(f.take_unrecorded()) == 1
 
 
