@@ -11,11 +11,12 @@ from fastapi import FastAPI, HTTPException, Request, status
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
-from temporalio.client import WorkflowUpdateFailedError
+from temporalio.client import WorkflowQueryFailedError, WorkflowUpdateFailedError
 from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
 from core.logging import correlation_id
+from core.temporal import starved
 from persistence import STORE_UNAVAILABLE, StoreFailure, store_is_away
 
 log = logging.getLogger("agora.api")
@@ -145,6 +146,13 @@ def install_error_handlers(app: FastAPI) -> None:
                 return _problem(code, cause.message, {"Retry-After": "1"})
             return _problem(code, cause.message)
         return _problem(409, str(cause or exc))
+
+    @app.exception_handler(WorkflowQueryFailedError)
+    async def query_failed(_: Request, exc: WorkflowQueryFailedError) -> JSONResponse:
+        if starved(exc):  # asked three times (core.temporal): the worker is overloaded
+            return _problem(503, "the workflow's worker is too busy to answer; retry",
+                            {"Retry-After": "1"})  # fmt: skip
+        raise exc  # a query handler's bug: the JSON 500 (ServerErrors)
 
     @app.exception_handler(WorkflowAlreadyStartedError)
     async def already_started(_: Request, exc: WorkflowAlreadyStartedError) -> JSONResponse:
