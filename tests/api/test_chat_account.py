@@ -176,3 +176,25 @@ async def test_a_worker_killed_mid_paid_round_pays_each_turn_once(
     paid = {h.agent_id: await balance(api, h, admin) for h in hosts}
     assert sum(paid.values()) == spent["spent"]
     assert sum((await LedgerRepository(database).balances()).values()) == 0
+
+
+async def test_a_withdrawal_retried_with_its_key_moves_once_and_the_key_reused_moves_nothing(
+    api, admin
+):
+    """Whatever the paid round left (it may leave nothing), a withdrawal's key holds."""
+    owner, other = await introduce(api, admin, "Keyed"), await introduce(api, admin, "Guest")
+    await api.post(f"/v1/accounts/{owner.agent_id}/mint", json={"amount": 10}, headers=admin)
+    room = await group(api, owner, other, speaker_policy="fifo")
+    base = f"/v1/chats/{room['chat_id']}/account"
+    funded = await api.post(f"{base}/deposits", json={"amount": 8}, headers=owner.headers)
+    assert funded.status_code == 201 and funded.json()["balance"] == 8, funded.text
+    keyed = owner.headers | {"Idempotency-Key": "back-4"}
+    for _ in range(2):
+        back = await api.post(f"{base}/withdrawals", json={"amount": 4}, headers=keyed)
+        assert back.status_code == 201 and back.json()["balance"] == 4, back.text
+    reused = await api.post(f"{base}/withdrawals", json={"amount": 3}, headers=keyed)
+    assert reused.status_code == 422, reused.text
+    assert reused.json()["detail"][0]["loc"] == ["header", "Idempotency-Key"]
+    assert "already used to withdraw 4" in reused.json()["detail"][0]["msg"]
+    assert (await json_of(api.get(base, headers=owner.headers)))["balance"] == 4
+    assert await balance(api, owner) == 6
