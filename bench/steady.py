@@ -3,6 +3,7 @@ window, where ``make bench``'s figures move between runs as the machine's speed 
 
     make up && python -m bench.steady load 30 50    # 30 s at 50 posts a second offered
     make up && python -m bench.steady hosted 3      # three hosted round-robin rooms
+    make up && python -m bench.steady intro 300     # 300 introductions, 8 clients
 
 ``load`` posts into 20 group chats of three (one sender, two listeners on their
 streams), offered at a fixed rate whatever the answers do, once the stack is idle; it
@@ -106,9 +107,15 @@ async def load(env: dict[str, str], seconds: int, rate: int) -> None:
     print(f"{n} posts at {rate}/s: answers {codes}, delivered {len(latencies)} of {2 * n}")
     print(f"delivery p50 / p95 / p99 ms: {pct(latencies, 0.5) * 1000:.0f} / "
           f"{pct(latencies, 0.95) * 1000:.0f} / {pct(latencies, 0.99) * 1000:.0f}")  # fmt: skip
+    spent(n, "message", elapsed, (cpu_before, cpu_after), (tasks_before, tasks_after))
+
+
+def spent(n: int, unit: str, elapsed: float, cpu: tuple, tasks: tuple) -> None:
+    """The CPU by process and the worker's tasks by type, per ``unit``, between two readings."""
+    (cpu_before, cpu_after), (tasks_before, tasks_after) = cpu, tasks
     used = {k: cpu_after[k] - cpu_before.get(k, cpu_after[k]) for k in cpu_after}
     print(
-        f"CPU: {sum(used.values()) / elapsed:.2f} cores; ms a message: "
+        f"CPU: {sum(used.values()) / elapsed:.2f} cores; ms a {unit}: "
         + ", ".join(f"{k} {v * 1000 / n:.1f}" for k, v in used.items())
     )
     for key in sorted(tasks_after):
@@ -117,16 +124,62 @@ async def load(env: dict[str, str], seconds: int, rate: int) -> None:
             continue
         total = tasks_after[key[:3] + ("sum",)] - tasks_before.get(key[:3] + ("sum",), 0.0)
         kind, workflow_type, activity_type = key[:3]
-        print(f"  {kind:16} {workflow_type:14} {activity_type:14} {count / n:5.2f} a message, "
+        print(f"  {kind:16} {workflow_type:14} {activity_type:14} {count / n:5.2f} a {unit}, "
               f"mean {total / count:.1f} ms")  # fmt: skip
 
 
+async def introductions(env: dict[str, str], n: int) -> None:
+    """``n`` agents introduced by 8 concurrent operators, one request each at a time (the
+    bench's figure), with the CPU and the worker's tasks an introduction costs."""
+    admin = {"Authorization": f"Bearer {env['AGORA_ADMIN_TOKEN']}"}
+    run, port = uuid.uuid4().hex[:6], env.get("AGORA_WORKER_METRICS_PORT", "9464")
+    async with httpx.AsyncClient(base_url=env["AGORA_API_URL"], timeout=120) as api:
+        operators = []
+        for k in range(8):
+            operator = {"operator_id": f"op{k}-{run}", "name": f"Operator {k}"}
+            r = await api.post("/v1/operators", json=operator, headers=admin)
+            r.raise_for_status()
+            operators.append({"Authorization": f"Bearer {r.json()['token']}"})
+        queue, latencies = list(range(n)), []
+
+        async def client(headers: dict) -> None:
+            while queue:
+                i = queue.pop()
+                sent = time.perf_counter()
+                r = await api.post(
+                    "/v1/agents", json={"agent_id": f"i{i}-{run}", "name": f"I{i}"}, headers=headers
+                )
+                r.raise_for_status()
+                latencies.append(time.perf_counter() - sent)
+
+        await idle()
+        tasks_before = await sdk_tasks(port)
+        cpu_before, started = tree_cpu_seconds(stack_pids()), time.perf_counter()
+        await asyncio.gather(*(client(op) for op in operators))
+        cpu_after, elapsed = tree_cpu_seconds(stack_pids()), time.perf_counter() - started
+        tasks_after = await sdk_tasks(port)
+    print(f"{n} introductions, 8 clients: {n / elapsed:.1f} a second; answer p50 / p90 / p99 "
+          f"/ max ms: {pct(latencies, 0.5) * 1000:.0f} / {pct(latencies, 0.9) * 1000:.0f} / "
+          f"{pct(latencies, 0.99) * 1000:.0f} / {max(latencies) * 1000:.0f}")  # fmt: skip
+    spent(n, "life", elapsed, (cpu_before, cpu_after), (tasks_before, tasks_after))
+
+
 async def hosted(env: dict[str, str], rooms: int) -> None:
+    """``rooms`` hosted round-robin rooms one after another, then the CPU and the
+    worker's tasks a turn cost over all of them (set-up included: a room's four
+    introductions and its chat are a small part of its 40 turns)."""
+    port = env.get("AGORA_WORKER_METRICS_PORT", "9464")
+    await idle()
+    tasks_before = await sdk_tasks(port)
+    cpu_before, started = tree_cpu_seconds(stack_pids()), time.perf_counter()
     for _ in range(rooms):
         r = await agora_hosted_round_robin(env["AGORA_API_URL"], env["AGORA_ADMIN_TOKEN"], 40)
         print(f"hosted round robin: {r['turns_per_second']:.2f} turns/s, overhead p50 / p99 "
               f"{r['overhead_p50_ms']} / {r['overhead_p99_ms']} ms, "
               f"strict rotation {r['strict_rotation']}")  # fmt: skip
+    cpu_after, elapsed = tree_cpu_seconds(stack_pids()), time.perf_counter() - started
+    tasks_after = await sdk_tasks(port)
+    spent(40 * rooms, "turn", elapsed, (cpu_before, cpu_after), (tasks_before, tasks_after))
 
 
 def main(argv: list[str]) -> None:
@@ -134,6 +187,8 @@ def main(argv: list[str]) -> None:
     if argv[:1] == ["load"]:
         seconds, rate = (int(a) for a in (argv[1:] + ["30", "50"])[:2])
         asyncio.run(load(env, seconds, rate))
+    elif argv[:1] == ["intro"]:
+        asyncio.run(introductions(env, int(argv[1]) if len(argv) > 1 else 300))
     elif argv[:1] == ["hosted"]:
         asyncio.run(hosted(env, int(argv[1]) if len(argv) > 1 else 3))
     else:
