@@ -23,6 +23,21 @@ ASK_AGAIN = "ask-again-with-the-post"
 """The patch by which a hosted agent's turn asks for its next one with the post that
 yields the floor (a standing request in the chat): the agent does not ask again on the
 next notice, and the next speaker's grant goes out with the post that freed the floor."""
+LOCAL_SET_UP = "life-set-up-in-its-first-task"
+"""The patch by which a life's set-up (inbox, token id, account, first manifest, the
+introduction's event) runs as a local activity of its first workflow task: the
+introduction answers with that task, not after an activity's trip through the server and
+a second task for its answer. A store too slow for the local bound falls back to the
+regular activity, retried until the store is back."""
+AGENT_ERA = "agent-era-1"
+"""The era (``workflows.patches``) that stands for every patch below: a life started
+since records one patch marker a run, not one a patch."""
+AGENT_ERA_COVERS = frozenset({
+    "debounced-projections", "one-activity-a-flush", "life-set-up-in-one-step", STEADY_WAKE,
+    "act-before-flush", LOCAL_SET_UP, "room-keeps-early-notices",
+    "interaction-before-new-messages", KEEP_FOCUS_WAITING, "ask-in-the-task", ACT_KEY_WITH_SEQ,
+    "hosted-turn-in-one-step", ASK_AGAIN, "announce-revocations",
+})  # fmt: skip
 
 with workflow.unsafe.imports_passed_through():
     from activities.chat_actions import ChatActions
@@ -78,6 +93,7 @@ with workflow.unsafe.imports_passed_through():
     from workflows import options
     from workflows.attention import choose_focus, priority_parts, scores
     from workflows.outbox import Outbox, Projection, Wake, run_is_long
+    from workflows.patches import Patches
 
 
 @workflow.defn(name=AGENT_WORKFLOW)
@@ -92,6 +108,7 @@ class AgentWorkflow:
     @workflow.init
     def __init__(self, start: AgentStart) -> None:
         self.state = start.state
+        self._patched = Patches(AGENT_ERA, AGENT_ERA_COVERS)
         self._rotations = 0
         self._updates = 0
         self._ledger_lock = asyncio.Lock()
@@ -111,16 +128,16 @@ class AgentWorkflow:
         state = self.state
         # the manifest and attention projections: at most one write per interval, the
         # newest state wins (a handler waiting for its change to be stored goes at once)
-        self._debounced = workflow.patched("debounced-projections")
+        self._debounced = self._patched("debounced-projections")
         # events, manifest and attention in one activity (three before, one after another)
-        self._flush_in_one_step = self._debounced and workflow.patched("one-activity-a-flush")
+        self._flush_in_one_step = self._debounced and self._patched("one-activity-a-flush")
         if not state.introduced:
             manifest = state.manifest
             payload = {"agent_id": manifest.agent_id, "name": manifest.public_profile.name,
                        "status": str(manifest.status)}  # fmt: skip
             self._emit("agent.introduced", payload, start.correlation_id)
             state.introduced = True
-        if not state.credential_stored and workflow.patched("life-set-up-in-one-step"):
+        if not state.credential_stored and self._patched("life-set-up-in-one-step"):
             await self._set_up()
         if not state.credential_stored:
             await options.run(
@@ -139,7 +156,7 @@ class AgentWorkflow:
                 LedgerActivities.open_account, state.manifest.agent_id, **options.STORE
             )
             state.credential_stored = True
-        wake = Wake(workflow.now) if workflow.patched(STEADY_WAKE) else None
+        wake = Wake(workflow.now) if self._patched(STEADY_WAKE) else None
         while True:
             # a projection that falls behind during the wait ends it, so the next wait
             # carries the timer for when it comes due
@@ -165,7 +182,7 @@ class AgentWorkflow:
                     await workflow.wait_condition(woken, timeout=self._next_wake())
                 except TimeoutError:
                     self._check_presence()
-            if workflow.patched("act-before-flush") and self._should_act():
+            if self._patched("act-before-flush") and self._should_act():
                 # a turn first: what it and the notice before it changed is stored and
                 # published right after, off the turn's path (the next speaker waits on it)
                 await self._act()
@@ -194,16 +211,20 @@ class AgentWorkflow:
         introduction's event after them: the introduction answers once it is done."""
         state = self.state
         snapshot = state.manifest.model_copy(deep=True)
-        await options.run(
-            LifeActivities.set_up_life,
-            SetUpLifeInput(
-                manifest=snapshot,
-                token_id=state.token_id,
-                expires_at=state.token_expires_at,
-                events=self._outbox().take(),
-            ),
-            **options.STORE,
+        set_up = SetUpLifeInput(
+            manifest=snapshot,
+            token_id=state.token_id,
+            expires_at=state.token_expires_at,
+            events=self._outbox().take(),
         )
+        local = self._patched(LOCAL_SET_UP)
+        if local:
+            try:
+                await options.run_local(LifeActivities.set_up_life, set_up, **options.LOCAL_FLUSH)
+            except options.LOCAL_FAILURES:
+                local = False  # the long way: the same writes and events, idempotent
+        if not local:
+            await options.run(LifeActivities.set_up_life, set_up, **options.STORE)
         state.credential_stored = True
         self._manifest_projection().stored_up_to(snapshot.version)
         self._projected_at = workflow.now()
@@ -290,7 +311,7 @@ class AgentWorkflow:
         if change.joined and change.chat_id not in rooms:
             rooms.append(change.chat_id)
             fresh = DialogueEntry(chat_id=change.chat_id, chat_type=change.chat_type)
-            if workflow.patched("room-keeps-early-notices"):
+            if self._patched("room-keeps-early-notices"):
                 # the chat's first notice may come before this: what it counted stays
                 entries.setdefault(change.chat_id, fresh)
             else:
@@ -314,7 +335,7 @@ class AgentWorkflow:
             entry = DialogueEntry(chat_id=notice.chat_id, chat_type=notice.chat_type)
             self.state.attention.entries[notice.chat_id] = entry
         entry.floor_control = notice.floor_control
-        interacted_first = workflow.patched("interaction-before-new-messages")
+        interacted_first = self._patched("interaction-before-new-messages")
         if notice.interacted and interacted_first:
             # the agent's own post read what came before it; the notice's new messages
             # are the ones after it (a notice gathers both while a busy chat waits)
@@ -687,7 +708,7 @@ class AgentWorkflow:
     def _refocus(self, correlation_id: str | None) -> None:
         attention = self.state.attention
         new = choose_focus(
-            attention, workflow.now(), keep_waiting=workflow.patched(KEEP_FOCUS_WAITING)
+            attention, workflow.now(), keep_waiting=self._patched(KEEP_FOCUS_WAITING)
         )
         if new == attention.focus:
             return
@@ -733,7 +754,7 @@ class AgentWorkflow:
             self.state.attention_version += 1
             ask = ActAsAgentInput(chat_id=entry.chat_id, agent_id=state.manifest.agent_id,
                                   update_id=f"hosted/{state.manifest.agent_id}/ask")  # fmt: skip
-            if workflow.patched("ask-in-the-task"):
+            if self._patched("ask-in-the-task"):
                 # a signal to the chat: in this workflow task, not a trip through a queue
                 try:
                     await options.run_local(ChatActions.request_floor, ask, **options.LOCAL_TURN)
@@ -749,7 +770,7 @@ class AgentWorkflow:
         agent_id = state.manifest.agent_id
         state.act_count += 1
         key = f"hosted/{agent_id}/{chat_id}/{state.act_count}"
-        if workflow.patched(ACT_KEY_WITH_SEQ):
+        if self._patched(ACT_KEY_WITH_SEQ):
             # a workflow task lost with its worker after the chat took the post leaves
             # the chat with the key and this history without the act: the next act of
             # the same count would be answered with that post and say nothing. What the
@@ -766,7 +787,7 @@ class AgentWorkflow:
             return
         state.budget_noted = False
         state.acts.append(now)
-        if workflow.patched("hosted-turn-in-one-step"):
+        if self._patched("hosted-turn-in-one-step"):
             await self._speak(entry, key)
             return
         try:
@@ -793,7 +814,7 @@ class AgentWorkflow:
         post = ActAsAgentInput(
             chat_id=chat_id, agent_id=agent_id, update_id=key, yield_floor=entry.floor_granted
         )
-        post.ask_again = entry.floor_granted and workflow.patched(ASK_AGAIN)
+        post.ask_again = entry.floor_granted and self._patched(ASK_AGAIN)
         try:
             if state.local_mind:
                 spoken = await options.run_local(
@@ -924,7 +945,7 @@ class AgentWorkflow:
         """Tell every API process the agent's earlier tokens are revoked (stored just
         before), so none keeps accepting one from its cache. Bounded: when the broker is
         away the API processes have lost it too, and do not trust their caches."""
-        if not workflow.patched("announce-revocations"):
+        if not self._patched("announce-revocations"):
             return
         event = EventEnvelope(
             event_id=str(workflow.uuid4()),

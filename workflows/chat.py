@@ -69,6 +69,7 @@ with workflow.unsafe.imports_passed_through():
     from workflows.floor import Floor, FloorError, FloorEvent
     from workflows.membership import Membership, Notices, Refusal, conflict, forbidden, not_found
     from workflows.outbox import Outbox, Projection, run_is_long
+    from workflows.patches import Patches
     from workflows.policies import valid_pick
 
 POSTED_KEYS_KEPT = 1000
@@ -126,6 +127,14 @@ CHAT_ACCOUNT = "chat-account-movements"
 """The patch by which a chat records what its account paid (a funded chat's turns, its
 owner's withdrawals) with an activity of its own, beside the main loop; only a chat
 whose owner deposited into it has any."""
+CHAT_ERA = "chat-era-1"
+"""The era (``workflows.patches``) that stands for every patch above: a chat started
+since records one patch marker a run (each continue-as-new), not one a patch."""
+CHAT_ERA_COVERS = frozenset({
+    PUBLISH_DURING_BURST, DELIVER_FIRST, ONE_STEP, FLOOR_DEBOUNCED, FLOOR_REQUESTED,
+    ROTATION_GRACE, NOTICE_TIMER_ONLY_WAITING, ASK_AGAIN, HANDOVER_IN_ANSWER, NOTICE_ARMS_TIMER,
+    FLOOR_AT_ONCE, CHAT_ACCOUNT, "open-after-rooms", "notices-by-activity",
+})  # fmt: skip
 STORE_GATED = frozenset(
     {"chat.created", "chat.member_joined", "chat.member_left", "chat.role_changed", "chat.closed"}
 )
@@ -170,6 +179,7 @@ class ChatWorkflow:
     @workflow.init
     def __init__(self, start: ChatStart) -> None:
         self.state = start.state
+        self._patched = Patches(CHAT_ERA, CHAT_ERA_COVERS)
         self._updates = 0
         self._lanes: list[asyncio.Task] = []
         self._one_step = False
@@ -221,17 +231,17 @@ class ChatWorkflow:
                 )
                 for m in members
             ]
-        self._floor_debounced = workflow.patched(FLOOR_DEBOUNCED)
-        self._rotation_grace = workflow.patched(ROTATION_GRACE)
-        if workflow.patched(DELIVER_FIRST):
-            self._one_step = workflow.patched(ONE_STEP)
-            self._floor_notices_at_once = self._one_step and workflow.patched(FLOOR_AT_ONCE)
-            self._notice_timer_only_waiting = self._one_step and workflow.patched(
+        self._floor_debounced = self._patched(FLOOR_DEBOUNCED)
+        self._rotation_grace = self._patched(ROTATION_GRACE)
+        if self._patched(DELIVER_FIRST):
+            self._one_step = self._patched(ONE_STEP)
+            self._floor_notices_at_once = self._one_step and self._patched(FLOOR_AT_ONCE)
+            self._notice_timer_only_waiting = self._one_step and self._patched(
                 NOTICE_TIMER_ONLY_WAITING
             )
-            self._ask_again = self._notice_timer_only_waiting and workflow.patched(ASK_AGAIN)
-            self._handover = self._ask_again and workflow.patched(HANDOVER_IN_ANSWER)
-            self._notice_arms_timer = self._handover and workflow.patched(NOTICE_ARMS_TIMER)
+            self._ask_again = self._notice_timer_only_waiting and self._patched(ASK_AGAIN)
+            self._handover = self._ask_again and self._patched(HANDOVER_IN_ANSWER)
+            self._notice_arms_timer = self._handover and self._patched(NOTICE_ARMS_TIMER)
             self._lanes = [
                 asyncio.create_task(lane()) for lane in (self._deliver_lane, self._store_lane)
             ]
@@ -281,7 +291,7 @@ class ChatWorkflow:
         """Return the chat once it is stored (update-with-start; a direct chat's second
         opening returns the same chat)."""
         self._updates += 1
-        if workflow.patched("open-after-rooms"):
+        if self._patched("open-after-rooms"):
             # and once its members' agents know the room: a creator who tunes its
             # attention for the chat next finds the dialogue there
             await workflow.wait_condition(
@@ -528,7 +538,7 @@ class ChatWorkflow:
         events = floor.request(ask.agent_id, ask.priority, ask.reason, workflow.now())
         position = floor.position(ask.agent_id)
         waits = floor.state.current_speaker is not None or not floor.chooses_by_itself()
-        if position is not None and waits and workflow.patched(FLOOR_REQUESTED):
+        if position is not None and waits and self._patched(FLOOR_REQUESTED):
             asked = {"agent_id": ask.agent_id, "priority": ask.priority, "position": position}
             events = [*events, FloorEvent("chat.floor_requested", asked)]
         self.state.floor_version += 1
@@ -1015,7 +1025,7 @@ class ChatWorkflow:
         notices = self._notices().take()
         if not notices:
             return
-        if workflow.patched("notices-by-activity"):
+        if self._patched("notices-by-activity"):
             # one activity signals them all: no signal event per member in this history,
             # and no workflow task here for each signal's answer
             await options.run(
@@ -1126,7 +1136,7 @@ class ChatWorkflow:
             )
             del state.pending_messages[: len(batch)]
             self._read_contexts(batch, result.contexts)
-            if state.pending_messages and workflow.patched(PUBLISH_DURING_BURST):
+            if state.pending_messages and self._patched(PUBLISH_DURING_BURST):
                 # a burst keeps the store busy: what is stored goes out now, not at its end
                 while ready := self._announceable(messages_only=True):
                     await self._publish(ready)
@@ -1141,7 +1151,7 @@ class ChatWorkflow:
                 await self._signal_agent(agent_id, AgentHandlers.DIALOGUE_NOTICE, notice)
         # never announce a message before it is stored: a post that came in while this
         # flush was past the store waits for the next round, and its events with it
-        if not workflow.patched(PUBLISH_DURING_BURST):
+        if not self._patched(PUBLISH_DURING_BURST):
             # the first runs held every event until no message was pending, so a burst
             # that never ended piled its events up in the state
             while state.pending_events and not state.pending_messages:
@@ -1353,7 +1363,7 @@ class ChatWorkflow:
     def _record_movements(self) -> None:
         """Send what the account paid to the ledger, one batch at a time, beside the main
         loop (a paid turn's grant and delivery never wait on it)."""
-        if self._recording or not self._unrecorded() or not workflow.patched(CHAT_ACCOUNT):
+        if self._recording or not self._unrecorded() or not self._patched(CHAT_ACCOUNT):
             return
         self._recording = True
         self._recorder = asyncio.create_task(self._record(self._unrecorded()))

@@ -57,7 +57,7 @@ LOCAL_FLUSH = {
         non_retryable_error_types=["ValidationError", "InvalidDocument"],
     ),
 }
-"""An agent's events and projections tried first inside its workflow task (a local
+"""An agent's set-up, events and projections tried first inside its workflow task (a local
 activity); past these bounds the regular activity (``STORE``) waits the outage out."""
 
 LOCAL_TURN = {

@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 import pytest_asyncio
+from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client
 
 from bus import EventBus, consume
@@ -118,6 +119,29 @@ async def test_search_attributes_find_an_agent_by_id_and_status(api, admin, temp
     assert await eventually(matching, lambda ids: ids == [agent_workflow_id(agent_id)])
 
 
+async def test_an_introduction_answers_from_the_lifes_first_workflow_task(
+    api, admin, temporal_client
+):
+    """The set-up runs inside the first workflow task (a local activity), and the new
+    life records one patch marker (its era), not one for each patch in the code."""
+    agent_id = f"quick-{uuid.uuid4().hex[:8]}"
+    created = await api.post("/v1/agents", json={"agent_id": agent_id, "name": "Q"}, headers=admin)
+    assert created.status_code == 201
+    assert created.json()["manifest"]["agent_id"] == agent_id
+    history = await temporal_client.get_workflow_handle(agent_workflow_id(agent_id)).fetch_history()
+    kinds = [EventType.Name(e.event_type) for e in history.events]
+    answered = kinds.index("EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_COMPLETED")
+    assert kinds[:answered].count("EVENT_TYPE_WORKFLOW_TASK_COMPLETED") == 1
+    assert "EVENT_TYPE_ACTIVITY_TASK_SCHEDULED" not in kinds[:answered]
+    markers = [
+        e.marker_recorded_event_attributes.marker_name
+        for e in history.events
+        if e.event_type == EventType.EVENT_TYPE_MARKER_RECORDED
+    ]
+    assert markers.count("core_patch") == 1
+    assert markers.count("core_local_activity") >= 1
+
+
 async def test_retirement_publishes_agent_retired_and_completes_the_workflow(
     api, admin, events, temporal_client
 ):
@@ -147,18 +171,22 @@ async def test_a_long_life_continues_as_new_and_keeps_its_state(
     token = bearer(created.json()["token"])
     handle = temporal_client.get_workflow_handle(agent_workflow_id(agent_id))
     first_run = (await handle.describe()).run_id
-    for i in range(15):
+    # changes until the history passes its bound (how many depends on the events each
+    # costs) and the life goes on in a new run
+    for i in range(60):
         response = await api.patch(
             f"/v1/agents/{agent_id}", json={"current_activities": [f"step {i}"]}, headers=token
         )
         assert response.status_code == 200
+        if i >= 14 and await _run_id(temporal_client, agent_id) != first_run:
+            break
     await eventually(
         lambda: _run_id(temporal_client, agent_id), lambda run: run != first_run, timeout=20
     )
     still = await api.patch(f"/v1/agents/{agent_id}", json={"status": "idle"}, headers=token)
     assert still.status_code == 200
     manifest = still.json()
-    assert manifest["current_activities"] == ["step 14"]
+    assert manifest["current_activities"] == [f"step {i}"]
     assert manifest["available_resources"][0]["name"] == "memory"
     assert manifest["status"] == "idle"
     # the token survived too: it is the same workflow life

@@ -42,6 +42,9 @@ async def test_a_local_flush_that_timed_out_replays_to_the_same_fallback():
         # notice of the post before its turn: before ask-again-with-the-post
         ("hosted-round-robin-chat-before-asking-again", "chat/g-fb1a888451cc4bfe8288"),
         ("hosted-agent-before-asking-again", "agent/rrh0-f17e5c"),
+        # an introduction whose set-up was a regular activity and a second workflow task
+        # for its answer: before life-set-up-in-its-first-task
+        ("agent-introduced-before-the-local-set-up", "agent/i1-3b5c11"),
     ],
 )
 async def test_a_run_recorded_before_a_patch_replays_on_the_patched_code(name, workflow_id):
