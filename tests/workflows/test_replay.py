@@ -45,10 +45,14 @@ async def test_a_local_flush_that_timed_out_replays_to_the_same_fallback():
         # an introduction whose set-up was a regular activity and a second workflow task
         # for its answer: before life-set-up-in-its-first-task
         ("agent-introduced-before-the-local-set-up", "agent/i1-3b5c11"),
+        # the same room and one of its agents since their eras (one patch marker a run)
+        ("hosted-round-robin-chat-in-the-first-era", "chat/g-f4bc935100d84827a289"),
+        ("hosted-agent-in-the-first-era", "agent/rrh2-272145"),
     ],
 )
 async def test_a_run_recorded_before_a_patch_replays_on_the_patched_code(name, workflow_id):
-    """Runs that were live when the patches deployed replay with the commands they had."""
+    """Runs that were live when the patches deployed replay with the commands they had,
+    and runs recorded with an era replay with every patch it stands for."""
     events = json.loads(gzip.decompress((HISTORIES / f"{name}.json.gz").read_bytes()))
     history = WorkflowHistory.from_json(workflow_id, events)
     replayer = Replayer(workflows=WORKFLOWS, data_converter=pydantic_data_converter)
