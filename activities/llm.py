@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 from collections import OrderedDict
@@ -21,6 +20,7 @@ from models.workflow_io import (
     SpeakerChoice,
 )
 from persistence import AgentRepository, AttentionRepository, Database, MessageRepository
+from persistence.contexts import ContextSaver, DialogueContext
 from persistence.recent import RecentMessages
 
 log = logging.getLogger("agora.worker.mind")
@@ -34,7 +34,8 @@ class Mind:
     whole, else from the store and the chat's accepted tail (delivery does not wait for
     the store). The context is kept here too, and used only when it is the one the
     agent's workflow last heard of (``context_seq``): another worker's later turn makes
-    it stale, and it is read from the store again. Saving it waits for no turn."""
+    it stale, and it is read from the store again. Saving it waits for no turn, and is
+    debounced per dialogue (``persistence.contexts``)."""
 
     CONTEXTS_KEPT = 20_000
 
@@ -45,15 +46,16 @@ class Mind:
         default_model: str = "offline",
         base_url: str | None = None,
         recent: RecentMessages | None = None,
+        saver: ContextSaver | None = None,
     ) -> None:
         self._contexts = AttentionRepository(database)
+        self._saver = saver if saver is not None else ContextSaver(self._contexts)
         self._messages = MessageRepository(database)
         self._client = client
         self._default_model = default_model
         self._base_url = base_url
         self._recent = recent
         self._kept: OrderedDict[str, dict] = OrderedDict()
-        self._saving: set[asyncio.Task] = set()
 
     async def compose(self, data: ComposeInput) -> Reply:
         context = await self._context(data)
@@ -99,18 +101,7 @@ class Mind:
         self._kept.move_to_end(key)
         while len(self._kept) > self.CONTEXTS_KEPT:
             self._kept.popitem(last=False)
-        saving = asyncio.create_task(
-            self._contexts.put_context(data.agent_id, data.chat_id, summary, history, last_seq)
-        )
-        self._saving.add(saving)
-        saving.add_done_callback(self._saved)
-
-    def _saved(self, saving: asyncio.Task) -> None:
-        self._saving.discard(saving)
-        if not saving.cancelled() and (error := saving.exception()) is not None:
-            # the next turn on a worker without this context reads the older one saved
-            # and catches up from the messages: nothing said is lost to the agent
-            log.warning("saving a dialogue context failed: %r", error)
+        self._saver.save(DialogueContext(data.agent_id, data.chat_id, summary, history, last_seq))
 
     async def _unstored(self, data: ComposeInput, stored_through: int) -> list[Message]:
         """The chat's accepted messages the store does not hold yet, when the agent was
@@ -135,8 +126,9 @@ class LlmActivities:
         analyser=None,
         client: Client | None = None,
         recent: RecentMessages | None = None,
+        saver: ContextSaver | None = None,
     ) -> None:
-        self._mind = Mind(database, client, default_model, base_url, recent)
+        self._mind = Mind(database, client, default_model, base_url, recent, saver)
         self._reader = MessageReader(AgentRepository(database), analyser)
         self._default_model = default_model
         self._base_url = base_url

@@ -55,6 +55,12 @@ class Settings(BaseSettings):
     llm_model: str = "offline"
     llm_base_url: str | None = None
     llm_concurrency: int = Field(default=4, ge=1, le=256)
+    context_save_seconds: float = Field(default=1.0, ge=0, le=60)
+    """How long a hosted agent's dialogue context waits to be written after a turn (the
+    newest wins, at most one write per dialogue per interval, what waits is written when
+    the worker stops; 0 writes after every turn). The worker keeps the newest in memory:
+    the stored copy is read only by a worker that lacks it, which catches up from the
+    messages said since."""
 
     admin_token: SecretStr | None = None
     token_secret: SecretStr = SecretStr(_LOCAL_SECRET)

@@ -14,7 +14,7 @@ from core.settings import get_settings, secrets_of
 from core.temporal import connect_temporal, metrics_runtime
 from core.tracing import configure_tracing
 from persistence import open_database
-from workers.registry import build_workers
+from workers.registry import build_workers, context_saver
 
 log = logging.getLogger("agora.worker")
 
@@ -35,8 +35,12 @@ async def main() -> None:
         client = await connect_temporal(settings, metrics_runtime(port) if port else None)
         if port:
             log.info("temporal sdk metrics on http://127.0.0.1:%s/metrics", port)
+        contexts = context_saver(database, settings)
         async with contextlib.AsyncExitStack() as running:
-            for worker in build_workers(client, settings, database, bus):
+            # last out: the hosted agents' contexts that wait are written once the
+            # workers have finished the tasks in hand
+            running.push_async_callback(contexts.close)
+            for worker in build_workers(client, settings, database, bus, contexts=contexts):
                 await running.enter_async_context(worker)
             log.info("worker running on %s and %s", settings.task_queue, settings.llm_task_queue)
             ready = settings.worker_ready_file

@@ -19,7 +19,8 @@ from activities.turns import TurnActivities
 from bus import EventBus
 from core.settings import Settings
 from core.temporal import tracing_interceptors
-from persistence import Database
+from persistence import AttentionRepository, Database
+from persistence.contexts import ContextSaver
 from persistence.recent import RecentMessages
 from workers.slots import WorkflowSlots
 from workflows.agent import AgentWorkflow
@@ -44,18 +45,34 @@ def build_workers(
     database: Database,
     bus: EventBus,
     analyser=None,
+    contexts: ContextSaver | None = None,
     **worker_options,
 ) -> list[Worker]:
     """The workflow worker and the LLM worker (its own queue and concurrency limit),
-    sharing this process's recent messages; ``analyser`` replaces the processing step's
-    runnable (a slow model, in tests)."""
+    sharing this process's recent messages and its hosted agents' context writes
+    (``contexts``: the caller writes what waits when the workers stop); ``analyser``
+    replaces the processing step's runnable (a slow model, in tests)."""
     recent = RecentMessages()
+    if contexts is None:
+        contexts = context_saver(database, settings)
     return [
         build_worker(
-            client, settings, database, bus, analyser=analyser, recent=recent, **worker_options
-        ),
-        build_llm_worker(client, settings, database, analyser, recent=recent),
+            client,
+            settings,
+            database,
+            bus,
+            analyser=analyser,
+            recent=recent,
+            contexts=contexts,
+            **worker_options,
+        ),  # fmt: skip
+        build_llm_worker(client, settings, database, analyser, recent=recent, contexts=contexts),
     ]
+
+
+def context_saver(database: Database, settings: Settings) -> ContextSaver:
+    """The hosted agents' context writes of one worker process (debounced)."""
+    return ContextSaver(AttentionRepository(database), settings.context_save_seconds)
 
 
 def build_llm_worker(
@@ -64,11 +81,12 @@ def build_llm_worker(
     database: Database,
     analyser=None,
     recent: RecentMessages | None = None,
+    contexts: ContextSaver | None = None,
 ) -> Worker:
     """LangChain calls on their own task queue, so a slow model delays no hand-over (nor,
     with the processing step here, any delivery)."""
     llm = LlmActivities(
-        database, settings.llm_model, settings.llm_base_url, analyser, client, recent
+        database, settings.llm_model, settings.llm_base_url, analyser, client, recent, contexts
     )
     return Worker(
         client,
@@ -85,6 +103,7 @@ def build_worker(
     bus: EventBus,
     analyser=None,
     recent: RecentMessages | None = None,
+    contexts: ContextSaver | None = None,
     **worker_options,
 ) -> Worker:
     """A worker on ``settings.task_queue`` with every workflow and activity registered;
@@ -99,7 +118,8 @@ def build_worker(
     lives = LifeActivities(events, store, ledger)
     # the in-process models' turns (offline): local activities of the agents' workflows
     turns = TurnActivities(
-        Mind(database, client, settings.llm_model, settings.llm_base_url, recent), actions
+        Mind(database, client, settings.llm_model, settings.llm_base_url, recent, contexts),
+        actions,
     )
     return Worker(
         client,
