@@ -53,13 +53,14 @@ class StoreActivities:
     async def store_manifest(self, data: StoreManifestInput) -> bool:
         """Store the agent's manifest unless a newer version is already there."""
         stored = await self._agents.upsert(data.manifest)
+        if stored and data.manifest.version == 0 and not _skills(data.manifest):
+            return stored  # a new agent offering no skill: nothing to link or unlink
         # the catalogue skills the newest stored manifest offers, linked (agent_skills);
         # from what is stored, so a retry after a crash links them too (this one, when it
         # was the write that stored it: no read back)
         newest = data.manifest if stored else await self._agents.get(data.manifest.agent_id)
         if newest is not None:
-            names = [r.name for r in newest.available_resources if r.kind == "skill"]
-            await self._skills.link(newest.agent_id, names)
+            await self._skills.link(newest.agent_id, _skills(newest))
         return stored
 
     @activity.defn(name="store_credential")
@@ -141,3 +142,8 @@ class StoreActivities:
     async def store_attention(self, data: StoreAttentionInput) -> None:
         """Project the agent's attention (focus, scored dialogues) to MongoDB."""
         await self._attention.put_state(data.agent_id, data.attention.model_dump(mode="python"))
+
+
+def _skills(manifest) -> list[str]:
+    """The names of the skills a manifest offers (the catalogue decides which count)."""
+    return [r.name for r in manifest.available_resources if r.kind == "skill"]

@@ -46,7 +46,7 @@ class AgentRepository:
         doc = manifest.model_dump(mode="python")
         doc["_id"] = manifest.agent_id
         if manifest.version == 0 and await insert_once(self._agents, doc):
-            await self._remember(doc)
+            await self._remember(doc, first=True)
             return True  # the first manifest: an insert finds no stored one by index
         try:
             await self._agents.replace_one(
@@ -57,14 +57,17 @@ class AgentRepository:
         await self._remember(doc)
         return True
 
-    async def _remember(self, doc: dict) -> None:
+    async def _remember(self, doc: dict, *, first: bool = False) -> None:
         """One history entry when the page changed. The page before is the one this
         process stored last; only the first write of an agent in a process reads it from
-        the history, so the steady state adds no keyed read to a manifest's write."""
+        the history, so the steady state adds no keyed read to a manifest's write. The
+        agent's ``first`` manifest, just inserted, has no page before it: no read."""
         agent_id = doc["agent_id"]
         page = {field: doc.get(field) for field in PAGE_FIELDS}
         pages = self._database.pages
-        if agent_id in pages:
+        if first:
+            before = None
+        elif agent_id in pages:
             before = pages[agent_id]
             pages.move_to_end(agent_id)
         else:
