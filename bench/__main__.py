@@ -611,6 +611,18 @@ async def agora(
     }  # fmt: skip
 
 
+async def register_operators(api: httpx.AsyncClient, admin: dict, run: str) -> list[dict]:
+    """Eight operators, each with its own token (one token is rate-limited to 20
+    requests a second by design): the headers of each."""
+    operators = []
+    for k in range(8):
+        operator = {"operator_id": f"op{k}-{run}", "name": f"Operator {k}"}
+        r = await api.post("/v1/operators", json=operator, headers=admin)
+        r.raise_for_status()
+        operators.append({"Authorization": f"Bearer {r.json()['token']}"})
+    return operators
+
+
 async def introductions(env: dict[str, str], n: int, progress: Progress) -> dict:
     """Agents introduced through the API: ``n`` by 8 concurrent clients one at a time,
     each an operator with its own token (one token is rate-limited to 20 requests a
@@ -620,12 +632,7 @@ async def introductions(env: dict[str, str], n: int, progress: Progress) -> dict
     run = uuid.uuid4().hex[:6]
     task = progress.add_task(f"introductions, {n} one by one and {n} in batches", total=2 * n)
     async with httpx.AsyncClient(base_url=env["AGORA_API_URL"], timeout=120) as api:
-        operators = []
-        for k in range(8):
-            operator = {"operator_id": f"op{k}-{run}", "name": f"Operator {k}"}
-            r = await api.post("/v1/operators", json=operator, headers=admin)
-            r.raise_for_status()
-            operators.append({"Authorization": f"Bearer {r.json()['token']}"})
+        operators = await register_operators(api, admin, run)
         queue = list(range(n))
 
         async def client(headers: dict) -> None:

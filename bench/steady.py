@@ -23,7 +23,14 @@ import uuid
 
 import httpx
 
-from bench.__main__ import idle, messages_on_stream, pct, post_timed, stack_pids
+from bench.__main__ import (
+    idle,
+    messages_on_stream,
+    pct,
+    post_timed,
+    register_operators,
+    stack_pids,
+)
 from bench.peer import agora_hosted_round_robin
 from bench.profile import tree_cpu_seconds
 from cli.stack import PROJECT_ROOT, Stack
@@ -134,12 +141,7 @@ async def introductions(env: dict[str, str], n: int) -> None:
     admin = {"Authorization": f"Bearer {env['AGORA_ADMIN_TOKEN']}"}
     run, port = uuid.uuid4().hex[:6], env.get("AGORA_WORKER_METRICS_PORT", "9464")
     async with httpx.AsyncClient(base_url=env["AGORA_API_URL"], timeout=120) as api:
-        operators = []
-        for k in range(8):
-            operator = {"operator_id": f"op{k}-{run}", "name": f"Operator {k}"}
-            r = await api.post("/v1/operators", json=operator, headers=admin)
-            r.raise_for_status()
-            operators.append({"Authorization": f"Bearer {r.json()['token']}"})
+        operators = await register_operators(api, admin, run)
         queue, latencies = list(range(n)), []
 
         async def client(headers: dict) -> None:
