@@ -7,6 +7,7 @@ import asyncio
 from temporalio import activity
 
 from llm import MessageReader
+from models.agents import AgentManifest
 from models.chats import MessageContext
 from models.workflow_io import (
     RevokeCredentialsInput,
@@ -144,6 +145,6 @@ class StoreActivities:
         await self._attention.put_state(data.agent_id, data.attention.model_dump(mode="python"))
 
 
-def _skills(manifest) -> list[str]:
+def _skills(manifest: AgentManifest) -> list[str]:
     """The names of the skills a manifest offers (the catalogue decides which count)."""
     return [r.name for r in manifest.available_resources if r.kind == "skill"]

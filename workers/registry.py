@@ -65,7 +65,7 @@ def build_workers(
             recent=recent,
             contexts=contexts,
             **worker_options,
-        ),  # fmt: skip
+        ),
         build_llm_worker(client, settings, database, analyser, recent=recent, contexts=contexts),
     ]
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import signal
 from datetime import UTC, datetime
 
 import pytest
@@ -12,7 +13,7 @@ from temporalio.api.enums.v1 import EventType
 from core.names import agent_workflow_id
 from persistence import AttentionRepository
 from tests.conftest import eventually
-from tests.helpers import group, introduce, json_of
+from tests.helpers import group, introduce, json_of, worker_process
 
 
 async def attention(api, agent):
@@ -280,6 +281,34 @@ async def test_a_hosted_agent_resumes_each_dialogue_with_its_saved_context(api, 
     assert [line["content"] for line in saved["history"]] == ["something else from b"]
     raw = await database.db["dialogue_contexts"].find_one({"_id": f"{host.agent_id}|{with_b}"})
     assert "history" not in raw and b"something else" not in raw["sealed"]["ct"]
+
+
+async def test_a_worker_that_stops_writes_the_contexts_that_wait(
+    api_only, admin, settings, database
+):
+    """Contexts are written behind the turns, at most once an interval per dialogue; a
+    worker stopped (SIGTERM) meanwhile writes what waits before it exits, so the agent
+    resumes the dialogue on the next worker from its stored context."""
+    api = api_only
+    settings.context_save_seconds = 60  # far longer than the test: only the stop writes
+    contexts = AttentionRepository(database)
+    with worker_process(settings) as first:
+        host = await introduce(api, admin, "Host", brain={})
+        guest = await introduce(api, admin, "Guest")
+        chat = await direct(api, guest, host)
+        await post(api, chat, guest, "remember the blue door")
+        await eventually(
+            lambda: json_of(api.get(f"/v1/chats/{chat}/messages", headers=guest.headers)),
+            lambda page: any(m["from"] == host.agent_id for m in page["items"]),
+            timeout=30,
+        )
+        waiting = await contexts.get_context(host.agent_id, chat)
+        assert waiting["history"] == [] and waiting["last_seq"] == 0  # it waits
+        first.send_signal(signal.SIGTERM)
+        assert await asyncio.to_thread(first.wait, 30) == 0
+    saved = await contexts.get_context(host.agent_id, chat)
+    assert saved["last_seq"] >= 1
+    assert "remember the blue door" in [line["content"] for line in saved["history"]]
 
 
 async def test_a_hosted_agent_stops_at_its_budget(api, admin, database):
