@@ -68,7 +68,7 @@ with workflow.unsafe.imports_passed_through():
     from workflows import options
     from workflows.floor import Floor, FloorError, FloorEvent
     from workflows.membership import Membership, Notices, Refusal, conflict, forbidden, not_found
-    from workflows.outbox import Outbox, Projection, run_is_long
+    from workflows.outbox import Outbox, Projection, Wake, run_is_long
     from workflows.patches import Patches
     from workflows.policies import valid_pick
 
@@ -127,6 +127,12 @@ CHAT_ACCOUNT = "chat-account-movements"
 """The patch by which a chat records what its account paid (a funded chat's turns, its
 owner's withdrawals) with an activity of its own, beside the main loop; only a chat
 whose owner deposited into it has any."""
+TIMERS_KEPT = "timers-kept-across-wake-ups"
+"""The patch by which the main loop and the deliver lane keep their timer while its
+deadline stands (``outbox.Wake``, as the agent's ``steady-wake-timer``): each post woke
+them, cancelled the debounced floor projection's or the notice interval's timer and
+started it again for the same deadline, two events and a server timer task a message.
+After ``CHAT_ERA``: not in its set."""
 CHAT_ERA = "chat-era-1"
 """The era (``workflows.patches``) that stands for every patch above: a chat started
 since records one patch marker a run (each continue-as-new), not one a patch."""
@@ -195,6 +201,12 @@ class ChatWorkflow:
         (``NOTICE_ARMS_TIMER``)."""
         self._floor_debounced = False
         self._rotation_grace = False
+        self._timers_kept = False
+        """The loops keep a timer while its deadline stands (``TIMERS_KEPT``)."""
+        self._wake = Wake(workflow.now)
+        """The main loop's: the floor's next deadline or its projection coming due."""
+        self._notice_wake = Wake(workflow.now)
+        """The deliver lane's: the notice interval's end."""
         self._traces: dict[str, dict[str, str]] = {}
         """Each accepted post's trace context, until its delivery (in memory only: a
         replayed post delivers outside its request's trace, and no command differs)."""
@@ -233,6 +245,7 @@ class ChatWorkflow:
             ]
         self._floor_debounced = self._patched(FLOOR_DEBOUNCED)
         self._rotation_grace = self._patched(ROTATION_GRACE)
+        self._timers_kept = self._patched(TIMERS_KEPT)
         if self._patched(DELIVER_FIRST):
             self._one_step = self._patched(ONE_STEP)
             self._floor_notices_at_once = self._one_step and self._patched(FLOOR_AT_ONCE)
@@ -249,16 +262,24 @@ class ChatWorkflow:
             # a handler that moves the floor's deadline (a grant's time slot, a hold for
             # round robin's rotation) wakes the loop to arm the timer anew
             armed = self._floor_deadline()
-            with contextlib.suppress(TimeoutError):  # a floor timer is due
-                await workflow.wait_condition(
-                    lambda armed=armed: (
-                        self._has_work()
-                        or self._due_to_continue()
-                        or self._closing()
-                        or (self._rotation_grace and self._floor_deadline() != armed)
-                    ),
-                    timeout=self._next_wake(),
+
+            def woken(armed: datetime | None = armed) -> bool:
+                return (
+                    self._has_work()
+                    or self._due_to_continue()
+                    or self._closing()
+                    or (self._rotation_grace and self._floor_deadline() != armed)
                 )
+
+            wake = self._next_wake()
+            if self._timers_kept:  # a floor timer is due, or woken
+                self._wake.arm(wake)
+                await workflow.wait_condition(lambda: woken() or self._wake.rang())
+                if self._wake.rang():
+                    self._wake.disarm()
+            else:
+                with contextlib.suppress(TimeoutError):  # a floor timer is due
+                    await workflow.wait_condition(woken, timeout=wake)
             self._floor_tick()
             await self._grant_if_free()
             await self._flush()
@@ -875,10 +896,18 @@ class ChatWorkflow:
             wait = self._until_notices_due() if waiting else None
             # a notice that comes while no timer runs goes round to arm one
             arms = self._notice_arms_timer and wait is None
+
+            def woken(arms: bool = arms) -> bool:
+                return ready() or (arms and notice_waits())
+
+            if self._timers_kept:
+                self._notice_wake.arm(wait)
+                await workflow.wait_condition(lambda: woken() or self._notice_wake.rang())
+                if self._notice_wake.rang():
+                    self._notice_wake.disarm()
+                continue
             with contextlib.suppress(TimeoutError):
-                await workflow.wait_condition(
-                    lambda arms=arms: ready() or (arms and notice_waits()), timeout=wait
-                )
+                await workflow.wait_condition(woken, timeout=wait)
         if self._history_is_long():
             # no new step: with none out, the main loop continues as new (a burst that
             # never pauses would keep one out for ever), and what waits travels along

@@ -439,3 +439,46 @@ async def test_plain_news_in_a_group_waits_its_interval_a_mention_and_a_direct_c
         seen = await eventually(entries, lambda e: e[room]["mentioned"], timeout=15)
         assert seen[room]["unread"] == 11  # the waiting news came with the mention
         assert (await _told(temporal_client, bob.agent_id))[room] == 2
+
+
+async def test_posts_keep_the_chats_timers_and_the_news_still_goes_when_they_fire(
+    settings, admin, temporal_client, worker
+):
+    """Every post wakes a chat's loops; the timer they wait on (the notice interval's end,
+    the floor projection's) stands while its deadline does, instead of being cancelled and
+    started again by each post: 12 posts cost no timer each, and the news that waited goes
+    to Bob's agent when the interval ends, with no post after it."""
+    from temporalio.api.enums.v1 import EventType
+
+    from tests.helpers import app_client
+
+    settings.group_notice_interval_seconds = 3.0
+    settings.projection_interval_seconds = 3.0
+    async with app_client(settings) as api:
+        ada, bob = await introduce(api, admin, "Ada"), await introduce(api, admin, "Bob")
+        room = (await group(api, ada, bob))["chat_id"]
+        floored = (await group(api, ada, bob, speaker_policy="fifo",
+                               floor={"max_messages_per_turn": 50}))["chat_id"]  # fmt: skip
+        r = await api.post(f"/v1/chats/{floored}/floor", json={}, headers=ada.headers)
+        assert r.status_code in (200, 202), r.text
+        for i in range(12):
+            for chat_id in (room, floored):
+                r = await posted(api, chat_id, {"content": f"note {i}"}, ada.headers)
+                assert r.status_code == 201, r.text
+
+        async def unread():
+            view = (
+                await api.get(f"/v1/agents/{bob.agent_id}/attention", headers=bob.headers)
+            ).json()
+            return {d["entry"]["chat_id"]: d["entry"]["unread"] for d in view["dialogues"]}
+
+        # the first post was told at once; the other eleven when the interval's timer fired
+        await eventually(unread, lambda seen: seen.get(room) == 12, timeout=30)
+        for chat_id in (room, floored):
+            history = await temporal_client.get_workflow_handle(
+                chat_workflow_id(chat_id)
+            ).fetch_history()
+            kinds = collections.Counter(e.event_type for e in history.events)
+            started = kinds[EventType.EVENT_TYPE_TIMER_STARTED]
+            cancelled = kinds[EventType.EVENT_TYPE_TIMER_CANCELED]
+            assert started <= 4 and cancelled <= 2, (chat_id, started, cancelled)

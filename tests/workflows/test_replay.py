@@ -48,6 +48,10 @@ async def test_a_local_flush_that_timed_out_replays_to_the_same_fallback():
         # the same room and one of its agents since their eras (one patch marker a run)
         ("hosted-round-robin-chat-in-the-first-era", "chat/g-f4bc935100d84827a289"),
         ("hosted-agent-in-the-first-era", "agent/rrh2-272145"),
+        # since timers-kept-across-wake-ups: the room's floor projection timer and a busy
+        # group chat's notice timer, each armed once for its deadline, not once a post
+        ("hosted-round-robin-chat-with-kept-timers", "chat/g-6ab99dc300d148f78aef"),
+        ("group-chat-under-load-with-kept-timers", "chat/g-86ba4a9a01c94c76b06f"),
     ],
 )
 async def test_a_run_recorded_before_a_patch_replays_on_the_patched_code(name, workflow_id):
