@@ -17,7 +17,7 @@ from api.errors import ServiceUnavailable
 from bus import EventBus
 from core.logging import correlation_id
 from core.names import PLATFORM
-from core.security import InvalidToken, TokenCodec, same_secret
+from core.security import InvalidToken, TokenClaims, TokenCodec, same_secret
 from core.settings import Settings
 from models.agents import FOCUS_PREFIX, AgentManifest, AgentStatus, public_view
 from models.chats import RANK, ChatPublic, Role, a, can_read
@@ -171,23 +171,30 @@ async def token_is_live(
     )
 
 
+VERIFIED = "verified_token"
+"""The request state's key for ``(token, claims)`` of a bearer token already verified in
+this request (``api.limits`` verifies it to count the caller's rate)."""
+
+
 async def authenticate(
     token: str,
     settings: Settings,
     database: Database,
     tokens: TokenCodec,
     credentials: CredentialCache,
+    verified: TokenClaims | None = None,
 ) -> Principal:
     """The principal a bearer token stands for; ``InvalidToken`` with the reason if none.
 
     The admin token is the bootstrap secret from settings. Every other token is a JWT
     this server signed (one algorithm, its issuer and audience, inside ``nbf``..``exp``)
     whose id is still live in ``credentials`` (rotation and retirement revoke it; the
-    process's ``CredentialCache`` hears of it over the bus)."""
+    process's ``CredentialCache`` hears of it over the bus). ``verified``: this token's
+    claims, verified earlier in the same request (the request limits did)."""
     admin = settings.admin_token.get_secret_value() if settings.admin_token else None
     if admin and same_secret(token, admin):
         return Principal("admin")
-    claims = tokens.verify(token)
+    claims = verified or tokens.verify(token)
     if not await token_is_live(credentials, database, claims.token_id, claims.subject, claims.role):
         raise InvalidToken("token revoked")
     if claims.role == "agent":
@@ -204,13 +211,16 @@ async def current_principal(
     """Authenticate the bearer token; 401 with the reason (never the token) otherwise."""
     if credentials is None or not credentials.credentials:
         raise _unauthorized("missing bearer token")
+    token = credentials.credentials
+    verified = getattr(request.state, VERIFIED, None)
     try:
         principal = await authenticate(
-            credentials.credentials,
+            token,
             settings,
             database_of(request),
             request.app.state.tokens,
             request.app.state.credentials,
+            verified[1] if verified and verified[0] == token else None,
         )
     except InvalidToken as exc:
         raise _unauthorized(str(exc)) from None
