@@ -139,6 +139,8 @@ async def agora_hosted_round_robin(base: str, admin_token: str, turns: int) -> d
         "turns_per_second": (len(said) - 1) / elapsed if len(said) > 1 else 0.0,
         "strict_rotation": in_turn,
         **_turn_figures(released[1:]),  # the first turn waited for the agents to start
+        "chat_id": chat,  # to find the room's histories (``python -m bench.steady turn``)
+        "hosts": hosts,
     }
 
 

@@ -4,18 +4,22 @@ window, where ``make bench``'s figures move between runs as the machine's speed 
     make up && python -m bench.steady load 30 50    # 30 s at 50 posts a second offered
     make up && python -m bench.steady hosted 3      # three hosted round-robin rooms
     make up && python -m bench.steady intro 300     # 300 introductions, 8 clients
+    make up && python -m bench.steady turn          # one hosted turn, step by step
 
 ``load`` posts into 20 group chats of three (one sender, two listeners on their
 streams), offered at a fixed rate whatever the answers do, once the stack is idle; it
 prints the delivery p50 / p95 / p99, the CPU per message by process, and per message the
 worker's workflow tasks, activities and local activities by type (the worker's SDK
 metrics, ``AGORA_WORKER_METRICS_PORT``). ``hosted`` runs the bench's
-``agora_hosted_round_robin`` (4 hosted agents, 40 turns) that many times.
+``agora_hosted_round_robin`` (4 hosted agents, 40 turns) that many times. ``turn`` runs
+one such room and prints a turn from its middle as the chat's and its agents' history
+events, merged, in ms from one post's acceptance to the next's.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import re
 import sys
 import time
@@ -184,6 +188,48 @@ async def hosted(env: dict[str, str], rooms: int) -> None:
     spent(40 * rooms, "turn", elapsed, (cpu_before, cpu_after), (tasks_before, tasks_after))
 
 
+async def turn(env: dict[str, str]) -> None:
+    """One hosted room, then a turn from its middle, step by step, from the histories."""
+    from temporalio.api.enums.v1 import EventType
+
+    from core.names import agent_workflow_id, chat_workflow_id
+    from core.settings import Settings
+    from core.temporal import connect_temporal
+
+    await idle()
+    room = await agora_hosted_round_robin(env["AGORA_API_URL"], env["AGORA_ADMIN_TOKEN"], 40)
+    client = await connect_temporal(Settings())
+    steps: list[tuple] = []
+    for who, workflow_id in [("chat", chat_workflow_id(room["chat_id"]))] + [
+        (host, agent_workflow_id(host)) for host in room["hosts"]
+    ]:
+        history = await client.get_workflow_handle(workflow_id).fetch_history()
+        for e in history.events:
+            what = ""
+            if e.HasField("activity_task_scheduled_event_attributes"):
+                what = e.activity_task_scheduled_event_attributes.activity_type.name
+            elif e.HasField("workflow_execution_signaled_event_attributes"):
+                what = e.workflow_execution_signaled_event_attributes.signal_name
+            elif e.HasField("workflow_execution_update_accepted_event_attributes"):
+                what = e.workflow_execution_update_accepted_event_attributes.accepted_request
+                what = what.input.name
+            elif e.HasField("marker_recorded_event_attributes"):
+                data = e.marker_recorded_event_attributes.details.get("data")
+                what = json.loads(data.payloads[0].data).get("activity_type", "") if data else ""
+            kind = EventType.Name(e.event_type).removeprefix("EVENT_TYPE_")
+            steps.append((e.event_time.ToDatetime(), who, kind, what))
+    steps.sort()
+    posts = [i for i, step in enumerate(steps) if step[3] == "post_message"]
+    if len(posts) < 4:
+        raise SystemExit("the room took too few turns to show one")
+    first, last = posts[len(posts) // 2], posts[len(posts) // 2 + 1]
+    origin = steps[first][0]
+    print(f"room {room['chat_id']}: {room['turns_per_second']:.2f} turns/s, overhead p50 "
+          f"{room['overhead_p50_ms']} ms; one turn, in ms from the post before it:")  # fmt: skip
+    for at, who, kind, what in steps[first : last + 1]:
+        print(f"{(at - origin).total_seconds() * 1000:7.1f}  {who:14} {kind:36} {what}")
+
+
 def main(argv: list[str]) -> None:
     env = Stack.load(PROJECT_ROOT / ".agora").env()
     if argv[:1] == ["load"]:
@@ -191,6 +237,8 @@ def main(argv: list[str]) -> None:
         asyncio.run(load(env, seconds, rate))
     elif argv[:1] == ["intro"]:
         asyncio.run(introductions(env, int(argv[1]) if len(argv) > 1 else 300))
+    elif argv[:1] == ["turn"]:
+        asyncio.run(turn(env))
     elif argv[:1] == ["hosted"]:
         asyncio.run(hosted(env, int(argv[1]) if len(argv) > 1 else 3))
     else:

@@ -28,6 +28,20 @@ async def posted(api, chat_id: str, body: dict, headers: dict):
         await asyncio.sleep(0.2)
 
 
+async def post_in_turn(api, chat_ids: tuple[str, ...], poster, count: int) -> None:
+    """``count`` posts into each chat, one chat after the other, one at a time."""
+    for i in range(count):
+        for chat_id in chat_ids:
+            r = await posted(api, chat_id, {"content": f"note {i}"}, poster.headers)
+            assert r.status_code == 201, r.text
+
+
+async def attention_entries(api, agent) -> dict[str, dict]:
+    """The agent's attention view: each dialogue's entry, by chat."""
+    view = (await api.get(f"/v1/agents/{agent.agent_id}/attention", headers=agent.headers)).json()
+    return {d["entry"]["chat_id"]: d["entry"] for d in view["dialogues"]}
+
+
 async def post_burst(api, chat_id: str, poster, count: int, concurrency: int = 8) -> list[int]:
     """Post ``count`` messages with a few in flight at once; retry 429 and 503 like a client."""
     seqs: list[int] = []
@@ -418,16 +432,10 @@ async def test_plain_news_in_a_group_waits_its_interval_a_mention_and_a_direct_c
                            headers=ada.headers)  # fmt: skip
         assert r.status_code in (200, 201), r.text
         pair = r.json()["chat_id"]
-        for i in range(10):
-            for chat_id in (room, pair):
-                r = await posted(api, chat_id, {"content": f"note {i}"}, ada.headers)
-                assert r.status_code == 201, r.text
+        await post_in_turn(api, (room, pair), ada, 10)
 
         async def entries():
-            view = (
-                await api.get(f"/v1/agents/{bob.agent_id}/attention", headers=bob.headers)
-            ).json()
-            return {d["entry"]["chat_id"]: d["entry"] for d in view["dialogues"]}
+            return await attention_entries(api, bob)
 
         seen = await eventually(entries, lambda e: e.get(pair, {}).get("unread") == 10)
         assert seen[room]["unread"] == 1  # the first post at once, the rest wait
@@ -461,16 +469,10 @@ async def test_posts_keep_the_chats_timers_and_the_news_still_goes_when_they_fir
                                floor={"max_messages_per_turn": 50}))["chat_id"]  # fmt: skip
         r = await api.post(f"/v1/chats/{floored}/floor", json={}, headers=ada.headers)
         assert r.status_code in (200, 202), r.text
-        for i in range(12):
-            for chat_id in (room, floored):
-                r = await posted(api, chat_id, {"content": f"note {i}"}, ada.headers)
-                assert r.status_code == 201, r.text
+        await post_in_turn(api, (room, floored), ada, 12)
 
         async def unread():
-            view = (
-                await api.get(f"/v1/agents/{bob.agent_id}/attention", headers=bob.headers)
-            ).json()
-            return {d["entry"]["chat_id"]: d["entry"]["unread"] for d in view["dialogues"]}
+            return {c: e["unread"] for c, e in (await attention_entries(api, bob)).items()}
 
         # the first post was told at once; the other eleven when the interval's timer fired
         await eventually(unread, lambda seen: seen.get(room) == 12, timeout=30)
