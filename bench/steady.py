@@ -26,6 +26,7 @@ import time
 import uuid
 
 import httpx
+from temporalio.api.enums.v1 import EventType
 
 from bench.__main__ import (
     idle,
@@ -38,6 +39,9 @@ from bench.__main__ import (
 from bench.peer import agora_hosted_round_robin
 from bench.profile import tree_cpu_seconds
 from cli.stack import PROJECT_ROOT, Stack
+from core.names import agent_workflow_id, chat_workflow_id
+from core.settings import Settings
+from core.temporal import connect_temporal
 
 TASKS = re.compile(
     r"temporal_(workflow_task_execution_latency|activity_execution_latency"
@@ -190,15 +194,9 @@ async def hosted(env: dict[str, str], rooms: int) -> None:
 
 async def turn(env: dict[str, str]) -> None:
     """One hosted room, then a turn from its middle, step by step, from the histories."""
-    from temporalio.api.enums.v1 import EventType
-
-    from core.names import agent_workflow_id, chat_workflow_id
-    from core.settings import Settings
-    from core.temporal import connect_temporal
-
     await idle()
     room = await agora_hosted_round_robin(env["AGORA_API_URL"], env["AGORA_ADMIN_TOKEN"], 40)
-    client = await connect_temporal(Settings())
+    client = await connect_temporal(Settings(temporal_address=env["AGORA_TEMPORAL_ADDRESS"]))
     steps: list[tuple] = []
     for who, workflow_id in [("chat", chat_workflow_id(room["chat_id"]))] + [
         (host, agent_workflow_id(host)) for host in room["hosts"]

@@ -172,10 +172,7 @@ class AgentWorkflow:
                 )
 
             if wake is not None:
-                wake.arm(self._next_wake())
-                await workflow.wait_condition(lambda: woken() or wake.rang())
-                if wake.rang():
-                    wake.disarm()
+                if await wake.until(woken, self._next_wake(), workflow.wait_condition):
                     self._check_presence()
             else:
                 try:

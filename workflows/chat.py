@@ -273,10 +273,7 @@ class ChatWorkflow:
 
             wake = self._next_wake()
             if self._timers_kept:  # a floor timer is due, or woken
-                self._wake.arm(wake)
-                await workflow.wait_condition(lambda: woken() or self._wake.rang())
-                if self._wake.rang():
-                    self._wake.disarm()
+                await self._wake.until(woken, wake, workflow.wait_condition)
             else:
                 with contextlib.suppress(TimeoutError):  # a floor timer is due
                     await workflow.wait_condition(woken, timeout=wake)
@@ -901,10 +898,7 @@ class ChatWorkflow:
                 return ready() or (arms and notice_waits())
 
             if self._timers_kept:
-                self._notice_wake.arm(wait)
-                await workflow.wait_condition(lambda: woken() or self._notice_wake.rang())
-                if self._notice_wake.rang():
-                    self._notice_wake.disarm()
+                await self._notice_wake.until(woken, wait, workflow.wait_condition)
                 continue
             with contextlib.suppress(TimeoutError):
                 await workflow.wait_condition(woken, timeout=wait)

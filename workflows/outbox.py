@@ -12,7 +12,7 @@ one timer for its next deadline.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -174,3 +174,19 @@ class Wake:
         if self._timer is not None and not self._timer.done():
             self._timer.cancel()
         self._timer, self._at = None, None
+
+    async def until(
+        self,
+        woken: Callable[[], bool],
+        after: timedelta | None,
+        wait_condition: Callable[[Callable[[], bool]], Awaitable[None]],
+    ) -> bool:
+        """Wait until ``woken()`` or the deadline ``after`` from now (kept from the last
+        wait when it is the same); True when the deadline came (the timer is then gone).
+        ``wait_condition``: ``workflow.wait_condition`` in a workflow."""
+        self.arm(after)
+        await wait_condition(lambda: woken() or self.rang())
+        if not self.rang():
+            return False
+        self.disarm()
+        return True

@@ -133,3 +133,28 @@ async def test_a_moved_deadline_or_none_cancels_the_timer():
     assert wake.rang()
     wake.arm(None)
     assert not wake.rang() and wake._timer is None
+
+
+async def test_a_wait_ends_when_woken_or_at_its_deadline_and_keeps_the_timer_between():
+    """``until`` answers whether the deadline came; a wait that something else ended
+    leaves the timer running for the next wait with the same deadline."""
+    clock = [datetime(2026, 1, 1, tzinfo=UTC)]
+    wake = Wake(lambda: clock[0])
+    woken = [False]
+
+    async def wait_condition(condition) -> None:  # workflow.wait_condition, by polling
+        while not condition():  # noqa: ASYNC110 (a stand-in that polls, as a test fake)
+            await asyncio.sleep(0.005)
+
+    async def wake_soon() -> None:
+        await asyncio.sleep(0.01)
+        woken[0] = True
+
+    waker = asyncio.create_task(wake_soon())
+    assert not await wake.until(lambda: woken[0], timedelta(seconds=0.1), wait_condition)
+    await waker
+    first = wake._timer
+    woken[0] = False
+    assert await wake.until(lambda: woken[0], timedelta(seconds=0.1), wait_condition)
+    assert first is not None and first.done() and not first.cancelled()  # the same timer
+    assert wake._timer is None and not wake.rang()  # gone once it rang
