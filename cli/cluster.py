@@ -16,12 +16,15 @@ drills kill and restart single parts by name (``api-1``, ``worker-2``, ``rabbitm
 from __future__ import annotations
 
 import contextlib
+import csv
+import io
 import json
 import os
 import secrets
 import shlex
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -300,16 +303,39 @@ backend nodes
         env = self.env() | {"AGORA_API_PORT": str(port)}
 
         def ready() -> bool:
+            """Ready when it answers ``/readyz`` and the balancer sends it requests: HAProxy
+            marks a server up only after two passing checks, a second or two later."""
             import httpx
 
             try:
-                return httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=3).status_code == 200
+                answers = httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=3).status_code
             except httpx.HTTPError:
                 return False
+            state = self.balancer_states().get(f"apis/api-{i}")
+            return answers == 200 and (state is None or state == "UP")
 
         return Service(
             f"api-{i}", port, [sys.executable, "-m", "api"], ready, env=env, start_timeout=60
         )
+
+    def balancer_states(self) -> dict[str, str]:
+        """Each server's state as HAProxy sees it, by ``backend/server`` (``apis/api-1``:
+        ``UP``, ``DOWN``, or ``UP 1/2`` while checks are under way); empty when HAProxy
+        does not run. Read from its admin socket (``show stat``)."""
+        try:
+            with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+                sock.settimeout(2)
+                sock.connect(str(self.home / "run" / "haproxy.sock"))
+                sock.sendall(b"show stat\n")
+                data = b"".join(iter(lambda: sock.recv(65536), b""))
+        except OSError:
+            return {}
+        rows = csv.DictReader(io.StringIO(data.decode().removeprefix("# ")))
+        return {
+            f"{row['pxname']}/{row['svname']}": row["status"]
+            for row in rows
+            if row.get("svname") not in (None, "FRONTEND", "BACKEND")
+        }
 
     # ---- life cycle -------------------------------------------------------------------
 

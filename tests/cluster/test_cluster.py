@@ -86,6 +86,14 @@ async def restarted(cluster: Cluster, name: str) -> None:
     await asyncio.to_thread(cluster.start, name)
 
 
+def test_when_the_cluster_is_up_the_balancer_sends_requests_to_both_apis(cluster):
+    """HAProxy marks an API up only after two passing checks: ``up`` (and a restart)
+    returns once it has, not while every request still goes to the other API."""
+    states = cluster.balancer_states()
+    assert states["apis/api-1"] == "UP", states
+    assert states["apis/api-2"] == "UP", states
+
+
 async def test_a_post_reaches_streams_held_by_either_api_and_inboxes_are_quorum_queues(
     cluster, lb, admin
 ):
