@@ -70,7 +70,7 @@ class DeliveryActivities:
         if data.events:
             try:
                 result.published = await self._events.publish_events(
-                    PublishEventsInput(events=data.events)
+                    PublishEventsInput(events=data.events, without_inbox=data.without_inbox)
                 )
             except BaseException:
                 # a retry tells them again: an agent drops a notice it has counted, and

@@ -19,7 +19,7 @@ class EventActivities:
     @activity.defn(name="publish_events")
     async def publish_events(self, data: PublishEventsInput) -> int:
         """Publish a batch of events in order; a retry republishes them with the same ids."""
-        await self._bus.publish_batch(data.events)
+        await self._bus.publish_batch(data.events, without_inbox=set(data.without_inbox))
         published = activity.metric_meter().create_counter(
             "agora_events_published", "Events published, by type."
         )

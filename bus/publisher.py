@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Set
 from dataclasses import dataclass, field
 
 import aio_pika
@@ -52,13 +53,18 @@ class EventBus:
         with publish_span([event]):
             await asyncio.gather(*self._publishes(event))
 
-    async def publish_batch(self, events: list[EventEnvelope]) -> None:
-        """Publish many events, pipelined: frames go out in order, confirms are awaited together."""
+    async def publish_batch(
+        self, events: list[EventEnvelope], without_inbox: Set[str] = frozenset()
+    ) -> None:
+        """Publish many events, pipelined: frames go out in order, confirms are awaited
+        together. ``without_inbox``: recipients whose inbox gets no copy (hosted agents)."""
         with publish_span(events):
-            await asyncio.gather(*(p for event in events for p in self._publishes(event)))
+            await asyncio.gather(
+                *(p for event in events for p in self._publishes(event, without_inbox))
+            )
         log.debug("events published", extra={"event_id": events[-1].event_id if events else None})
 
-    def _publishes(self, event: EventEnvelope) -> list:
+    def _publishes(self, event: EventEnvelope, without_inbox: Set[str] = frozenset()) -> list:
         body = event.model_dump_json().encode()
         headers = {"type": event.type, "version": event.version} | inject_headers()
 
@@ -88,6 +94,7 @@ class EventBus:
         confirms += [
             self._to_inbox(message(inbox_message_id(event.event_id, agent_id)), agent_id)
             for agent_id in event.recipients
+            if agent_id not in without_inbox
         ]
         return confirms
 

@@ -135,6 +135,9 @@ class Member(BaseModel):
     agent_id: str
     role: Role
     joined_at: datetime
+    hosted: bool = False
+    """The agent thinks in Agora (it has a brain): its room's events reach its workflow,
+    and its inbox queue gets no copy of them (watch it with an observer stream)."""
 
 
 class ChatPublic(BaseModel):

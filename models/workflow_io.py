@@ -111,6 +111,9 @@ class DebitInput(BaseModel):
 
 class PublishEventsInput(BaseModel):
     events: list[EventEnvelope] = Field(min_length=1)
+    without_inbox: list[str] = []
+    """Recipients whose inbox gets no copy (a chat's hosted members: their workflows hear
+    the room); the events still name them, so an observer of theirs sees them."""
 
 
 # ---- chats ---------------------------------------------------------------------------
@@ -223,6 +226,8 @@ class MembershipChange(BaseModel):
     actor: str
     target: str
     role: Role | None = None
+    hosted: bool = False
+    """The target thinks in Agora (its manifest's ``hosted``): no inbox copies for it."""
     platform: bool = False
     correlation_id: str | None = None
 
@@ -406,6 +411,8 @@ class DeliverBatchInput(BaseModel):
     events: list[EventEnvelope] = []
     messages: list[Message] = []
     members: list[str] = []
+    without_inbox: list[str] = []
+    """Members whose inbox gets no copy (``PublishEventsInput.without_inbox``)."""
     notices: dict[str, DialogueNotice] = {}
     store_timeout_seconds: float = 2.0
     """A store slower than this is left to the chat's store lane (which stores the batch

@@ -448,7 +448,7 @@ class ChatWorkflow:
         """Invite an agent (admins and the owner), or join a public chat by oneself."""
         self._updates += 1
         role = change.role or Role.MEMBER
-        self._members().add(change.target, role, workflow.now())
+        self._members().add(change.target, role, workflow.now(), change.hosted)
         self._changed_membership(change.target, joined=True)
         self._emit(
             "chat.member_joined",
@@ -983,6 +983,7 @@ class ChatWorkflow:
                         events=events,
                         messages=messages,
                         members=list(state.members),
+                        without_inbox=self._members().hosted(),
                         notices=notices,
                     ),
                     **options.STORE,
@@ -1258,7 +1259,9 @@ class ChatWorkflow:
         outbox = self._outbox()
         batch = outbox.head(min(count, self.state.max_batch))
         await options.run(
-            EventActivities.publish_events, PublishEventsInput(events=batch), **options.PUBLISH
+            EventActivities.publish_events,
+            PublishEventsInput(events=batch, without_inbox=self._members().hosted()),
+            **options.PUBLISH,
         )
         outbox.published(len(batch))
 

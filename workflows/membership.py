@@ -76,6 +76,10 @@ class Membership:
     def others(self, sender: str) -> list[str]:
         return [m for m in self.members if m != sender]
 
+    def hosted(self) -> list[str]:
+        """The members that think in Agora: their inboxes get no copies."""
+        return [a for a, m in self.members.items() if m.hosted]
+
     # ---- checks: each raises a Refusal, or returns ------------------------------------
 
     def check_open(self) -> None:
@@ -172,8 +176,8 @@ class Membership:
 
     # ---- changes --------------------------------------------------------------------
 
-    def add(self, agent_id: str, role: Role, at: datetime) -> Member:
-        member = Member(agent_id=agent_id, role=role, joined_at=at)
+    def add(self, agent_id: str, role: Role, at: datetime, hosted: bool = False) -> Member:
+        member = Member(agent_id=agent_id, role=role, joined_at=at, hosted=hosted)
         self.members[agent_id] = member
         return member
 

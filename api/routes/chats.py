@@ -49,15 +49,20 @@ from workflows.chat import ChatWorkflow
 router = APIRouter(prefix="/chats", tags=["chats"])
 
 
-async def _live_agents(database: Database, agent_ids: list[str]) -> None:
-    """404 for an unknown agent, 422 for a retired one: a chat is for living agents."""
+async def _live_agents(database: Database, agent_ids: list[str]) -> set[str]:
+    """404 for an unknown agent, 422 for a retired one: a chat is for living agents.
+    Answers the hosted ones among them (their inboxes get no copies of the room)."""
     agents = AgentRepository(database)
+    hosted = set()
     for agent_id in agent_ids:
         manifest = await agents.get(agent_id)
         if manifest is None:
             raise HTTPException(status.HTTP_404_NOT_FOUND, f"agent {agent_id} not found")
         if manifest.status == AgentStatus.RETIRED:
             raise unprocessable(f"agent_id: agent {agent_id} is retired")
+        if manifest.hosted:
+            hosted.add(agent_id)
+    return hosted
 
 
 @router.post(
@@ -82,7 +87,7 @@ async def create_chat(
     floor_settings = body.floor_settings()
     if body.type == "direct" and floor_settings is not None:
         raise unprocessable("speaker_policy: a direct chat has no floor")
-    await _live_agents(database, body.participants)
+    hosted = await _live_agents(database, [me, *body.participants])
     if body.type == "direct":
         generation = 0
         while True:  # past the pair's closed chats, to its open one or the next
@@ -98,8 +103,11 @@ async def create_chat(
         chat_id = f"g-{uuid.uuid4().hex[:20]}"
     now = datetime.now(UTC)
     creator_role = Role.OWNER if body.type == "group" else Role.MEMBER
-    members = {me: Member(agent_id=me, role=creator_role, joined_at=now)}
-    members |= {a: Member(agent_id=a, role=Role.MEMBER, joined_at=now) for a in body.participants}
+    members = {me: Member(agent_id=me, role=creator_role, joined_at=now, hosted=me in hosted)}
+    members |= {
+        a: Member(agent_id=a, role=Role.MEMBER, joined_at=now, hosted=a in hosted)
+        for a in body.participants
+    }
     chat = ChatPublic(
         chat_id=chat_id,
         type=body.type,
@@ -192,11 +200,12 @@ async def create_member(
     cid: CorrelationId,
 ) -> ChatPublic:
     """Invite an agent (admins, owner), or join a public chat yourself."""
-    await _live_agents(database, [body.agent_id])
+    hosted = await _live_agents(database, [body.agent_id])
     change = MembershipChange(
         actor=view.actor,
         target=body.agent_id,
         role=Role(body.role),
+        hosted=body.agent_id in hosted,
         platform=view.principal.is_admin,
         correlation_id=cid,
     )

@@ -243,3 +243,49 @@ async def test_a_tasks_ledger_is_for_its_parties(http, admin):
     assert entries[0]["amount"] == 20 and entries[0]["debit"].endswith(poster.agent_id)
     refused = await http.get(path, headers=bearer(stranger.token))
     assert refused.status_code == 403 and "poster" in refused.json()["detail"]
+
+
+async def test_a_hosted_members_inbox_gets_no_copy_of_its_room_and_its_observer_sees_it(
+    http, server, admin
+):
+    """A hosted agent hears its rooms through its workflow; a copy in its inbox queue would
+    wait there unread for ever. The room's events leave its inbox out, still name it, and
+    an observer stream with its token shows them; an external member's inbox gets them."""
+    ada, bob = [await introduce(http, admin, n) for n in ("Ada", "Bob")]
+    hal, hugo = [
+        await introduce(http, admin, n, brain={"turns_per_hour": 1000}) for n in ("Hal", "Hugo")
+    ]
+    room = await group(http, ada, bob, hal, topic="quiet inboxes")
+    invited = await http.post(
+        f"/v1/chats/{room['chat_id']}/members",
+        json={"agent_id": hugo.agent_id},
+        headers=ada.headers,
+    )
+    assert invited.status_code == 201, invited.text
+    hosted = {m["agent_id"]: m["hosted"] for m in invited.json()["members"]}
+    assert hosted == {ada.agent_id: False, bob.agent_id: False, hal.agent_id: True,
+                      hugo.agent_id: True}  # fmt: skip
+    ticket = await _ticket(http, hal.headers, chat_id=room["chat_id"])
+    url = server.replace("http", "ws", 1) + f"/v1/observe?ticket={ticket['ticket']}"
+    async with websockets.connect(url, open_timeout=10) as connection:
+        await _ready(connection)
+        await _say(http, room, ada, "hello, all")
+        seen = await _events(connection, _sent("hello, all"))
+    assert hal.agent_id in seen[-1]["recipients"]
+
+    async def inbox(agent, wait: float) -> list[dict]:
+        polled = await http.get(
+            f"/v1/agents/{agent.agent_id}/events", params={"wait": wait}, headers=agent.headers
+        )
+        assert polled.status_code == 200, polled.text
+        return polled.json()["events"]
+
+    def of_room(events: list[dict]) -> list[str]:
+        return [e["type"] for e in events if e["payload"].get("chat_id") == room["chat_id"]
+                or e["payload"].get("message", {}).get("chat_id") == room["chat_id"]]  # fmt: skip
+
+    # Bob's copy arrived: the batch's copies were all confirmed by then
+    bobs = await eventually(lambda: inbox(bob, 5), lambda events: "message.sent" in of_room(events))
+    assert "message.sent" in of_room(bobs)
+    assert of_room(await inbox(hal, 3)) == []  # an empty inbox answers after 3 s
+    assert of_room(await inbox(hugo, 3)) == []
