@@ -124,6 +124,31 @@ async def create_observer_ticket(
     )
 
 
+class ObserverSink:
+    """Sends an observer the events its scope shows, until the client is gone.
+
+    The tail calls ``send`` from the broker's consumer, where a raised error is only
+    logged: a send to a closed socket therefore ends the stream (``stop``) instead, so
+    its queue goes with it. Left raising, such a stream stayed bound to the bus after its
+    browser had gone and failed (with a logged traceback) on every event that followed.
+    """
+
+    def __init__(self, websocket: WebSocket, principal: Principal, scope: ObserverScope,
+                 stop: asyncio.Event) -> None:  # fmt: skip
+        self.websocket = websocket
+        self.principal = principal
+        self.scope = scope
+        self.stop = stop
+
+    async def send(self, event: EventEnvelope) -> None:
+        if self.stop.is_set() or not shows(self.principal, self.scope, event):
+            return
+        try:
+            await self.websocket.send_text(event.model_dump_json())
+        except (WebSocketDisconnect, RuntimeError, OSError):  # the client is gone
+            self.stop.set()
+
+
 def shows(principal: Principal, scope: ObserverScope, event: EventEnvelope) -> bool:
     """Whether an observer with this scope is shown the event."""
     if scope.chat_id is not None and event_chat_id(event) != scope.chat_id:
@@ -203,10 +228,7 @@ async def observe_events(websocket: WebSocket) -> None:
             return
     await _audit(websocket, principal, scope, 1000, None)
     stop = asyncio.Event()
-
-    async def send(event: EventEnvelope) -> None:
-        if shows(principal, scope, event):
-            await websocket.send_text(event.model_dump_json())
+    sink = ObserverSink(websocket, principal, scope, stop)
 
     async def watch_client() -> None:
         with contextlib.suppress(WebSocketDisconnect, RuntimeError):
@@ -226,7 +248,7 @@ async def observe_events(websocket: WebSocket) -> None:
 
     watcher = asyncio.create_task(watch_client())
     try:
-        await tail_events(deps.bus, send, scope.types or None, stop, on_ready=ready)
+        await tail_events(deps.bus, sink.send, scope.types or None, stop, on_ready=ready)
     except (WebSocketDisconnect, RuntimeError):
         pass
     except Exception as exc:  # the broker went away: the client reconnects

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime
 
+from fastapi import WebSocketDisconnect
 from hypothesis import given
 from hypothesis import strategies as st
 
 from api.deps import Principal
-from api.routes.events import shows
+from api.routes.events import ObserverSink, shows
 from models.events import EventEnvelope, ObserverScope, event_chat_id
 
 AT = datetime(2026, 12, 2, tzinfo=UTC)
@@ -58,3 +60,29 @@ def test_an_observer_never_sees_another_chat_nor_an_agent_what_is_not_addressed_
         assert shown == (principal.agent_id in event.recipients)
     else:
         assert shown  # admins and operators see the whole scope
+
+
+class GoneClient:
+    """A WebSocket whose client left: the first send fails as Starlette's does (1006),
+    later ones as a socket whose close went out."""
+
+    def __init__(self) -> None:
+        self.sends = 0
+
+    async def send_text(self, text: str) -> None:
+        self.sends += 1
+        if self.sends == 1:
+            raise WebSocketDisconnect(code=1006)
+        raise RuntimeError('Cannot call "send" once a close message has been sent.')
+
+
+async def test_an_observer_whose_client_left_ends_its_stream_instead_of_failing_per_event():
+    stop = asyncio.Event()
+    client = GoneClient()
+    sink = ObserverSink(client, Principal("admin"), ObserverScope(), stop)
+    event = envelope("chat.floor_granted", {"chat_id": "g-1"}, ["ada"])
+    await sink.send(event)  # raises nothing into the broker's consumer
+    assert stop.is_set()  # the tail ends, and its queue goes
+    for _ in range(3):
+        await sink.send(event)
+    assert client.sends == 1  # nothing more is tried on the gone client
