@@ -38,7 +38,7 @@ from models.workflow_io import (
     TaskChatInput,
     TaskCommand,
 )
-from persistence import Database, ReviewRepository, TaskRepository
+from persistence import AgentRepository, Database, ReviewRepository, TaskRepository
 
 
 def task_chat_id(task_id: str) -> str:
@@ -49,6 +49,7 @@ class TaskActivities:
     def __init__(self, database: Database, client: Client) -> None:
         self._tasks = TaskRepository(database)
         self._reviews = ReviewRepository(database)
+        self._agents = AgentRepository(database)
         self._client = client
 
     @activity.defn(name="escrow_reward")
@@ -69,12 +70,18 @@ class TaskActivities:
 
     @activity.defn(name="open_task_chat")
     async def open_task_chat(self, data: TaskChatInput) -> str:
-        """The poster and the assignee's chat for this task (the same chat on a retry)."""
+        """The poster and the assignee's chat for this task (the same chat on a retry).
+        A hosted party is marked so, as in any chat: its inbox gets no copies."""
         chat_id = task_chat_id(data.task_id)
         now = datetime.now(UTC)
+        hosted = set()
+        for agent_id in (data.poster, data.assignee):
+            manifest = await self._agents.get(agent_id)
+            if manifest is not None and manifest.hosted:
+                hosted.add(agent_id)
         members = {
-            data.poster: Member(agent_id=data.poster, role=Role.OWNER, joined_at=now),
-            data.assignee: Member(agent_id=data.assignee, role=Role.MEMBER, joined_at=now),
+            agent_id: Member(agent_id=agent_id, role=role, joined_at=now, hosted=agent_id in hosted)
+            for agent_id, role in ((data.poster, Role.OWNER), (data.assignee, Role.MEMBER))
         }
         chat = ChatPublic(
             chat_id=chat_id, type="group", topic=f"task: {data.title}"[:300],

@@ -182,6 +182,17 @@ async def test_a_hosted_assignee_does_the_work_in_its_task_chat_and_submits_it(a
     assert senders[0] == "platform" and "Mean of 2 and 4" in page["items"][0]["content"]
     assert host.agent_id in senders
     assert next(m for m in page["items"] if m["from"] == host.agent_id)["content"] == done["result"]
+    # the hosted assignee hears its task chat through its workflow: no copy in its inbox
+    chat = await json_of(api.get(f"/v1/chats/{done['chat_id']}", headers=poster.headers))
+    assert {m["agent_id"]: m["hosted"] for m in chat["members"]} == {
+        poster.agent_id: False,
+        host.agent_id: True,
+    }
+    polled = api.get(
+        f"/v1/agents/{host.agent_id}/events", params={"wait": 3, "limit": 100}, headers=host.headers
+    )
+    inbox = await json_of(polled)
+    assert [e["type"] for e in inbox["events"] if e["type"].startswith(("chat.", "message."))] == []
     accepted = await api.post(f"{url}/accept", headers=poster.headers)
     assert accepted.json()["status"] == "settled"
     assert await balance(api, host) == 8 and await balance(api, poster) == 2
