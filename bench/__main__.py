@@ -34,6 +34,7 @@ from rich.table import Table
 from temporalio import activity, workflow
 from temporalio.worker import Worker
 
+from bench import client_limits
 from bench.console import console_figures
 from bench.profile import tree_cpu_seconds
 from bench.protocols import a2a_round_trips, doors
@@ -452,7 +453,7 @@ async def agora(
     base = env["AGORA_API_URL"]
     run = uuid.uuid4().hex[:6]
     async with httpx.AsyncClient(base_url=base, timeout=60,
-                                 limits=httpx.Limits(max_connections=200)) as api:  # fmt: skip
+                                 limits=client_limits(200)) as api:  # fmt: skip
         task = progress.add_task("introducing agents", total=60)
         started = time.perf_counter()
         agents = []

@@ -27,6 +27,7 @@ from pathlib import Path
 
 import httpx
 
+from bench import client_limits
 from bench.drills import Drill, Society, _reap, console, run_drill
 from cli.cluster import NODES, REPLICAS, Cluster, ClusterPorts
 
@@ -140,7 +141,7 @@ async def run_cluster(size: dict, home: Path, result: dict) -> None:
         async with httpx.AsyncClient(
             base_url=f"http://127.0.0.1:{cluster.ports.api}",
             timeout=60,
-            limits=httpx.Limits(max_connections=64),
+            limits=client_limits(64),
         ) as api:
             society = Society(cluster.stack, api)
             members = [await society.introduce(f"C{i}") for i in range(LISTENERS)]

@@ -52,6 +52,7 @@ import websockets
 from rich.console import Console
 from rich.table import Table
 
+from bench import client_limits
 from cli.stack import PROJECT_ROOT, Ports, Stack
 from core.settings import Settings
 from core.temporal import connect_temporal
@@ -572,7 +573,7 @@ async def single_stack(stack: Stack, size: dict, parts: tuple[str, ...], result:
     try:
         await asyncio.to_thread(stack.up)
         async with httpx.AsyncClient(base_url=stack.env()["AGORA_API_URL"], timeout=60,
-                                     limits=httpx.Limits(max_connections=64)) as api:  # fmt: skip
+                                     limits=client_limits(64)) as api:  # fmt: skip
             society = Society(stack, api)
             if "faults" in parts:
                 await fault_drills(stack, society, size, result)

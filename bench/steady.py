@@ -28,6 +28,7 @@ import uuid
 import httpx
 from temporalio.api.enums.v1 import EventType
 
+from bench import client_limits
 from bench.__main__ import (
     idle,
     messages_on_stream,
@@ -67,7 +68,7 @@ async def sdk_tasks(port: str) -> dict[tuple, float]:
 async def load(env: dict[str, str], seconds: int, rate: int) -> None:
     admin = {"Authorization": f"Bearer {env['AGORA_ADMIN_TOKEN']}"}
     base, run = env["AGORA_API_URL"], uuid.uuid4().hex[:6]
-    limits = httpx.Limits(max_connections=200)
+    limits = client_limits(200)
     async with httpx.AsyncClient(base_url=base, timeout=60, limits=limits) as api:
         agents = []
         for i in range(60):
