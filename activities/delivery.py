@@ -17,7 +17,7 @@ from temporalio import activity
 from activities.chat_actions import ChatActions
 from activities.events import EventActivities
 from activities.store import StoreActivities
-from models.attention import fold_readings
+from models.attention import DialogueNotice, fold_readings
 from models.workflow_io import (
     DeliverBatchInput,
     DeliverBatchResult,
@@ -79,21 +79,44 @@ class DeliveryActivities:
                 raise
         if rest := {a: n for a, n in notices.items() if a not in floor}:
             tellings.append(self._tell(rest))  # beside the store, not after it
-        if data.messages:
+        told = told_through(data.notices) if data.last_seq_with_notices else None
+        if data.messages or told:
             # not cancelled when late (a cancelled driver call closes its connection, and a
             # store that is merely slow would then reconnect for every batch): it goes on
             # in the background, and the store lane stores the batch again (idempotent)
-            storing = asyncio.ensure_future(self._store.store_read(data.messages, contexts))
+            storing = asyncio.ensure_future(self._store_batch(data, contexts, told))
             self._storing.add(storing)
             storing.add_done_callback(self._stored)
             done, _ = await asyncio.wait({storing}, timeout=data.store_timeout_seconds)
-            if done and storing.exception() is None:
+            if done and storing.exception() is None and data.messages:
                 result.stored, result.contexts = True, contexts
         if tellings:
             result.told = sum(await asyncio.gather(*tellings))
         return result
 
+    async def _store_batch(
+        self, data: DeliverBatchInput, contexts: dict, told: tuple[str, int] | None
+    ) -> None:
+        """Store the batch's messages; then, with the members' notices, raise the chat's
+        stored ``last_seq`` to the newest seq they are told of (after the messages, so the
+        projection does not run ahead of a store that is up)."""
+        if data.messages:
+            await self._store.store_read(
+                data.messages, contexts, raise_last_seq=not data.last_seq_with_notices
+            )
+        if told is not None:
+            await self._store.raise_last_seq(*told)
+
     def _tell(self, notices: dict) -> asyncio.Future:
         return asyncio.ensure_future(
             self._actions.notify_members(NotifyMembersInput(notices=notices))
         )
+
+
+def told_through(notices: dict[str, DialogueNotice]) -> tuple[str, int] | None:
+    """The chat and the newest message seq a batch's notices tell of (None: no notice
+    tells of a message; a floor change or a read mark alone)."""
+    last = max(notices.values(), key=lambda n: n.last_seq, default=None)
+    if last is None or last.last_seq <= 0:
+        return None
+    return last.chat_id, last.last_seq

@@ -103,16 +103,28 @@ class StoreActivities:
         if self._recent is not None:
             self._recent.add(messages)
 
-    async def store_read(self, messages: list, contexts: dict[int, MessageContext]) -> int:
+    async def store_read(
+        self, messages: list, contexts: dict[int, MessageContext], *, raise_last_seq: bool = True
+    ) -> int:
         """Store a batch with what the processing step read in it, by deterministic ids
-        (and keep it among this worker's recent messages, for its hosted agents' turns)."""
+        (and keep it among this worker's recent messages, for its hosted agents' turns);
+        then raise the chat's stored ``last_seq`` to the batch's last, unless the caller
+        raises it otherwise (``raise_last_seq=False``: a delivery step raises it with the
+        members' notices)."""
         self.hold(messages)
         read = [m.model_copy(update={"langchain_context": contexts.get(m.seq)})
                 for m in messages]  # fmt: skip
         stored = await self._messages.store(read)
-        last = read[-1]
-        await self._chats.raise_last_seq(last.chat_id, last.seq)
+        if raise_last_seq:
+            last = read[-1]
+            await self.raise_last_seq(last.chat_id, last.seq)
         return stored
+
+    async def raise_last_seq(self, chat_id: str, seq: int) -> None:
+        """Raise the chat's stored ``last_seq`` to ``seq`` (never lowers it). A keyed write:
+        on FerretDB v1 it scans ``chats``, so the delivery step does it once a notice
+        interval, not once a batch."""
+        await self._chats.raise_last_seq(chat_id, seq)
 
     @activity.defn(name="store_messages")
     async def store_messages(self, data: StoreMessagesInput) -> StoreMessagesResult:

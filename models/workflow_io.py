@@ -417,6 +417,11 @@ class DeliverBatchInput(BaseModel):
     store_timeout_seconds: float = 2.0
     """A store slower than this is left to the chat's store lane (which stores the batch
     again: idempotent), so a store that is away holds no later delivery back."""
+    last_seq_with_notices: bool = False
+    """The chat's stored ``last_seq`` is raised with the members' notices (to the newest
+    seq they are told of), not after every batch: a keyed write (a scan of ``chats`` on
+    FerretDB v1) once a notice interval in a busy chat instead of once a message. False
+    (a step scheduled by older code): raised after every batch, as before."""
 
 
 class DeliverBatchResult(BaseModel):

@@ -985,6 +985,7 @@ class ChatWorkflow:
                         members=list(state.members),
                         without_inbox=self._members().hosted(),
                         notices=notices,
+                        last_seq_with_notices=True,
                     ),
                     **options.STORE,
                 )

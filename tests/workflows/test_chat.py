@@ -190,10 +190,10 @@ async def test_a_slow_store_delays_no_delivery_and_a_full_backlog_answers_503(
     gate = asyncio.Event()
     calls: list[int] = []
 
-    async def slow_store(self, messages, contexts) -> int:  # delivery's and the lane's
+    async def slow_store(self, messages, contexts, **how) -> int:  # delivery's and the lane's
         calls.append(messages[0].seq)
         await gate.wait()
-        return await store(self, messages, contexts)
+        return await store(self, messages, contexts, **how)
 
     monkeypatch.setattr(StoreActivities, "store_read", slow_store)
     async with contextlib.AsyncExitStack() as running:
@@ -397,6 +397,48 @@ async def test_a_busy_chat_tells_a_members_agent_a_few_times_and_counts_every_me
         )
         page = (await api.get(url, headers=bob.headers)).json()["items"]
         assert [m["seq"] for m in page] == list(range(1, 31))
+
+
+async def test_a_chats_stored_last_seq_is_raised_with_its_notices_not_once_a_message(
+    settings, admin, worker, monkeypatch
+):
+    """The chat's stored ``last_seq`` (``GET /v1/chats/{id}``) is a keyed write, a scan of
+    ``chats`` on FerretDB v1: it goes with the members' notices. A lone post shows at
+    once (its notice goes at once); 30 posts one after another show their last within the
+    notice interval after the burst, in a few writes, not one a post."""
+    from persistence import ChatRepository
+    from tests.helpers import app_client
+
+    settings.group_notice_interval_seconds = 3.0
+    raised: list[tuple[str, int]] = []
+    keyed = ChatRepository.raise_last_seq
+
+    async def counted(self, chat_id: str, seq: int) -> None:
+        raised.append((chat_id, seq))
+        await keyed(self, chat_id, seq)
+
+    monkeypatch.setattr(ChatRepository, "raise_last_seq", counted)
+    async with app_client(settings) as api:
+        ada, bob = await introduce(api, admin, "Ada"), await introduce(api, admin, "Bob")
+        chat_id = (await group(api, ada, bob))["chat_id"]
+
+        async def last_seq() -> int:
+            return (await json_of(api.get(f"/v1/chats/{chat_id}", headers=bob.headers)))["last_seq"]
+
+        r = await posted(api, chat_id, {"content": "first"}, ada.headers)
+        assert r.status_code == 201, r.text
+        await eventually(last_seq, lambda n: n == 1, timeout=10)
+        started = asyncio.get_running_loop().time()
+        for i in range(30):
+            r = await posted(api, chat_id, {"content": f"note {i}"}, ada.headers)
+            assert r.status_code == 201, r.text
+        elapsed = asyncio.get_running_loop().time() - started
+        await eventually(last_seq, lambda n: n == 31, timeout=30)
+        writes = [seq for chat, seq in raised if chat == chat_id]
+        assert writes == sorted(writes) and writes[-1] == 31, writes
+        # the first post's, then one a notice interval and the burst's last: 31 before
+        bound = elapsed / settings.group_notice_interval_seconds + 3
+        assert 2 <= len(writes) <= bound and len(writes) < 31, (writes, elapsed)
 
 
 async def _told(temporal_client, agent_id: str) -> collections.Counter:
