@@ -120,6 +120,10 @@ class Settings(BaseSettings):
     delivered_flush_seconds: float = Field(default=1.0, gt=0, le=60)
     """How often an API process writes its streams' delivery watermarks (``delivered``
     receipts), coalesced per agent and chat; a stream never waits for that write."""
+    observer_max_backlog: int = Field(default=10_000, ge=10, le=1_000_000)
+    """How many events may wait at the broker for one observer stream (a console, an
+    operator's watch) before the stream is closed as too slow (close code 4008): a slow
+    watcher must not grow the broker's memory until it stops every publisher."""
     audit_denial_window_seconds: float = Field(default=60.0, gt=0, le=3600)
     """Repeated anonymous denials from one address within this window are audited as the
     first one and one summary (with its count) when the window ends."""

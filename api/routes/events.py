@@ -41,6 +41,7 @@ from api.deps import (
     visible_chat,
 )
 from bus import dead_letters, replay_dead_letters, tail_events
+from bus.tail import TooSlow
 from core.security import InvalidToken
 from core.tracing import SLOWEST, is_configured
 from models.events import (
@@ -190,7 +191,9 @@ async def observe_events(websocket: WebSocket) -> None:
     Opened with a ticket (``POST /v1/observe/ticket``) in ``ticket``, or with the token
     in the Authorization header and the scope in the query (``chat_id``, ``types``,
     comma-separated). Refusals close with 4401 (no valid ticket or token), 4404 (a chat
-    the caller may not see) or 1013 (not ready)."""
+    the caller may not see) or 1013 (not ready). A client that reads slower than the
+    events come, until ``AGORA_OBSERVER_MAX_BACKLOG`` of them wait for it at the broker,
+    is closed with 4008 (too slow): it reconnects, and knows it missed what came between."""
     deps = websocket.app.state.deps
     settings = websocket.app.state.settings
     await websocket.accept()
@@ -248,9 +251,14 @@ async def observe_events(websocket: WebSocket) -> None:
 
     watcher = asyncio.create_task(watch_client())
     try:
-        await tail_events(deps.bus, sink.send, scope.types or None, stop, on_ready=ready)
+        await tail_events(deps.bus, sink.send, scope.types or None, stop, on_ready=ready,
+                          max_backlog=deps.settings.observer_max_backlog)  # fmt: skip
     except (WebSocketDisconnect, RuntimeError):
         pass
+    except TooSlow as slow:  # it reads slower than the bus writes: it reconnects
+        log.warning("observer stream too slow, closed: %s", slow)
+        with contextlib.suppress(Exception):
+            await websocket.close(code=4008, reason="too slow: events were waiting; reconnect")
     except Exception as exc:  # the broker went away: the client reconnects
         log.warning("observer stream lost the bus: %s", type(exc).__name__)
         with contextlib.suppress(Exception):

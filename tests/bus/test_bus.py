@@ -117,3 +117,61 @@ async def test_a_dead_letter_nothing_takes_back_stays_in_the_dead_letters(bus: E
     assert event.event_id in [d.event_id for d in await dead_letters(bus, limit=500)]
     await bus.ensure_inbox(agent_id)  # back: the next replay takes it home
     assert event.event_id in [d.event_id for d in await replay_dead_letters(bus, limit=500)]
+
+
+def watched(n: int) -> EventEnvelope:
+    return EventEnvelope(
+        event_id=str(uuid.uuid4()),
+        type="watch.tested",
+        occurred_at="2026-12-07T00:00:00Z",
+        payload={"n": n},
+    )
+
+
+async def test_a_watcher_that_falls_too_far_behind_ends_and_publishing_goes_on(bus: EventBus):
+    """A watcher (an observer stream) that stops taking events ends with ``TooSlow`` once
+    its backlog at the broker passes its bound, instead of growing it without end; every
+    publish meanwhile is confirmed, and a watcher that keeps up with the same bound gets
+    every event."""
+    from bus.tail import PREFETCH, TooSlow, tail_events
+
+    stuck, stop = asyncio.Event(), asyncio.Event()
+    taken: list[int] = []
+
+    async def slow(event: EventEnvelope) -> None:
+        taken.append(event.payload["n"])
+        await stuck.wait()  # a client that reads nothing more
+
+    kept: list[int] = []
+
+    async def keeps_up(event: EventEnvelope) -> None:
+        kept.append(event.payload["n"])
+
+    ready = [asyncio.Event(), asyncio.Event()]
+
+    async def watch(on_event, i: int) -> None:
+        async def bound() -> None:
+            ready[i].set()
+
+        await tail_events(bus, on_event, ["watch.tested"], stop, on_ready=bound,
+                          max_backlog=50, check_seconds=0.2)  # fmt: skip
+
+    lagging = asyncio.create_task(watch(slow, 0))
+    keeping = asyncio.create_task(watch(keeps_up, 1))
+    for r in ready:
+        await asyncio.wait_for(r.wait(), 10)
+    total = PREFETCH + 300
+    for start in range(0, total, 50):
+        await bus.publish_batch([watched(n) for n in range(start, min(start + 50, total))])
+    with pytest.raises(TooSlow) as ended:
+        await asyncio.wait_for(lagging, 10)
+    assert ended.value.backlog >= 50
+    assert len(taken) <= PREFETCH  # held by the watcher: no more than it may hold
+    for _ in range(100):
+        if len(kept) == total:
+            break
+        await asyncio.sleep(0.1)
+    stop.set()
+    await asyncio.wait_for(keeping, 10)
+    assert sorted(kept) == list(range(total))
+    stuck.set()
