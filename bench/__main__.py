@@ -218,6 +218,7 @@ async def temporal_signals(settings: Settings, n: int) -> dict:
         await asyncio.gather(*(update(i) for i in range(per * 20)))
         updates_elapsed = time.perf_counter() - started
         await asyncio.gather(*(sink.result() for sink in sinks))
+        at_50 = await bare_shape_at(client, queue, 50, min(per, 25))
     return {
         "signals_per_second": n / elapsed,
         "n": n,
@@ -225,6 +226,44 @@ async def temporal_signals(settings: Settings, n: int) -> dict:
         "updates_with_batched_activity_20_workflows_per_second": per * 20 / updates_elapsed,
         "update_round_trip_p50_ms": pct(round_trips, 0.5) * 1000,
         "update_round_trip_p99_ms": pct(round_trips, 0.99) * 1000,
+        "updates_at_50_per_second_offered": at_50,
+    }
+
+
+async def bare_shape_at(client, queue: str, rate: int, per: int) -> dict:
+    """The bare shape of a chat's posts (an update, one activity a batch, 20 workflows)
+    offered at ``rate`` a second, as the messages at 50 a second are: the update's round
+    trip, and what Temporal and this process (client and worker) spend on each. At a rate
+    each workflow takes one update at a time there is no batch to share: this is the
+    floor of Agora's own CPU a message at that rate, for the Temporal part."""
+    sinks = [
+        await client.start_workflow(UpdateSink.run, per, id=f"bench/{queue}/r{i}", task_queue=queue)
+        for i in range(20)
+    ]
+    await asyncio.sleep(2)  # their first workflow tasks are not this figure's
+    pids = {"temporal": stack_pids()["temporal"]}
+    round_trips: list[float] = []
+
+    async def update(i: int) -> None:
+        began = time.perf_counter()
+        await sinks[i % 20].execute_update(UpdateSink.hit)
+        round_trips.append(time.perf_counter() - began)
+
+    before, mine = tree_cpu_seconds(pids), time.process_time()
+    started, posts = time.perf_counter(), []
+    for i in range(per * 20):
+        posts.append(asyncio.create_task(update(i)))
+        await asyncio.sleep(max(0.0, started + (i + 1) / rate - time.perf_counter()))
+    await asyncio.gather(*posts)
+    await asyncio.gather(*(sink.result() for sink in sinks))
+    after, mine = tree_cpu_seconds(pids), time.process_time() - mine
+    n = per * 20
+    return {
+        "updates": n,
+        "round_trip_p50_ms": pct(round_trips, 0.5) * 1000,
+        "round_trip_p99_ms": pct(round_trips, 0.99) * 1000,
+        "temporal_cpu_ms_per_update": (after["temporal"] - before["temporal"]) * 1000 / n,
+        "client_and_worker_cpu_ms_per_update": mine * 1000 / n,
     }
 
 
@@ -875,6 +914,11 @@ async def main() -> None:
          temporal["updates_with_batched_activity_20_workflows_per_second"]),
         ("  update round trip p50 / p99 ms (raw, 40 in flight)",
          "{update_round_trip_p50_ms:.0f} / {update_round_trip_p99_ms:.0f}".format(**temporal)),
+        ("  the same shape at 50/s offered: round trip p50 / p99 ms; CPU ms an update: "
+         "Temporal, client and worker (raw)",
+         "{round_trip_p50_ms:.0f} / {round_trip_p99_ms:.0f}; {temporal_cpu_ms_per_update:.1f}, "
+         "{client_and_worker_cpu_ms_per_update:.1f}".format(
+             **temporal["updates_at_50_per_second_offered"])),
         ("RabbitMQ publish to consumer p50 / p99 ms (raw, one at a time)",
          f"{bus['publish_to_consumer_p50_ms']:.1f} / {bus['publish_to_consumer_p99_ms']:.1f}"),
         ("MongoDB (FerretDB) inserts/s, batches of 100 (raw)", mongo["inserts_per_second"]),
