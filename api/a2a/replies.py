@@ -2,7 +2,9 @@
 
 One watch per API process tails ``message.sent`` and ``agent.reply_failed`` from the
 event exchange (an exclusive queue: it takes nothing from any inbox) and hands each to
-the tasks waiting in that chat. A task registers before it posts, so an answer that
+the tasks waiting in that chat. It runs while A2A tasks wait, and for ``IDLE_SECONDS``
+after the last one: bound, it takes a copy of every message of the platform, which an
+API serving no A2A task has no use for. A task registers before it posts, so an answer that
 comes before the post's own reply is not missed; should the watch lose the bus, the
 waiting task reads the chat's messages every few seconds instead (and only then: a
 read by chat is a scan on FerretDB).
@@ -13,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections import defaultdict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -24,6 +27,8 @@ from models.events import EventEnvelope
 log = logging.getLogger("agora.api.a2a")
 
 WATCHED = ["message.sent", "agent.reply_failed"]
+IDLE_SECONDS = 60.0
+"""How long the watch stays bound with no task waiting."""
 
 
 @dataclass
@@ -61,29 +66,44 @@ Reader = Callable[[int], Awaitable[list[dict]]]
 
 
 class ReplyWatch:
-    def __init__(self) -> None:
+    def __init__(self, idle_seconds: float = IDLE_SECONDS) -> None:
         self._waiters: dict[str, set[Waiter]] = defaultdict(set)
         self._task: asyncio.Task | None = None
         self._stop = asyncio.Event()
         self._ready = asyncio.Event()
+        self._idle_seconds = idle_seconds
+        self._idle_since = time.monotonic()
 
     async def start(self, bus: EventBus | None) -> None:
-        """Start watching (once; again after the bus was lost); waits until bound."""
+        """Start watching (once; again after the bus was lost or the watch went idle);
+        waits until bound. The caller registers its waiter (``expect``) before it next
+        awaits, so the watch does not go idle in between."""
+        self._idle_since = time.monotonic()
         if bus is None or (self._task is not None and not self._task.done()):
             return
-        self._ready = asyncio.Event()
-        self._task = asyncio.create_task(self._watch(bus))
+        self._ready, self._stop = asyncio.Event(), asyncio.Event()
+        self._task = asyncio.create_task(self._watch(bus, self._stop))
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._ready.wait(), 5)
 
-    async def _watch(self, bus: EventBus) -> None:
+    async def _watch(self, bus: EventBus, stop: asyncio.Event) -> None:
         async def ready() -> None:
             self._ready.set()
 
+        idle = asyncio.create_task(self._end_when_idle(stop))
         try:
-            await tail_events(bus, self._deliver, WATCHED, self._stop, on_ready=ready)
+            await tail_events(bus, self._deliver, WATCHED, stop, on_ready=ready)
         except Exception as exc:  # the waiting tasks read the chat until it is back
             log.warning("the A2A reply watch lost the bus: %s", type(exc).__name__)
+        finally:
+            idle.cancel()
+
+    async def _end_when_idle(self, stop: asyncio.Event) -> None:
+        """End the watch once no task has waited for ``idle_seconds``."""
+        while not stop.is_set():
+            await asyncio.sleep(self._idle_seconds / 4)
+            if not self._waiters and time.monotonic() - self._idle_since >= self._idle_seconds:
+                stop.set()
 
     async def _deliver(self, event: EventEnvelope) -> None:
         if event.type == "message.sent":
@@ -105,6 +125,7 @@ class ReplyWatch:
             self._waiters[chat_id].discard(waiter)
             if not self._waiters[chat_id]:
                 del self._waiters[chat_id]
+            self._idle_since = time.monotonic()
 
     async def wait(
         self, waiter: Waiter, after_seq: int, timeout: float, read: Reader, every: float = 3.0
