@@ -17,7 +17,7 @@ from temporalio import activity
 from activities.chat_actions import ChatActions
 from activities.events import EventActivities
 from activities.store import StoreActivities
-from models.attention import DialogueNotice, fold_readings
+from models.attention import fold_readings
 from models.workflow_io import (
     DeliverBatchInput,
     DeliverBatchResult,
@@ -79,7 +79,10 @@ class DeliveryActivities:
                 raise
         if rest := {a: n for a, n in notices.items() if a not in floor}:
             tellings.append(self._tell(rest))  # beside the store, not after it
-        told = told_through(data.notices) if data.last_seq_with_notices else None
+        told = None
+        if data.last_seq_with_notices and data.last_seq:
+            chat_id = (data.messages or list(data.notices.values()))[0].chat_id
+            told = (chat_id, data.last_seq)
         if data.messages or told:
             # not cancelled when late (a cancelled driver call closes its connection, and a
             # store that is merely slow would then reconnect for every batch): it goes on
@@ -88,8 +91,10 @@ class DeliveryActivities:
             self._storing.add(storing)
             storing.add_done_callback(self._stored)
             done, _ = await asyncio.wait({storing}, timeout=data.store_timeout_seconds)
-            if done and storing.exception() is None and data.messages:
-                result.stored, result.contexts = True, contexts
+            if done and storing.exception() is None:
+                if data.messages:
+                    result.stored, result.contexts = True, contexts
+                result.last_seq_raised = told[1] if told else 0
         if tellings:
             result.told = sum(await asyncio.gather(*tellings))
         return result
@@ -111,12 +116,3 @@ class DeliveryActivities:
         return asyncio.ensure_future(
             self._actions.notify_members(NotifyMembersInput(notices=notices))
         )
-
-
-def told_through(notices: dict[str, DialogueNotice]) -> tuple[str, int] | None:
-    """The chat and the newest message seq a batch's notices tell of (None: no notice
-    tells of a message; a floor change or a read mark alone)."""
-    last = max(notices.values(), key=lambda n: n.last_seq, default=None)
-    if last is None or last.last_seq <= 0:
-        return None
-    return last.chat_id, last.last_seq

@@ -130,6 +130,12 @@ class DialogueNotice(BaseModel):
         return self.floor is not None or self.mentioned
 
 
+def newest_told(notices: dict[str, DialogueNotice]) -> int:
+    """The newest message seq a batch's notices tell of (0: none tells of a message; a
+    floor change or a read mark alone)."""
+    return max((n.last_seq for n in notices.values()), default=0)
+
+
 def fold_readings(
     notices: dict[str, DialogueNotice], senders: dict[int, str], contexts: dict
 ) -> None:

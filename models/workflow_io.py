@@ -418,10 +418,13 @@ class DeliverBatchInput(BaseModel):
     """A store slower than this is left to the chat's store lane (which stores the batch
     again: idempotent), so a store that is away holds no later delivery back."""
     last_seq_with_notices: bool = False
-    """The chat's stored ``last_seq`` is raised with the members' notices (to the newest
-    seq they are told of), not after every batch: a keyed write (a scan of ``chats`` on
-    FerretDB v1) once a notice interval in a busy chat instead of once a message. False
-    (a step scheduled by older code): raised after every batch, as before."""
+    """The chat's stored ``last_seq`` is raised to ``last_seq`` when given, not after every
+    batch: the chat gives the newest seq its members are told of, when it is newer than
+    what it raised before (a keyed write, a scan of ``chats`` on FerretDB v1, once a
+    notice interval in a busy chat instead of once a message). False (a step scheduled by
+    older code): raised after every batch, as before."""
+    last_seq: int | None = None
+    """Raise the chat's stored ``last_seq`` to this, after the batch's messages are stored."""
 
 
 class DeliverBatchResult(BaseModel):
@@ -430,6 +433,8 @@ class DeliverBatchResult(BaseModel):
     """Every message of the batch is in the store (False: left to the store lane)."""
     contexts: dict[int, MessageContext] = {}
     told: int = 0
+    last_seq_raised: int = 0
+    """The ``last_seq`` the chat's stored projection was raised to (0: none)."""
 
 
 class NotifyMembersInput(BaseModel):

@@ -26,6 +26,7 @@ with workflow.unsafe.imports_passed_through():
         agent_workflow_id,
     )
     from core.temporal import STATUS
+    from models.attention import newest_told
     from models.chats import (
         RANK,
         ChatPublic,
@@ -222,6 +223,9 @@ class ChatWorkflow:
         does not continue as new until its answer is in."""
         self._told_at: datetime | None = None
         """When the members' agents were last told of new messages (one-step)."""
+        self._raised_through = 0
+        """The newest ``last_seq`` a delivery step of this run raised the stored chat to:
+        a batch whose notices tell of nothing newer does not write it again."""
         self._telling_rooms = 0
         """Room signals in flight: the chat's opening answers once none is."""
         self._recording = False
@@ -973,6 +977,7 @@ class ChatWorkflow:
                     # the first message after it still goes at once)
                     self._told_at = workflow.now()
         self._delivering = True
+        told = newest_told(notices)
         carriers = [self._traces.pop(m.message_id, None) for m in messages]
         carrier = next((c for c in carriers if c), None)
         try:
@@ -986,11 +991,13 @@ class ChatWorkflow:
                         without_inbox=self._members().hosted(),
                         notices=notices,
                         last_seq_with_notices=True,
+                        last_seq=told if told > self._raised_through else None,
                     ),
                     **options.STORE,
                 )
         finally:
             self._delivering = False
+        self._raised_through = max(self._raised_through, result.last_seq_raised)
         outbox.published(len(events))
         if not messages:
             return
