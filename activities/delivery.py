@@ -29,6 +29,11 @@ log = logging.getLogger("agora.worker.delivery")
 
 ANALYSIS_SECONDS = 2.0
 """The offline reader's bound inside a delivery (it answers in microseconds)."""
+RAISE_ALONE_SECONDS = 0.25
+"""How long a step with no message waits for its ``last_seq`` raise (a few milliseconds
+when the store is up): a store that is away must not hold the chat's next step for the
+whole store bound over a floor change. Not raised in time, it is given again with the
+next notices."""
 
 
 class DeliveryActivities:
@@ -90,7 +95,10 @@ class DeliveryActivities:
             storing = asyncio.ensure_future(self._store_batch(data, contexts, told))
             self._storing.add(storing)
             storing.add_done_callback(self._stored)
-            done, _ = await asyncio.wait({storing}, timeout=data.store_timeout_seconds)
+            bound = data.store_timeout_seconds
+            if not data.messages:
+                bound = min(bound, RAISE_ALONE_SECONDS)
+            done, _ = await asyncio.wait({storing}, timeout=bound)
             if done and storing.exception() is None:
                 if data.messages:
                     result.stored, result.contexts = True, contexts
