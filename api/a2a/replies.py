@@ -79,6 +79,9 @@ class ReplyWatch:
         waits until bound. The caller registers its waiter (``expect``) before it next
         awaits, so the watch does not go idle in between."""
         self._idle_since = time.monotonic()
+        if self._task is not None and not self._task.done() and self._stop.is_set():
+            with contextlib.suppress(Exception):  # it is ending as idle: let it, then bind
+                await self._task
         if bus is None or (self._task is not None and not self._task.done()):
             return
         self._ready, self._stop = asyncio.Event(), asyncio.Event()

@@ -47,5 +47,21 @@ async def test_the_reply_watch_unbinds_when_no_task_waits_and_binds_again_for_th
     assert not watch.watching
 
 
+async def test_a_task_that_comes_as_the_watch_ends_idle_finds_it_bound(bus: EventBus):
+    """The idle end and the next task's start cross: the start waits for the ending
+    watch and binds a new one (else the task would read the chat every 3 s)."""
+    watch = ReplyWatch(idle_seconds=60)
+    await watch.start(bus)
+    watch._stop.set()  # the idle end, in the moment before the task's start
+    await watch.start(bus)
+    chat = f"d-{uuid.uuid4().hex[:8]}"
+    with watch.expect(chat, "hal") as waiter:
+        await asyncio.sleep(1.0)  # the ending watch has ended by now
+        assert watch.watching
+        await bus.publish(sent(chat, "hal", 1))
+        await asyncio.wait_for(waiter.news.wait(), 10)
+    await watch.stop()
+
+
 async def _value(v):
     return v
