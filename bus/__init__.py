@@ -5,7 +5,7 @@ from bus.dead import DeadLetter, dead_letters, replay_dead_letters
 from bus.inbox import Inbox, InboxBusy, InboxLost, open_inbox
 from bus.publisher import EventBus, open_bus
 from bus.revocations import watch_revocations
-from bus.tail import tail_events
+from bus.tail import TooSlow, WatchLost, tail_events
 from bus.task_events import TaskEvents
 from bus.topology import Topology
 
@@ -14,6 +14,8 @@ __all__ = [
     "dead_letters",
     "replay_dead_letters",
     "tail_events",
+    "TooSlow",
+    "WatchLost",
     "TaskEvents",
     "EventBus",
     "Inbox",

@@ -14,7 +14,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 
 import aio_pika.exceptions
-from aio_pika.abc import AbstractIncomingMessage, AbstractQueue, AbstractRobustChannel
+from aio_pika.abc import AbstractChannel, AbstractIncomingMessage, AbstractQueue
 
 from bus.publisher import EventBus
 
@@ -30,33 +30,61 @@ class InboxLost(Exception):
 
 @dataclass
 class Inbox:
-    channel: AbstractRobustChannel
+    channel: AbstractChannel
     queue: AbstractQueue
     tag: str
     buffer: asyncio.Queue[AbstractIncomingMessage]
     lost: asyncio.Event
     forget: Callable[[], Awaitable[None]]
 
-    async def messages(self, stop: asyncio.Event) -> AsyncIterator[AbstractIncomingMessage]:
+    async def messages(
+        self, stop: asyncio.Event, check_seconds: float | None = None
+    ) -> AsyncIterator[AbstractIncomingMessage]:
         """Messages in queue order until ``stop`` is set; ``InboxLost`` when the broker
-        connection drops (a consumer is not silently left behind on a dead channel)."""
+        connection drops (a consumer is not silently left behind on a dead channel).
+
+        With ``check_seconds``, a reader that has had nothing for that long asks the broker
+        whether events wait in its inbox; waiting there at two such checks in a row, they
+        are not coming: the broker has dropped this consumer without a word (seen on a
+        cluster after a node's death, while the connection stayed up), and the reader ends
+        with ``InboxLost`` so that its client opens a new one."""
         stopped = asyncio.create_task(stop.wait())
         lost = asyncio.create_task(self.lost.wait())
+        suspect = False
         try:
             while not stop.is_set():
                 getter = asyncio.create_task(self.buffer.get())
                 done, _ = await asyncio.wait(
-                    {getter, stopped, lost}, return_when=asyncio.FIRST_COMPLETED
+                    {getter, stopped, lost},
+                    timeout=check_seconds,
+                    return_when=asyncio.FIRST_COMPLETED,
                 )
-                if getter not in done:
-                    getter.cancel()
-                    if lost in done:
-                        raise InboxLost
+                if getter in done:
+                    suspect = False
+                    yield getter.result()
+                    continue
+                getter.cancel()
+                if lost in done:
+                    raise InboxLost("lost its broker connection")
+                if stopped in done:
                     return
-                yield getter.result()
+                waiting = await self._waiting()
+                if waiting and suspect:
+                    raise InboxLost(f"has {waiting} events waiting that never came")
+                suspect = waiting > 0
         finally:
             stopped.cancel()
             lost.cancel()
+
+    async def _waiting(self) -> int:
+        """Events ready in the inbox, not handed to any consumer."""
+        try:
+            declared = await asyncio.wait_for(
+                self.channel.declare_queue(self.queue.name, passive=True), 10
+            )
+        except (aio_pika.exceptions.AMQPError, ConnectionError, RuntimeError, TimeoutError) as exc:
+            raise InboxLost("has a broker channel that does not answer") from exc
+        return declared.declaration_result.message_count or 0
 
     async def ack(self, message: AbstractIncomingMessage) -> None:
         try:
@@ -78,17 +106,28 @@ async def open_inbox(bus: EventBus, agent_id: str, prefetch: int = 64) -> Inbox:
     bus.reading.add(agent_id)
     lock = bus.topology.stream_lock(agent_id)
     held = False
+    cut = asyncio.Event()
+    """The connection the reader opened on went away, and its lock with it."""
+
+    def on_cut(*_: object) -> None:
+        cut.set()
+
+    bus.connection.close_callbacks.add(on_cut)
 
     async def release() -> None:
         bus.reading.discard(agent_id)
-        if held:  # a connection that is gone took its lock with it
+        with contextlib.suppress(Exception):
+            bus.connection.close_callbacks.discard(on_cut)
+        # a lock whose connection is gone went with it; deleting its name on the next
+        # connection would find the agent's next stream's lock (held by another
+        # connection: refused, closing the shared channel)
+        if held and not cut.is_set():
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(bus.channel.queue_delete(lock), 5)
 
     try:
         name = await asyncio.wait_for(bus.ensure_inbox(agent_id), 10)
-        channel = await asyncio.wait_for(bus.connection.channel(), 10)
-        await channel.set_qos(prefetch_count=prefetch)
+        channel = await bus.reader_channel(prefetch)  # never restored: see there
         queue = await channel.get_queue(name, ensure=False)
     except (aio_pika.exceptions.AMQPError, ConnectionError, RuntimeError, TimeoutError) as exc:
         await release()
@@ -103,6 +142,11 @@ async def open_inbox(bus: EventBus, agent_id: str, prefetch: int = 64) -> Inbox:
             await channel.close()
         await release()
         raise InboxBusy(agent_id) from exc
+    except (aio_pika.exceptions.AMQPError, ConnectionError, RuntimeError, TimeoutError) as exc:
+        with contextlib.suppress(Exception):
+            await channel.close()
+        await release()
+        raise InboxLost from exc
     lost = asyncio.Event()
 
     def on_close(*_: object) -> None:

@@ -9,7 +9,12 @@ from dataclasses import dataclass, field
 
 import aio_pika
 import aio_pika.exceptions
-from aio_pika.abc import AbstractRobustChannel, AbstractRobustConnection, AbstractRobustExchange
+from aio_pika.abc import (
+    AbstractChannel,
+    AbstractRobustChannel,
+    AbstractRobustConnection,
+    AbstractRobustExchange,
+)
 
 from bus.topology import Topology
 from core.settings import Settings
@@ -117,7 +122,10 @@ class EventBus:
         )
 
     async def ensure_inbox(self, agent_id: str) -> str:
-        """Declare an agent's durable inbox queue, bound to its key on the inbox exchange."""
+        """Declare an agent's durable inbox queue, bound to its key on the inbox exchange.
+        Not kept for the robust channel to declare again after a reconnect (``robust=False``):
+        a durable queue outlives the connection, and the channel kept one more copy of the
+        queue for every call (a stream's every opening), each declared again at reconnect."""
         name = self.topology.inbox_queue(agent_id)
         queue = await self.channel.declare_queue(
             name,
@@ -125,14 +133,31 @@ class EventBus:
             arguments=self.durable_queue_arguments(
                 **{"x-dead-letter-exchange": self.topology.dead_letters}
             ),
+            robust=False,
         )
         await queue.bind(self.inbox, routing_key=agent_id)
         return name
 
     async def queue_depth(self, name: str) -> int:
         """Messages waiting in a queue that exists (a passive declare)."""
-        queue = await self.channel.declare_queue(name, passive=True)
+        queue = await self.channel.declare_queue(name, passive=True, robust=False)
         return queue.declaration_result.message_count or 0
+
+    async def reader_channel(self, prefetch: int, timeout: float = 10) -> AbstractChannel:
+        """A channel for one reader (a stream, a poll, a watcher) that lives and dies with
+        the connection it was opened on: its reader ends with it, and its client comes back.
+
+        A robust channel comes back by itself when the connection does, with what was
+        declared and consumed on it. For a reader that had ended meanwhile, that was its
+        exclusive stream lock declared again (refused by the broker while the agent's next
+        stream held it, which failed the whole reconnection, again every 5 s) and its
+        consumer taking events for nobody; a watcher's queue came back empty, its gap
+        unnoticed."""
+        await asyncio.wait_for(self.connection.ready(), timeout)
+        channel = aio_pika.Channel(self.connection, publisher_confirms=False)
+        await asyncio.wait_for(channel.initialize(), timeout)
+        await channel.set_qos(prefetch_count=prefetch)
+        return channel
 
     async def ping(self) -> None:
         if self.connection.is_closed:

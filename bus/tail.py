@@ -15,6 +15,11 @@ PREFETCH = 256
 queue at the broker, not in this process."""
 
 
+class WatchLost(Exception):
+    """The watcher's broker connection went away, and its queue with it: what was
+    published meanwhile it did not see. It ends; its client starts again."""
+
+
 class TooSlow(Exception):
     """A watcher fell ``backlog`` events behind what was published for it."""
 
@@ -42,10 +47,15 @@ async def tail_events(
     ``check_seconds``) ends with ``TooSlow`` instead of growing its queue at the broker
     without bound (a broker short of memory stops every publisher, so one slow console
     would hold up every delivery). Its queue holds at most twice that many, the oldest
-    dropped first, in case the check comes late. It never drops silently: it ends."""
-    channel = await bus.connection.channel()
+    dropped first, in case the check comes late. It never drops silently: it ends.
+
+    A watcher whose connection goes away ends with ``WatchLost`` (its channel is never
+    restored: a queue declared again after a reconnect would have started empty, the
+    events published in between missed without a word)."""
+    channel = await bus.reader_channel(PREFETCH)
+    lost = asyncio.Event()
+    channel.close_callbacks.add(lambda *_: lost.set())
     try:
-        await channel.set_qos(prefetch_count=PREFETCH)
         arguments = None
         if max_backlog is not None:
             arguments = {"x-max-length": 2 * max_backlog, "x-overflow": "drop-head"}
@@ -60,12 +70,17 @@ async def tail_events(
         tag = await queue.consume(deliver)
         if on_ready is not None:
             await on_ready()
+        ended = asyncio.Event()  # stopped, or lost
+        stopping = asyncio.create_task(_first_of(stop, lost, ended))
         try:
             if max_backlog is None:
-                await stop.wait()
+                await ended.wait()
             else:
-                await _until_stopped_or_behind(queue, stop, max_backlog, check_seconds)
+                await _until_ended_or_behind(channel, queue.name, ended, max_backlog, check_seconds)
+            if lost.is_set() and not stop.is_set():
+                raise WatchLost
         finally:
+            stopping.cancel()
             with contextlib.suppress(Exception):
                 await queue.cancel(tag)
                 await queue.delete(if_unused=False, if_empty=False)
@@ -74,13 +89,23 @@ async def tail_events(
             await channel.close()
 
 
-async def _until_stopped_or_behind(
-    queue, stop: asyncio.Event, max_backlog: int, every: float
+async def _first_of(stop: asyncio.Event, lost: asyncio.Event, ended: asyncio.Event) -> None:
+    waits = {asyncio.ensure_future(stop.wait()), asyncio.ensure_future(lost.wait())}
+    try:
+        await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+        ended.set()
+    finally:
+        for wait in waits:
+            wait.cancel()
+
+
+async def _until_ended_or_behind(
+    channel, name: str, ended: asyncio.Event, max_backlog: int, every: float
 ) -> None:
     while True:
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stop.wait(), every)
+            await asyncio.wait_for(ended.wait(), every)
             return
-        waiting = await queue.declare()  # the same declaration again: its ready count
-        if waiting.message_count >= max_backlog:
-            raise TooSlow(waiting.message_count)
+        waiting = await channel.declare_queue(name, passive=True)  # its ready count
+        if (count := waiting.declaration_result.message_count or 0) >= max_backlog:
+            raise TooSlow(count)

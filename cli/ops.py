@@ -301,7 +301,7 @@ def events_tail(
     home: Path = HomeOption,
 ) -> None:
     """Print events as they are published: time, type, correlation id, payload."""
-    from bus import tail_events
+    from bus import WatchLost, tail_events
 
     async def show(event) -> None:
         payload = escape(str(event.payload))[:200]
@@ -312,7 +312,11 @@ def events_tail(
         stop = asyncio.Event()
         if seconds:
             asyncio.get_running_loop().call_later(seconds, stop.set)
-        await tail_events(bus, show, types or None, stop)
+        try:
+            await tail_events(bus, show, types or None, stop)
+        except WatchLost:
+            lost = "the connection to RabbitMQ was lost: events may have been missed"
+            raise fail(lost, 1) from None
 
     asyncio.run(_with_bus(home, watch))
 

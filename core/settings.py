@@ -79,6 +79,10 @@ class Settings(BaseSettings):
     credential_cache_size: int = Field(default=10_000, ge=1, le=10_000_000)
     stream_ticket_seconds: float = Field(default=30.0, gt=0, le=300)
     """How long a stream ticket (``POST /v1/agents/{id}/stream-ticket``) may wait to be used."""
+    stream_check_seconds: float = Field(default=15.0, gt=0, le=300)
+    """A stream that has had no event for this long asks the broker whether events wait in
+    its inbox; waiting at two checks in a row, the broker has dropped its consumer, and
+    the stream closes with 1012 for its client to reconnect."""
 
     message_keys: dict[str, SecretStr] = {}
     """AES-256-GCM keys for message content at rest, by key id: base64 of 32 bytes

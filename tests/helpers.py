@@ -221,3 +221,56 @@ async def served_on_loopback(app, port: int):
     finally:
         served.should_exit = True
         await task
+
+
+class BrokerLink:
+    """A TCP link to the broker that a test can cut, as a node's death cuts the clients
+    connected to it; new connections go through again at once."""
+
+    def __init__(self, amqp_url: str) -> None:
+        from urllib.parse import urlsplit
+
+        self._url = urlsplit(amqp_url)
+        self._pairs: set = set()
+        self._server = None
+
+    @property
+    def url(self) -> str:
+        port = self._server.sockets[0].getsockname()[1]
+        return self._url._replace(netloc=self._url.netloc.rsplit(":", 1)[0] + f":{port}").geturl()
+
+    async def __aenter__(self) -> BrokerLink:
+        import asyncio
+
+        async def pipe(reader, writer) -> None:
+            with contextlib.suppress(Exception):
+                while data := await reader.read(65536):
+                    writer.write(data)
+                    await writer.drain()
+            writer.close()
+
+        async def link(client_reader, client_writer) -> None:
+            broker_reader, broker_writer = await asyncio.open_connection(
+                self._url.hostname, self._url.port
+            )
+            pair = (client_writer, broker_writer)
+            self._pairs.add(pair)
+            try:
+                await asyncio.gather(
+                    pipe(client_reader, broker_writer), pipe(broker_reader, client_writer)
+                )
+            finally:
+                self._pairs.discard(pair)
+
+        self._server = await asyncio.start_server(link, "127.0.0.1", 0)
+        return self
+
+    def cut(self) -> None:
+        """Close every connection that goes through the link, both ends."""
+        for pair in list(self._pairs):
+            for writer in pair:
+                writer.transport.abort()
+
+    async def __aexit__(self, *_: object) -> None:
+        self.cut()
+        self._server.close()

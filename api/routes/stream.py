@@ -228,7 +228,7 @@ async def stream_events(websocket: WebSocket, agent_id: str) -> None:
     watcher = asyncio.create_task(watch_client())
     writes: StoreWrites = websocket.app.state.writes
     try:
-        async for message in inbox.messages(closed):
+        async for message in inbox.messages(closed, settings.stream_check_seconds):
             try:
                 event = EventEnvelope.model_validate_json(message.body)
             except ValueError:
@@ -242,9 +242,9 @@ async def stream_events(websocket: WebSocket, agent_id: str) -> None:
                 writes.mark_delivered(agent_id, sent["chat_id"], sent["seq"])
     except (WebSocketDisconnect, RuntimeError):
         pass  # the client left: what was not acked is redelivered next time
-    except InboxLost:
+    except InboxLost as lost:
         # the broker went away: what was not acked waits in the queue for the next stream
-        log.warning("inbox of %s lost its broker connection; closing the stream", agent_id)
+        log.warning("inbox of %s %s; closing the stream", agent_id, lost)
         with contextlib.suppress(Exception):
             await websocket.close(code=1012, reason="the event bus restarted: reconnect")
     finally:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import uuid
 
 import aio_pika.exceptions
@@ -175,3 +176,135 @@ async def test_a_watcher_that_falls_too_far_behind_ends_and_publishing_goes_on(b
     await asyncio.wait_for(keeping, 10)
     assert sorted(kept) == list(range(total))
     stuck.set()
+
+
+async def test_a_reader_cut_from_the_broker_ends_and_never_comes_back_by_itself(settings, bus):
+    """A stream whose broker connection dies (its node killed) ends; the agent's next
+    stream, on another API process, gets every event after it, and the cut process serves
+    streams again once it has reconnected. Before, the cut process's reconnection restored
+    the ended stream's channel with its exclusive lock, which the next stream now held:
+    the broker refused it, and the process's whole connection failed again every 5 s."""
+    from bus import InboxBusy, InboxLost, open_bus, open_inbox
+    from tests.conftest import eventually
+    from tests.helpers import BrokerLink
+
+    async def first(inbox, events: list[EventEnvelope]) -> list[str]:
+        got: list[str] = []
+        async with asyncio.timeout(10):
+            async for message in inbox.messages(asyncio.Event()):
+                got.append(EventEnvelope.model_validate_json(message.body).event_id)
+                await inbox.ack(message)
+                if len(got) == len(events):
+                    return got
+        return got
+
+    agent_id, other = f"cut-{uuid.uuid4().hex[:8]}", f"cut-{uuid.uuid4().hex[:8]}"
+    async with BrokerLink(settings.amqp_url) as link:
+        cut_bus = await open_bus(settings.model_copy(update={"amqp_url": link.url}))
+        drops: list[object] = []
+        cut_bus.connection.close_callbacks.add(lambda *args: drops.append(args))
+        try:
+            inbox = await open_inbox(cut_bus, agent_id)
+            link.cut()
+            with pytest.raises(InboxLost):
+                async for _ in inbox.messages(asyncio.Event()):
+                    pass
+            # the stream's own end, as the route runs it; the client is back meanwhile
+            ending = asyncio.create_task(inbox.close())
+
+            async def reopened(on: EventBus, agent: str):
+                with contextlib.suppress(InboxBusy, InboxLost):
+                    return await open_inbox(on, agent)
+
+            again = await eventually(lambda: reopened(bus, agent_id), bool, timeout=10)
+            try:
+                await asyncio.wait_for(ending, 15)
+                events = [unheard(agent_id) for _ in range(10)]
+                for event in events:
+                    await bus.publish(event)
+                assert await first(again, events) == [e.event_id for e in events]
+                # the cut process reconnects (after 5 s) and serves a stream again, while
+                # the agent's new stream goes on getting all of its events
+                served = await eventually(lambda: reopened(cut_bus, other), bool, timeout=20)
+                try:
+                    events = [unheard(other) for _ in range(3)]
+                    for event in events:
+                        await bus.publish(event)
+                    assert await first(served, events) == [e.event_id for e in events]
+                finally:
+                    await served.close()
+                assert len(drops) == 1, f"the cut process lost its connection again: {drops[1:]}"
+                events = [unheard(agent_id) for _ in range(10)]
+                for event in events:
+                    await bus.publish(event)
+                assert await first(again, events) == [e.event_id for e in events]
+            finally:
+                await again.close()
+        finally:
+            await cut_bus.close()
+
+
+async def test_a_watcher_cut_from_the_broker_ends_instead_of_missing_events(settings):
+    """A watcher (an observer stream, the A2A reply watch) whose connection dies ends with
+    ``WatchLost``, so its client starts again and reads what it missed. Before, its queue
+    came back empty with the reconnection and the watch went on, the events published in
+    between missed without a word."""
+    from bus import WatchLost, open_bus, tail_events
+    from tests.helpers import BrokerLink
+
+    async with BrokerLink(settings.amqp_url) as link:
+        cut_bus = await open_bus(settings.model_copy(update={"amqp_url": link.url}))
+        try:
+            bound = asyncio.Event()
+
+            async def ready() -> None:
+                bound.set()
+
+            async def ignore(_event: EventEnvelope) -> None:
+                pass
+
+            watch = asyncio.create_task(
+                tail_events(cut_bus, ignore, ["watch.tested"], asyncio.Event(), on_ready=ready)
+            )
+            await asyncio.wait_for(bound.wait(), 10)
+            link.cut()
+            with pytest.raises(WatchLost):
+                await asyncio.wait_for(watch, 10)
+        finally:
+            await cut_bus.close()
+
+
+async def test_a_reader_whose_consumer_the_broker_dropped_ends_and_the_next_gets_its_events(
+    bus: EventBus,
+):
+    """On a cluster, a stream whose inbox changed leader while its connection stayed up
+    heard nothing more, its events waiting in the inbox, until its API restarted. A
+    reader that has had nothing for a while now asks the broker whether events wait for
+    it; waiting at two checks in a row, it ends, and the agent's next reader gets them.
+    The consumer is dropped here beneath the client, as the broker dropped it there."""
+    from bus import InboxLost, open_inbox
+
+    agent_id = f"dropped-{uuid.uuid4().hex[:8]}"
+    idle = await open_inbox(bus, agent_id)
+    try:  # nothing waits: an idle reader goes on
+        stop = asyncio.Event()
+        asyncio.get_running_loop().call_later(1.0, stop.set)
+        assert [m async for m in idle.messages(stop, check_seconds=0.2)] == []
+        underlay = await idle.channel.get_underlay_channel()
+        await underlay.basic_cancel(idle.tag)  # the client still takes itself for consuming
+        event = unheard(agent_id)
+        await bus.publish(event)
+        with pytest.raises(InboxLost, match="never came"):
+            async with asyncio.timeout(10):
+                async for _ in idle.messages(asyncio.Event(), check_seconds=0.2):
+                    pass
+    finally:
+        await idle.close()
+    again = await open_inbox(bus, agent_id)
+    try:
+        async with asyncio.timeout(10):
+            message = await again.buffer.get()
+        assert EventEnvelope.model_validate_json(message.body) == event
+        await again.ack(message)
+    finally:
+        await again.close()
