@@ -188,15 +188,19 @@ async def test_a_reader_cut_from_the_broker_ends_and_never_comes_back_by_itself(
     from tests.conftest import eventually
     from tests.helpers import BrokerLink
 
-    async def first(inbox, events: list[EventEnvelope]) -> list[str]:
+    async def hears(inbox, agent: str, n: int) -> bool:
+        """``n`` new events for ``agent`` reach ``inbox``, in order."""
+        events = [unheard(agent) for _ in range(n)]
+        for event in events:
+            await bus.publish(event)
         got: list[str] = []
         async with asyncio.timeout(10):
             async for message in inbox.messages(asyncio.Event()):
                 got.append(EventEnvelope.model_validate_json(message.body).event_id)
                 await inbox.ack(message)
-                if len(got) == len(events):
-                    return got
-        return got
+                if len(got) == n:
+                    break
+        return got == [e.event_id for e in events]
 
     agent_id, other = f"cut-{uuid.uuid4().hex[:8]}", f"cut-{uuid.uuid4().hex[:8]}"
     async with BrokerLink(settings.amqp_url) as link:
@@ -219,25 +223,16 @@ async def test_a_reader_cut_from_the_broker_ends_and_never_comes_back_by_itself(
             again = await eventually(lambda: reopened(bus, agent_id), bool, timeout=10)
             try:
                 await asyncio.wait_for(ending, 15)
-                events = [unheard(agent_id) for _ in range(10)]
-                for event in events:
-                    await bus.publish(event)
-                assert await first(again, events) == [e.event_id for e in events]
+                assert await hears(again, agent_id, 10)
                 # the cut process reconnects (after 5 s) and serves a stream again, while
                 # the agent's new stream goes on getting all of its events
                 served = await eventually(lambda: reopened(cut_bus, other), bool, timeout=20)
                 try:
-                    events = [unheard(other) for _ in range(3)]
-                    for event in events:
-                        await bus.publish(event)
-                    assert await first(served, events) == [e.event_id for e in events]
+                    assert await hears(served, other, 3)
                 finally:
                     await served.close()
                 assert len(drops) == 1, f"the cut process lost its connection again: {drops[1:]}"
-                events = [unheard(agent_id) for _ in range(10)]
-                for event in events:
-                    await bus.publish(event)
-                assert await first(again, events) == [e.event_id for e in events]
+                assert await hears(again, agent_id, 10)
             finally:
                 await again.close()
         finally:
