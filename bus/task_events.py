@@ -42,23 +42,31 @@ class TaskEvents:
         )
 
     @contextlib.asynccontextmanager
-    async def following(self, task_id: str) -> AsyncIterator[asyncio.Queue[bytes]]:
+    async def following(self, task_id: str) -> AsyncIterator[asyncio.Queue[bytes | None]]:
         """The task's events published from the moment this is entered (its queue is
         bound by then) until it is left; the broker's queue goes with it, or with the
-        connection."""
+        connection. ``None`` comes when the connection went: what was published after it
+        is not in this queue (the caller binds again and reads the stored task), where a
+        restored channel would have gone on with a gap nobody saw."""
         exchange = await self._declared()
-        queue = await self.bus.channel.declare_queue(exclusive=True, auto_delete=True)
-        await queue.bind(exchange, routing_key=task_id)
-        received: asyncio.Queue[bytes] = asyncio.Queue()
-
-        async def deliver(message: AbstractIncomingMessage) -> None:
-            await received.put(message.body)
-
-        tag = await queue.consume(deliver, no_ack=True)
+        channel = await self.bus.reader_channel(prefetch=0)
+        received: asyncio.Queue[bytes | None] = asyncio.Queue()
+        channel.close_callbacks.add(lambda *_: received.put_nowait(None))
         try:
-            yield received
+            queue = await channel.declare_queue(exclusive=True, auto_delete=True)
+            await queue.bind(exchange, routing_key=task_id)
+
+            async def deliver(message: AbstractIncomingMessage) -> None:
+                await received.put(message.body)
+
+            tag = await queue.consume(deliver, no_ack=True)
+            try:
+                yield received
+            finally:
+                with contextlib.suppress(Exception):
+                    await queue.cancel(tag)
+                with contextlib.suppress(Exception):
+                    await queue.delete(if_unused=False, if_empty=False)
         finally:
             with contextlib.suppress(Exception):
-                await queue.cancel(tag)
-            with contextlib.suppress(Exception):
-                await queue.delete(if_unused=False, if_empty=False)
+                await channel.close()

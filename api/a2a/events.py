@@ -5,7 +5,9 @@ subscribes to the task through another API process is served from this stream: e
 event the running task emits is published under the task's id (``bus.TaskEvents``), and
 the other process relays them until the task ends or waits for input. The task store
 keeps the state, so the stream is live only: a subscriber reads the stored task once its
-queue is bound, and a task that ended just before ends its stream at once."""
+queue is bound, and a task that ended just before ends its stream at once. When the bus
+connection goes, the subscriber binds again and reads the stored task once more (sent as
+a snapshot), so an end published while it was away still ends its stream."""
 
 from __future__ import annotations
 
@@ -88,19 +90,21 @@ class BusTaskEventStream(TaskEventStream):
     async def subscribe(
         self, task_id: str, *, after: TaskVersion
     ) -> AsyncGenerator[VersionedEvent, None]:
-        events = self._current()
-        if events is None:
-            return
-        async with events.following(task_id) as received:
-            stored = await self._tasks.task(task_id)  # what happened before the queue was bound
-            if stored is not None:
-                task = ParseDict(stored, Task(), ignore_unknown_fields=True)
-                if task.status.state in FINAL_STATES:
-                    yield VersionedEvent(event=task, version=TaskVersion.MISSING)
-                    return
-            while True:
-                event = from_wire(await received.get())
-                yield VersionedEvent(event=event, version=TaskVersion.MISSING)
+        resumed = False
+        while (events := self._current()) is not None:
+            async with events.following(task_id) as received:
+                # what happened before the queue was bound (or while the bus was away)
+                stored = await self._tasks.task(task_id)
+                if stored is not None:
+                    task = ParseDict(stored, Task(), ignore_unknown_fields=True)
+                    if task.status.state in FINAL_STATES or resumed:
+                        yield VersionedEvent(event=task, version=TaskVersion.MISSING)
+                    if task.status.state in FINAL_STATES:
+                        return
+                while (body := await received.get()) is not None:
+                    yield VersionedEvent(event=from_wire(body), version=TaskVersion.MISSING)
+            log.warning("A2A task %s: the bus connection went; following it again", task_id)
+            resumed = True
 
     async def destroy(self, task_id: str) -> None:
         """Nothing to free: each subscriber's queue goes with its subscription."""

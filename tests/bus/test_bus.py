@@ -303,3 +303,42 @@ async def test_a_reader_whose_consumer_the_broker_dropped_ends_and_the_next_gets
         await again.ack(message)
     finally:
         await again.close()
+
+
+async def test_an_a2a_task_followed_across_a_cut_ends_with_its_stored_state(settings):
+    """An A2A subscriber relayed through another API process follows the task's events
+    on the bus. Its connection cut while the task ended (the last event published into
+    the gap), it binds again and reads the stored task: the stream ends with the task's
+    end. Before, the restored queue came back empty and the subscriber waited for ever."""
+    from a2a.server.cluster.version import TaskVersion
+    from a2a.types import TaskState
+
+    from api.a2a.events import BusTaskEventStream
+    from bus import open_bus
+    from tests.helpers import BrokerLink
+
+    class Store:
+        state = "TASK_STATE_WORKING"
+
+        async def task(self, task_id: str) -> dict:
+            return {"id": task_id, "contextId": "c", "status": {"state": self.state}}
+
+    store = Store()
+    async with BrokerLink(settings.amqp_url) as link:
+        cut_bus = await open_bus(settings.model_copy(update={"amqp_url": link.url}))
+        try:
+            stream = BusTaskEventStream(lambda: cut_bus, store)  # type: ignore[arg-type]
+            states = []
+
+            async def follow() -> None:
+                async for versioned in stream.subscribe("t-cut", after=TaskVersion.MISSING):
+                    states.append(versioned.event.status.state)
+
+            following = asyncio.create_task(follow())
+            await asyncio.sleep(1.0)  # bound, waiting for the task's events
+            link.cut()
+            store.state = "TASK_STATE_COMPLETED"
+            await asyncio.wait_for(following, 30)
+            assert states[-1] == TaskState.TASK_STATE_COMPLETED
+        finally:
+            await cut_bus.close()
