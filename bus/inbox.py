@@ -90,7 +90,7 @@ class Inbox:
         try:
             await message.ack()
         except (aio_pika.exceptions.AMQPError, RuntimeError) as exc:
-            raise InboxLost from exc
+            raise InboxLost("could not acknowledge an event: its channel is gone") from exc
 
     async def close(self) -> None:
         with contextlib.suppress(Exception):
@@ -131,7 +131,7 @@ async def open_inbox(bus: EventBus, agent_id: str, prefetch: int = 64) -> Inbox:
         queue = await channel.get_queue(name, ensure=False)
     except (aio_pika.exceptions.AMQPError, ConnectionError, RuntimeError, TimeoutError) as exc:
         await release()
-        raise InboxLost from exc
+        raise InboxLost("could not be opened: the broker does not answer") from exc
     buffer: asyncio.Queue[AbstractIncomingMessage] = asyncio.Queue()
     try:
         await channel.declare_queue(lock, exclusive=True, auto_delete=True)
@@ -146,7 +146,7 @@ async def open_inbox(bus: EventBus, agent_id: str, prefetch: int = 64) -> Inbox:
         with contextlib.suppress(Exception):
             await channel.close()
         await release()
-        raise InboxLost from exc
+        raise InboxLost("could not be opened: the broker does not answer") from exc
     lost = asyncio.Event()
 
     def on_close(*_: object) -> None:
