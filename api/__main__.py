@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import uvicorn
 
+from api.app import create_app
 from core.logging import configure_logging
+from core.runtime import settle_heap
 from core.settings import get_settings, secrets_of
 
 
@@ -13,9 +15,10 @@ def main() -> None:
     # uvicorn gets no logging config of its own: its lines (a WebSocket's URL among them)
     # go through the same JSON handler and its redaction as ours
     configure_logging(secrets=secrets_of(settings))
+    settle_heap()
     tls = settings.tls_cert_file is not None and settings.tls_key_file is not None
     uvicorn.run(
-        "api.app:create_app",
+        create_app,
         factory=True,
         host=settings.api_host,
         port=settings.api_port,

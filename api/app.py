@@ -231,6 +231,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         version="0.1.0",
         description="A durable backend for societies of software agents.",
         lifespan=lifespan,
+        # FastAPI's own telemetry off: traces come from OpenTelemetry's instrumentation
+        # below when tracing is on (FastAPI's would be a second span a request), metrics
+        # from api/metrics.py; left on, it asked OpenTelemetry for its providers, and so
+        # read the environment, on every request
+        telemetry={"tracing": False, "metrics": False, "logs": False},
     )
     app.state.settings = settings
     app.state.tokens = TokenCodec(settings)

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import re
 import time
+from typing import Any
 
-from langchain_core.runnables import RunnableLambda
+from langchain_core.runnables import Runnable, RunnableConfig
 
 from models.chats import MessageContext
 
@@ -55,14 +56,59 @@ def _analyse(item: dict) -> dict:
     return {"mentions": mentions, "importance": round(min(importance, 1.0), 2), "intent": intent}
 
 
-async def _analyse_here(item: dict) -> dict:
-    """The same reading on the event loop: a sync function alone makes LangChain's async
-    path hop to a thread for each message (0.5 ms, against 0.15 ms here, on this
-    machine), and the worker's loop then waits on the thread pool under load."""
-    return _analyse(item)
+class MessageAnalyser(Runnable[dict, dict]):
+    """The offline reader as a LangChain runnable: a pure function of its input, called
+    on the event loop. It opens a callback run only when the caller passes callbacks:
+    as a ``RunnableLambda`` every call inspected the function's signature and set up a
+    run that nobody listened to (about 180 µs a message, against 10 µs for the reading,
+    and on the worker's one event loop that every delivery passes through)."""
+
+    name: str = "agora_message_analyser"
+
+    def invoke(self, input: dict, config: RunnableConfig | None = None, **kwargs: Any) -> dict:
+        if config and config.get("callbacks"):
+            return self._call_with_config(_analyse, input, config)
+        return _analyse(input)
+
+    async def ainvoke(
+        self, input: dict, config: RunnableConfig | None = None, **kwargs: Any
+    ) -> dict:
+        return self.invoke(input, config)
+
+    def batch(
+        self,
+        inputs: list[dict],
+        config: RunnableConfig | list[RunnableConfig] | None = None,
+        *,
+        return_exceptions: bool = False,
+        **kwargs: Any,
+    ) -> list:
+        if config:
+            return super().batch(inputs, config, return_exceptions=return_exceptions)
+        read: list = []
+        for item in inputs:
+            try:
+                read.append(_analyse(item))
+            except Exception as error:
+                if not return_exceptions:
+                    raise
+                read.append(error)
+        return read
+
+    async def abatch(
+        self,
+        inputs: list[dict],
+        config: RunnableConfig | list[RunnableConfig] | None = None,
+        *,
+        return_exceptions: bool = False,
+        **kwargs: Any,
+    ) -> list:
+        if config:
+            return await super().abatch(inputs, config, return_exceptions=return_exceptions)
+        return self.batch(inputs, return_exceptions=return_exceptions)
 
 
-ANALYSER = RunnableLambda(_analyse, afunc=_analyse_here, name="agora_message_analyser")
+ANALYSER = MessageAnalyser()
 
 
 async def analyse_messages(items: list[dict]) -> list[dict]:

@@ -10,6 +10,7 @@ import signal
 
 from bus import open_bus
 from core.logging import configure_logging
+from core.runtime import run, settle_heap
 from core.settings import get_settings, secrets_of
 from core.temporal import connect_temporal, metrics_runtime
 from core.tracing import configure_tracing
@@ -43,6 +44,7 @@ async def main() -> None:
             for worker in build_workers(client, settings, database, bus, contexts=contexts):
                 await running.enter_async_context(worker)
             log.info("worker running on %s and %s", settings.task_queue, settings.llm_task_queue)
+            settle_heap()
             ready = settings.worker_ready_file
             if ready:
                 ready.write_text(str(os.getpid()))
@@ -58,4 +60,4 @@ async def main() -> None:
 
 
 if __name__ == "__main__":
-    asyncio.run(main())
+    run(main)

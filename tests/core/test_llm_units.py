@@ -45,3 +45,35 @@ async def test_the_offline_model_answers_the_same_on_the_loop():
 async def test_the_failing_offline_model_fails_on_the_loop_too():
     with pytest.raises(ConnectionError):
         await OfflineChatModel(fail=True).ainvoke([HumanMessage("hi")])
+
+
+async def test_the_reader_opens_a_run_for_callers_that_listen():
+    from langchain_core.callbacks import AsyncCallbackHandler
+
+    class Runs(AsyncCallbackHandler):
+        def __init__(self) -> None:
+            self.started: list[str] = []
+            self.ended: list[dict] = []
+
+        async def on_chain_start(self, serialized, inputs, *, name=None, **kwargs):
+            self.started.append(name)
+
+        async def on_chain_end(self, outputs, **kwargs):
+            self.ended.append(outputs)
+
+    runs = Runs()
+    item = {"content": "hello @Ada", "sender": "me-4", "members": MEMBERS}
+    [read] = await ANALYSER.abatch([item], {"callbacks": [runs]})
+    assert runs.started == ["agora_message_analyser"]
+    assert runs.ended == [read] and read["mentions"] == ["ada-1"]
+    # without callbacks nothing listens, and the reading is the same
+    assert await ANALYSER.abatch([item]) == [read]
+
+
+async def test_a_batch_can_return_what_it_could_not_read():
+    good = {"content": "ok", "sender": "me-4", "members": MEMBERS}
+    read = await ANALYSER.abatch([good, {"sender": "me-4"}], return_exceptions=True)
+    assert read[0]["intent"] == "statement"
+    assert isinstance(read[1], KeyError)
+    with pytest.raises(KeyError):
+        await ANALYSER.abatch([good, {"sender": "me-4"}])
