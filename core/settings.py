@@ -83,6 +83,11 @@ class Settings(BaseSettings):
     """A stream that has had no event for this long asks the broker whether events wait in
     its inbox; waiting at two checks in a row, the broker has dropped its consumer, and
     the stream closes with 1012 for its client to reconnect."""
+    stream_compression: bool = False
+    """Offer WebSocket per-message deflate to stream clients that ask for it. Off: an
+    event is a few hundred bytes, and deflating each one cost the API about a fortieth of
+    its CPU at 50 messages a second (and the client as much to inflate); worth turning on
+    for clients behind a slow link."""
 
     message_keys: dict[str, SecretStr] = {}
     """AES-256-GCM keys for message content at rest, by key id: base64 of 32 bytes

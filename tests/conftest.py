@@ -24,6 +24,7 @@ import pytest_asyncio
 import uvicorn
 from temporalio.client import Client
 
+from api.__main__ import serving
 from api.app import create_app
 from bus import EventBus, open_bus
 from cli.stack import Ports, Stack, free_port
@@ -215,8 +216,7 @@ async def server(settings: Settings, worker: None) -> AsyncIterator[str]:
     port = free_port()
     config = uvicorn.Config(
         create_app(settings),
-        host="127.0.0.1",
-        port=port,
+        **{**serving(settings), "host": "127.0.0.1", "port": port},  # as python -m api serves
         log_level="warning",
         lifespan="on",
         timeout_graceful_shutdown=5,

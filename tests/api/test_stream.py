@@ -108,3 +108,19 @@ async def test_a_long_poll_takes_the_inbox_in_order_one_reader_at_a_time(http, s
     async with Stream(server, bob):
         busy = await http.get(path, params={"wait": 0}, headers=bob.headers)
     assert busy.status_code == 409 and "another stream" in busy.json()["detail"]
+
+
+async def test_a_stream_sends_its_events_uncompressed_though_the_client_offers_deflate(
+    http, server, admin
+):
+    ada, bob = await introduce(http, admin, "Ada"), await introduce(http, admin, "Bob")
+    chat = await group(http, ada, bob, topic="plain")
+    async with Stream(server, bob) as stream:
+        # websockets offers permessage-deflate unless told not to; the API declines it
+        assert "permessage-deflate" in stream.connection.request.headers["Sec-WebSocket-Extensions"]
+        assert stream.connection.response.headers.get("Sec-WebSocket-Extensions") is None
+        await http.post(
+            f"/v1/chats/{chat['chat_id']}/messages", json={"content": "hi"}, headers=ada.headers
+        )
+        got = (await stream.until(lambda e: e["type"] == "message.sent"))[-1]
+        assert got["payload"]["message"]["content"] == "hi"
