@@ -75,14 +75,7 @@ class MessageAnalyser(Runnable[dict, dict]):
     ) -> dict:
         return self.invoke(input, config)
 
-    def batch(
-        self,
-        inputs: list[dict],
-        config: RunnableConfig | list[RunnableConfig] | None = None,
-        *,
-        return_exceptions: bool = False,
-        **kwargs: Any,
-    ) -> list:
+    def batch(self, inputs: list[dict], config=None, *, return_exceptions=False, **_) -> list:
         if config:
             return super().batch(inputs, config, return_exceptions=return_exceptions)
         read: list = []
@@ -95,14 +88,7 @@ class MessageAnalyser(Runnable[dict, dict]):
                 read.append(error)
         return read
 
-    async def abatch(
-        self,
-        inputs: list[dict],
-        config: RunnableConfig | list[RunnableConfig] | None = None,
-        *,
-        return_exceptions: bool = False,
-        **kwargs: Any,
-    ) -> list:
+    async def abatch(self, inputs: list[dict], config=None, *, return_exceptions=False, **_):
         if config:
             return await super().abatch(inputs, config, return_exceptions=return_exceptions)
         return self.batch(inputs, return_exceptions=return_exceptions)
