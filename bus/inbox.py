@@ -18,6 +18,9 @@ from aio_pika.abc import AbstractChannel, AbstractIncomingMessage, AbstractQueue
 
 from bus.publisher import EventBus
 
+SETTLE_SECONDS = 10.0
+"""The longest an acknowledgement (or a rejection) of an event may take to be written."""
+
 
 class InboxBusy(Exception):
     """Another stream of the same agent is consuming its inbox."""
@@ -87,10 +90,21 @@ class Inbox:
         return declared.declaration_result.message_count or 0
 
     async def ack(self, message: AbstractIncomingMessage) -> None:
+        await self._settle(message.ack(), "acknowledge")
+
+    async def reject(self, message: AbstractIncomingMessage) -> None:
+        """To the dead letters (an event that is not one)."""
+        await self._settle(message.reject(requeue=False), "dead-letter")
+
+    async def _settle(self, answer: Awaitable[None], what: str) -> None:
+        """Within ``SETTLE_SECONDS``: an acknowledgement is written to the connection, not
+        answered, and one put on a connection that died as it was written waits for ever
+        (aiormq's write queue is not drained again). Four streams did so through a
+        RabbitMQ restart in the drills, their clients connected and told nothing more."""
         try:
-            await message.ack()
-        except (aio_pika.exceptions.AMQPError, RuntimeError) as exc:
-            raise InboxLost("could not acknowledge an event: its channel is gone") from exc
+            await asyncio.wait_for(answer, SETTLE_SECONDS)
+        except (aio_pika.exceptions.AMQPError, RuntimeError, TimeoutError) as exc:
+            raise InboxLost(f"could not {what} an event: its connection is gone") from exc
 
     async def close(self) -> None:
         with contextlib.suppress(Exception):

@@ -133,7 +133,7 @@ async def poll_events(
             try:
                 event = EventEnvelope.model_validate_json(message.body)
             except ValueError:
-                await message.reject(requeue=False)  # to the dead letters
+                await inbox.reject(message)
                 continue
             await inbox.ack(message)
             events.append(event)
@@ -232,7 +232,7 @@ async def stream_events(websocket: WebSocket, agent_id: str) -> None:
             try:
                 event = EventEnvelope.model_validate_json(message.body)
             except ValueError:
-                await message.reject(requeue=False)  # to the dead letters
+                await inbox.reject(message)
                 continue
             with delivery_span(message.headers, agent_id, event):
                 await websocket.send_text(message.body.decode())

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import httpx
 import pytest
 import websockets
@@ -124,3 +126,40 @@ async def test_a_stream_sends_its_events_uncompressed_though_the_client_offers_d
         )
         got = (await stream.until(lambda e: e["type"] == "message.sent"))[-1]
         assert got["payload"]["message"]["content"] == "hi"
+
+
+async def test_a_stream_whose_acknowledgement_never_leaves_ends_and_loses_nothing(
+    http, server, admin, monkeypatch
+):
+    """An acknowledgement put on a connection that died as it was written waits for ever
+    (seen through a RabbitMQ restart): the stream ends with 1012 instead of going silent,
+    and the event it could not acknowledge comes again on the next stream."""
+    import aio_pika.message
+
+    import bus.inbox
+
+    ada, bob = await introduce(http, admin, "Ada"), await introduce(http, admin, "Bob")
+    chat = await group(http, ada, bob, topic="stuck ack")
+    base = f"/v1/chats/{chat['chat_id']}/messages"
+    monkeypatch.setattr(bus.inbox, "SETTLE_SECONDS", 0.5)
+    real_ack, never = aio_pika.message.IncomingMessage.ack, asyncio.Event()
+
+    async def ack(message, multiple=False):
+        if b'"content":"stuck"' in message.body:
+            await never.wait()  # written to a connection that is gone: no answer, ever
+        await real_ack(message, multiple)
+
+    monkeypatch.setattr(aio_pika.message.IncomingMessage, "ack", ack)
+    async with Stream(server, bob) as stream:
+        await http.post(base, json={"content": "stuck"}, headers=ada.headers)
+        with pytest.raises(websockets.ConnectionClosed) as closed:
+            await stream.until(lambda e: False, timeout=10)
+        assert closed.value.rcvd.code == 1012
+    monkeypatch.setattr(aio_pika.message.IncomingMessage, "ack", real_ack)
+    await http.post(base, json={"content": "after"}, headers=ada.headers)
+    async with Stream(server, bob) as stream:
+        seen = await stream.until(
+            lambda e: e["type"] == "message.sent" and e["payload"]["message"]["content"] == "after"
+        )
+    said = [e["payload"]["message"]["content"] for e in seen if e["type"] == "message.sent"]
+    assert said == ["stuck", "after"]
