@@ -163,3 +163,42 @@ async def test_a_stream_whose_acknowledgement_never_leaves_ends_and_loses_nothin
         )
     said = [e["payload"]["message"]["content"] for e in seen if e["type"] == "message.sent"]
     assert said == ["stuck", "after"]
+
+
+async def test_a_stream_ended_on_a_dead_connection_leaves_the_agent_free_to_stream_again(
+    http, server, admin, monkeypatch
+):
+    """A stream's end cancels its consumer and closes its channel; on a connection that
+    died those may never answer, and the agent's place among this process's readers must
+    still be given back (else every later stream of the agent here gets 4409)."""
+    import aio_pika.queue
+
+    import bus.inbox
+
+    ada, bob = await introduce(http, admin, "Ada"), await introduce(http, admin, "Bob")
+    chat = await group(http, ada, bob, topic="dead end")
+    monkeypatch.setattr(bus.inbox, "SETTLE_SECONDS", 0.5)
+    real_cancel, asked, never = aio_pika.queue.Queue.cancel, asyncio.Event(), asyncio.Event()
+
+    async def cancel(queue, *args, **kwargs):
+        asked.set()
+        await never.wait()  # asked on a connection that is gone: no answer, ever
+
+    monkeypatch.setattr(aio_pika.queue.Queue, "cancel", cancel)
+    async with Stream(server, bob):
+        pass  # the client leaves; the stream's end waits on the cancel
+    await asyncio.wait_for(asked.wait(), 10)
+    monkeypatch.setattr(aio_pika.queue.Queue, "cancel", real_cancel)
+    await http.post(
+        f"/v1/chats/{chat['chat_id']}/messages", json={"content": "again"}, headers=ada.headers
+    )
+
+    async def streams_again() -> list[dict] | None:
+        try:
+            async with Stream(server, bob) as stream:
+                return await stream.until(lambda e: e["type"] == "message.sent", timeout=5)
+        except websockets.ConnectionClosed:  # 4409 while the first is still ending
+            return None
+
+    seen = await eventually(streams_again, bool, timeout=10)
+    assert seen[-1]["payload"]["message"]["content"] == "again"
