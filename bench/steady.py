@@ -8,7 +8,8 @@ window, where ``make bench``'s figures move between runs as the machine's speed 
 
 ``load`` posts into 20 group chats of three (one sender, two listeners on their
 streams), offered at a fixed rate whatever the answers do, once the stack is idle; it
-prints the delivery p50 / p95 / p99, the CPU per message by process, and per message the
+prints the delivery p50 / p95 / p99, the same p50 and the slowest by second of sending
+(where a periodic stall shows), the CPU per message by process, and per message the
 worker's workflow tasks, activities and local activities by type (the worker's SDK
 metrics, ``AGORA_WORKER_METRICS_PORT``). ``hosted`` runs the bench's
 ``agora_hosted_round_robin`` (4 hosted agents, 40 turns) that many times. ``turn`` runs
@@ -83,14 +84,20 @@ async def load(env: dict[str, str], seconds: int, rate: int) -> None:
                                headers=members[0][1])  # fmt: skip
             chats.append((r.json()["chat_id"], members))
     sent: dict[str, float] = {}
+    started: float | None = None
     latencies: list[float] = []
     stop = asyncio.Event()
     ws_base = base.replace("http", "ws", 1)
+
+    by_second: dict[int, list[float]] = {}
 
     async def listen(agent) -> None:
         async for key in messages_on_stream(ws_base, agent, stop):
             if key in sent:
                 latencies.append(time.perf_counter() - sent[key])
+                if started is not None:
+                    second = int(sent[key] - started)
+                    by_second.setdefault(second, []).append(latencies[-1])
 
     listeners = [asyncio.create_task(listen(x)) for _, members in chats for x in members[1:]]
     await asyncio.sleep(2)
@@ -123,6 +130,9 @@ async def load(env: dict[str, str], seconds: int, rate: int) -> None:
     print(f"{n} posts at {rate}/s: answers {codes}, delivered {len(latencies)} of {2 * n}")
     print(f"delivery p50 / p95 / p99 ms: {pct(latencies, 0.5) * 1000:.0f} / "
           f"{pct(latencies, 0.95) * 1000:.0f} / {pct(latencies, 0.99) * 1000:.0f}")  # fmt: skip
+    print("by second of sending, delivery p50 / slowest ms: " + "  ".join(
+        f"{t}: {pct(v, 0.5) * 1000:.0f} / {max(v) * 1000:.0f}" for t, v in sorted(by_second.items())
+    ))  # fmt: skip
     spent(n, "message", elapsed, (cpu_before, cpu_after), (tasks_before, tasks_after))
 
 

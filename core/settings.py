@@ -170,6 +170,10 @@ class Settings(BaseSettings):
     keeps the members' attention views current. At 50 posts a second into 20 rooms of
     three, the notices were an agent workflow task a message, a quarter of the stack's
     CPU; a direct chat, or one with floor control, keeps ``notice_interval_seconds``."""
+    group_notice_spread: float = Field(default=0.5, ge=0, le=1)
+    """Each group chat's interval is ``group_notice_interval_seconds`` scaled by a factor
+    its id decides, between ``1 - spread/2`` and ``1 + spread/2`` (5 s: 3.75 to 6.25 s),
+    so rooms opened together do not tell their members all at once."""
     continue_as_new_after_events: int = Field(default=2_000, ge=100)
     """A worker that restarts replays every busy workflow's history from its start: the
     shorter the run, the sooner a crashed worker's chats answer again (measured by the

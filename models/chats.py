@@ -212,6 +212,16 @@ class Message(BaseModel):
     langchain_context: MessageContext | None = None
 
 
+def spread_interval(seconds: float, chat_id: str, spread: float) -> float:
+    """``seconds`` scaled by a factor in ``[1 - spread/2, 1 + spread/2)`` that the chat id
+    alone decides (the same in every process and every replay), spread evenly over ids:
+    chats opened together keep apart. With one interval for all, the trailing notices of
+    rooms that started together came due together, every 5 s, and each time the agents'
+    workflow tasks for all of them stood in front of every post for about a second."""
+    share = int.from_bytes(hashlib.sha256(chat_id.encode()).digest()[:8], "big") / 2**64
+    return seconds * (1 - spread / 2 + spread * share)
+
+
 def message_id_for(chat_id: str, seq: int) -> str:
     return f"{chat_id}:{seq:012d}"
 

@@ -40,6 +40,7 @@ from models.chats import (
     MemberUpdate,
     Role,
     direct_chat_id,
+    spread_interval,
 )
 from models.floor import FloorState
 from models.workflow_io import ChatStart, ChatState, CloseChat, MembershipChange
@@ -126,7 +127,9 @@ async def create_chat(
         floor=FloorState(settings=floor_settings) if floor_settings else None,
         llm_task_queue=settings.llm_task_queue,
         notice_interval_seconds=settings.notice_interval_seconds,
-        group_notice_interval_seconds=settings.group_notice_interval_seconds,
+        group_notice_interval_seconds=spread_interval(
+            settings.group_notice_interval_seconds, chat_id, settings.group_notice_spread
+        ),
         projection_interval_seconds=settings.projection_interval_seconds,
     )
     start = WithStartWorkflowOperation(

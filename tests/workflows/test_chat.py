@@ -363,6 +363,7 @@ async def test_a_busy_chat_tells_a_members_agent_a_few_times_and_counts_every_me
     from tests.helpers import app_client
 
     settings.group_notice_interval_seconds = 2.0
+    settings.group_notice_spread = 0.0  # the interval as set: its cadence is counted
     async with app_client(settings) as api:
         ada, bob = await introduce(api, admin, "Ada"), await introduce(api, admin, "Bob")
         chat_id = (await group(api, ada, bob))["chat_id"]
@@ -410,6 +411,7 @@ async def test_a_chats_stored_last_seq_is_raised_with_its_notices_not_once_a_mes
     from tests.helpers import app_client
 
     settings.group_notice_interval_seconds = 3.0
+    settings.group_notice_spread = 0.0  # the interval as set: its cadence is counted
     raised: list[tuple[str, int]] = []
     keyed = ChatRepository.raise_last_seq
 
@@ -467,6 +469,7 @@ async def test_plain_news_in_a_group_waits_its_interval_a_mention_and_a_direct_c
 
     settings.notice_interval_seconds = 0.0
     settings.group_notice_interval_seconds = 60.0
+    settings.group_notice_spread = 0.0  # the interval as set: its cadence is counted
     async with app_client(settings) as api:
         ada, bob = await introduce(api, admin, "Ada"), await introduce(api, admin, "Bob")
         room = (await group(api, ada, bob))["chat_id"]
@@ -503,6 +506,7 @@ async def test_posts_keep_the_chats_timers_and_the_news_still_goes_when_they_fir
     from tests.helpers import app_client
 
     settings.group_notice_interval_seconds = 3.0
+    settings.group_notice_spread = 0.0  # the interval as set: its cadence is counted
     settings.projection_interval_seconds = 3.0
     async with app_client(settings) as api:
         ada, bob = await introduce(api, admin, "Ada"), await introduce(api, admin, "Bob")
