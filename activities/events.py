@@ -25,8 +25,11 @@ class EventActivities:
         )
         for event in data.events:  # one line per event: a correlation id greps end to end
             published.add(1, {"type": event.type})
-            fields = {"event_type": event.type, "event_id": event.event_id,
-                      "correlation_id": event.correlation_id}  # fmt: skip
+            fields = {
+                "event_type": event.type,
+                "event_id": event.event_id,
+                "correlation_id": event.correlation_id,
+            }
             log.info("event published", extra=fields)
         return len(data.events)
 

@@ -59,11 +59,16 @@ class LedgerActivities:
                 )
             existing = await self._ledger.record(
                 LedgerEntry(
-                    entry_id=request.entry_id, debit=data.account, credit=request.credit,
-                    amount=request.amount, kind=request.kind, memo=request.memo,
-                    task_id=request.task_id, at=datetime.now(UTC),
+                    entry_id=request.entry_id,
+                    debit=data.account,
+                    credit=request.credit,
+                    amount=request.amount,
+                    kind=request.kind,
+                    memo=request.memo,
+                    task_id=request.task_id,
+                    at=datetime.now(UTC),
                 )
-            )  # fmt: skip
+            )
         return DebitResult(entry=existing, balance=await self._ledger.balance(data.account))
 
     @activity.defn(name="ledger_record")
@@ -78,10 +83,13 @@ class LedgerActivities:
         workflow (the entry id is the update id: a retry is one debit)."""
         assert self._client is not None, "a deposit pays through the owner's workflow"
         request = DebitRequest(
-            entry_id=data.entry_id, credit=chat_account(data.chat_id), amount=data.amount,
-            kind="deposit", memo=data.memo or f"into chat {data.chat_id}",
+            entry_id=data.entry_id,
+            credit=chat_account(data.chat_id),
+            amount=data.amount,
+            kind="deposit",
+            memo=data.memo or f"into chat {data.chat_id}",
             correlation_id=data.correlation_id,
-        )  # fmt: skip
+        )
         return await debit_agent(self._client, data.owner, request)
 
     @activity.defn(name="record_chat_movements")
@@ -92,8 +100,13 @@ class LedgerActivities:
         for charge in data.charges:
             await self._ledger.record(
                 LedgerEntry(
-                    entry_id=charge.entry_id, debit=account, credit=agent_account(charge.to),
-                    amount=charge.amount, kind=charge.kind, memo=charge.memo, at=data.at,
+                    entry_id=charge.entry_id,
+                    debit=account,
+                    credit=agent_account(charge.to),
+                    amount=charge.amount,
+                    kind=charge.kind,
+                    memo=charge.memo,
+                    at=data.at,
                 )
-            )  # fmt: skip
+            )
         return [charge.entry_id for charge in data.charges]

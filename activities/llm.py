@@ -59,9 +59,11 @@ class Mind:
 
     async def compose(self, data: ComposeInput) -> Reply:
         context = await self._context(data)
-        new = self._recent.since(data.chat_id, context["last_seq"], data.through_seq) if (
-            self._recent is not None
-        ) else None  # fmt: skip
+        new = (
+            self._recent.since(data.chat_id, context["last_seq"], data.through_seq)
+            if (self._recent is not None)
+            else None
+        )
         if new is None:
             new = await self._messages.page(data.chat_id, context["last_seq"], 200)
             new += await self._unstored(data, new[-1].seq if new else context["last_seq"])
@@ -74,9 +76,15 @@ class Mind:
         model = chat_model(model_name, base_url=self._base_url)
         started = time.perf_counter()
         text, tokens = await compose_reply(
-            model, me=data.agent_id, name=data.name, persona=data.persona, bio=data.bio,
-            skills=data.skills, summary=summary, history=history,
-        )  # fmt: skip
+            model,
+            me=data.agent_id,
+            name=data.name,
+            persona=data.persona,
+            bio=data.bio,
+            skills=data.skills,
+            summary=summary,
+            history=history,
+        )
         thought = time.perf_counter() - started
         self._save(data, summary, history, last_seq)
         return Reply(
@@ -148,7 +156,9 @@ class LlmActivities:
         """Ask the chat model who speaks next (the workflow checks the answer)."""
         model = chat_model(data.model or self._default_model, base_url=self._base_url)
         raw = await choose_speaker(
-            model, data.topic, [(line.speaker, line.text) for line in data.transcript],
+            model,
+            data.topic,
+            [(line.speaker, line.text) for line in data.transcript],
             data.candidates,
-        )  # fmt: skip
+        )
         return SpeakerChoice(raw=raw[:200])

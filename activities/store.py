@@ -112,8 +112,7 @@ class StoreActivities:
         raises it otherwise (``raise_last_seq=False``: a delivery step raises it with the
         members' notices)."""
         self.hold(messages)
-        read = [m.model_copy(update={"langchain_context": contexts.get(m.seq)})
-                for m in messages]  # fmt: skip
+        read = [m.model_copy(update={"langchain_context": contexts.get(m.seq)}) for m in messages]
         stored = await self._messages.store(read)
         if raise_last_seq:
             last = read[-1]

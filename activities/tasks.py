@@ -58,10 +58,14 @@ class TaskActivities:
         is the entry id, so a retry is one debit. Insufficient funds: non-retryable."""
         entry_id = f"escrow/{data.task_id}"
         request = DebitRequest(
-            entry_id=entry_id, credit=escrow_account(data.task_id), amount=data.amount,
-            kind="escrow", memo=f"reward of task {data.task_id}", task_id=data.task_id,
+            entry_id=entry_id,
+            credit=escrow_account(data.task_id),
+            amount=data.amount,
+            kind="escrow",
+            memo=f"reward of task {data.task_id}",
+            task_id=data.task_id,
             correlation_id=data.correlation_id,
-        )  # fmt: skip
+        )
         return await debit_agent(self._client, data.poster, request)
 
     @activity.defn(name="store_task")
@@ -84,10 +88,14 @@ class TaskActivities:
             for agent_id, role in ((data.poster, Role.OWNER), (data.assignee, Role.MEMBER))
         }
         chat = ChatPublic(
-            chat_id=chat_id, type="group", topic=f"task: {data.title}"[:300],
-            join_rule="invite", created_by=data.poster, created_at=now,
+            chat_id=chat_id,
+            type="group",
+            topic=f"task: {data.title}"[:300],
+            join_rule="invite",
+            created_by=data.poster,
+            created_at=now,
             members=list(members.values()),
-        )  # fmt: skip
+        )
         state = ChatState(chat=chat, members=members, llm_task_queue=data.llm_task_queue)
         await self._client.start_workflow(
             CHAT_WORKFLOW,
@@ -102,7 +110,7 @@ class TaskActivities:
                     SearchAttributePair(STATUS, "open"),
                     SearchAttributePair(KIND, "chat.task"),
                 ]
-            ),  # fmt: skip
+            ),
             static_summary=f"Task chat {chat_id}",
             memo={"summary": f"Task chat of {data.poster} and {data.assignee}: {data.title}"},
         )
@@ -121,8 +129,7 @@ class TaskActivities:
     async def post_task_brief(self, data: TaskBrief) -> None:
         """The platform's note in the task chat (the brief, a rejection's reason)."""
         handle = self._client.get_workflow_handle(chat_workflow_id(data.chat_id))
-        post = PostMessage(sender=PLATFORM, content=data.text, message_type="system",
-                           platform=True)  # fmt: skip
+        post = PostMessage(sender=PLATFORM, content=data.text, message_type="system", platform=True)
         await update_if_running(handle, ChatHandlers.POST_MESSAGE, post, id=data.update_id)
 
     @activity.defn(name="submit_as_agent")

@@ -154,8 +154,13 @@ class Correlated:
                 deadline.reschedule(None)
                 MutableHeaders(scope=message)["X-Correlation-ID"] = cid
                 if scope["method"] in ("POST", "PUT", "PATCH", "DELETE"):
-                    log.info("%s %s -> %s", scope["method"], scope["path"], message["status"],
-                             extra={"correlation_id": cid})  # fmt: skip
+                    log.info(
+                        "%s %s -> %s",
+                        scope["method"],
+                        scope["path"],
+                        message["status"],
+                        extra={"correlation_id": cid},
+                    )
             elif dropped:
                 return
             await send(message)
@@ -277,10 +282,20 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(declare_access(health.router))
     app.include_router(declare_access(a2a.router))
     app.include_router(declare_access(a2a.rpc))
-    for router in (agents.router, agents.operators, stream.router, chats.router,
-                   messages.router, floor.router, accounts.router, accounts.chats,
-                   skills.router,
-                   tasks.router, audit.router, events.router):  # fmt: skip
+    for router in (
+        agents.router,
+        agents.operators,
+        stream.router,
+        chats.router,
+        messages.router,
+        floor.router,
+        accounts.router,
+        accounts.chats,
+        skills.router,
+        tasks.router,
+        audit.router,
+        events.router,
+    ):
         app.include_router(declare_access(router), prefix="/v1")
     mount_console(app)
     app.state.mcp = build_server(in_process(app))

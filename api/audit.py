@@ -259,7 +259,13 @@ async def read_audit(
     if since and until and since >= until:
         raise unprocessable("since: must be before until", "query")
     items, next_before = await AuditRepository(database).page(
-        actor=actor, action=action, target=target, outcome=outcome,
-        since=since, until=until, before=before, limit=limit,
-    )  # fmt: skip
+        actor=actor,
+        action=action,
+        target=target,
+        outcome=outcome,
+        since=since,
+        until=until,
+        before=before,
+        limit=limit,
+    )
     return AuditPage(items=items, next_before=next_before)

@@ -150,8 +150,9 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(WorkflowQueryFailedError)
     async def query_failed(_: Request, exc: WorkflowQueryFailedError) -> JSONResponse:
         if starved(exc):  # asked three times (core.temporal): the worker is overloaded
-            return _problem(503, "the workflow's worker is too busy to answer; retry",
-                            {"Retry-After": "1"})  # fmt: skip
+            return _problem(
+                503, "the workflow's worker is too busy to answer; retry", {"Retry-After": "1"}
+            )
         raise exc  # a query handler's bug: the JSON 500 (ServerErrors)
 
     @app.exception_handler(WorkflowAlreadyStartedError)
@@ -176,8 +177,9 @@ def install_error_handlers(app: FastAPI) -> None:
         ):
             # a worker died holding the workflow's task, or the task it would have joined
             # failed (a continue-as-new that met new work): the next task takes it
-            return _problem(503, "the workflow is recovering from a worker restart; retry",
-                            {"Retry-After": "2"})  # fmt: skip
+            return _problem(
+                503, "the workflow is recovering from a worker restart; retry", {"Retry-After": "2"}
+            )
         log.error("temporal rpc error", exc_info=exc)
         return _problem(502, "temporal rejected the request")
 

@@ -131,8 +131,12 @@ class RequestLimits:
         wait = self.buckets.take(self.callers.key(scope))
         if wait > 0:
             scope.setdefault("state", {})["limited"] = "request rate"
-            await _refuse(send, 429, "too many requests from this caller; slow down",
-                          {"Retry-After": retry_after(wait)})  # fmt: skip
+            await _refuse(
+                send,
+                429,
+                "too many requests from this caller; slow down",
+                {"Retry-After": retry_after(wait)},
+            )
             return
         length = dict(scope.get("headers", [])).get(b"content-length")
         if length is not None and length.isdigit() and int(length) > self.max_body:

@@ -28,36 +28,45 @@ class Metrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
         self.requests = Counter(
-            "agora_http_requests", "HTTP requests by route template, method and status.",
-            ["route", "method", "status"], registry=self.registry,
-        )  # fmt: skip
+            "agora_http_requests",
+            "HTTP requests by route template, method and status.",
+            ["route", "method", "status"],
+            registry=self.registry,
+        )
         self.latency = Histogram(
-            "agora_http_request_seconds", "HTTP request latency by route template and method.",
-            ["route", "method"], registry=self.registry,
-        )  # fmt: skip
+            "agora_http_request_seconds",
+            "HTTP request latency by route template and method.",
+            ["route", "method"],
+            registry=self.registry,
+        )
         self.events = Counter(
-            "agora_domain_events", "Domain actions the API accepted, by kind.",
-            ["kind"], registry=self.registry,
-        )  # fmt: skip
+            "agora_domain_events",
+            "Domain actions the API accepted, by kind.",
+            ["kind"],
+            registry=self.registry,
+        )
 
-        self.agents = Gauge("agora_agents", "Agents by status.", ["status"],
-                            registry=self.registry)  # fmt: skip
+        self.agents = Gauge("agora_agents", "Agents by status.", ["status"], registry=self.registry)
         self.chats = Gauge("agora_chats", "Chats by type.", ["type"], registry=self.registry)
         self.tasks = Gauge("agora_tasks", "Tasks by status.", ["status"], registry=self.registry)
-        self.queue = Gauge("agora_queue_messages", "Messages waiting, by queue.", ["queue"],
-                           registry=self.registry)  # fmt: skip
+        self.queue = Gauge(
+            "agora_queue_messages", "Messages waiting, by queue.", ["queue"], registry=self.registry
+        )
         self.refreshed = Gauge(
-            "agora_gauges_refreshed_timestamp_seconds", "When the gauges above were last read.",
+            "agora_gauges_refreshed_timestamp_seconds",
+            "When the gauges above were last read.",
             registry=self.registry,
-        )  # fmt: skip
+        )
 
     async def refresh(self, deps) -> None:
         """Read the gauges from MongoDB and RabbitMQ (in the background: /metrics only
         reads memory). A dependency that is down leaves its gauges as they were."""
         if deps.database is not None:
-            for gauge, collection, field in ((self.agents, "agents", "status"),
-                                             (self.chats, "chats", "type"),
-                                             (self.tasks, "tasks", "status")):  # fmt: skip
+            for gauge, collection, field in (
+                (self.agents, "agents", "status"),
+                (self.chats, "chats", "type"),
+                (self.tasks, "tasks", "status"),
+            ):
                 counts = await count_by(deps.database, collection, field)
                 for value, n in counts.items():
                     gauge.labels(value).set(n)

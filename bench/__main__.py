@@ -167,10 +167,15 @@ def pct(values: list[float], q: float) -> float:
 async def temporal_signals(settings: Settings, n: int) -> dict:
     client = await connect_temporal(settings)
     queue = f"bench-{uuid.uuid4().hex[:8]}"
-    async with Worker(client, task_queue=queue, workflows=[SignalSink, BatchSink, UpdateSink],
-                      activities=[record_batch]):  # fmt: skip
-        handle = await client.start_workflow(SignalSink.run, n, id=f"bench/{queue}",
-                                             task_queue=queue)  # fmt: skip
+    async with Worker(
+        client,
+        task_queue=queue,
+        workflows=[SignalSink, BatchSink, UpdateSink],
+        activities=[record_batch],
+    ):
+        handle = await client.start_workflow(
+            SignalSink.run, n, id=f"bench/{queue}", task_queue=queue
+        )
         started = time.perf_counter()
         sem = asyncio.Semaphore(64)
 
@@ -185,7 +190,7 @@ async def temporal_signals(settings: Settings, n: int) -> dict:
         sinks = [
             await client.start_workflow(
                 BatchSink.run, per, id=f"bench/{queue}/{i}", task_queue=queue
-            )  # fmt: skip
+            )
             for i in range(20)
         ]
 
@@ -202,7 +207,7 @@ async def temporal_signals(settings: Settings, n: int) -> dict:
         sinks = [
             await client.start_workflow(
                 UpdateSink.run, per, id=f"bench/{queue}/u{i}", task_queue=queue
-            )  # fmt: skip
+            )
             for i in range(20)
         ]
         in_flight = asyncio.Semaphore(40)
@@ -278,8 +283,12 @@ async def rabbitmq(settings: Settings, n: int) -> dict:
     window = 200
     for start in range(0, n, window):
         batch = range(min(window, n - start))
-        await asyncio.gather(*(channel.default_exchange.publish(
-            aio_pika.Message(body), routing_key=queue.name) for _ in batch))  # fmt: skip
+        await asyncio.gather(
+            *(
+                channel.default_exchange.publish(aio_pika.Message(body), routing_key=queue.name)
+                for _ in batch
+            )
+        )
     published = time.perf_counter() - started
     got = 0
     done = asyncio.Event()
@@ -327,8 +336,9 @@ async def mongodb(settings: Settings, n: int) -> dict:
     collection = client[f"bench_{uuid.uuid4().hex[:8]}"]["raw"]
     started = time.perf_counter()
     for start in range(0, n, 100):
-        await collection.insert_many([{"_id": f"{i}", "v": "x" * 256}
-                                      for i in range(start, min(n, start + 100))])  # fmt: skip
+        await collection.insert_many(
+            [{"_id": f"{i}", "v": "x" * 256} for i in range(start, min(n, start + 100))]
+        )
     elapsed = time.perf_counter() - started
     await client.drop_database(collection.database.name)
 
@@ -341,8 +351,9 @@ async def mongodb(settings: Settings, n: int) -> dict:
     for size in (1_000, 10_000, 100_000):
         while have < size:
             batch = min(1000, size - have)
-            await collection.insert_many([{"_id": f"k{i}", "v": "x" * 256, "n": 0}
-                                          for i in range(have, have + batch)])  # fmt: skip
+            await collection.insert_many(
+                [{"_id": f"k{i}", "v": "x" * 256, "n": 0} for i in range(have, have + batch)]
+            )
             have += batch
         keys = [f"k{(i * 7919) % size}" for i in range(400)]
 
@@ -363,8 +374,12 @@ async def mongodb(settings: Settings, n: int) -> dict:
         keyed[str(size)] = {"upserts_per_second": upserts, "finds_per_second": finds}
     await client.drop_database(collection.database.name)
     await client.close()
-    return {"inserts_per_second": n / elapsed, "batch": 100, "keyed_by_documents": keyed,
-            "keyed_concurrency": 20}  # fmt: skip
+    return {
+        "inserts_per_second": n / elapsed,
+        "batch": 100,
+        "keyed_by_documents": keyed,
+        "keyed_concurrency": 20,
+    }
 
 
 class Stages:
@@ -469,14 +484,21 @@ def speaker(chats: list[tuple], i: int, senders: int = 1) -> tuple[str, tuple[st
     return chat_id, members[(i // len(chats)) % senders]
 
 
-async def post_timed(api: httpx.AsyncClient, chats: list[tuple], i: int, content: str,
-                     at: dict[str, float], senders: int = 1):  # fmt: skip
+async def post_timed(
+    api: httpx.AsyncClient,
+    chats: list[tuple],
+    i: int,
+    content: str,
+    at: dict[str, float],
+    senders: int = 1,
+):
     """Post ``content`` as the ``i``-th post (``speaker``), noting when in ``at``; the
     start and the answer."""
     chat_id, sender = speaker(chats, i, senders)
     at[content] = started = time.perf_counter()
-    answer = await api.post(f"/v1/chats/{chat_id}/messages", json={"content": content},
-                            headers=sender[1])  # fmt: skip
+    answer = await api.post(
+        f"/v1/chats/{chat_id}/messages", json={"content": content}, headers=sender[1]
+    )
     return started, answer
 
 
@@ -491,23 +513,25 @@ async def agora(
     admin = {"Authorization": f"Bearer {env['AGORA_ADMIN_TOKEN']}"}
     base = env["AGORA_API_URL"]
     run = uuid.uuid4().hex[:6]
-    async with httpx.AsyncClient(base_url=base, timeout=60,
-                                 limits=client_limits(200)) as api:  # fmt: skip
+    async with httpx.AsyncClient(base_url=base, timeout=60, limits=client_limits(200)) as api:
         task = progress.add_task("introducing agents", total=60)
         started = time.perf_counter()
         agents = []
         for i in range(60):
-            r = await api.post("/v1/agents", json={"agent_id": f"b{i}-{run}", "name": f"B{i}"},
-                               headers=admin)  # fmt: skip
+            r = await api.post(
+                "/v1/agents", json={"agent_id": f"b{i}-{run}", "name": f"B{i}"}, headers=admin
+            )
             agents.append((r.json()["agent_id"], {"Authorization": f"Bearer {r.json()['token']}"}))
             progress.advance(task)
         introduced = 60 / (time.perf_counter() - started)
         chats = []
         for c in range(20):  # 20 groups of three: the first posts (the first ``senders``)
             members = agents[3 * c : 3 * c + 3]
-            r = await api.post("/v1/chats", json={"type": "group",
-                               "participants": [m[0] for m in members[1:]]},
-                               headers=members[0][1])  # fmt: skip
+            r = await api.post(
+                "/v1/chats",
+                json={"type": "group", "participants": [m[0] for m in members[1:]]},
+                headers=members[0][1],
+            )
             chats.append((r.json()["chat_id"], members))
         listening = [m for _, members in chats for m in members[1:]]
         if senders > 1:  # a sender hears the other senders' posts
@@ -523,8 +547,9 @@ async def agora(
         # the full size, is never delivered: counted in the answers, not waited for)
         expected = {"closed": n * 2, "offered": offered * 2}
         answers: dict[str, collections.Counter] = {
-            "closed": collections.Counter(), "offered": collections.Counter()
-        }  # fmt: skip
+            "closed": collections.Counter(),
+            "offered": collections.Counter(),
+        }
         done, offered_done, stop = asyncio.Event(), asyncio.Event(), asyncio.Event()
         ws_base = base.replace("http", "ws", 1)
 
@@ -557,8 +582,9 @@ async def agora(
             key = f"m{i}-{run}"
             async with sem:
                 sent_at[key] = time.perf_counter()
-                r = await api.post(f"/v1/chats/{chat_id}/messages", json={"content": key},
-                                   headers=sender[1])  # fmt: skip
+                r = await api.post(
+                    f"/v1/chats/{chat_id}/messages", json={"content": key}, headers=sender[1]
+                )
                 stages.accepted(key, sent_at[key], r)
                 answers["closed"][r.status_code] += 1
             progress.advance(task)
@@ -607,13 +633,17 @@ async def agora(
         # load before it is done: its chats' store lanes and their agents' flushes)
         await idle()
         a, b = agents[0], agents[1]
-        r = await api.post("/v1/chats", json={"type": "group", "participants": [b[0]],
-                           "speaker_policy": "fifo"}, headers=a[1])  # fmt: skip
+        r = await api.post(
+            "/v1/chats",
+            json={"type": "group", "participants": [b[0]], "speaker_policy": "fifo"},
+            headers=a[1],
+        )
         floor_chat = r.json()["chat_id"]
         gaps: list[float] = []
         task = progress.add_task("floor hand-overs", total=handovers)
-        async with websockets.connect(f"{ws_base}/v1/agents/{b[0]}/stream",
-                                      additional_headers=b[1]) as ws:  # fmt: skip
+        async with websockets.connect(
+            f"{ws_base}/v1/agents/{b[0]}/stream", additional_headers=b[1]
+        ) as ws:
             for _ in range(handovers):
                 await api.post(f"/v1/chats/{floor_chat}/floor", json={}, headers=a[1])
                 await api.post(f"/v1/chats/{floor_chat}/floor", json={}, headers=b[1])
@@ -632,13 +662,15 @@ async def agora(
     return {
         "agents_introduced_per_second": introduced,
         "messages_per_second_to_streams": len(latencies) / 2 / elapsed,
-        "deliveries": len(latencies), "expected_deliveries": expected["closed"],
+        "deliveries": len(latencies),
+        "expected_deliveries": expected["closed"],
         "answers": {str(k): v for k, v in sorted(answers["closed"].items())},
         "latency_p50_ms": pct(latencies, 0.5) * 1000,
         "latency_p95_ms": pct(latencies, 0.95) * 1000,
         "latency_p99_ms": pct(latencies, 0.99) * 1000,
         "offered_50_per_second": {
-            "messages": offered, "deliveries": len(offered_latencies),
+            "messages": offered,
+            "deliveries": len(offered_latencies),
             "expected_deliveries": expected["offered"],
             "answers": {str(k): v for k, v in sorted(answers["offered"].items())},
             "latency_p50_ms": pct(offered_latencies, 0.5) * 1000,
@@ -652,7 +684,7 @@ async def agora(
         "floor_handover_p50_ms": pct(gaps, 0.5) * 1000,
         "floor_handover_p99_ms": pct(gaps, 0.99) * 1000,
         "floor_handover_mean_ms": statistics.fmean(gaps) * 1000 if gaps else None,
-    }  # fmt: skip
+    }
 
 
 async def register_operators(api: httpx.AsyncClient, admin: dict, run: str) -> list[dict]:
@@ -730,9 +762,15 @@ async def scale(
     starting = progress.add_task(f"starting {count} agent lives", total=count)
     storing = progress.add_task("their manifests stored", total=count)
     started = time.perf_counter()
-    ids = await grow(client, database, settings.task_queue, settings.llm_task_queue, count,
-                     on_started=lambda: progress.advance(starting),
-                     on_stored=lambda n: progress.update(storing, completed=n))  # fmt: skip
+    ids = await grow(
+        client,
+        database,
+        settings.task_queue,
+        settings.llm_task_queue,
+        count,
+        on_started=lambda: progress.advance(starting),
+        on_stored=lambda n: progress.update(storing, completed=n),
+    )
     elapsed = time.perf_counter() - started
     await asyncio.sleep(5)
     after = resident_kib(pid)
@@ -784,12 +822,18 @@ async def fill_messages(settings: Settings, count: int, progress: Progress):
     chats = [f"fill-{run}-{c}" for c in range(100)]
     for start in range(0, count, 500):
         batch = [
-            Message(message_id=message_id_for(chats[i % 100], i // 100 + 1),
-                    chat_id=chats[i % 100], seq=i // 100 + 1, from_=f"filler-{i % 7}",
-                    timestamp=now, message_type="text", is_private=False,
-                    content=f"filler message {i} " + "x" * 120)
+            Message(
+                message_id=message_id_for(chats[i % 100], i // 100 + 1),
+                chat_id=chats[i % 100],
+                seq=i // 100 + 1,
+                from_=f"filler-{i % 7}",
+                timestamp=now,
+                message_type="text",
+                is_private=False,
+                content=f"filler message {i} " + "x" * 120,
+            )
             for i in range(start, min(count, start + 500))
-        ]  # fmt: skip
+        ]
         await repository.store(batch)
         progress.update(task, completed=start + len(batch))
 
@@ -840,8 +884,11 @@ async def main() -> None:
     n = SIZES[size]
     stack = Stack.load(PROJECT_ROOT / ".agora")
     env = stack.env()
-    settings = Settings(mongodb_uri=env["AGORA_MONGODB_URI"], amqp_url=env["AGORA_AMQP_URL"],
-                        temporal_address=env["AGORA_TEMPORAL_ADDRESS"])  # fmt: skip
+    settings = Settings(
+        mongodb_uri=env["AGORA_MONGODB_URI"],
+        amqp_url=env["AGORA_AMQP_URL"],
+        temporal_address=env["AGORA_TEMPORAL_ADDRESS"],
+    )
     with Progress(console=console) as progress:
         raw = progress.add_task("raw ceilings", total=3)
         temporal = await temporal_signals(settings, n["signals"])
@@ -851,8 +898,9 @@ async def main() -> None:
         mongo = await mongodb(settings, n["inserts"])
         progress.advance(raw)
         await idle()
-        ours = await agora(env, n["messages"], n["offered"], n["handovers"], progress,
-                           senders=n["senders"])  # fmt: skip
+        ours = await agora(
+            env, n["messages"], n["offered"], n["handovers"], progress, senders=n["senders"]
+        )
         await idle()
         turns = await peer(env, n["turns"], progress)
         await idle()
@@ -872,8 +920,14 @@ async def main() -> None:
             async def second_pass() -> dict:
                 remove = await fill_messages(settings, 100_000, progress)
                 try:
-                    return await agora(env, n["messages"], n["offered"], n["handovers"],
-                                       progress, senders=n["senders"])  # fmt: skip
+                    return await agora(
+                        env,
+                        n["messages"],
+                        n["offered"],
+                        n["handovers"],
+                        progress,
+                        senders=n["senders"],
+                    )
                 finally:
                     await remove()
 
@@ -882,12 +936,22 @@ async def main() -> None:
         else:
             lives = await scale(stack, settings, n["agents"], progress)
             lives.pop("meanwhile")
-    ceiling = min(temporal["signals_per_second"], bus["publish_confirmed_per_second"],
-                  mongo["inserts_per_second"])  # fmt: skip
+    ceiling = min(
+        temporal["signals_per_second"],
+        bus["publish_confirmed_per_second"],
+        mongo["inserts_per_second"],
+    )
     result = {
-        "date": datetime.now(UTC).isoformat(), "size": size, "cores": os.cpu_count(),
-        "machine": platform.platform(), "temporal": temporal, "rabbitmq": bus,
-        "mongodb": mongo, "agora": ours, "peer": turns, "scale": lives,
+        "date": datetime.now(UTC).isoformat(),
+        "size": size,
+        "cores": os.cpu_count(),
+        "machine": platform.platform(),
+        "temporal": temporal,
+        "rabbitmq": bus,
+        "mongodb": mongo,
+        "agora": ours,
+        "peer": turns,
+        "scale": lives,
         "introductions": intro,
         "console": browser,
         "doors": door,
@@ -902,7 +966,7 @@ async def main() -> None:
             / temporal["updates_with_batched_activity_20_workflows_per_second"],
         },
         "command": f"make up && BENCH_SIZE={size} make bench",
-    }  # fmt: skip
+    }
     out = PROJECT_ROOT / "bench" / "results"
     out.mkdir(parents=True, exist_ok=True)
     path = out / f"{datetime.now(UTC):%Y%m%dT%H%M%S}-{size}.json"
@@ -910,102 +974,191 @@ async def main() -> None:
     table = Table("figure", "value", title=f"Agora bench ({size}, {os.cpu_count()} cores)")
     rows = [
         ("Temporal signals/s into one workflow (raw)", temporal["signals_per_second"]),
-        ("Temporal signals/s, 20 workflows, one activity per batch (raw)",
-         temporal["signals_with_batched_activity_20_workflows_per_second"]),
+        (
+            "Temporal signals/s, 20 workflows, one activity per batch (raw)",
+            temporal["signals_with_batched_activity_20_workflows_per_second"],
+        ),
         ("RabbitMQ publish with confirms/s (raw)", bus["publish_confirmed_per_second"]),
         ("RabbitMQ consume with acks/s (raw)", bus["consume_acked_per_second"]),
-        ("Temporal updates/s, 20 workflows, one activity per batch (raw)",
-         temporal["updates_with_batched_activity_20_workflows_per_second"]),
-        ("  update round trip p50 / p99 ms (raw, 40 in flight)",
-         "{update_round_trip_p50_ms:.0f} / {update_round_trip_p99_ms:.0f}".format(**temporal)),
-        ("  the same shape at 50/s offered: round trip p50 / p99 ms; CPU ms an update: "
-         "Temporal, client and worker (raw)",
-         "{round_trip_p50_ms:.0f} / {round_trip_p99_ms:.0f}; {temporal_cpu_ms_per_update:.1f}, "
-         "{client_and_worker_cpu_ms_per_update:.1f}".format(
-             **temporal["updates_at_50_per_second_offered"])),
-        ("RabbitMQ publish to consumer p50 / p99 ms (raw, one at a time)",
-         f"{bus['publish_to_consumer_p50_ms']:.1f} / {bus['publish_to_consumer_p99_ms']:.1f}"),
+        (
+            "Temporal updates/s, 20 workflows, one activity per batch (raw)",
+            temporal["updates_with_batched_activity_20_workflows_per_second"],
+        ),
+        (
+            "  update round trip p50 / p99 ms (raw, 40 in flight)",
+            "{update_round_trip_p50_ms:.0f} / {update_round_trip_p99_ms:.0f}".format(**temporal),
+        ),
+        (
+            "  the same shape at 50/s offered: round trip p50 / p99 ms; CPU ms an update: "
+            "Temporal, client and worker (raw)",
+            "{round_trip_p50_ms:.0f} / {round_trip_p99_ms:.0f}; {temporal_cpu_ms_per_update:.1f}, "
+            "{client_and_worker_cpu_ms_per_update:.1f}".format(
+                **temporal["updates_at_50_per_second_offered"]
+            ),
+        ),
+        (
+            "RabbitMQ publish to consumer p50 / p99 ms (raw, one at a time)",
+            f"{bus['publish_to_consumer_p50_ms']:.1f} / {bus['publish_to_consumer_p99_ms']:.1f}",
+        ),
         ("MongoDB (FerretDB) inserts/s, batches of 100 (raw)", mongo["inserts_per_second"]),
-        *[(f"  keyed upserts / finds per s at {int(size):,} documents (raw)",
-           f"{v['upserts_per_second']:,.0f} / {v['finds_per_second']:,.0f}")
-          for size, v in mongo["keyed_by_documents"].items()],
-        ("Agora messages/s, API to 2 streams each, 20 chats",
-         ours["messages_per_second_to_streams"]),
-        ("  POST to delivery p50 / p95 / p99 ms", f"{ours['latency_p50_ms']:.0f} / "
-         f"{ours['latency_p95_ms']:.0f} / {ours['latency_p99_ms']:.0f}"),
+        *[
+            (
+                f"  keyed upserts / finds per s at {int(size):,} documents (raw)",
+                f"{v['upserts_per_second']:,.0f} / {v['finds_per_second']:,.0f}",
+            )
+            for size, v in mongo["keyed_by_documents"].items()
+        ],
+        (
+            "Agora messages/s, API to 2 streams each, 20 chats",
+            ours["messages_per_second_to_streams"],
+        ),
+        (
+            "  POST to delivery p50 / p95 / p99 ms",
+            f"{ours['latency_p50_ms']:.0f} / "
+            f"{ours['latency_p95_ms']:.0f} / {ours['latency_p99_ms']:.0f}",
+        ),
         ("  delivered / expected", f"{ours['deliveries']} / {ours['expected_deliveries']}"),
-        ("  answers to the posts (closed loop; at 50/s)",
-         f"{ours['answers']}; {ours['offered_50_per_second']['answers']}"),
-        ("At 50 messages/s offered: delivery p50 / p95 / p99 ms",
-         "{latency_p50_ms:.0f} / {latency_p95_ms:.0f} / {latency_p99_ms:.0f}".format(
-             **ours["offered_50_per_second"])),
-        *[(f"  stage p50 / p99 ms at 50/s: {name.replace('_', ' ')}",
-           f"{v['p50']:.0f} / {v['p99']:.0f}")
-          for name, v in ours["offered_delivery_stages_ms"].items()],
-        (f"  CPU cores busy at 50/s offered (of {os.cpu_count()})",
-         ours["offered_cpu_cores_busy"]),
-        ("  CPU ms per message at 50/s, by process",
-         ", ".join(f"{name} {ms:.1f}" for name, ms in sorted(
-             ours["offered_cpu_ms_per_message"].items(), key=lambda kv: -kv[1]))),
-        *([("Second pass (after 100,000 messages, 10,000 agents): messages/s",
-            second["messages_per_second_to_streams"]),
-           ("  second pass at 50/s offered: delivery p50 / p99 ms",
-            "{latency_p50_ms:.0f} / {latency_p99_ms:.0f}".format(
-                **second["offered_50_per_second"]))] if second else []),
-        ("Floor hand-over p50 / p99 ms", f"{ours['floor_handover_p50_ms']:.0f} / "
-         f"{ours['floor_handover_p99_ms']:.0f}"),
+        (
+            "  answers to the posts (closed loop; at 50/s)",
+            f"{ours['answers']}; {ours['offered_50_per_second']['answers']}",
+        ),
+        (
+            "At 50 messages/s offered: delivery p50 / p95 / p99 ms",
+            "{latency_p50_ms:.0f} / {latency_p95_ms:.0f} / {latency_p99_ms:.0f}".format(
+                **ours["offered_50_per_second"]
+            ),
+        ),
+        *[
+            (
+                f"  stage p50 / p99 ms at 50/s: {name.replace('_', ' ')}",
+                f"{v['p50']:.0f} / {v['p99']:.0f}",
+            )
+            for name, v in ours["offered_delivery_stages_ms"].items()
+        ],
+        (f"  CPU cores busy at 50/s offered (of {os.cpu_count()})", ours["offered_cpu_cores_busy"]),
+        (
+            "  CPU ms per message at 50/s, by process",
+            ", ".join(
+                f"{name} {ms:.1f}"
+                for name, ms in sorted(
+                    ours["offered_cpu_ms_per_message"].items(), key=lambda kv: -kv[1]
+                )
+            ),
+        ),
+        *(
+            [
+                (
+                    "Second pass (after 100,000 messages, 10,000 agents): messages/s",
+                    second["messages_per_second_to_streams"],
+                ),
+                (
+                    "  second pass at 50/s offered: delivery p50 / p99 ms",
+                    "{latency_p50_ms:.0f} / {latency_p99_ms:.0f}".format(
+                        **second["offered_50_per_second"]
+                    ),
+                ),
+            ]
+            if second
+            else []
+        ),
+        (
+            "Floor hand-over p50 / p99 ms",
+            f"{ours['floor_handover_p50_ms']:.0f} / {ours['floor_handover_p99_ms']:.0f}",
+        ),
         ("Agents introduced/s, one client", ours["agents_introduced_per_second"]),
-        ("Agents introduced/s, 8 concurrent clients (target ≥ 20)",
-         intro["per_second_8_clients"]),
-        ("Agents introduced/s, POST /v1/agents:batch of 100, 2 in flight",
-         intro["per_second_batches_of_100"]),
-        *([("Console first load: KB compressed (target ≤ 300) / requests",
-            f"{browser['first_load_bytes_compressed'] / 1000:.1f} / "
-            f"{browser['first_load_requests']}"),
-           ("  first load to interactive sign-in, ms (target ≤ 1,000)",
-            browser["first_load_interactive_ms"]),
-           ("  sign-in to the Society view, ms", browser["sign_in_to_society_ms"]),
-           (f"  room of {browser['room_messages_stored']:,} messages: open ms / messages "
-            "loaded / KB", f"{browser['room_open_ms']:.0f} / "
-            f"{browser['room_open_messages_loaded']} / {browser['room_open_bytes'] / 1000:.1f}"),
-           ("  one page back, ms", browser["room_page_back_ms"])]
-          if "room_open_ms" in browser else [("Console", browser.get("note"))]),
-        ("Post to the reader's stream, p50 / p99 ms: REST",
-         "{p50_ms:.0f} / {p99_ms:.0f}".format(**door["rest_post_to_reader_stream"])),
-        ("  the same through MCP's post_message (mcp SDK client)",
-         "{p50_ms:.0f} / {p99_ms:.0f}".format(**door["mcp_post_message_to_reader_stream"])),
-        ("A question to a hosted agent until its answer, p50 / p99 ms: REST + stream",
-         "{p50_ms:.0f} / {p99_ms:.0f}".format(
-             **door["a2a"]["rest_post_to_hosted_reply_on_stream"])),
-        ("  the same as A2A SendMessage, blocking (a2a-sdk client)",
-         "{p50_ms:.0f} / {p99_ms:.0f}".format(
-             **door["a2a"]["a2a_send_message_to_completed_task"])),
-        ("Round-robin turns/s, 4 agents: Agora (stored, crash-proof)",
-         turns["agora"]["turns_per_second"]),
-        ("  turn p50 / p99 ms (the chat's own timing)",
-         f"{_ms(turns['agora']['turn_p50_ms'])} / {_ms(turns['agora']['turn_p99_ms'])}"),
-        ("Round-robin turns/s, 4 hosted agents by themselves (offline model)",
-         turns["hosted"]["turns_per_second"]),
+        ("Agents introduced/s, 8 concurrent clients (target ≥ 20)", intro["per_second_8_clients"]),
+        (
+            "Agents introduced/s, POST /v1/agents:batch of 100, 2 in flight",
+            intro["per_second_batches_of_100"],
+        ),
+        *(
+            [
+                (
+                    "Console first load: KB compressed (target ≤ 300) / requests",
+                    f"{browser['first_load_bytes_compressed'] / 1000:.1f} / "
+                    f"{browser['first_load_requests']}",
+                ),
+                (
+                    "  first load to interactive sign-in, ms (target ≤ 1,000)",
+                    browser["first_load_interactive_ms"],
+                ),
+                ("  sign-in to the Society view, ms", browser["sign_in_to_society_ms"]),
+                (
+                    f"  room of {browser['room_messages_stored']:,} messages: open ms / messages "
+                    "loaded / KB",
+                    f"{browser['room_open_ms']:.0f} / {browser['room_open_messages_loaded']} / "
+                    f"{browser['room_open_bytes'] / 1000:.1f}",
+                ),
+                ("  one page back, ms", browser["room_page_back_ms"]),
+            ]
+            if "room_open_ms" in browser
+            else [("Console", browser.get("note"))]
+        ),
+        (
+            "Post to the reader's stream, p50 / p99 ms: REST",
+            "{p50_ms:.0f} / {p99_ms:.0f}".format(**door["rest_post_to_reader_stream"]),
+        ),
+        (
+            "  the same through MCP's post_message (mcp SDK client)",
+            "{p50_ms:.0f} / {p99_ms:.0f}".format(**door["mcp_post_message_to_reader_stream"]),
+        ),
+        (
+            "A question to a hosted agent until its answer, p50 / p99 ms: REST + stream",
+            "{p50_ms:.0f} / {p99_ms:.0f}".format(
+                **door["a2a"]["rest_post_to_hosted_reply_on_stream"]
+            ),
+        ),
+        (
+            "  the same as A2A SendMessage, blocking (a2a-sdk client)",
+            "{p50_ms:.0f} / {p99_ms:.0f}".format(
+                **door["a2a"]["a2a_send_message_to_completed_task"]
+            ),
+        ),
+        (
+            "Round-robin turns/s, 4 agents: Agora (stored, crash-proof)",
+            turns["agora"]["turns_per_second"],
+        ),
+        (
+            "  turn p50 / p99 ms (the chat's own timing)",
+            f"{_ms(turns['agora']['turn_p50_ms'])} / {_ms(turns['agora']['turn_p99_ms'])}",
+        ),
+        (
+            "Round-robin turns/s, 4 hosted agents by themselves (offline model)",
+            turns["hosted"]["turns_per_second"],
+        ),
         ("  strict rotation held", turns["hosted"]["strict_rotation"]),
-        ("  turn overhead p50 / p99 ms (turn minus time in the model)",
-         f"{_ms(turns['hosted']['overhead_p50_ms'])} / {_ms(turns['hosted']['overhead_p99_ms'])}"),
-        ("Round-robin turns/s, 4 agents: AutoGen in memory (lost on a crash)",
-         turns["autogen"]["turns_per_second"] if turns["autogen"] else "not installed"),
+        (
+            "  turn overhead p50 / p99 ms (turn minus time in the model)",
+            f"{_ms(turns['hosted']['overhead_p50_ms'])} / "
+            f"{_ms(turns['hosted']['overhead_p99_ms'])}",
+        ),
+        (
+            "Round-robin turns/s, 4 agents: AutoGen in memory (lost on a crash)",
+            turns["autogen"]["turns_per_second"] if turns["autogen"] else "not installed",
+        ),
         ("  Agora ÷ AutoGen (API-driven)", turns.get("ratio_agora_to_autogen", "-")),
         ("  Agora ÷ AutoGen (hosted)", turns.get("ratio_hosted_to_autogen", "-")),
-        (f"Worker RSS with {lives.get('agents', 0):,} live agents, MiB (before)",
-         "{:,.0f} ({:,.0f})".format(lives.get("worker_rss_after_mib", 0),
-                                    lives.get("worker_rss_before_mib", 0))),
+        (
+            f"Worker RSS with {lives.get('agents', 0):,} live agents, MiB (before)",
+            "{:,.0f} ({:,.0f})".format(
+                lives.get("worker_rss_after_mib", 0), lives.get("worker_rss_before_mib", 0)
+            ),
+        ),
         ("  per agent, KiB", lives.get("worker_rss_per_agent_kib", "-")),
-        ("  agent lives started and stored/s (Temporal direct)",
-         lives.get("started_and_stored_per_second", "-")),
-        ("Agora messages/s ÷ Temporal updates/s, 20 workflows (target ≥ 0.5)",
-         result["ratios"]["messages_vs_batched_updates_20_workflows"]),
-        ("Agora messages/s ÷ Temporal signals/s",
-         result["ratios"]["messages_vs_temporal_signals"]),
-        ("Agora messages/s ÷ lowest raw ceiling",
-         result["ratios"]["messages_vs_lowest_raw_ceiling"]),
-    ]  # fmt: skip
+        (
+            "  agent lives started and stored/s (Temporal direct)",
+            lives.get("started_and_stored_per_second", "-"),
+        ),
+        (
+            "Agora messages/s ÷ Temporal updates/s, 20 workflows (target ≥ 0.5)",
+            result["ratios"]["messages_vs_batched_updates_20_workflows"],
+        ),
+        ("Agora messages/s ÷ Temporal signals/s", result["ratios"]["messages_vs_temporal_signals"]),
+        (
+            "Agora messages/s ÷ lowest raw ceiling",
+            result["ratios"]["messages_vs_lowest_raw_ceiling"],
+        ),
+    ]
     for name, value in rows:
         if isinstance(value, float):
             value = f"{value:,.4f}" if abs(value) < 0.1 else f"{value:,.2f}"

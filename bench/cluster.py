@@ -127,21 +127,32 @@ async def run(size: str) -> dict:
 def print_table(result: dict) -> None:
     a, b = result["one_api_one_worker"], result["two_apis_two_workers"]
     table = Table(
-        "figure", "1 API + 1 worker", "2 APIs + 2 workers", "ratio",
+        "figure",
+        "1 API + 1 worker",
+        "2 APIs + 2 workers",
+        "ratio",
         title=f"Agora on the cluster ({result['size']}, {result['cores']} cores; raw Temporal "
         f"updates, 20 workflows: {result['raw_updates_20_workflows_per_second']:.0f}/s)",
-    )  # fmt: skip
+    )
     ratio = result["ratio_two_to_one"]
-    table.add_row("messages/s, LB to 2 streams each, 20 chats",
-                  f"{a['messages_per_second']:.2f}", f"{b['messages_per_second']:.2f}",
-                  f"{ratio['messages_per_second']:.2f}")  # fmt: skip
-    table.add_row("  POST to delivery p50 / p99 ms, 40 in flight",
-                  f"{a['delivery_p50_ms']:.0f} / {a['delivery_p99_ms']:.0f}",
-                  f"{b['delivery_p50_ms']:.0f} / {b['delivery_p99_ms']:.0f}", "")  # fmt: skip
-    table.add_row("at 50/s offered: delivery p50 / p99 ms",
-                  f"{a['offered_50_delivery_p50_ms']:.0f} / {a['offered_50_delivery_p99_ms']:.0f}",
-                  f"{b['offered_50_delivery_p50_ms']:.0f} / {b['offered_50_delivery_p99_ms']:.0f}",
-                  f"{ratio['offered_50_delivery_p99']:.2f} (p99)")  # fmt: skip
+    table.add_row(
+        "messages/s, LB to 2 streams each, 20 chats",
+        f"{a['messages_per_second']:.2f}",
+        f"{b['messages_per_second']:.2f}",
+        f"{ratio['messages_per_second']:.2f}",
+    )
+    table.add_row(
+        "  POST to delivery p50 / p99 ms, 40 in flight",
+        f"{a['delivery_p50_ms']:.0f} / {a['delivery_p99_ms']:.0f}",
+        f"{b['delivery_p50_ms']:.0f} / {b['delivery_p99_ms']:.0f}",
+        "",
+    )
+    table.add_row(
+        "at 50/s offered: delivery p50 / p99 ms",
+        f"{a['offered_50_delivery_p50_ms']:.0f} / {a['offered_50_delivery_p99_ms']:.0f}",
+        f"{b['offered_50_delivery_p50_ms']:.0f} / {b['offered_50_delivery_p99_ms']:.0f}",
+        f"{ratio['offered_50_delivery_p99']:.2f} (p99)",
+    )
     table.add_row("delivered / expected", a["deliveries"], b["deliveries"], "")
     console.print(table)
 

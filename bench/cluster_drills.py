@@ -123,9 +123,11 @@ async def kill_worker(cluster: Cluster, drill: Drill, every: float, kills: int) 
 
 async def roll(cluster: Cluster, drill: Drill) -> None:
     await asyncio.sleep(2.0)
-    for name in (*(f"api-{i}" for i in range(1, REPLICAS + 1)),
-                 *(f"worker-{i}" for i in range(1, REPLICAS + 1)),
-                 *(f"rabbitmq-{i}" for i in range(1, NODES + 1))):  # fmt: skip
+    for name in (
+        *(f"api-{i}" for i in range(1, REPLICAS + 1)),
+        *(f"worker-{i}" for i in range(1, REPLICAS + 1)),
+        *(f"rabbitmq-{i}" for i in range(1, NODES + 1)),
+    ):
         await asyncio.to_thread(cluster.stop, name)
         _reap()
         drill.faults += 1
@@ -165,10 +167,12 @@ async def run_cluster(size: dict, home: Path, result: dict) -> None:
                 await roll(cluster, drill)
 
             drills = []
-            for name, fault in (("api-sigkill", api_fault),
-                                ("rabbitmq-node-sigkill", node_fault),
-                                ("worker-sigkill", worker_fault),
-                                ("rolling-restart", rolling)):  # fmt: skip
+            for name, fault in (
+                ("api-sigkill", api_fault),
+                ("rabbitmq-node-sigkill", node_fault),
+                ("worker-sigkill", worker_fault),
+                ("rolling-restart", rolling),
+            ):
                 drill = await run_drill(
                     f"cluster-{name}", cluster.stack, society, n, fault, through_fault=True
                 )

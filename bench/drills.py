@@ -60,11 +60,27 @@ from core.temporal import connect_temporal
 console = Console()
 
 SIZES = {
-    "ci": {"messages": 200, "chats": 3, "long_messages": 400, "long_attention": 250,
-           "updates_per_run": 100, "kill_every": 3.0, "down_for": 4.0, "worker_kills": 3},
-    "full": {"messages": 2000, "chats": 5, "long_messages": 20_000, "long_attention": 10_000,
-             "updates_per_run": 1_500, "kill_every": 10.0, "down_for": 8.0, "worker_kills": 10},
-}  # fmt: skip
+    "ci": {
+        "messages": 200,
+        "chats": 3,
+        "long_messages": 400,
+        "long_attention": 250,
+        "updates_per_run": 100,
+        "kill_every": 3.0,
+        "down_for": 4.0,
+        "worker_kills": 3,
+    },
+    "full": {
+        "messages": 2000,
+        "chats": 5,
+        "long_messages": 20_000,
+        "long_attention": 10_000,
+        "updates_per_run": 1_500,
+        "kill_every": 10.0,
+        "down_for": 8.0,
+        "worker_kills": 10,
+    },
+}
 HISTORY_WARN_EVENTS = 10_240
 HISTORY_WARN_BYTES = 10 * 1024 * 1024
 RETRIED = {429, 502, 503, 504}
@@ -133,8 +149,9 @@ class Society:
 
     async def introduce(self, name: str) -> Listener:
         agent_id = f"{name.lower()}-{uuid.uuid4().hex[:6]}"
-        r = await self.call("POST", "/v1/agents", json={"agent_id": agent_id, "name": name},
-                            headers=self.admin)  # fmt: skip
+        r = await self.call(
+            "POST", "/v1/agents", json={"agent_id": agent_id, "name": name}, headers=self.admin
+        )
         r.raise_for_status()
         listener = Listener(agent_id, {"Authorization": f"Bearer {r.json()['token']}"})
         self.listeners[agent_id] = listener
@@ -153,8 +170,9 @@ class Society:
         url = f"{self.ws_base}/v1/agents/{listener.agent_id}/stream"
         while not self.stop.is_set():
             try:
-                async with websockets.connect(url, additional_headers=listener.headers,
-                                              open_timeout=10) as ws:  # fmt: skip
+                async with websockets.connect(
+                    url, additional_headers=listener.headers, open_timeout=10
+                ) as ws:
                     listener.connected.append(time.monotonic())
                     while not self.stop.is_set():
                         try:
@@ -189,12 +207,19 @@ class Society:
                 key = f"{drill.name}-{i}"
                 began = time.monotonic()
                 r = await self.call(
-                    "POST", f"/v1/chats/{chat_id}/messages", drill, json={"content": key},
+                    "POST",
+                    f"/v1/chats/{chat_id}/messages",
+                    drill,
+                    json={"content": key},
                     headers=sender.headers | {"Idempotency-Key": key},
-                )  # fmt: skip
+                )
                 if r.status_code == 201:
-                    drill.accepted[key] = {"chat": chat_id, "sender": sender.agent_id,
-                                           "at": began, **r.json()}  # fmt: skip
+                    drill.accepted[key] = {
+                        "chat": chat_id,
+                        "sender": sender.agent_id,
+                        "at": began,
+                        **r.json(),
+                    }
 
         await asyncio.gather(*(lane() for _ in range(concurrency)))
 
@@ -202,9 +227,12 @@ class Society:
         reader = self.listeners[self.chats[chat_id][0]]
         items, after = [], 0
         while True:
-            r = await self.call("GET", f"/v1/chats/{chat_id}/messages",
-                                params={"after_seq": after, "limit": 500},
-                                headers=reader.headers)  # fmt: skip
+            r = await self.call(
+                "GET",
+                f"/v1/chats/{chat_id}/messages",
+                params={"after_seq": after, "limit": 500},
+                headers=reader.headers,
+            )
             page = r.json()
             items += page["items"]
             if page["next_after_seq"] is None:
@@ -216,8 +244,12 @@ class Society:
         deadline = time.monotonic() + timeout
         while True:
             stored = {chat_id: await self.history(chat_id) for chat_id in self.chats}
-            ours = [m for items in stored.values() for m in items
-                    if m["content"].startswith(f"{drill.name}-")]  # fmt: skip
+            ours = [
+                m
+                for items in stored.values()
+                for m in items
+                if m["content"].startswith(f"{drill.name}-")
+            ]
             expected = self._expected_deliveries(drill)
             missing = {a: ids - set(self.listeners[a].received) for a, ids in expected.items()}
             done = len(ours) >= len(drill.accepted) and not any(missing.values())
@@ -226,8 +258,9 @@ class Society:
             await asyncio.sleep(1.0)
         by_key = collections.Counter(m["content"] for m in ours)
         gaps = {c: _gaps([m["seq"] for m in items]) for c, items in stored.items()}
-        seen = {a: [e for e in self.listeners[a].received if e in ids]
-                for a, ids in expected.items()}  # fmt: skip
+        seen = {
+            a: [e for e in self.listeners[a].received if e in ids] for a, ids in expected.items()
+        }
         return {
             "accepted": len(drill.accepted),
             "stored": len(ours),
@@ -346,9 +379,13 @@ async def restart(stack: Stack, society: Society, drill: Drill, name: str, down_
 
 
 async def run_drill(
-    name: str, stack: Stack, society: Society, messages: int,
-    fault: Callable[[Drill, asyncio.Event], Awaitable[None]], through_fault: bool = False,
-) -> Drill:  # fmt: skip
+    name: str,
+    stack: Stack,
+    society: Society,
+    messages: int,
+    fault: Callable[[Drill, asyncio.Event], Awaitable[None]],
+    through_fault: bool = False,
+) -> Drill:
     """``messages`` posts while ``fault`` runs; ``through_fault``: and on until it is over
     (the fault must then end by itself; otherwise it ends when the posts do)."""
     drill = Drill(name)
@@ -390,7 +427,7 @@ async def run_drill(
             n
             for k, n in (drill.statuses + drill.while_down).items()
             if isinstance(k, int) and k >= 500 and k not in (502, 503, 504)
-        ),  # fmt: skip
+        ),
     }
     console.print(drill.report)
     return drill
@@ -399,8 +436,10 @@ async def run_drill(
 async def long_life(stack: Stack, society: Society, size: dict) -> dict:
     """One chat gets ``long_messages`` posts while one agent tunes its attention
     ``long_attention`` times; both must continue as new and keep working."""
-    console.print(f"[bold]long life[/]: {size['long_messages']} messages into one chat, "
-                  f"{size['long_attention']} attention changes of one agent")  # fmt: skip
+    console.print(
+        f"[bold]long life[/]: {size['long_messages']} messages into one chat, "
+        f"{size['long_attention']} attention changes of one agent"
+    )
     poster = await society.introduce("Talker")
     tuner = await society.introduce("Tuner")
     chat_id = await society.group(poster, tuner)
@@ -411,9 +450,13 @@ async def long_life(stack: Stack, society: Society, size: dict) -> dict:
     async def post_lane(numbers) -> None:
         for i in numbers:
             key = f"long-{i}"
-            r = await society.call("POST", f"/v1/chats/{chat_id}/messages", drill,
-                                   json={"content": key},
-                                   headers=poster.headers | {"Idempotency-Key": key})  # fmt: skip
+            r = await society.call(
+                "POST",
+                f"/v1/chats/{chat_id}/messages",
+                drill,
+                json={"content": key},
+                headers=poster.headers | {"Idempotency-Key": key},
+            )
             if r.status_code == 201:
                 drill.accepted[key] = {"chat": chat_id, "sender": poster.agent_id, **r.json()}
             progress["posted"] += 1
@@ -421,32 +464,53 @@ async def long_life(stack: Stack, society: Society, size: dict) -> dict:
     async def tune_lane(numbers) -> None:
         for i in numbers:
             body = {"dialogues": {chat_id: {"importance": round((i % 100) / 100, 2)}}}
-            r = await society.call("PATCH", f"/v1/agents/{tuner.agent_id}/attention", drill,
-                                   json=body, headers=tuner.headers)  # fmt: skip
+            r = await society.call(
+                "PATCH",
+                f"/v1/agents/{tuner.agent_id}/attention",
+                drill,
+                json=body,
+                headers=tuner.headers,
+            )
             drill.statuses[f"attention {r.status_code}"] += 1
             progress["tuned"] += 1
 
     async def report_progress() -> None:
         while True:
             await asyncio.sleep(15)
-            console.print(f"  long life: {progress['posted']} posted, {progress['tuned']} tuned, "
-                          f"{time.monotonic() - started:.0f} s")  # fmt: skip
+            console.print(
+                f"  long life: {progress['posted']} posted, {progress['tuned']} tuned, "
+                f"{time.monotonic() - started:.0f} s"
+            )
 
     reporter = asyncio.create_task(report_progress())
     posts, tunes = iter(range(size["long_messages"])), iter(range(size["long_attention"]))
-    await asyncio.gather(*(post_lane(posts) for _ in range(8)),
-                         *(tune_lane(tunes) for _ in range(4)))  # fmt: skip
+    await asyncio.gather(
+        *(post_lane(posts) for _ in range(8)), *(tune_lane(tunes) for _ in range(4))
+    )
     reporter.cancel()
     elapsed = time.monotonic() - started
     # still working: one more post and one more tuning after all those lives
-    after = await society.call("POST", f"/v1/chats/{chat_id}/messages",
-                               json={"content": "still here"}, headers=tuner.headers)  # fmt: skip
-    tuned = await society.call("PATCH", f"/v1/agents/{tuner.agent_id}/attention",
-                               json={"dialogues": {chat_id: {"importance": 0.42}}},
-                               headers=tuner.headers)  # fmt: skip
+    after = await society.call(
+        "POST",
+        f"/v1/chats/{chat_id}/messages",
+        json={"content": "still here"},
+        headers=tuner.headers,
+    )
+    tuned = await society.call(
+        "PATCH",
+        f"/v1/agents/{tuner.agent_id}/attention",
+        json={"dialogues": {chat_id: {"importance": 0.42}}},
+        headers=tuner.headers,
+    )
     view = tuned.json()
-    importance = next((d["entry"].get("importance") for d in view.get("dialogues", [])
-                       if d["entry"].get("chat_id") == chat_id), None)  # fmt: skip
+    importance = next(
+        (
+            d["entry"].get("importance")
+            for d in view.get("dialogues", [])
+            if d["entry"].get("chat_id") == chat_id
+        ),
+        None,
+    )
     drill.accepted["still here"] = {"chat": chat_id, "sender": tuner.agent_id, **after.json()}
     expected = size["long_messages"] + 1
     deadline = time.monotonic() + 120
@@ -577,8 +641,9 @@ async def single_stack(stack: Stack, size: dict, parts: tuple[str, ...], result:
     console.print(f"starting a stack of its own in {stack.home}")
     try:
         await asyncio.to_thread(stack.up)
-        async with httpx.AsyncClient(base_url=stack.env()["AGORA_API_URL"], timeout=60,
-                                     limits=client_limits(64)) as api:  # fmt: skip
+        async with httpx.AsyncClient(
+            base_url=stack.env()["AGORA_API_URL"], timeout=60, limits=client_limits(64)
+        ) as api:
             society = Society(stack, api)
             if "faults" in parts:
                 await fault_drills(stack, society, size, result)
@@ -592,15 +657,33 @@ async def single_stack(stack: Stack, size: dict, parts: tuple[str, ...], result:
 
 
 def print_table(result: dict) -> None:
-    table = Table("drill", "accepted", "stored", "twice", "gaps", "missing", "dup. deliveries",
-                  "faults", "5xx (not 502/3/4)", "answers while down",
-                  title=f"Agora drills ({result['size']}, {result['cores']} cores)")  # fmt: skip
+    table = Table(
+        "drill",
+        "accepted",
+        "stored",
+        "twice",
+        "gaps",
+        "missing",
+        "dup. deliveries",
+        "faults",
+        "5xx (not 502/3/4)",
+        "answers while down",
+        title=f"Agora drills ({result['size']}, {result['cores']} cores)",
+    )
     for name, r in result.get("drills", {}).items():
         down = ", ".join(f"{k}×{v}" for k, v in r["answers_while_down"].items()) or "-"
-        table.add_row(name, str(r["accepted"]), str(r["stored"]), str(r["stored_twice"]),
-                      str(r["seq_gaps"]), str(r["deliveries_missing"]),
-                      str(r["duplicate_deliveries"]), str(r["faults"]), str(r["server_errors"]),
-                      down)  # fmt: skip
+        table.add_row(
+            name,
+            str(r["accepted"]),
+            str(r["stored"]),
+            str(r["stored_twice"]),
+            str(r["seq_gaps"]),
+            str(r["deliveries_missing"]),
+            str(r["duplicate_deliveries"]),
+            str(r["faults"]),
+            str(r["server_errors"]),
+            down,
+        )
     if "drills" in result:
         console.print(table)
     if "cluster" in result:
@@ -621,17 +704,36 @@ def print_table(result: dict) -> None:
 
 def print_cluster_table(result: dict) -> None:
     cluster = result["cluster"]
-    table = Table("drill", "accepted", "stored", "twice", "gaps", "missing", "dup. deliveries",
-                  "faults", "5xx (not 502/3/4)", "resumed p50 / max s", "streams back p50 / max s",
-                  title=f"Agora cluster drills ({result['size']}, {cluster['listeners']} "
-                  f"listeners, {cluster['chats']} chats)")  # fmt: skip
+    table = Table(
+        "drill",
+        "accepted",
+        "stored",
+        "twice",
+        "gaps",
+        "missing",
+        "dup. deliveries",
+        "faults",
+        "5xx (not 502/3/4)",
+        "resumed p50 / max s",
+        "streams back p50 / max s",
+        title=f"Agora cluster drills ({result['size']}, {cluster['listeners']} "
+        f"listeners, {cluster['chats']} chats)",
+    )
     for name, r in cluster["drills"].items():
         back = r.get("streams_back")
-        table.add_row(name, str(r["accepted"]), str(r["stored"]), str(r["stored_twice"]),
-                      str(r["seq_gaps"]), str(r["deliveries_missing"]),
-                      str(r["duplicate_deliveries"]), str(r["faults"]), str(r["server_errors"]),
-                      f"{r['resumed']['p50']} / {r['resumed']['max']}",
-                      f"{back['p50']} / {back['max']}" if back else "-")  # fmt: skip
+        table.add_row(
+            name,
+            str(r["accepted"]),
+            str(r["stored"]),
+            str(r["stored_twice"]),
+            str(r["seq_gaps"]),
+            str(r["deliveries_missing"]),
+            str(r["duplicate_deliveries"]),
+            str(r["faults"]),
+            str(r["server_errors"]),
+            f"{r['resumed']['p50']} / {r['resumed']['max']}",
+            f"{back['p50']} / {back['max']}" if back else "-",
+        )
     console.print(table)
 
 

@@ -78,9 +78,11 @@ def _turn_figures(released: list[dict]) -> dict:
         return None if found is None else found * 1000
 
     return {
-        "turn_p50_ms": ms(seconds, 0.5), "turn_p99_ms": ms(seconds, 0.99),
-        "overhead_p50_ms": ms(overhead, 0.5), "overhead_p99_ms": ms(overhead, 0.99),
-    }  # fmt: skip
+        "turn_p50_ms": ms(seconds, 0.5),
+        "turn_p99_ms": ms(seconds, 0.99),
+        "overhead_p50_ms": ms(overhead, 0.5),
+        "overhead_p99_ms": ms(overhead, 0.99),
+    }
 
 
 async def agora_hosted_round_robin(base: str, admin_token: str, turns: int) -> dict:
@@ -90,29 +92,47 @@ async def agora_hosted_round_robin(base: str, admin_token: str, turns: int) -> d
     run = uuid.uuid4().hex[:6]
     ws_base = base.replace("http", "ws", 1)
     async with httpx.AsyncClient(base_url=base, timeout=60) as api:
-        r = await api.post("/v1/agents", json={"agent_id": f"rro-{run}", "name": "Owner"},
-                           headers=admin)  # fmt: skip
+        r = await api.post(
+            "/v1/agents", json={"agent_id": f"rro-{run}", "name": "Owner"}, headers=admin
+        )
         r.raise_for_status()
         owner = (r.json()["agent_id"], {"Authorization": f"Bearer {r.json()['token']}"})
         hosts = []
         for i in range(4):
-            r = await api.post("/v1/agents", headers=admin, json={
-                "agent_id": f"rrh{i}-{run}", "name": f"Host{i}",
-                "brain": {"turns_per_hour": 10_000}})  # fmt: skip
+            r = await api.post(
+                "/v1/agents",
+                headers=admin,
+                json={
+                    "agent_id": f"rrh{i}-{run}",
+                    "name": f"Host{i}",
+                    "brain": {"turns_per_hour": 10_000},
+                },
+            )
             r.raise_for_status()
             hosts.append(r.json()["agent_id"])
-        r = await api.post("/v1/chats", headers=owner[1], json={
-            "type": "group", "participants": hosts, "speaker_policy": "round_robin",
-            "floor": {"max_messages_per_turn": 1}})  # fmt: skip
+        r = await api.post(
+            "/v1/chats",
+            headers=owner[1],
+            json={
+                "type": "group",
+                "participants": hosts,
+                "speaker_policy": "round_robin",
+                "floor": {"max_messages_per_turn": 1},
+            },
+        )
         r.raise_for_status()
         chat = r.json()["chat_id"]
         said: list[tuple[float, str]] = []
         released: list[dict] = []
-        async with websockets.connect(f"{ws_base}/v1/agents/{owner[0]}/stream",
-                                      additional_headers=owner[1]) as ws:  # fmt: skip
+        async with websockets.connect(
+            f"{ws_base}/v1/agents/{owner[0]}/stream", additional_headers=owner[1]
+        ) as ws:
             await api.post(f"/v1/chats/{chat}/floor", json={}, headers=owner[1])
-            r = await api.post(f"/v1/chats/{chat}/messages", headers=owner[1],
-                               json={"content": "begin", "yield": True})  # fmt: skip
+            r = await api.post(
+                f"/v1/chats/{chat}/messages",
+                headers=owner[1],
+                json={"content": "begin", "yield": True},
+            )
             r.raise_for_status()
             deadline = time.perf_counter() + max(120, turns * 2)
             while len(said) < turns and time.perf_counter() < deadline:
@@ -151,18 +171,26 @@ async def agora_round_robin(base: str, admin_token: str, turns: int) -> dict:
     async with httpx.AsyncClient(base_url=base, timeout=60) as api:
         agents = []
         for i in range(4):
-            r = await api.post("/v1/agents", json={"agent_id": f"rr{i}-{run}", "name": f"RR{i}"},
-                               headers=admin)  # fmt: skip
+            r = await api.post(
+                "/v1/agents", json={"agent_id": f"rr{i}-{run}", "name": f"RR{i}"}, headers=admin
+            )
             r.raise_for_status()
             agents.append((r.json()["agent_id"], {"Authorization": f"Bearer {r.json()['token']}"}))
         owner = agents[0]
-        r = await api.post("/v1/chats", headers=owner[1], json={
-            "type": "group", "participants": [a[0] for a in agents[1:]],
-            "speaker_policy": "round_robin"})  # fmt: skip
+        r = await api.post(
+            "/v1/chats",
+            headers=owner[1],
+            json={
+                "type": "group",
+                "participants": [a[0] for a in agents[1:]],
+                "speaker_policy": "round_robin",
+            },
+        )
         r.raise_for_status()
         chat = r.json()["chat_id"]
-        r = await api.patch(f"/v1/chats/{chat}/floor", headers=owner[1],
-                            json={"max_messages_per_turn": 1})  # fmt: skip
+        r = await api.patch(
+            f"/v1/chats/{chat}/floor", headers=owner[1], json={"max_messages_per_turn": 1}
+        )
         r.raise_for_status()
         posted = 0
         released: list[dict] = []
@@ -191,8 +219,11 @@ async def agora_round_robin(base: str, admin_token: str, turns: int) -> dict:
                     if posted >= turns:
                         done.set()
                         return
-                    r = await api.post(f"/v1/chats/{chat}/messages", headers=me[1],
-                                       json={"content": f"{me[0]} says line {line}"})  # fmt: skip
+                    r = await api.post(
+                        f"/v1/chats/{chat}/messages",
+                        headers=me[1],
+                        json={"content": f"{me[0]} says line {line}"},
+                    )
                     r.raise_for_status()
                     line += 1
                     posted += 1

@@ -22,10 +22,31 @@ from pathlib import Path
 
 from cli.stack import PROJECT_ROOT, Stack
 
-PACKAGES = ("temporalio", "pymongo", "aio_pika", "aiormq", "pamqp", "pydantic", "fastapi",
-            "starlette", "uvicorn", "httpx", "cryptography", "jwt", "langchain", "json",
-            "asyncio", "workflows", "activities", "persistence", "bus", "api", "models", "core",
-            "logging")  # fmt: skip
+PACKAGES = (
+    "temporalio",
+    "pymongo",
+    "aio_pika",
+    "aiormq",
+    "pamqp",
+    "pydantic",
+    "fastapi",
+    "starlette",
+    "uvicorn",
+    "httpx",
+    "cryptography",
+    "jwt",
+    "langchain",
+    "json",
+    "asyncio",
+    "workflows",
+    "activities",
+    "persistence",
+    "bus",
+    "api",
+    "models",
+    "core",
+    "logging",
+)
 
 
 def cpu_seconds(pid: int) -> float:
@@ -70,8 +91,9 @@ def summarize(raw: Path) -> tuple[int, collections.Counter, collections.Counter]
         n = int(count)
         total += n
         frames = stack.split(";")
-        seen = {p for p in PACKAGES for f in frames if f"/{p}/" in f or f"({p}" in f
-                or f" ({p}." in f}  # fmt: skip
+        seen = {
+            p for p in PACKAGES for f in frames if f"/{p}/" in f or f"({p}" in f or f" ({p}." in f
+        }
         for package in seen:
             by_package[package] += n
         leaves[frames[-1]] += n
@@ -83,18 +105,37 @@ def main(seconds: int) -> None:
     if spy is None:
         raise SystemExit("py-spy is the bench extra: pip install -e '.[bench]'")
     stack = Stack.load(PROJECT_ROOT / ".agora")
-    pids = {name: stack.owned_pid(name) for name in ("worker", "api", "temporal", "ferretdb",
-                                                    "rabbitmq")}  # fmt: skip
+    pids = {
+        name: stack.owned_pid(name)
+        for name in ("worker", "api", "temporal", "ferretdb", "rabbitmq")
+    }
     pids = {k: v for k, v in pids.items() if v}
     out = Path(tempfile.mkdtemp(prefix="agora-profile-"))
     before = {k: cpu_seconds(v) for k, v in pids.items()}
     started = time.monotonic()
     spies = [
-        subprocess.Popen([spy, "record", "--pid", str(pids[name]), "--duration", str(seconds),
-                          "--rate", "50", "--format", "raw", "--output", str(out / f"{name}.txt"),
-                          "--nonblocking"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        for name in ("worker", "api") if name in pids
-    ]  # fmt: skip
+        subprocess.Popen(
+            [
+                spy,
+                "record",
+                "--pid",
+                str(pids[name]),
+                "--duration",
+                str(seconds),
+                "--rate",
+                "50",
+                "--format",
+                "raw",
+                "--output",
+                str(out / f"{name}.txt"),
+                "--nonblocking",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        for name in ("worker", "api")
+        if name in pids
+    ]
     for process in spies:
         process.wait()
     elapsed = time.monotonic() - started
@@ -115,8 +156,10 @@ def main(seconds: int) -> None:
         print(f"{name}: hottest leaf frames")
         for frame, n in leaves.most_common(8):
             print(f"  {100 * n / total:5.1f} %  {frame[:110]}")
-    print(f"\nraw samples in {out}\nreproduce: make up && python -m bench.profile {seconds} "
-          "(while BENCH_SIZE=quick make bench runs)")  # fmt: skip
+    print(
+        f"\nraw samples in {out}\nreproduce: make up && python -m bench.profile {seconds} "
+        "(while BENCH_SIZE=quick make bench runs)"
+    )
 
 
 if __name__ == "__main__":

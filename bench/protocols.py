@@ -141,8 +141,9 @@ async def a2a_round_trips(env: dict[str, str], asks: int = 15) -> dict:
             config = ClientConfig(httpx_client=a2a_http, streaming=False)
             client = await create_client(f"{api_url}/a2a/{host_id}", client_config=config)
             for i in range(asks):
-                message = Message(role=Role.ROLE_USER, message_id=f"{run}-{i}",
-                                  parts=[Part(text=f"question {i}")])  # fmt: skip
+                message = Message(
+                    role=Role.ROLE_USER, message_id=f"{run}-{i}", parts=[Part(text=f"question {i}")]
+                )
                 started = time.perf_counter()
                 request = SendMessageRequest(message=message)
                 [answer] = [r async for r in client.send_message(request)]

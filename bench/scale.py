@@ -70,12 +70,14 @@ async def live_agents(
                 AgentStart(state=state),
                 id=agent_workflow_id(agent_id),
                 task_queue=task_queue,
-                search_attributes=TypedSearchAttributes([
-                    SearchAttributePair(AGENT_ID, agent_id),
-                    SearchAttributePair(STATUS, "active"),
-                    SearchAttributePair(KIND, "agent"),
-                ]),
-            )  # fmt: skip
+                search_attributes=TypedSearchAttributes(
+                    [
+                        SearchAttributePair(AGENT_ID, agent_id),
+                        SearchAttributePair(STATUS, "active"),
+                        SearchAttributePair(KIND, "agent"),
+                    ]
+                ),
+            )
         on_started()
 
     await asyncio.gather(*(one(i) for i in ids))
@@ -116,8 +118,12 @@ async def grow(
             client, task_queue, llm_task_queue, min(WAVE, count - len(ids)), on_started
         )
         done = len(ids)
-        await settled(database, wave, timeout=max(600, len(wave)),
-                      on_progress=lambda n, done=done: on_stored(done + n))  # fmt: skip
+        await settled(
+            database,
+            wave,
+            timeout=max(600, len(wave)),
+            on_progress=lambda n, done=done: on_stored(done + n),
+        )
         ids += wave
     return ids
 
@@ -134,8 +140,9 @@ async def curve(count: int, step: int = 1000) -> None:
 
     stack = Stack.load(PROJECT_ROOT / ".agora")
     env = stack.env()
-    settings = Settings(mongodb_uri=env["AGORA_MONGODB_URI"],
-                        temporal_address=env["AGORA_TEMPORAL_ADDRESS"])  # fmt: skip
+    settings = Settings(
+        mongodb_uri=env["AGORA_MONGODB_URI"], temporal_address=env["AGORA_TEMPORAL_ADDRESS"]
+    )
     pid = stack.owned_pid("worker")
     if pid is None:
         raise SystemExit("make up first")
@@ -153,12 +160,16 @@ async def curve(count: int, step: int = 1000) -> None:
             rss = resident_kib(pid)
             per_agent = (rss - before) / mark
             elapsed = time.monotonic() - started
-            print(f"{mark:>6} lives stored after {elapsed:5.0f} s: worker RSS "
-                  f"{rss / 1024:.0f} MiB, {per_agent:.0f} KiB per agent", flush=True)  # fmt: skip
+            print(
+                f"{mark:>6} lives stored after {elapsed:5.0f} s: worker RSS "
+                f"{rss / 1024:.0f} MiB, {per_agent:.0f} KiB per agent",
+                flush=True,
+            )
             mark = next(marks, 10**12)
 
-    await grow(client, database, settings.task_queue, settings.llm_task_queue, count,
-               on_stored=progress)  # fmt: skip
+    await grow(
+        client, database, settings.task_queue, settings.llm_task_queue, count, on_stored=progress
+    )
 
 
 if __name__ == "__main__":

@@ -73,15 +73,18 @@ async def load(env: dict[str, str], seconds: int, rate: int) -> None:
     async with httpx.AsyncClient(base_url=base, timeout=60, limits=limits) as api:
         agents = []
         for i in range(60):
-            r = await api.post("/v1/agents", json={"agent_id": f"s{i}-{run}", "name": f"S{i}"},
-                               headers=admin)  # fmt: skip
+            r = await api.post(
+                "/v1/agents", json={"agent_id": f"s{i}-{run}", "name": f"S{i}"}, headers=admin
+            )
             agents.append((r.json()["agent_id"], {"Authorization": f"Bearer {r.json()['token']}"}))
         chats = []
         for c in range(20):
             members = agents[3 * c : 3 * c + 3]  # the first posts, the other two listen
-            r = await api.post("/v1/chats", json={"type": "group",
-                               "participants": [m[0] for m in members[1:]]},
-                               headers=members[0][1])  # fmt: skip
+            r = await api.post(
+                "/v1/chats",
+                json={"type": "group", "participants": [m[0] for m in members[1:]]},
+                headers=members[0][1],
+            )
             chats.append((r.json()["chat_id"], members))
     sent: dict[str, float] = {}
     started: float | None = None
@@ -128,11 +131,17 @@ async def load(env: dict[str, str], seconds: int, rate: int) -> None:
     stop.set()
     await asyncio.gather(*listeners, return_exceptions=True)
     print(f"{n} posts at {rate}/s: answers {codes}, delivered {len(latencies)} of {2 * n}")
-    print(f"delivery p50 / p95 / p99 ms: {pct(latencies, 0.5) * 1000:.0f} / "
-          f"{pct(latencies, 0.95) * 1000:.0f} / {pct(latencies, 0.99) * 1000:.0f}")  # fmt: skip
-    print("by second of sending, delivery p50 / slowest ms: " + "  ".join(
-        f"{t}: {pct(v, 0.5) * 1000:.0f} / {max(v) * 1000:.0f}" for t, v in sorted(by_second.items())
-    ))  # fmt: skip
+    print(
+        f"delivery p50 / p95 / p99 ms: {pct(latencies, 0.5) * 1000:.0f} / "
+        f"{pct(latencies, 0.95) * 1000:.0f} / {pct(latencies, 0.99) * 1000:.0f}"
+    )
+    print(
+        "by second of sending, delivery p50 / slowest ms: "
+        + "  ".join(
+            f"{t}: {pct(v, 0.5) * 1000:.0f} / {max(v) * 1000:.0f}"
+            for t, v in sorted(by_second.items())
+        )
+    )
     spent(n, "message", elapsed, (cpu_before, cpu_after), (tasks_before, tasks_after))
 
 
@@ -150,8 +159,10 @@ def spent(n: int, unit: str, elapsed: float, cpu: tuple, tasks: tuple) -> None:
             continue
         total = tasks_after[key[:3] + ("sum",)] - tasks_before.get(key[:3] + ("sum",), 0.0)
         kind, workflow_type, activity_type = key[:3]
-        print(f"  {kind:16} {workflow_type:14} {activity_type:14} {count / n:5.2f} a {unit}, "
-              f"mean {total / count:.1f} ms")  # fmt: skip
+        print(
+            f"  {kind:16} {workflow_type:14} {activity_type:14} {count / n:5.2f} a {unit}, "
+            f"mean {total / count:.1f} ms"
+        )
 
 
 async def introductions(env: dict[str, str], n: int) -> None:
@@ -179,9 +190,11 @@ async def introductions(env: dict[str, str], n: int) -> None:
         await asyncio.gather(*(client(op) for op in operators))
         cpu_after, elapsed = tree_cpu_seconds(stack_pids()), time.perf_counter() - started
         tasks_after = await sdk_tasks(port)
-    print(f"{n} introductions, 8 clients: {n / elapsed:.1f} a second; answer p50 / p90 / p99 "
-          f"/ max ms: {pct(latencies, 0.5) * 1000:.0f} / {pct(latencies, 0.9) * 1000:.0f} / "
-          f"{pct(latencies, 0.99) * 1000:.0f} / {max(latencies) * 1000:.0f}")  # fmt: skip
+    print(
+        f"{n} introductions, 8 clients: {n / elapsed:.1f} a second; answer p50 / p90 / p99 "
+        f"/ max ms: {pct(latencies, 0.5) * 1000:.0f} / {pct(latencies, 0.9) * 1000:.0f} / "
+        f"{pct(latencies, 0.99) * 1000:.0f} / {max(latencies) * 1000:.0f}"
+    )
     spent(n, "life", elapsed, (cpu_before, cpu_after), (tasks_before, tasks_after))
 
 
@@ -195,9 +208,11 @@ async def hosted(env: dict[str, str], rooms: int) -> None:
     cpu_before, started = tree_cpu_seconds(stack_pids()), time.perf_counter()
     for _ in range(rooms):
         r = await agora_hosted_round_robin(env["AGORA_API_URL"], env["AGORA_ADMIN_TOKEN"], 40)
-        print(f"hosted round robin: {r['turns_per_second']:.2f} turns/s, overhead p50 / p99 "
-              f"{r['overhead_p50_ms']} / {r['overhead_p99_ms']} ms, "
-              f"strict rotation {r['strict_rotation']}")  # fmt: skip
+        print(
+            f"hosted round robin: {r['turns_per_second']:.2f} turns/s, overhead p50 / p99 "
+            f"{r['overhead_p50_ms']} / {r['overhead_p99_ms']} ms, "
+            f"strict rotation {r['strict_rotation']}"
+        )
     cpu_after, elapsed = tree_cpu_seconds(stack_pids()), time.perf_counter() - started
     tasks_after = await sdk_tasks(port)
     spent(40 * rooms, "turn", elapsed, (cpu_before, cpu_after), (tasks_before, tasks_after))
@@ -233,8 +248,10 @@ async def turn(env: dict[str, str]) -> None:
         raise SystemExit("the room took too few turns to show one")
     first, last = posts[len(posts) // 2], posts[len(posts) // 2 + 1]
     origin = steps[first][0]
-    print(f"room {room['chat_id']}: {room['turns_per_second']:.2f} turns/s, overhead p50 "
-          f"{room['overhead_p50_ms']} ms; one turn, in ms from the post before it:")  # fmt: skip
+    print(
+        f"room {room['chat_id']}: {room['turns_per_second']:.2f} turns/s, overhead p50 "
+        f"{room['overhead_p50_ms']} ms; one turn, in ms from the post before it:"
+    )
     for at, who, kind, what in steps[first : last + 1]:
         print(f"{(at - origin).total_seconds() * 1000:7.1f}  {who:14} {kind:36} {what}")
 

@@ -29,10 +29,13 @@ def _describe(message: aio_pika.abc.AbstractIncomingMessage) -> DeadLetter:
     death = deaths[0]
     keys = death.get("routing-keys") or [message.routing_key]
     return DeadLetter(
-        event_id=event_id_of(message.message_id), type=message.type, queue=death.get("queue"),
-        reason=death.get("reason"), exchange=death.get("exchange"),
+        event_id=event_id_of(message.message_id),
+        type=message.type,
+        queue=death.get("queue"),
+        reason=death.get("reason"),
+        exchange=death.get("exchange"),
         routing_key=str(keys[0]) if keys else None,
-    )  # fmt: skip
+    )
 
 
 async def _take(bus: EventBus, limit: int) -> list[aio_pika.abc.AbstractIncomingMessage]:
@@ -72,12 +75,16 @@ async def replay_dead_letters(bus: EventBus, limit: int = 100) -> list[DeadLette
         try:
             await exchange.publish(
                 aio_pika.Message(
-                    message.body, message_id=message.message_id, type=message.type,
-                    correlation_id=message.correlation_id, content_type=message.content_type,
-                    delivery_mode=aio_pika.DeliveryMode.PERSISTENT, headers=headers,
+                    message.body,
+                    message_id=message.message_id,
+                    type=message.type,
+                    correlation_id=message.correlation_id,
+                    content_type=message.content_type,
+                    delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+                    headers=headers,
                 ),
                 routing_key=routing_key,
-            )  # fmt: skip
+            )
         except aio_pika.exceptions.PublishError:  # nothing takes it there now: it stays
             where = {"event_id": letter.event_id, "routing_key": routing_key}
             log.warning("dead letter not replayed: no queue takes it", extra=where)

@@ -114,8 +114,10 @@ class EventBus:
             )
             return
         except aio_pika.exceptions.PublishError:
-            log.warning("an inbox copy came back unroutable; declaring the inbox again",
-                        extra={"agent_id": agent_id, "event_id": message.message_id})  # fmt: skip
+            log.warning(
+                "an inbox copy came back unroutable; declaring the inbox again",
+                extra={"agent_id": agent_id, "event_id": message.message_id},
+            )
         await self.ensure_inbox(agent_id)
         await self.inbox.publish(
             message, routing_key=agent_id, mandatory=True, timeout=self.publish_timeout

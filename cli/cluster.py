@@ -49,8 +49,17 @@ REPLICAS = 2
 
 
 def _single_defaults() -> Ports:
-    return Ports(temporal=7300, temporal_ui=8300, postgres=5500, mongodb=27100, amqp=5700,
-                 api=8100, ferretdb_debug=8188, rabbitmq_dist=0, worker_metrics=0)  # fmt: skip
+    return Ports(
+        temporal=7300,
+        temporal_ui=8300,
+        postgres=5500,
+        mongodb=27100,
+        amqp=5700,
+        api=8100,
+        ferretdb_debug=8188,
+        rabbitmq_dist=0,
+        worker_metrics=0,
+    )
 
 
 @dataclass

@@ -43,8 +43,11 @@ def ask_over_a2a(api_url: str, agent_id: str, token: str, verify) -> dict:
         async with httpx.AsyncClient(headers=headers, timeout=30, verify=verify) as http:
             config = ClientConfig(httpx_client=http, streaming=False)
             client = await create_client(f"{api_url}/a2a/{agent_id}", client_config=config)
-            message = Message(role=Role.ROLE_USER, message_id=str(uuid.uuid4()),
-                              parts=[Part(text="Hello! What can you do?")])  # fmt: skip
+            message = Message(
+                role=Role.ROLE_USER,
+                message_id=str(uuid.uuid4()),
+                parts=[Part(text="Hello! What can you do?")],
+            )
             [answer] = [r async for r in client.send_message(SendMessageRequest(message=message))]
             await client.close()
         task = answer.task
@@ -153,12 +156,18 @@ def main() -> int:
         table = Table("agent", "name", "status", "hosted")
         for item in found["items"]:
             if item["agent_id"].endswith(run):
-                table.add_row(item["agent_id"], item["public_profile"]["name"], item["status"],
-                              "yes" if item["hosted"] else "no")  # fmt: skip
+                table.add_row(
+                    item["agent_id"],
+                    item["public_profile"]["name"],
+                    item["status"],
+                    "yes" if item["hosted"] else "no",
+                )
         console.print(table)
         card = http.get(f"/v1/agents/{aid('ada')}/card").json()
-        console.print(f"  ada's A2A card: skills {[s['id'] for s in card['skills']]}, "
-                      f"presence {card['extensions']['agora/presence']}")  # fmt: skip
+        console.print(
+            f"  ada's A2A card: skills {[s['id'] for s in card['skills']]}, "
+            f"presence {card['extensions']['agora/presence']}"
+        )
         concierge = http.post(
             "/v1/agents",
             json={"agent_id": aid("concierge"), "name": "Concierge", "brain": {}},
@@ -166,12 +175,15 @@ def main() -> int:
         )
         concierge.raise_for_status()
         task = ask_over_a2a(api_url, aid("concierge"), tokens["visitor"], verify)
-        console.print(f"  the visitor asks the concierge over A2A (a2a-sdk's client): task "
-                      f"{task['state']}, context {task['context_id']} (their direct chat); "
-                      f"it answered: {task['reply'][:70]}…")  # fmt: skip
+        console.print(
+            f"  the visitor asks the concierge over A2A (a2a-sdk's client): task "
+            f"{task['state']}, context {task['context_id']} (their direct chat); "
+            f"it answered: {task['reply'][:70]}…"
+        )
         denied = http.patch(f"/v1/agents/{aid('ada')}", json={"status": "idle"}, headers=me)
-        console.print(f"  the visitor tries to change ada: {denied.status_code} "
-                      f"{denied.json()['detail']}")  # fmt: skip
+        console.print(
+            f"  the visitor tries to change ada: {denied.status_code} {denied.json()['detail']}"
+        )
 
         console.rule("3. A live transcript: a direct chat and two group chats")
         names = {aid(slug): name for slug, name, *_ in CAST} | {aid("visitor"): "Visitor"}
@@ -188,33 +200,47 @@ def main() -> int:
         rooms[direct["chat_id"]] = "direct: visitor+ada"
         lab = http.post(
             "/v1/chats",
-            json={"type": "group", "topic": "Measuring the world", "speaker_policy": "round_robin",
-                  "floor": {"max_messages_per_turn": 1, "turn_seconds": 20, "max_turns": 6},
-                  "participants": [aid("ada"), aid("curie"), aid("dijkstra")]},
+            json={
+                "type": "group",
+                "topic": "Measuring the world",
+                "speaker_policy": "round_robin",
+                "floor": {"max_messages_per_turn": 1, "turn_seconds": 20, "max_turns": 6},
+                "participants": [aid("ada"), aid("curie"), aid("dijkstra")],
+            },
             headers=me,
-        ).json()  # fmt: skip
+        ).json()
         rooms[lab["chat_id"]] = "lab, round_robin"
         salon = http.post(
             "/v1/chats",
-            json={"type": "group", "topic": "Who should answer?", "speaker_policy": "llm",
-                  "floor": {"max_messages_per_turn": 1, "max_turns": 4},
-                  "participants": [aid("basho"), aid("eliza"), aid("curie")]},
+            json={
+                "type": "group",
+                "topic": "Who should answer?",
+                "speaker_policy": "llm",
+                "floor": {"max_messages_per_turn": 1, "max_turns": 4},
+                "participants": [aid("basho"), aid("eliza"), aid("curie")],
+            },
             headers=me,
-        ).json()  # fmt: skip
+        ).json()
         rooms[salon["chat_id"]] = "salon, llm"
 
-        http.post(f"/v1/chats/{direct['chat_id']}/messages",
-                  json={"content": "Ada, how would you measure how tall a tree is?"},
-                  headers=me)  # fmt: skip
+        http.post(
+            f"/v1/chats/{direct['chat_id']}/messages",
+            json={"content": "Ada, how would you measure how tall a tree is?"},
+            headers=me,
+        )
         http.post(f"/v1/chats/{lab['chat_id']}/floor", json={"reason": "opening"}, headers=me)
-        http.post(f"/v1/chats/{lab['chat_id']}/messages",
-                  json={"content": "Welcome. How do we measure the distance between two ideas?"},
-                  headers=me)  # fmt: skip
+        http.post(
+            f"/v1/chats/{lab['chat_id']}/messages",
+            json={"content": "Welcome. How do we measure the distance between two ideas?"},
+            headers=me,
+        )
         http.delete(f"/v1/chats/{lab['chat_id']}/floor", headers=me)
         http.post(f"/v1/chats/{salon['chat_id']}/floor", json={}, headers=me)
-        http.post(f"/v1/chats/{salon['chat_id']}/messages",
-                  json={"content": f"A poem about rain, please. {aid('basho')} should know."},
-                  headers=me)  # fmt: skip
+        http.post(
+            f"/v1/chats/{salon['chat_id']}/messages",
+            json={"content": f"A poem about rain, please. {aid('basho')} should know."},
+            headers=me,
+        )
         http.delete(f"/v1/chats/{salon['chat_id']}/floor", headers=me)
         transcript.wait_quiet(quiet=4, limit=60)
         transcript.stop.set()
@@ -238,10 +264,13 @@ def main() -> int:
             if not (kind.startswith("chat.floor") or kind == "chat.round_ended"):
                 continue
             payload = event["payload"]
-            table.add_row(f"{event['_t']:5.2f}", rooms.get(payload["chat_id"], "?"),
-                          kind.removeprefix("chat."),
-                          names.get(payload.get("agent_id") or "", ""),
-                          str(payload.get("reason") or ""))  # fmt: skip
+            table.add_row(
+                f"{event['_t']:5.2f}",
+                rooms.get(payload["chat_id"], "?"),
+                kind.removeprefix("chat."),
+                names.get(payload.get("agent_id") or "", ""),
+                str(payload.get("reason") or ""),
+            )
         console.print(table)
 
         console.rule("5. Attention: what each hosted agent attends to")
@@ -259,9 +288,11 @@ def main() -> int:
         direct_page = http.get(f"/v1/chats/{direct['chat_id']}/messages", headers=me).json()
         for message in direct_page["items"]:
             context = message.get("langchain_context") or {}
-            console.print(f"  direct #{message['seq']} {names.get(message['from'])}: "
-                          f"intent={context.get('intent')} importance={context.get('importance')}"
-                          f" receipts={message.get('receipts')}")  # fmt: skip
+            console.print(
+                f"  direct #{message['seq']} {names.get(message['from'])}: "
+                f"intent={context.get('intent')} importance={context.get('importance')}"
+                f" receipts={message.get('receipts')}"
+            )
 
         console.rule("6. Retirement")
         gone = {"Authorization": f"Bearer {tokens['eliza']}"}
@@ -288,25 +319,40 @@ def main() -> int:
         stored = http.get("/v1/audit", params={"limit": 5}, headers=admin).json()["items"]
         table = Table("audit: actor", "action", "target", "outcome")
         for record in stored:
-            table.add_row(record["actor"], record["action"], record["target"] or "",
-                          f"{record['outcome']} ({record['status']})")  # fmt: skip
+            table.add_row(
+                record["actor"],
+                record["action"],
+                record["target"] or "",
+                f"{record['outcome']} ({record['status']})",
+            )
         console.print(table)
 
         console.rule("8. The marketplace: a task posted, bid on, done, accepted, paid, reviewed")
         for skill in ({"name": "data_analysis"}, {"name": "statistics", "parent": "data_analysis"}):
             http.post("/v1/skills", json=skill, headers=admin)  # 409 when it exists: fine
-        http.post(f"/v1/accounts/{visitor}/mint", json={"amount": 100, "memo": "demo"},
-                  headers=admin | {"Idempotency-Key": f"demo-{run}"})  # fmt: skip
+        http.post(
+            f"/v1/accounts/{visitor}/mint",
+            json={"amount": 100, "memo": "demo"},
+            headers=admin | {"Idempotency-Key": f"demo-{run}"},
+        )
         deadline = (datetime.now(UTC) + timedelta(minutes=10)).isoformat()
-        task = http.post("/v1/tasks", headers=new, json={
-            "title": "Mean and spread of 3, 5 and 10",
-            "description": "Give the mean and the standard deviation, with one line on method.",
-            "skills_required": ["data_analysis"], "reward": 30, "deadline": deadline,
-        }).json()  # fmt: skip
+        task = http.post(
+            "/v1/tasks",
+            headers=new,
+            json={
+                "title": "Mean and spread of 3, 5 and 10",
+                "description": "Give the mean and the standard deviation, with one line on method.",
+                "skills_required": ["data_analysis"],
+                "reward": 30,
+                "deadline": deadline,
+            },
+        ).json()
         url = f"/v1/tasks/{task['task_id']}"
         holds = http.get(f"/v1/accounts/{visitor}", headers=new).json()["balance"]
-        console.print(f"  the visitor posts '{task['title']}' for {task['reward']} tokens "
-                      f"(escrowed; the visitor now holds {holds})")  # fmt: skip
+        console.print(
+            f"  the visitor posts '{task['title']}' for {task['reward']} tokens "
+            f"(escrowed; the visitor now holds {holds})"
+        )
         rooms[f"task-{task['task_id']}"] = "task chat"
         ranked = http.get(f"{url}/candidates", headers=new).json()
         console.print(
@@ -328,8 +374,10 @@ def main() -> int:
         settled = http.post(f"{url}/accept", headers=new).json()
         http.post(f"{url}/reviews", json={"rating": 5, "comment": "clear"}, headers=new)
         http.post(f"{url}/reviews", json={"rating": 4, "comment": "prompt"}, headers=ada)
-        balances = {who: http.get(f"/v1/accounts/{aid(who)}", headers=admin).json()["balance"]
-                    for who in ("visitor", "ada")}  # fmt: skip
+        balances = {
+            who: http.get(f"/v1/accounts/{aid(who)}", headers=admin).json()["balance"]
+            for who in ("visitor", "ada")
+        }
         console.print(f"  accepted: task {settled['status']}; balances {balances}")
         for who in ("visitor", "ada"):
             manifest = http.get(f"/v1/agents/{aid(who)}", headers=admin).json()
@@ -338,24 +386,41 @@ def main() -> int:
         console.rule("9. A room that pays for its turns from its own account")
         for slug, name in (("quill", "Quill"), ("ink", "Ink")):
             brain = {"persona": f"You are {name}, a terse scribe.", "turns_per_hour": 60}
-            http.post("/v1/agents", json={"agent_id": aid(slug), "name": name, "brain": brain},
-                      headers=admin).raise_for_status()  # fmt: skip
+            http.post(
+                "/v1/agents",
+                json={"agent_id": aid(slug), "name": name, "brain": brain},
+                headers=admin,
+            ).raise_for_status()
             names[aid(slug)] = name
-        paid_room = http.post("/v1/chats", headers=new, json={
-            "type": "group", "topic": "Paid by the word", "speaker_policy": "round_robin",
-            "floor": {"max_messages_per_turn": 1, "price_per_1k_tokens": 50},
-            "participants": [aid("quill"), aid("ink")],
-        }).json()  # fmt: skip
+        paid_room = http.post(
+            "/v1/chats",
+            headers=new,
+            json={
+                "type": "group",
+                "topic": "Paid by the word",
+                "speaker_policy": "round_robin",
+                "floor": {"max_messages_per_turn": 1, "price_per_1k_tokens": 50},
+                "participants": [aid("quill"), aid("ink")],
+            },
+        ).json()
         pid = paid_room["chat_id"]
-        funded = http.post(f"/v1/chats/{pid}/account/deposits",
-                           json={"amount": 30, "memo": "for the scribes"}, headers=new)  # fmt: skip
+        funded = http.post(
+            f"/v1/chats/{pid}/account/deposits",
+            json={"amount": 30, "memo": "for the scribes"},
+            headers=new,
+        )
         funded.raise_for_status()
-        console.print(f"  the visitor deposits 30 tokens into the room's account "
-                      f"(balance {funded.json()['balance']}); each turn pays its model tokens "
-                      "to its speaker, 50 a thousand")  # fmt: skip
+        console.print(
+            f"  the visitor deposits 30 tokens into the room's account "
+            f"(balance {funded.json()['balance']}); each turn pays its model tokens "
+            "to its speaker, 50 a thousand"
+        )
         http.post(f"/v1/chats/{pid}/floor", headers=new)
-        http.post(f"/v1/chats/{pid}/messages", headers=new,
-                  json={"content": "Describe a quill, in turns.", "yield": True})  # fmt: skip
+        http.post(
+            f"/v1/chats/{pid}/messages",
+            headers=new,
+            json={"content": "Describe a quill, in turns.", "yield": True},
+        )
         budget, account = {}, {"balance": None, "entries": []}
         for _ in range(300):  # until the round has ended for its budget, and it is recorded
             view = http.get(f"/v1/chats/{pid}/floor", headers=new).json()
@@ -373,8 +438,10 @@ def main() -> int:
                 who = names.get(entry["credit"].removeprefix("agent:"), entry["credit"])
                 console.print(f"  paid {entry['amount']:>2} to {who:5} ({entry['memo']})")
         needs, left = budget.get("next_turn_needs"), budget.get("balance") or 0
-        console.print(f"  the round ended as the next turn could cost {needs} and {left} was "
-                      "left (chat.round_ended, reason budget)")  # fmt: skip
+        console.print(
+            f"  the round ended as the next turn could cost {needs} and {left} was "
+            "left (chat.round_ended, reason budget)"
+        )
         if left:
             http.post(f"/v1/chats/{pid}/account/withdrawals", json={"amount": left}, headers=new)
         holds = http.get(f"/v1/accounts/{visitor}", headers=new).json()["balance"]

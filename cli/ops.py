@@ -33,10 +33,12 @@ HomeOption = typer.Option(
 )
 
 agents = typer.Typer(help="Agents: list, show, retire, import.", no_args_is_help=True)
-chats = typer.Typer(help="Chats: list, show one, print or follow its transcript.",
-                    no_args_is_help=True)  # fmt: skip
-events = typer.Typer(help="Events: tail the stream, list and replay dead letters.",
-                     no_args_is_help=True)  # fmt: skip
+chats = typer.Typer(
+    help="Chats: list, show one, print or follow its transcript.", no_args_is_help=True
+)
+events = typer.Typer(
+    help="Events: tail the stream, list and replay dead letters.", no_args_is_help=True
+)
 
 
 def environment(home: Path) -> dict[str, str]:
@@ -56,8 +58,9 @@ def api(home: Path) -> Iterator[httpx.Client]:
     ca = env.get("AGORA_TLS_CA_FILE")
     verify: ssl.SSLContext | bool = ssl.create_default_context(cafile=ca) if ca else True
     headers = {"Authorization": f"Bearer {env.get('AGORA_ADMIN_TOKEN', '')}"}
-    with httpx.Client(base_url=env["AGORA_API_URL"], headers=headers, verify=verify,
-                      timeout=30) as client:  # fmt: skip
+    with httpx.Client(
+        base_url=env["AGORA_API_URL"], headers=headers, verify=verify, timeout=30
+    ) as client:
         yield client
 
 
@@ -93,10 +96,14 @@ def agents_list(
         while True:
             page = call(client, "GET", "/v1/agents", params=params)
             for m in page["items"]:
-                table.add_row(m["agent_id"], m["public_profile"]["name"], m["status"],
-                              "yes" if m["online_status"] else "no",
-                              "yes" if m["hosted"] else "no",
-                              ", ".join(m["current_activities"]))  # fmt: skip
+                table.add_row(
+                    m["agent_id"],
+                    m["public_profile"]["name"],
+                    m["status"],
+                    "yes" if m["online_status"] else "no",
+                    "yes" if m["hosted"] else "no",
+                    ", ".join(m["current_activities"]),
+                )
             if not page.get("next_cursor"):
                 break
             params["cursor"] = page["next_cursor"]
@@ -227,9 +234,14 @@ def chats_list(home: Path = HomeOption) -> None:
     table = Table("chat", "type", "topic", "members", "policy", "closed")
     with api(home) as client:
         for chat in call(client, "GET", "/v1/chats")["items"]:
-            table.add_row(chat["chat_id"], chat["type"], chat.get("topic") or "",
-                          str(len(chat["members"])), chat.get("speaker_policy") or "-",
-                          "yes" if chat["closed"] else "no")  # fmt: skip
+            table.add_row(
+                chat["chat_id"],
+                chat["type"],
+                chat.get("topic") or "",
+                str(len(chat["members"])),
+                chat.get("speaker_policy") or "-",
+                "yes" if chat["closed"] else "no",
+            )
     console.print(table)
 
 
@@ -238,8 +250,10 @@ def chats_show(chat_id: str, home: Path = HomeOption) -> None:
     """One chat: type, topic, policy and members."""
     with api(home) as client:
         chat = call(client, "GET", f"/v1/chats/{chat_id}")
-    console.print(f"{chat['chat_id']} ({chat['type']}) {chat.get('topic') or ''} "
-                  f"policy={chat.get('speaker_policy')} closed={chat['closed']}")  # fmt: skip
+    console.print(
+        f"{chat['chat_id']} ({chat['type']}) {chat.get('topic') or ''} "
+        f"policy={chat.get('speaker_policy')} closed={chat['closed']}"
+    )
     table = Table("member", "role")
     for member in chat["members"]:
         table.add_row(member["agent_id"], member["role"])
@@ -258,11 +272,17 @@ def chats_transcript(
     until = time.monotonic() + seconds if seconds else None
     with api(home) as client:
         while True:
-            page = call(client, "GET", f"/v1/chats/{chat_id}/messages",
-                        params={"after_seq": after, "limit": 200})  # fmt: skip
+            page = call(
+                client,
+                "GET",
+                f"/v1/chats/{chat_id}/messages",
+                params={"after_seq": after, "limit": 200},
+            )
             for m in page["items"]:
-                console.print(f"#{m['seq']} {m['timestamp'][11:19]} [bold]{escape(m['from'])}"
-                              f"[/bold]: {escape(m['content'])}")  # fmt: skip
+                console.print(
+                    f"#{m['seq']} {m['timestamp'][11:19]} [bold]{escape(m['from'])}"
+                    f"[/bold]: {escape(m['content'])}"
+                )
                 after = m["seq"]
             if page["items"]:
                 continue
@@ -305,8 +325,10 @@ def events_tail(
 
     async def show(event) -> None:
         payload = escape(str(event.payload))[:200]
-        console.print(f"{event.occurred_at:%H:%M:%S} [bold]{event.type}[/bold] "
-                      f"{event.correlation_id or '-'} {payload}")  # fmt: skip
+        console.print(
+            f"{event.occurred_at:%H:%M:%S} [bold]{event.type}[/bold] "
+            f"{event.correlation_id or '-'} {payload}"
+        )
 
     async def watch(bus) -> None:
         stop = asyncio.Event()
@@ -329,8 +351,9 @@ def events_dead(limit: int = typer.Option(100, min=1, max=10_000), home: Path = 
     letters = asyncio.run(_with_bus(home, lambda bus: dead_letters(bus, limit)))
     table = Table("event id", "type", "died in", "reason")
     for letter in letters:
-        table.add_row(letter.event_id or "-", letter.type or "-", letter.queue or "-",
-                      letter.reason or "-")  # fmt: skip
+        table.add_row(
+            letter.event_id or "-", letter.type or "-", letter.queue or "-", letter.reason or "-"
+        )
     console.print(table)
     console.print(f"{len(letters)} dead letter(s)")
 

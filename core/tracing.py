@@ -114,9 +114,11 @@ def delivery_span(headers, agent_id: str, event) -> Iterator[None]:
     if event.correlation_id:
         attributes["agora.correlation_id"] = event.correlation_id
     with tracer.start_as_current_span(
-        "stream.deliver", context=context_from(headers), kind=trace.SpanKind.CONSUMER,
+        "stream.deliver",
+        context=context_from(headers),
+        kind=trace.SpanKind.CONSUMER,
         attributes=attributes,
-    ):  # fmt: skip
+    ):
         yield
 
 

@@ -50,10 +50,14 @@ class OfflineChatModel(BaseChatModel):
                 f"\u201c{last[:200]}\u201d, and I recall {earlier} earlier lines of this "
                 "dialogue. I have no model to think with, so I only acknowledge it."
             )
-        message = AIMessage(content=answer, usage_metadata={
-            "input_tokens": len(text.split()), "output_tokens": len(answer.split()),
-            "total_tokens": len(text.split()) + len(answer.split()),
-        })  # fmt: skip
+        message = AIMessage(
+            content=answer,
+            usage_metadata={
+                "input_tokens": len(text.split()),
+                "output_tokens": len(answer.split()),
+                "total_tokens": len(text.split()) + len(answer.split()),
+            },
+        )
         return ChatResult(generations=[ChatGeneration(message=message)])
 
     async def _agenerate(self, messages: list[BaseMessage], stop=None, run_manager=None, **kw):

@@ -270,8 +270,11 @@ class AttentionRepository:
         if doc is None:
             return {"summary": "", "history": [], "last_seq": 0}
         opened = json.loads(self._cipher.open(doc["sealed"], key))
-        return {"summary": opened["summary"], "history": opened["history"],
-                "last_seq": doc["last_seq"]}  # fmt: skip
+        return {
+            "summary": opened["summary"],
+            "history": opened["history"],
+            "last_seq": doc["last_seq"],
+        }
 
     async def put_context(
         self, agent_id: str, chat_id: str, summary: str, history: list[dict], last_seq: int
@@ -283,7 +286,12 @@ class AttentionRepository:
         with contextlib.suppress(DuplicateKeyError):  # one through a later seq is saved
             await self._contexts.replace_one(
                 {"_id": key, "last_seq": {"$lte": last_seq}},
-                {"_id": key, "agent_id": agent_id, "chat_id": chat_id, "sealed": sealed,
-                 "last_seq": last_seq},
+                {
+                    "_id": key,
+                    "agent_id": agent_id,
+                    "chat_id": chat_id,
+                    "sealed": sealed,
+                    "last_seq": last_seq,
+                },
                 upsert=True,
-            )  # fmt: skip
+            )

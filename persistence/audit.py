@@ -46,8 +46,12 @@ class AuditRepository:
     ) -> tuple[list[AuditRecord], str | None]:
         """Newest first; ``audit_id``s sort by time (see ``new_audit_id``)."""
         query: dict[str, Any] = {}
-        for field, value in (("actor", actor), ("action", action), ("target", target),
-                             ("outcome", outcome)):  # fmt: skip
+        for field, value in (
+            ("actor", actor),
+            ("action", action),
+            ("target", target),
+            ("outcome", outcome),
+        ):
             if value is not None:
                 query[field] = value
         if since or until:

@@ -66,10 +66,13 @@ class ContextSaver:
             return
         writing = asyncio.ensure_future(
             self._repository.put_context(
-                context.agent_id, context.chat_id, context.summary, context.history,
+                context.agent_id,
+                context.chat_id,
+                context.summary,
+                context.history,
                 context.last_seq,
             )
-        )  # fmt: skip
+        )
         self._writing.add(writing)
         writing.add_done_callback(self._written)
 

@@ -84,8 +84,9 @@ def forget_each_tests_app() -> Iterator[None]:
     for cache in filter(None, caches):
         cache.cache_clear()
     if not any(caches):  # renamed in a FastAPI upgrade: the heap grows again, say so
-        logging.getLogger("tests").warning("FastAPI's callable caches are gone: %s",
-                                           FASTAPI_CALLABLE_CACHES)  # fmt: skip
+        logging.getLogger("tests").warning(
+            "FastAPI's callable caches are gone: %s", FASTAPI_CALLABLE_CACHES
+        )
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -248,9 +249,11 @@ def settings_env(settings: Settings) -> dict[str, str]:
             value = value.get_secret_value()
         if isinstance(value, dict):
             value = json.dumps(
-                {k: v.get_secret_value() if hasattr(v, "get_secret_value") else v
-                 for k, v in value.items()}
-            )  # fmt: skip
+                {
+                    k: v.get_secret_value() if hasattr(v, "get_secret_value") else v
+                    for k, v in value.items()
+                }
+            )
         elif isinstance(value, list):
             value = json.dumps(value)
         env[f"AGORA_{name.upper()}"] = str(value)

@@ -29,10 +29,18 @@ from cli.stack import Stack  # noqa: E402
 
 OUT = ROOT / "docs" / "screenshots"
 FLAGS = [
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
-    "--window-size=1400,900", "--virtual-time-budget=15000", "--hide-scrollbars",
-]  # fmt: skip
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--window-size=1400,900",
+    "--virtual-time-budget=15000",
+    "--hide-scrollbars",
+]
 
 
 def chromium() -> str:
@@ -47,10 +55,23 @@ def chromium() -> str:
 def newest(stack: Stack, query: str) -> dict:
     temporal = str(Path(sys.executable).parent / "temporal")
     out = subprocess.run(
-        [temporal, "workflow", "list", "--address", f"127.0.0.1:{stack.ports.temporal}",
-         "--query", query, "--limit", "1", "-o", "json"],
-        capture_output=True, text=True, check=True,
-    ).stdout  # fmt: skip
+        [
+            temporal,
+            "workflow",
+            "list",
+            "--address",
+            f"127.0.0.1:{stack.ports.temporal}",
+            "--query",
+            query,
+            "--limit",
+            "1",
+            "-o",
+            "json",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     rows = json.loads(out)
     if not rows:
         raise SystemExit(f"no workflow matches {query}: run 'make demo' first")

@@ -32,12 +32,24 @@ regular activity, retried until the store is back."""
 AGENT_ERA = "agent-era-1"
 """The era (``workflows.patches``) that stands for every patch below: a life started
 since records one patch marker a run, not one a patch."""
-AGENT_ERA_COVERS = frozenset({
-    "debounced-projections", "one-activity-a-flush", "life-set-up-in-one-step", STEADY_WAKE,
-    "act-before-flush", LOCAL_SET_UP, "room-keeps-early-notices",
-    "interaction-before-new-messages", KEEP_FOCUS_WAITING, "ask-in-the-task", ACT_KEY_WITH_SEQ,
-    "hosted-turn-in-one-step", ASK_AGAIN, "announce-revocations",
-})  # fmt: skip
+AGENT_ERA_COVERS = frozenset(
+    {
+        "debounced-projections",
+        "one-activity-a-flush",
+        "life-set-up-in-one-step",
+        STEADY_WAKE,
+        "act-before-flush",
+        LOCAL_SET_UP,
+        "room-keeps-early-notices",
+        "interaction-before-new-messages",
+        KEEP_FOCUS_WAITING,
+        "ask-in-the-task",
+        ACT_KEY_WITH_SEQ,
+        "hosted-turn-in-one-step",
+        ASK_AGAIN,
+        "announce-revocations",
+    }
+)
 
 with workflow.unsafe.imports_passed_through():
     from activities.chat_actions import ChatActions
@@ -133,8 +145,11 @@ class AgentWorkflow:
         self._flush_in_one_step = self._debounced and self._patched("one-activity-a-flush")
         if not state.introduced:
             manifest = state.manifest
-            payload = {"agent_id": manifest.agent_id, "name": manifest.public_profile.name,
-                       "status": str(manifest.status)}  # fmt: skip
+            payload = {
+                "agent_id": manifest.agent_id,
+                "name": manifest.public_profile.name,
+                "status": str(manifest.status),
+            }
             self._emit("agent.introduced", payload, start.correlation_id)
             state.introduced = True
         if not state.credential_stored and self._patched("life-set-up-in-one-step"):
@@ -450,8 +465,11 @@ class AgentWorkflow:
             await self._announce_revocation(rotation.correlation_id)
         finally:
             self._rotations -= 1
-        self._emit("agent.token_rotated", {"agent_id": self.state.manifest.agent_id},
-                   rotation.correlation_id)  # fmt: skip
+        self._emit(
+            "agent.token_rotated",
+            {"agent_id": self.state.manifest.agent_id},
+            rotation.correlation_id,
+        )
 
     @workflow.update(name=AgentHandlers.DEBIT)
     async def debit(self, request: DebitRequest) -> DebitResult:
@@ -551,10 +569,12 @@ class AgentWorkflow:
             return None
         behind = [
             kind
-            for kind, projection in (("manifest", self._manifest_projection()),
-                                     ("attention", self._attention_projection()))
+            for kind, projection in (
+                ("manifest", self._manifest_projection()),
+                ("attention", self._attention_projection()),
+            )
             if projection.behind
-        ]  # fmt: skip
+        ]
         due = [at for at in map(self._due_at, behind) if at is not None]
         if not due:
             return None  # nothing behind, or due now: the loop has work
@@ -594,8 +614,9 @@ class AgentWorkflow:
             state.manifest.room_participation = []
             state.manifest.online_status = False
             self._set_status(AgentStatus.RETIRED, state.retire_correlation_id)
-            self._emit("agent.retired", {"agent_id": state.manifest.agent_id},
-                       state.retire_correlation_id)  # fmt: skip
+            self._emit(
+                "agent.retired", {"agent_id": state.manifest.agent_id}, state.retire_correlation_id
+            )
             self._touch()
             state.retired = True
         if self._flush_in_one_step:
@@ -665,10 +686,9 @@ class AgentWorkflow:
             version = attention.version
             await options.run(
                 StoreActivities.store_attention,
-                StoreAttentionInput(agent_id=state.manifest.agent_id,
-                                    attention=self.attention()),
+                StoreAttentionInput(agent_id=state.manifest.agent_id, attention=self.attention()),
                 **options.STORE,
-            )  # fmt: skip
+            )
             attention.stored_up_to(version)
 
     def _outbox(self) -> Outbox:
@@ -749,8 +769,11 @@ class AgentWorkflow:
         if entry.chat_type == "group" and entry.floor_control and not entry.floor_granted:
             entry.requested = True
             self.state.attention_version += 1
-            ask = ActAsAgentInput(chat_id=entry.chat_id, agent_id=state.manifest.agent_id,
-                                  update_id=f"hosted/{state.manifest.agent_id}/ask")  # fmt: skip
+            ask = ActAsAgentInput(
+                chat_id=entry.chat_id,
+                agent_id=state.manifest.agent_id,
+                update_id=f"hosted/{state.manifest.agent_id}/ask",
+            )
             if self._patched("ask-in-the-task"):
                 # a signal to the chat: in this workflow task, not a trip through a queue
                 try:
@@ -776,9 +799,11 @@ class AgentWorkflow:
             key = f"{key}/{entry.last_seq}"
         if len(state.acts) >= state.brain.turns_per_hour:
             if not state.budget_noted:
-                self._emit("agent.budget_exhausted",
-                           {"agent_id": agent_id, "turns_per_hour": state.brain.turns_per_hour},
-                           None)  # fmt: skip
+                self._emit(
+                    "agent.budget_exhausted",
+                    {"agent_id": agent_id, "turns_per_hour": state.brain.turns_per_hour},
+                    None,
+                )
                 state.budget_noted = True
             await self._let_go(entry, key)
             return
@@ -795,10 +820,11 @@ class AgentWorkflow:
             return
         posted = await options.run(
             ChatActions.post_as_agent,
-            ActAsAgentInput(chat_id=chat_id, agent_id=agent_id, content=reply.content,
-                            update_id=key),
+            ActAsAgentInput(
+                chat_id=chat_id, agent_id=agent_id, content=reply.content, update_id=key
+            ),
             **options.STORE,
-        )  # fmt: skip
+        )
         if not posted:  # the floor moved on while the model thought: nothing was said
             entry.floor_granted = False
         await self._let_go(entry, key)
@@ -848,12 +874,16 @@ class AgentWorkflow:
         assert state.brain is not None
         entry = state.attention.entries.get(chat_id)
         return ComposeInput(
-            agent_id=manifest.agent_id, chat_id=chat_id, name=manifest.public_profile.name,
-            bio=manifest.public_profile.bio, persona=state.brain.persona,
-            skills=[r.name for r in manifest.available_resources], model=state.brain.model,
+            agent_id=manifest.agent_id,
+            chat_id=chat_id,
+            name=manifest.public_profile.name,
+            bio=manifest.public_profile.bio,
+            persona=state.brain.persona,
+            skills=[r.name for r in manifest.available_resources],
+            model=state.brain.model,
             through_seq=entry.last_seq if entry else 0,
             context_seq=entry.context_seq if entry else None,
-        )  # fmt: skip
+        )
 
     async def _compose(self, chat_id: str):
         """The brain's next line in a dialogue (LangChain, on the LLM task queue)."""
@@ -884,16 +914,21 @@ class AgentWorkflow:
             return
         await options.run(
             ChatActions.post_as_agent,
-            ActAsAgentInput(chat_id=todo.chat_id, agent_id=agent_id, content=reply.content,
-                            update_id=key),
+            ActAsAgentInput(
+                chat_id=todo.chat_id, agent_id=agent_id, content=reply.content, update_id=key
+            ),
             **options.STORE,
-        )  # fmt: skip
+        )
         await options.run(
             TaskActivities.submit_as_agent,
-            SubmitAsAgent(task_id=todo.task_id, agent_id=agent_id, result=reply.content,
-                          update_id=f"{key}/submit"),
+            SubmitAsAgent(
+                task_id=todo.task_id,
+                agent_id=agent_id,
+                result=reply.content,
+                update_id=f"{key}/submit",
+            ),
             **options.STORE,
-        )  # fmt: skip
+        )
         state.tasks_todo = [t for t in state.tasks_todo if t.task_id != todo.task_id]
 
     async def _let_go(self, entry: DialogueEntry, key: str) -> None:
@@ -901,10 +936,13 @@ class AgentWorkflow:
         if entry.floor_granted:
             await options.run(
                 ChatActions.yield_floor,
-                ActAsAgentInput(chat_id=entry.chat_id, agent_id=self.state.manifest.agent_id,
-                                update_id=f"{key}/yield"),
+                ActAsAgentInput(
+                    chat_id=entry.chat_id,
+                    agent_id=self.state.manifest.agent_id,
+                    update_id=f"{key}/yield",
+                ),
                 **options.STORE,
-            )  # fmt: skip
+            )
             entry.floor_granted = False
         entry.unread = 0
         entry.mentioned = False

@@ -137,11 +137,24 @@ After ``CHAT_ERA``: not in its set."""
 CHAT_ERA = "chat-era-1"
 """The era (``workflows.patches``) that stands for every patch above: a chat started
 since records one patch marker a run (each continue-as-new), not one a patch."""
-CHAT_ERA_COVERS = frozenset({
-    PUBLISH_DURING_BURST, DELIVER_FIRST, ONE_STEP, FLOOR_DEBOUNCED, FLOOR_REQUESTED,
-    ROTATION_GRACE, NOTICE_TIMER_ONLY_WAITING, ASK_AGAIN, HANDOVER_IN_ANSWER, NOTICE_ARMS_TIMER,
-    FLOOR_AT_ONCE, CHAT_ACCOUNT, "open-after-rooms", "notices-by-activity",
-})  # fmt: skip
+CHAT_ERA_COVERS = frozenset(
+    {
+        PUBLISH_DURING_BURST,
+        DELIVER_FIRST,
+        ONE_STEP,
+        FLOOR_DEBOUNCED,
+        FLOOR_REQUESTED,
+        ROTATION_GRACE,
+        NOTICE_TIMER_ONLY_WAITING,
+        ASK_AGAIN,
+        HANDOVER_IN_ANSWER,
+        NOTICE_ARMS_TIMER,
+        FLOOR_AT_ONCE,
+        CHAT_ACCOUNT,
+        "open-after-rooms",
+        "notices-by-activity",
+    }
+)
 STORE_GATED = frozenset(
     {"chat.created", "chat.member_joined", "chat.member_left", "chat.role_changed", "chat.closed"}
 )
@@ -239,8 +252,12 @@ class ChatWorkflow:
         state = self.state
         if state.stored_version < 0 and not state.pending_events:
             members = list(state.members)
-            self._emit("chat.created", {"chat": self._public().model_dump(mode="json")},
-                       members, start.correlation_id)  # fmt: skip
+            self._emit(
+                "chat.created",
+                {"chat": self._public().model_dump(mode="json")},
+                members,
+                start.correlation_id,
+            )
             state.pending_rooms += [
                 RoomChange(
                     agent_id=m, chat_id=state.chat.chat_id, joined=True, chat_type=state.chat.type
@@ -456,11 +473,15 @@ class ChatWorkflow:
         self._changed_membership(change.target, joined=True)
         self._emit(
             "chat.member_joined",
-            {"chat_id": self.state.chat.chat_id, "agent_id": change.target, "role": role,
-             "by": change.actor},
+            {
+                "chat_id": self.state.chat.chat_id,
+                "agent_id": change.target,
+                "role": role,
+                "by": change.actor,
+            },
             list(self.state.members),
             change.correlation_id,
-        )  # fmt: skip
+        )
         return await self._stored()
 
     @add_member.validator
@@ -490,11 +511,16 @@ class ChatWorkflow:
         self._touch()
         self._emit(
             "chat.role_changed",
-            {"chat_id": self.state.chat.chat_id, "agent_id": change.target, "old_role": old,
-             "new_role": change.role, "by": change.actor},
+            {
+                "chat_id": self.state.chat.chat_id,
+                "agent_id": change.target,
+                "old_role": old,
+                "new_role": change.role,
+                "by": change.actor,
+            },
             list(self.state.members),
             change.correlation_id,
-        )  # fmt: skip
+        )
         return await self._stored()
 
     @set_role.validator
@@ -520,8 +546,12 @@ class ChatWorkflow:
             RoomChange(agent_id=m, chat_id=state.chat.chat_id, joined=False) for m in members
         ]
         self._touch()
-        self._emit("chat.closed", {"chat_id": state.chat.chat_id, "by": request.actor}, members,
-                   request.correlation_id)  # fmt: skip
+        self._emit(
+            "chat.closed",
+            {"chat_id": state.chat.chat_id, "by": request.actor},
+            members,
+            request.correlation_id,
+        )
         return await self._stored()
 
     @close.validator
@@ -662,11 +692,16 @@ class ChatWorkflow:
         try:
             paid = await options.run(
                 LedgerActivities.draw_chat_deposit,
-                ChatDepositInput(chat_id=chat_id, owner=command.actor, entry_id=command.entry_id,
-                                 amount=command.amount, memo=command.memo,
-                                 correlation_id=command.correlation_id),
+                ChatDepositInput(
+                    chat_id=chat_id,
+                    owner=command.actor,
+                    entry_id=command.entry_id,
+                    amount=command.amount,
+                    memo=command.memo,
+                    correlation_id=command.correlation_id,
+                ),
                 **options.STORE,
-            )  # fmt: skip
+            )
         except ActivityError as exc:
             cause = exc.cause
             reason = cause.message if isinstance(cause, ApplicationError) else "not paid"
@@ -757,10 +792,16 @@ class ChatWorkflow:
         state.chat.speaker_policy = state.floor.settings.speaker_policy
         state.floor_version += 1
         self._touch()
-        self._emit("chat.floor_settings_changed",
-                   {"chat_id": state.chat.chat_id,
-                    "settings": state.floor.settings.model_dump(mode="json"), "by": change.actor},
-                   list(state.members), change.correlation_id)  # fmt: skip
+        self._emit(
+            "chat.floor_settings_changed",
+            {
+                "chat_id": state.chat.chat_id,
+                "settings": state.floor.settings.model_dump(mode="json"),
+                "by": change.actor,
+            },
+            list(state.members),
+            change.correlation_id,
+        )
         await self._stored()
         return self._floor().view(change.actor)
 
@@ -1365,11 +1406,14 @@ class ChatWorkflow:
         try:
             choice = await options.run(
                 LlmActivities.choose_speaker,
-                ChooseSpeakerInput(topic=self.state.chat.topic or "", transcript=self.state.recent,
-                                   candidates=candidates),
+                ChooseSpeakerInput(
+                    topic=self.state.chat.topic or "",
+                    transcript=self.state.recent,
+                    candidates=candidates,
+                ),
                 task_queue=self.state.llm_task_queue,
                 **options.LLM,
-            )  # fmt: skip
+            )
             pick = valid_pick(choice.raw, floor.state.queue)
             if pick is None:
                 why = f"fifo fallback: the model answered {choice.raw[:60]!r}"
@@ -1386,8 +1430,12 @@ class ChatWorkflow:
 
     def _account_event(self, kind: str, command: ChatFundsCommand, entry_id: str) -> None:
         budget = self.state.floor.budget
-        payload = {"by": command.actor, "amount": command.amount, "balance": budget.balance,
-                   "entry_id": entry_id}  # fmt: skip
+        payload = {
+            "by": command.actor,
+            "amount": command.amount,
+            "balance": budget.balance,
+            "entry_id": entry_id,
+        }
         self._floor_events([FloorEvent(kind, payload)], command.correlation_id)
 
     def _unrecorded(self) -> list[Charge]:
@@ -1406,10 +1454,11 @@ class ChatWorkflow:
         try:
             recorded = await options.run(
                 LedgerActivities.record_chat_movements,
-                ChatMovementsInput(chat_id=self.state.chat.chat_id, charges=charges,
-                                   at=workflow.now()),
+                ChatMovementsInput(
+                    chat_id=self.state.chat.chat_id, charges=charges, at=workflow.now()
+                ),
                 **options.STORE,
-            )  # fmt: skip
+            )
             self._floor().recorded(recorded)
         except ActivityError:  # the store was away past the bound: the loop tries again
             workflow.logger.warning("the chat's account movements are not recorded yet")
@@ -1468,11 +1517,16 @@ class ChatWorkflow:
         if heir is not None:
             self._emit(
                 "chat.role_changed",
-                {"chat_id": state.chat.chat_id, "agent_id": heir.agent_id,
-                 "old_role": "previous", "new_role": Role.OWNER, "by": PLATFORM},
+                {
+                    "chat_id": state.chat.chat_id,
+                    "agent_id": heir.agent_id,
+                    "old_role": "previous",
+                    "new_role": Role.OWNER,
+                    "by": PLATFORM,
+                },
                 list(state.members),
                 correlation_id,
-            )  # fmt: skip
+            )
         if not state.members:
             state.chat.closed = True
 

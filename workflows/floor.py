@@ -195,9 +195,15 @@ class Floor:
                     queued.after_post = after_post
                 return events
         s.queue.append(
-            FloorRequest(agent_id=agent_id, priority=priority, reason=reason,
-                         requested_at=now, order=s.next_order, after_post=after_post)
-        )  # fmt: skip
+            FloorRequest(
+                agent_id=agent_id,
+                priority=priority,
+                reason=reason,
+                requested_at=now,
+                order=s.next_order,
+                after_post=after_post,
+            )
+        )
         s.next_order += 1
         return events
 
@@ -543,8 +549,11 @@ class Floor:
         budget.movements += 1
         charge = Charge(
             entry_id=f"{kind.replace('_', '-')}/{self.chat_id}/{budget.movements}",
-            to=to, amount=amount, kind=kind, memo=memo,
-        )  # fmt: skip
+            to=to,
+            amount=amount,
+            kind=kind,
+            memo=memo,
+        )
         budget.unrecorded.append(charge)
         return charge
 
@@ -575,7 +584,7 @@ class Floor:
                         "balance": budget.balance,
                         "entry_id": charge.entry_id,
                     },
-                )  # fmt: skip
+                )
             )
         if paid < cost:
             return events, (

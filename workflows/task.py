@@ -78,10 +78,14 @@ class TaskWorkflow:
             try:
                 await options.run(
                     TaskActivities.escrow_reward,
-                    EscrowInput(task_id=self.task.task_id, poster=self.task.poster,
-                                amount=self.task.reward, correlation_id=self._correlation_id),
+                    EscrowInput(
+                        task_id=self.task.task_id,
+                        poster=self.task.poster,
+                        amount=self.task.reward,
+                        correlation_id=self._correlation_id,
+                    ),
                     **options.STORE,
-                )  # fmt: skip
+                )
                 state.escrowed = True
                 self._emit("task.posted", self._parties(), {"reward": self.task.reward})
             except ActivityError as exc:
@@ -128,12 +132,18 @@ class TaskWorkflow:
 
     @workflow.update
     async def place_bid(self, command: TaskCommand) -> Task:
-        bid = Bid(agent_id=command.actor, price=command.price or 0, note=command.note,
-                  at=workflow.now(), reputation=command.reputation)  # fmt: skip
+        bid = Bid(
+            agent_id=command.actor,
+            price=command.price or 0,
+            note=command.note,
+            at=workflow.now(),
+            reputation=command.reputation,
+        )
         self.task.bids.append(bid)
         payload = {"agent_id": bid.agent_id, "price": bid.price}
-        self._emit("task.bid_placed", [self.task.poster, bid.agent_id], payload,
-                   command.correlation_id)  # fmt: skip
+        self._emit(
+            "task.bid_placed", [self.task.poster, bid.agent_id], payload, command.correlation_id
+        )
         return await self._stored()
 
     @place_bid.validator
@@ -154,8 +164,12 @@ class TaskWorkflow:
     async def withdraw_bid(self, command: TaskCommand) -> Task:
         """The bidder takes its bid back while the task is open."""
         self.task.bids = [b for b in self.task.bids if b.agent_id != command.actor]
-        self._emit("task.bid_withdrawn", [self.task.poster, command.actor],
-                   {"agent_id": command.actor}, command.correlation_id)  # fmt: skip
+        self._emit(
+            "task.bid_withdrawn",
+            [self.task.poster, command.actor],
+            {"agent_id": command.actor},
+            command.correlation_id,
+        )
         return await self._stored()
 
     @withdraw_bid.validator
@@ -203,8 +217,12 @@ class TaskWorkflow:
         self.task.result = command.result
         self.task.submissions += 1
         self._touch()
-        self._emit("task.submitted", self._parties(), {"submissions": self.task.submissions},
-                   command.correlation_id)  # fmt: skip
+        self._emit(
+            "task.submitted",
+            self._parties(),
+            {"submissions": self.task.submissions},
+            command.correlation_id,
+        )
         return await self._stored()
 
     @submit.validator
@@ -233,8 +251,12 @@ class TaskWorkflow:
     @workflow.update
     async def reject(self, command: TaskCommand) -> Task:
         self.task.rejections.append(command.reason or "")
-        self._emit("task.rejected", self._parties(), {"reason": command.reason,
-                   "rejections": len(self.task.rejections)}, command.correlation_id)  # fmt: skip
+        self._emit(
+            "task.rejected",
+            self._parties(),
+            {"reason": command.reason, "rejections": len(self.task.rejections)},
+            command.correlation_id,
+        )
         if len(self.task.rejections) >= 2:
             self.task.status = "refunded"
             self._touch()
@@ -264,12 +286,18 @@ class TaskWorkflow:
         self._touch()
         await options.run(
             TaskActivities.store_review,
-            StoreReviewInput(review=Review(
-                task_id=self.task.task_id, reviewer=command.actor, subject=subject,
-                rating=command.rating or 0, comment=command.comment, at=workflow.now(),
-            )),
+            StoreReviewInput(
+                review=Review(
+                    task_id=self.task.task_id,
+                    reviewer=command.actor,
+                    subject=subject,
+                    rating=command.rating or 0,
+                    comment=command.comment,
+                    at=workflow.now(),
+                )
+            ),
             **options.STORE,
-        )  # fmt: skip
+        )
         return await self._stored()
 
     @review.validator
@@ -322,13 +350,24 @@ class TaskWorkflow:
                 continue
             await options.run(
                 LedgerActivities.record,
-                LedgerEntry(entry_id=entry_id, debit=escrow, credit=credit, amount=amount,
-                            kind=kind, task_id=task.task_id, at=workflow.now()),
+                LedgerEntry(
+                    entry_id=entry_id,
+                    debit=escrow,
+                    credit=credit,
+                    amount=amount,
+                    kind=kind,
+                    task_id=task.task_id,
+                    at=workflow.now(),
+                ),
                 **options.STORE,
-            )  # fmt: skip
+            )
             self.state.settled_entries.append(entry_id)
-        self._emit("task.settled", self._parties(),
-                   {"paid": paid, "refunded": task.reward - paid}, correlation_id)  # fmt: skip
+        self._emit(
+            "task.settled",
+            self._parties(),
+            {"paid": paid, "refunded": task.reward - paid},
+            correlation_id,
+        )
         if task.assignee:
             await options.run(TaskActivities.recompute_reputation, task.assignee, **options.STORE)
 
@@ -387,14 +426,21 @@ class TaskWorkflow:
         if task.assignee and not state.chat_opened and task.status in ("assigned", "submitted"):
             task.chat_id = await options.run(
                 TaskActivities.open_task_chat,
-                TaskChatInput(task_id=task.task_id, title=task.title, poster=task.poster,
-                              assignee=task.assignee, task_queue=state.task_queue,
-                              llm_task_queue=state.llm_task_queue),
+                TaskChatInput(
+                    task_id=task.task_id,
+                    title=task.title,
+                    poster=task.poster,
+                    assignee=task.assignee,
+                    task_queue=state.task_queue,
+                    llm_task_queue=state.llm_task_queue,
+                ),
                 **options.STORE,
-            )  # fmt: skip
+            )
             state.chat_opened = True
-            brief = (f"Task: {task.title}\n{task.description}\nAgreed price: {task.price} "
-                     f"tokens. Deadline: {task.deadline:%Y-%m-%d %H:%M} UTC.")  # fmt: skip
+            brief = (
+                f"Task: {task.title}\n{task.description}\nAgreed price: {task.price} "
+                f"tokens. Deadline: {task.deadline:%Y-%m-%d %H:%M} UTC."
+            )
             await self._note(brief, "brief")
             await self._task_activity(True)
             self._touch()
@@ -427,16 +473,22 @@ class TaskWorkflow:
         task = self.task
         await options.run(
             TaskActivities.post_task_brief,
-            TaskBrief(task_id=task.task_id, chat_id=task.chat_id or "", text=text,
-                      update_id=f"task-note/{task.task_id}/{what}"),
+            TaskBrief(
+                task_id=task.task_id,
+                chat_id=task.chat_id or "",
+                text=text,
+                update_id=f"task-note/{task.task_id}/{what}",
+            ),
             **options.STORE,
-        )  # fmt: skip
+        )
 
     async def _task_activity(self, active: bool) -> None:
         change = TaskActivityChange(
-            agent_id=self.task.assignee or "", task_id=self.task.task_id, active=active,
+            agent_id=self.task.assignee or "",
+            task_id=self.task.task_id,
+            active=active,
             chat_id=self.task.chat_id,
-        )  # fmt: skip
+        )
         await options.run(TaskActivities.set_task_activity, change, **options.STORE)
 
     async def _stored(self) -> Task:

@@ -84,11 +84,15 @@ async def mint(
     key = idempotency_key or uuid.uuid4().hex
     asked = await ledger.record(
         LedgerEntry(
-            entry_id=f"mint/{agent.agent_id}/{key}", debit=MINT,
-            credit=agent_account(agent.agent_id), amount=body.amount, kind="mint",
-            memo=body.memo, at=datetime.now(UTC),
+            entry_id=f"mint/{agent.agent_id}/{key}",
+            debit=MINT,
+            credit=agent_account(agent.agent_id),
+            amount=body.amount,
+            kind="mint",
+            memo=body.memo,
+            at=datetime.now(UTC),
         )
-    )  # fmt: skip
+    )
     entry = _same_request(asked, amount=body.amount, memo=body.memo)
     return DebitResult(entry=entry, balance=await ledger.balance(entry.credit))
 
@@ -128,9 +132,13 @@ async def transfer(
         raise unprocessable(f"recipient: agent {body.recipient} is retired")
     key = idempotency_key or uuid.uuid4().hex
     request = DebitRequest(
-        entry_id=f"transfer/{agent.agent_id}/{key}", credit=agent_account(body.recipient),
-        amount=body.amount, kind="transfer", memo=body.memo, correlation_id=cid,
-    )  # fmt: skip
+        entry_id=f"transfer/{agent.agent_id}/{key}",
+        credit=agent_account(body.recipient),
+        amount=body.amount,
+        kind="transfer",
+        memo=body.memo,
+        correlation_id=cid,
+    )
     handle = temporal.get_workflow_handle_for(AgentWorkflow.run, agent_workflow_id(agent.agent_id))
     result = await handle.execute_update(AgentWorkflow.debit, request, id=request.entry_id)
     _same_request(result.entry, amount=body.amount, memo=body.memo, credit=request.credit)
@@ -151,9 +159,12 @@ async def read_chat_account(
     account = chat_account(view.chat.chat_id)
     entries, next_before = await ledger.page(account, before, limit)
     return ChatAccountView(
-        chat_id=view.chat.chat_id, account=account, balance=await ledger.balance(account),
-        entries=entries, next_before=next_before,
-    )  # fmt: skip
+        chat_id=view.chat.chat_id,
+        account=account,
+        balance=await ledger.balance(account),
+        entries=entries,
+        next_before=next_before,
+    )
 
 
 _FUNDS_REFUSED = {
@@ -167,9 +178,11 @@ _FUNDS_REFUSED = {
 
 
 @chats.post(
-    "/deposits", status_code=status.HTTP_201_CREATED, response_model=BudgetView,
+    "/deposits",
+    status_code=status.HTTP_201_CREATED,
+    response_model=BudgetView,
     responses=_FUNDS_REFUSED,
-)  # fmt: skip
+)
 async def deposit_into_chat(
     body: ChatFunds,
     view: OwnedChat,
@@ -189,9 +202,11 @@ async def deposit_into_chat(
 
 
 @chats.post(
-    "/withdrawals", status_code=status.HTTP_201_CREATED, response_model=BudgetView,
+    "/withdrawals",
+    status_code=status.HTTP_201_CREATED,
+    response_model=BudgetView,
     responses=_FUNDS_REFUSED,
-)  # fmt: skip
+)
 async def withdraw_from_chat(
     body: ChatFunds,
     view: OwnedChat,
@@ -210,9 +225,13 @@ async def withdraw_from_chat(
 async def _funds(update, body: ChatFunds, view, temporal, cid, entry_id: str) -> BudgetView:
     """Ask the chat's workflow to move the tokens (it checks the owner and the balance)."""
     command = ChatFundsCommand(
-        actor=view.actor, amount=body.amount, memo=body.memo, entry_id=entry_id,
-        platform=view.principal.is_admin, correlation_id=cid,
-    )  # fmt: skip
+        actor=view.actor,
+        amount=body.amount,
+        memo=body.memo,
+        entry_id=entry_id,
+        platform=view.principal.is_admin,
+        correlation_id=cid,
+    )
     handle = temporal.get_workflow_handle_for(ChatWorkflow.run, chat_workflow_id(view.chat.chat_id))
     # the amount in the update's id: a key reused for another amount reaches the workflow,
     # which answers 422, instead of Temporal answering the first request's result

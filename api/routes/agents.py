@@ -227,7 +227,7 @@ async def _introduce(
         memo={
             "summary": f"Agent {body.name} ({agent_id}), introduced by "
             f"{introducer.operator_id or 'an admin'}"
-        },  # fmt: skip
+        },
     )
     stored = await temporal.execute_update_with_start_workflow(
         AgentWorkflow.introduce, start_workflow_operation=start

@@ -152,7 +152,7 @@ async def create_chat(
         memo={
             "summary": f"{body.type.capitalize()} chat opened by {me} with "
             f"{', '.join(body.participants)}"
-        },  # fmt: skip
+        },
     )
     return await temporal.execute_update_with_start_workflow(
         ChatWorkflow.open, start_workflow_operation=start

@@ -134,8 +134,9 @@ class ObserverSink:
     browser had gone and failed (with a logged traceback) on every event that followed.
     """
 
-    def __init__(self, websocket: WebSocket, principal: Principal, scope: ObserverScope,
-                 stop: asyncio.Event) -> None:  # fmt: skip
+    def __init__(
+        self, websocket: WebSocket, principal: Principal, scope: ObserverScope, stop: asyncio.Event
+    ) -> None:
         self.websocket = websocket
         self.principal = principal
         self.scope = scope
@@ -251,8 +252,14 @@ async def observe_events(websocket: WebSocket) -> None:
 
     watcher = asyncio.create_task(watch_client())
     try:
-        await tail_events(deps.bus, sink.send, scope.types or None, stop, on_ready=ready,
-                          max_backlog=deps.settings.observer_max_backlog)  # fmt: skip
+        await tail_events(
+            deps.bus,
+            sink.send,
+            scope.types or None,
+            stop,
+            on_ready=ready,
+            max_backlog=deps.settings.observer_max_backlog,
+        )
     except (WebSocketDisconnect, RuntimeError):
         pass
     except TooSlow as slow:  # it reads slower than the bus writes: it reconnects

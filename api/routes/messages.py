@@ -176,9 +176,12 @@ async def read_messages(
                 if agent_id == me:
                     continue
                 receipts[agent_id] = (
-                    "read" if read >= message.seq else
-                    "delivered" if delivered >= message.seq else "sent"
-                )  # fmt: skip
+                    "read"
+                    if read >= message.seq
+                    else "delivered"
+                    if delivered >= message.seq
+                    else "sent"
+                )
         items.append(
             MessagePublic(
                 message_id=message.message_id,

@@ -138,14 +138,22 @@ async def create_task(
     await _catalogued(database, body.skills_required, settings)
     task_id = f"t-{uuid.uuid4().hex[:16]}"
     task = Task(
-        task_id=task_id, poster=principal.agent_id or "", title=body.title,
-        description=body.description, skills_required=body.skills_required,
-        reward=body.reward, deadline=deadline, bidding_closes_at=closes, created_at=now,
-    )  # fmt: skip
+        task_id=task_id,
+        poster=principal.agent_id or "",
+        title=body.title,
+        description=body.description,
+        skills_required=body.skills_required,
+        reward=body.reward,
+        deadline=deadline,
+        bidding_closes_at=closes,
+        created_at=now,
+    )
     state = TaskState(
-        task=task, task_queue=settings.task_queue, llm_task_queue=settings.llm_task_queue,
+        task=task,
+        task_queue=settings.task_queue,
+        llm_task_queue=settings.llm_task_queue,
         review_window_seconds=settings.review_window_seconds,
-    )  # fmt: skip
+    )
     start = WithStartWorkflowOperation(
         TaskWorkflow.run,
         TaskStart(state=state, correlation_id=cid),
@@ -233,11 +241,16 @@ async def read_candidates(
         availability /= 1 + 0.1 * len(manifest.current_activities)
         reputation = reputations.get(agent_id, 3.0)
         score = 0.5 * match + 0.3 * reputation / 5 + 0.2 * availability
-        ranked.append(Candidate(
-            agent_id=agent_id, name=manifest.public_profile.name, score=round(score, 4),
-            skill_match=round(match, 4), reputation=reputation,
-            availability=round(availability, 4),
-        ))  # fmt: skip
+        ranked.append(
+            Candidate(
+                agent_id=agent_id,
+                name=manifest.public_profile.name,
+                score=round(score, 4),
+                skill_match=round(match, 4),
+                reputation=reputation,
+                availability=round(availability, 4),
+            )
+        )
     return sorted(ranked, key=lambda c: (-c.score, c.agent_id))
 
 
@@ -255,10 +268,13 @@ async def create_bid(
     held = await SkillRepository(database).of_agent(principal.agent_id or "")
     reputation = await ReviewRepository(database).reputation(principal.agent_id or "")
     command = TaskCommand(
-        actor=_actor(principal), price=body.price, note=body.note,
+        actor=_actor(principal),
+        price=body.price,
+        note=body.note,
         qualified=satisfies(held, task.skills_required, skills),
-        reputation=reputation.score if reputation else 3.0, correlation_id=cid,
-    )  # fmt: skip
+        reputation=reputation.score if reputation else 3.0,
+        correlation_id=cid,
+    )
     return await _update(temporal, task, TaskWorkflow.place_bid, command, principal)
 
 
@@ -306,9 +322,12 @@ async def assign_task(
 
 @router.post("/{task_id}/submit", response_model=Task)
 async def submit_task(
-    body: SubmitRequest, principal: AgentPrincipal, task: ExistingTask, temporal: TemporalDep,
+    body: SubmitRequest,
+    principal: AgentPrincipal,
+    task: ExistingTask,
+    temporal: TemporalDep,
     cid: CorrelationId,
-) -> Task:  # fmt: skip
+) -> Task:
     command = TaskCommand(actor=_actor(principal), result=body.result, correlation_id=cid)
     return await _update(temporal, task, TaskWorkflow.submit, command, principal)
 
@@ -324,9 +343,12 @@ async def accept_task(
 
 @router.post("/{task_id}/reject", response_model=Task)
 async def reject_task(
-    body: RejectRequest, principal: CurrentPrincipal, task: ExistingTask, temporal: TemporalDep,
+    body: RejectRequest,
+    principal: CurrentPrincipal,
+    task: ExistingTask,
+    temporal: TemporalDep,
     cid: CorrelationId,
-) -> Task:  # fmt: skip
+) -> Task:
     """The poster rejects with a reason: one resubmission, then the escrow returns."""
     command = TaskCommand(actor=_actor(principal), reason=body.reason, correlation_id=cid)
     return await _update(temporal, task, TaskWorkflow.reject, command, principal)
@@ -334,9 +356,12 @@ async def reject_task(
 
 @router.post("/{task_id}/reviews", status_code=status.HTTP_201_CREATED, response_model=Task)
 async def review_task(
-    body: ReviewCreate, principal: AgentPrincipal, task: ExistingTask, temporal: TemporalDep,
+    body: ReviewCreate,
+    principal: AgentPrincipal,
+    task: ExistingTask,
+    temporal: TemporalDep,
     cid: CorrelationId,
-) -> Task:  # fmt: skip
+) -> Task:
     """After settlement, the poster and the assignee each review the other once."""
     if principal.agent_id not in (task.poster, task.assignee):
         raise HTTPException(status.HTTP_403_FORBIDDEN, "only the poster and the assignee review")

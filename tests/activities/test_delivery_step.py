@@ -39,10 +39,12 @@ class AwayStore:
 async def test_a_notice_step_with_the_store_away_tells_at_once_and_raises_later():
     store, told = AwayStore(), Told()
     step = DeliveryActivities(events=None, store=store, actions=told)  # type: ignore[arg-type]
-    grant = DialogueNotice(chat_id="g-1", chat_type="group", last_seq=7, floor="granted",
-                           at=datetime.now(UTC))  # fmt: skip
-    data = DeliverBatchInput(notices={"bob": grant}, last_seq_with_notices=True, last_seq=7,
-                             store_timeout_seconds=30)  # fmt: skip
+    grant = DialogueNotice(
+        chat_id="g-1", chat_type="group", last_seq=7, floor="granted", at=datetime.now(UTC)
+    )
+    data = DeliverBatchInput(
+        notices={"bob": grant}, last_seq_with_notices=True, last_seq=7, store_timeout_seconds=30
+    )
     # the whole store bound is 30 s: the step answers well inside it
     result = await asyncio.wait_for(step.deliver_batch(data), 10 * RAISE_ALONE_SECONDS + 5)
     assert told.notices and told.notices[0]["bob"].floor == "granted"  # the grant went out

@@ -24,7 +24,7 @@ def batch(chat_id: str, n: int) -> list[Message]:
             message_type="text",
             content=f"bob, question {i}?",
             is_private=False,
-        )  # fmt: skip
+        )
         for i in range(1, n + 1)
     ]
 
@@ -52,8 +52,9 @@ async def test_a_failing_analysis_never_holds_a_message_back(database: Database)
 
 
 async def test_a_slow_analysis_is_cut_off_by_its_time_limit(database: Database):
-    data = StoreMessagesInput(messages=batch("c2", 2), members=["ann", "bob"],
-                              analysis_timeout_seconds=0.2)  # fmt: skip
+    data = StoreMessagesInput(
+        messages=batch("c2", 2), members=["ann", "bob"], analysis_timeout_seconds=0.2
+    )
     activities = StoreActivities(database, Analyser(delay=5))
     result = await ActivityEnvironment().run(activities.store_messages, data)
     assert result.stored == 2 and result.contexts == {}

@@ -105,9 +105,14 @@ async def test_a_remote_a2a_agent_takes_its_turns_with_two_hosted_agents(api, ad
         ]
         ext = await introduce(api, admin, "Ext")
         room = await group(
-            api, ext, hosts[0], remote, hosts[1],
-            speaker_policy="round_robin", floor={"max_messages_per_turn": 1},
-        )  # fmt: skip
+            api,
+            ext,
+            hosts[0],
+            remote,
+            hosts[1],
+            speaker_policy="round_robin",
+            floor={"max_messages_per_turn": 1},
+        )
         cid = room["chat_id"]
         await api.post(f"/v1/chats/{cid}/floor", json={}, headers=ext.headers)
         await api.post(
@@ -132,9 +137,10 @@ async def test_a_remote_a2a_agent_takes_its_turns_with_two_hosted_agents(api, ad
 
         # a direct message to it is answered by it
         chat = await api.post(
-            "/v1/chats", json={"type": "direct", "participants": [remote.agent_id]},
+            "/v1/chats",
+            json={"type": "direct", "participants": [remote.agent_id]},
             headers=ext.headers,
-        )  # fmt: skip
+        )
         dm = chat.json()["chat_id"]
         await api.post(f"/v1/chats/{dm}/messages", json={"content": "hi"}, headers=ext.headers)
         answered = await eventually(
@@ -154,8 +160,9 @@ async def test_a_failing_remote_yields_its_turn_and_a_bad_card_refuses_the_intro
         room = await group(api, ext, broken, other, speaker_policy="fifo")
         cid = room["chat_id"]
         await api.post(f"/v1/chats/{cid}/floor", json={}, headers=ext.headers)
-        await api.post(f"/v1/chats/{cid}/messages", json={"content": "you first, @Broken"},
-                       headers=ext.headers)  # fmt: skip
+        await api.post(
+            f"/v1/chats/{cid}/messages", json={"content": "you first, @Broken"}, headers=ext.headers
+        )
         await eventually(
             lambda: api.get(f"/v1/chats/{cid}/floor", headers=ext.headers),
             lambda r: broken.agent_id in [q["agent_id"] for q in r.json()["queue"]],

@@ -56,14 +56,18 @@ def machine(http: httpx.Client, agents: list[Agent]):
         def url(self, tail: str = "") -> str:
             return f"/v1/chats/{self.chat}{tail}"
 
-        @rule(actor=st.integers(0, N_AGENTS - 1), other=st.integers(0, N_AGENTS - 1),
-              role=st.sampled_from(ROLES))  # fmt: skip
+        @rule(
+            actor=st.integers(0, N_AGENTS - 1),
+            other=st.integers(0, N_AGENTS - 1),
+            role=st.sampled_from(ROLES),
+        )
         def invite(self, actor: int, other: int, role: str) -> None:
             a, t = agents[actor], agents[other]
             response = http.post(
-                self.url("/members"), json={"agent_id": t.agent_id, "role": role},
+                self.url("/members"),
+                json={"agent_id": t.agent_id, "role": role},
                 headers=a.headers,
-            )  # fmt: skip
+            )
             mine = self.roles.get(a.agent_id)
             if mine is None:
                 expected = 404
@@ -90,8 +94,11 @@ def machine(http: httpx.Client, agents: list[Agent]):
             if expected == 200:
                 del self.roles[t.agent_id]
 
-        @rule(actor=st.integers(0, N_AGENTS - 1), other=st.integers(0, N_AGENTS - 1),
-              role=st.sampled_from(ROLES))  # fmt: skip
+        @rule(
+            actor=st.integers(0, N_AGENTS - 1),
+            other=st.integers(0, N_AGENTS - 1),
+            role=st.sampled_from(ROLES),
+        )
         def set_role(self, actor: int, other: int, role: str) -> None:
             a, t = agents[actor], agents[other]
             response = http.patch(

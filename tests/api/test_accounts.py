@@ -34,8 +34,9 @@ async def test_transfers_move_tokens_and_bad_ones_move_nothing(api, admin, datab
     b = await introduce(api, admin, "Payee")
     await api.post(f"/v1/accounts/{a.agent_id}/mint", json={"amount": 100}, headers=admin)
     url = f"/v1/accounts/{a.agent_id}/transfers"
-    paid = await api.post(url, json={"recipient": b.agent_id, "amount": 30, "memo": "a poem"},
-                          headers=a.headers)  # fmt: skip
+    paid = await api.post(
+        url, json={"recipient": b.agent_id, "amount": 30, "memo": "a poem"}, headers=a.headers
+    )
     assert paid.status_code == 201, paid.text
     assert paid.json()["balance"] == 70
 
@@ -62,16 +63,21 @@ async def test_concurrent_transfers_never_spend_the_same_tokens_twice(api, admin
     b = await introduce(api, admin, "Sink")
     await api.post(f"/v1/accounts/{a.agent_id}/mint", json={"amount": 100}, headers=admin)
     url = f"/v1/accounts/{a.agent_id}/transfers"
-    results = await asyncio.gather(*[
-        api.post(url, json={"recipient": b.agent_id, "amount": 30}, headers=a.headers)
-        for _ in range(8)
-    ])  # fmt: skip
+    results = await asyncio.gather(
+        *[
+            api.post(url, json={"recipient": b.agent_id, "amount": 30}, headers=a.headers)
+            for _ in range(8)
+        ]
+    )
     codes = sorted(r.status_code for r in results)
     assert codes == [201] * 3 + [409] * 5
     assert await balance(api, a) == 10 and await balance(api, b) == 90
     # a retried transfer (same key) is paid once
     for _ in range(2):
-        again = await api.post(url, json={"recipient": b.agent_id, "amount": 5},
-                               headers=a.headers | {"Idempotency-Key": "once"})  # fmt: skip
+        again = await api.post(
+            url,
+            json={"recipient": b.agent_id, "amount": 5},
+            headers=a.headers | {"Idempotency-Key": "once"},
+        )
         assert again.status_code == 201
     assert await balance(api, a) == 5

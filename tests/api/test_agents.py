@@ -38,8 +38,12 @@ async def test_introduction_answers_with_a_token_and_the_stored_manifest(api, ad
     manifest = created["manifest"]
     assert manifest["status"] == "active"
     assert manifest["public_profile"] == {
-        "name": "Ada", "bio": "counts things", "avatar_url": None, "homepage": None, "tags": []
-    }  # fmt: skip
+        "name": "Ada",
+        "bio": "counts things",
+        "avatar_url": None,
+        "homepage": None,
+        "tags": [],
+    }
     assert manifest["room_participation"] == []
     assert manifest["online_status"] is False
 
@@ -180,8 +184,14 @@ async def test_discovery_filters_by_status_resource_and_name_with_cursor_pages(a
             name=f"Statistician {i}",
             available_resources=[{"name": "statistics"}],
         )
-    await introduce(api, admin, agent_id=f"poet-{uid}", name="Poet", status="idle",
-                    available_resources=[{"name": "poetry"}])  # fmt: skip
+    await introduce(
+        api,
+        admin,
+        agent_id=f"poet-{uid}",
+        name="Poet",
+        status="idle",
+        available_resources=[{"name": "poetry"}],
+    )
 
     seen, cursor = [], None
     while True:
@@ -207,9 +217,13 @@ async def test_discovery_filters_by_status_resource_and_name_with_cursor_pages(a
 
 async def test_agent_card_carries_skills_and_live_presence(api, admin, uid):
     created = await introduce(
-        api, admin, agent_id=f"carded-{uid}", name="Carded", bio="a card",
+        api,
+        admin,
+        agent_id=f"carded-{uid}",
+        name="Carded",
+        bio="a card",
         available_resources=[{"kind": "skill", "name": "translation", "description": "fr-en"}],
-    )  # fmt: skip
+    )
     await api.post(f"/v1/agents/carded-{uid}/heartbeat", headers=bearer(created["token"]))
     card = await eventually(
         lambda: api.get(f"/v1/agents/carded-{uid}/card"),
@@ -218,9 +232,13 @@ async def test_agent_card_carries_skills_and_live_presence(api, admin, uid):
     body = card.json()
     assert body["name"] == "Carded" and body["description"] == "a card"
     assert body["skills"] == [
-        {"id": "skill:translation", "name": "translation", "description": "fr-en",
-         "tags": ["skill"]}
-    ]  # fmt: skip
+        {
+            "id": "skill:translation",
+            "name": "translation",
+            "description": "fr-en",
+            "tags": ["skill"],
+        }
+    ]
     assert body["extensions"]["agora/presence"]["status"] == "active"
 
 
@@ -238,8 +256,9 @@ async def test_retirement_revokes_the_token_and_keeps_the_manifest_readable(api,
     assert read.status_code == 200 and read.json()["status"] == "retired"
     again = await api.delete(f"/v1/agents/old-{uid}", headers=admin)
     assert again.status_code == 409
-    assert (await api.post("/v1/agents", json={"agent_id": f"old-{uid}", "name": "New"},
-                           headers=admin)).status_code == 409  # fmt: skip
+    assert (
+        await api.post("/v1/agents", json={"agent_id": f"old-{uid}", "name": "New"}, headers=admin)
+    ).status_code == 409
 
 
 async def test_operators_introduce_change_and_retire_only_their_own_agents(api, admin, uid):
@@ -248,27 +267,35 @@ async def test_operators_introduce_change_and_retire_only_their_own_agents(api, 
     )
     assert made.status_code == 201
     op = bearer(made.json()["token"])
-    dup = await api.post("/v1/operators", json={"operator_id": f"op-{uid}", "name": "X"},
-                         headers=admin)  # fmt: skip
+    dup = await api.post(
+        "/v1/operators", json={"operator_id": f"op-{uid}", "name": "X"}, headers=admin
+    )
     assert dup.status_code == 409
-    assert (await api.post("/v1/operators", json={"operator_id": f"o2-{uid}", "name": "X"},
-                           headers=op)).status_code == 403  # fmt: skip
+    assert (
+        await api.post("/v1/operators", json={"operator_id": f"o2-{uid}", "name": "X"}, headers=op)
+    ).status_code == 403
 
     mine = await api.post("/v1/agents", json={"agent_id": f"run-{uid}", "name": "Run"}, headers=op)
     assert mine.status_code == 201
     assert mine.json()["manifest"]["operator_id"] == f"op-{uid}"
     agent = bearer(mine.json()["token"])
-    assert (await api.post("/v1/operators", json={"operator_id": f"o3-{uid}", "name": "X"},
-                           headers=agent)).status_code == 403  # fmt: skip
+    assert (
+        await api.post(
+            "/v1/operators", json={"operator_id": f"o3-{uid}", "name": "X"}, headers=agent
+        )
+    ).status_code == 403
     theirs = await introduce(api, admin, agent_id=f"adm-{uid}", name="Theirs")
 
-    assert (await api.patch(f"/v1/agents/run-{uid}", json={"status": "busy"},
-                            headers=op)).status_code == 200  # fmt: skip
-    assert (await api.patch(f"/v1/agents/adm-{uid}", json={"status": "busy"},
-                            headers=op)).status_code == 403  # fmt: skip
+    assert (
+        await api.patch(f"/v1/agents/run-{uid}", json={"status": "busy"}, headers=op)
+    ).status_code == 200
+    assert (
+        await api.patch(f"/v1/agents/adm-{uid}", json={"status": "busy"}, headers=op)
+    ).status_code == 403
     assert (await api.delete(f"/v1/agents/adm-{uid}", headers=op)).status_code == 403
-    assert (await api.patch(f"/v1/agents/nobody-{uid}", json={"status": "busy"},
-                            headers=op)).status_code == 404  # fmt: skip
+    assert (
+        await api.patch(f"/v1/agents/nobody-{uid}", json={"status": "busy"}, headers=op)
+    ).status_code == 404
     assert (await api.get(f"/v1/agents/adm-{uid}", headers=op)).status_code == 200
     assert (await api.delete(f"/v1/agents/run-{uid}", headers=op)).status_code == 200
     assert (await api.get("/v1/agents", headers=agent)).status_code == 401
@@ -285,10 +312,14 @@ async def test_profile_urls_are_stored_and_read_back(api, admin):
     me = agent.json()
     changed = await api.patch(
         f"/v1/agents/{me['agent_id']}",
-        json={"public_profile": {"avatar_url": "https://example.org/a.png",
-                                 "homepage": "https://example.org/"}},
+        json={
+            "public_profile": {
+                "avatar_url": "https://example.org/a.png",
+                "homepage": "https://example.org/",
+            }
+        },
         headers=bearer(me["token"]),
-    )  # fmt: skip
+    )
     assert changed.status_code == 200, changed.text
     read = (await api.get(f"/v1/agents/{me['agent_id']}", headers=bearer(me["token"]))).json()
     assert read["public_profile"]["avatar_url"] == "https://example.org/a.png"

@@ -23,8 +23,9 @@ async def attention(api, agent):
 
 
 async def direct(api, a, b) -> str:
-    r = await api.post("/v1/chats", json={"type": "direct", "participants": [b.agent_id]},
-                       headers=a.headers)  # fmt: skip
+    r = await api.post(
+        "/v1/chats", json={"type": "direct", "participants": [b.agent_id]}, headers=a.headers
+    )
     return r.json()["chat_id"]
 
 
@@ -70,10 +71,12 @@ async def test_chats_feed_attention_and_the_focus_follows_the_scores(api, admin,
 
     tuned = await api.patch(
         f"/v1/agents/{me.agent_id}/attention",
-        json={"weights": {"mentioned": 0, "unread": 10},
-              "dialogues": {busy["chat_id"]: {"importance": 1.0}}},
+        json={
+            "weights": {"mentioned": 0, "unread": 10},
+            "dialogues": {busy["chat_id"]: {"importance": 1.0}},
+        },
         headers=me.headers,
-    )  # fmt: skip
+    )
     assert tuned.status_code == 200 and tuned.json()["current_focus"] == busy["chat_id"]
     stored = await eventually(
         lambda: database.db["agent_attention_states"].find_one({"_id": me.agent_id}),
@@ -210,8 +213,11 @@ async def test_a_hosted_agent_speaks_only_when_it_holds_the_floor(api, admin, da
     await api.post(f"/v1/chats/{cid}/floor", json={}, headers=ext.headers)  # ext goes first
     granted = await json_of(api.get(f"/v1/chats/{cid}/floor", headers=ext.headers))
     assert granted["current_speaker"] == ext.agent_id
-    answer = await api.post(f"/v1/chats/{cid}/messages", headers=ext.headers,
-                            json={"content": "Thank you. And then?", "yield": True})  # fmt: skip
+    answer = await api.post(
+        f"/v1/chats/{cid}/messages",
+        headers=ext.headers,
+        json={"content": "Thank you. And then?", "yield": True},
+    )
     assert answer.status_code == 201 and answer.json()["floor_yielded"] is True
     page = await eventually(
         lambda: json_of(api.get(f"/v1/chats/{cid}/messages", headers=ext.headers)),
@@ -245,8 +251,10 @@ async def test_hosted_agents_take_turns_by_themselves_in_strict_rotation(api, ad
     turns = await json_of(api.get(f"/v1/chats/{cid}/floor", headers=ext.headers))
     hosted = [t for t in turns["recent_turns"] if t["agent_id"] in order]
     assert hosted and all(t["model_seconds"] is not None for t in hosted)
-    assert all(t["overhead_seconds"] == pytest.approx(t["seconds"] - t["model_seconds"], abs=1e-3)
-               for t in hosted)  # fmt: skip
+    assert all(
+        t["overhead_seconds"] == pytest.approx(t["seconds"] - t["model_seconds"], abs=1e-3)
+        for t in hosted
+    )
     assert turns["turn_summary"]["overhead_seconds_p50"] is not None
     closed = await api.delete(f"/v1/chats/{cid}", headers=ext.headers)  # or they talk on
     assert closed.status_code == 200
@@ -318,8 +326,9 @@ async def test_a_hosted_agent_stops_at_its_budget(api, admin, database):
     await post(api, chat, a, "one")
     await eventually(
         lambda: database.db["messages"].count_documents({"chat_id": chat, "from": host.agent_id}),
-        lambda n: n == 1, timeout=30,
-    )  # fmt: skip
+        lambda n: n == 1,
+        timeout=30,
+    )
     await post(api, chat, a, "two")
     await eventually(
         lambda: attention(api, host),

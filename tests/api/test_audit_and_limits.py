@@ -77,14 +77,19 @@ async def test_the_audit_log_is_for_admins_pages_newest_first_and_checks_its_fil
         await api.patch(f"/v1/agents/{me.agent_id}", json={"status": "busy"}, headers=me.headers)
     mine = {"actor": f"agent:{me.agent_id}", "action": "PATCH /v1/agents/{agent_id}", "limit": 3}
     first = (await api.get("/v1/audit", params=mine, headers=admin)).json()
-    rest = (await api.get("/v1/audit", params=mine | {"before": first["next_before"]},
-                          headers=admin)).json()  # fmt: skip
+    rest = (
+        await api.get("/v1/audit", params=mine | {"before": first["next_before"]}, headers=admin)
+    ).json()
     ids = [r["audit_id"] for r in first["items"] + rest["items"]]
     assert len(ids) == 4 and ids == sorted(ids, reverse=True) and rest["next_before"] is None
     # the refused audit read is itself audited
     assert len(await _audit(api, admin, actor=f"agent:{me.agent_id}", outcome="denied")) == 1
-    for bad in ({"outcome": "maybe"}, {"limit": 0}, {"before": "x"},
-                {"since": "2026-01-02T00:00:00Z", "until": "2026-01-01T00:00:00Z"}):  # fmt: skip
+    for bad in (
+        {"outcome": "maybe"},
+        {"limit": 0},
+        {"before": "x"},
+        {"since": "2026-01-02T00:00:00Z", "until": "2026-01-01T00:00:00Z"},
+    ):
         response = await api.get("/v1/audit", params=bad, headers=admin)
         assert response.status_code == 422, (bad, response.text)
 
@@ -96,9 +101,14 @@ async def test_a_retried_audit_write_is_recorded_once_and_keeps_the_first(databa
     from persistence.audit import AuditRepository
 
     log = AuditRepository(database)
-    record = AuditRecord(audit_id=f"a-{uuid.uuid4().hex}", at=datetime.now(UTC),
-                         actor="admin", action="POST /v1/agents", outcome="allowed",
-                         status=201)  # fmt: skip
+    record = AuditRecord(
+        audit_id=f"a-{uuid.uuid4().hex}",
+        at=datetime.now(UTC),
+        actor="admin",
+        action="POST /v1/agents",
+        outcome="allowed",
+        status=201,
+    )
     await log.add(record)
     await log.add(record.model_copy(update={"status": 500, "outcome": "failed"}))
     items, _ = await log.page(actor="admin")
@@ -209,8 +219,9 @@ async def test_private_content_is_ciphertext_in_mongodb_and_plaintext_to_members
     b = await introduce(api, admin, "Reader")
     chat = await _direct(api, a, b)
     secret = f"the vault code is {uuid.uuid4().hex}"
-    assert (await api.post(f"/v1/chats/{chat}/messages", json={"content": secret},
-                           headers=a.headers)).status_code == 201  # fmt: skip
+    assert (
+        await api.post(f"/v1/chats/{chat}/messages", json={"content": secret}, headers=a.headers)
+    ).status_code == 201
     doc = await eventually(
         lambda: database.db["messages"].find_one({"chat_id": chat}), lambda d: d is not None
     )
@@ -228,9 +239,15 @@ async def test_rotated_keys_keep_old_messages_readable(settings, database):
 
     def message(seq: int, text: str) -> Message:
         return Message(
-            message_id=message_id_for("rot", seq), chat_id="rot", seq=seq, **{"from": "ann"},
-            timestamp="2026-11-24T00:00:00Z", message_type="text", content=text, is_private=True,
-        )  # fmt: skip
+            message_id=message_id_for("rot", seq),
+            chat_id="rot",
+            seq=seq,
+            **{"from": "ann"},
+            timestamp="2026-11-24T00:00:00Z",
+            message_type="text",
+            content=text,
+            is_private=True,
+        )
 
     settings.message_keys = {"k1": SecretStr(k1)}
     old = await open_database(settings, create_indexes=False)

@@ -19,12 +19,18 @@ async def test_hosted_turns_are_paid_from_the_chat_s_account_until_the_round_wou
     hosts = [
         await introduce(api, admin, f"Paid{i}", brain={"turns_per_hour": 1000}) for i in (1, 2)
     ]
-    minted = await api.post(f"/v1/accounts/{owner.agent_id}/mint", json={"amount": 1000},
-                            headers=admin)  # fmt: skip
+    minted = await api.post(
+        f"/v1/accounts/{owner.agent_id}/mint", json={"amount": 1000}, headers=admin
+    )
     assert minted.status_code == 201
     # a tenth of a ledger token a model token: the offline model's turns cost a few each
-    room = await group(api, owner, *hosts, speaker_policy="round_robin",
-                       floor={"max_messages_per_turn": 1, "price_per_1k_tokens": 100})  # fmt: skip
+    room = await group(
+        api,
+        owner,
+        *hosts,
+        speaker_policy="round_robin",
+        floor={"max_messages_per_turn": 1, "price_per_1k_tokens": 100},
+    )
     cid = room["chat_id"]
     deposits, withdrawals = (f"/v1/chats/{cid}/account/{w}" for w in ("deposits", "withdrawals"))
 
@@ -49,20 +55,25 @@ async def test_hosted_turns_are_paid_from_the_chat_s_account_until_the_round_wou
 
     # a deposit retried with its key moves once
     for _ in range(2):
-        funded = await api.post(deposits, json={"amount": 120},
-                                headers=owner.headers | {"Idempotency-Key": "first"})  # fmt: skip
+        funded = await api.post(
+            deposits, json={"amount": 120}, headers=owner.headers | {"Idempotency-Key": "first"}
+        )
         assert funded.status_code == 201, funded.text
     assert funded.json()["balance"] == 120 and await balance(api, owner) == 880
-    reused = await api.post(deposits, json={"amount": 50},
-                            headers=owner.headers | {"Idempotency-Key": "first"})  # fmt: skip
+    reused = await api.post(
+        deposits, json={"amount": 50}, headers=owner.headers | {"Idempotency-Key": "first"}
+    )
     assert reused.status_code == 422, reused.text
     assert reused.json()["detail"][0]["loc"] == ["header", "Idempotency-Key"]
     assert await balance(api, owner) == 880
 
     async with Stream(server, owner) as stream:
         await api.post(f"/v1/chats/{cid}/floor", headers=owner.headers)
-        go = await api.post(f"/v1/chats/{cid}/messages", json={"content": "go", "yield": True},
-                            headers=owner.headers)  # fmt: skip
+        go = await api.post(
+            f"/v1/chats/{cid}/messages",
+            json={"content": "go", "yield": True},
+            headers=owner.headers,
+        )
         assert go.status_code == 201, go.text
         seen = await stream.until(
             lambda e: e["type"] == "chat.round_ended" and e["payload"]["reason"] == "budget",
@@ -92,12 +103,14 @@ async def test_hosted_turns_are_paid_from_the_chat_s_account_until_the_round_wou
     back = await api.post(withdrawals, json={"amount": left + 1}, headers=owner.headers)
     assert back.status_code == 409 and f"holds {left}" in back.json()["detail"]
     for _ in range(2 if left else 0):  # retried with its key: it moves once
-        back = await api.post(withdrawals, json={"amount": left},
-                              headers=owner.headers | {"Idempotency-Key": "rest"})  # fmt: skip
+        back = await api.post(
+            withdrawals, json={"amount": left}, headers=owner.headers | {"Idempotency-Key": "rest"}
+        )
         assert back.status_code == 201 and back.json()["balance"] == 0, back.text
     if left:
-        reused = await api.post(withdrawals, json={"amount": 1},
-                                headers=owner.headers | {"Idempotency-Key": "rest"})  # fmt: skip
+        reused = await api.post(
+            withdrawals, json={"amount": 1}, headers=owner.headers | {"Idempotency-Key": "rest"}
+        )
         assert reused.status_code == 422, reused.text
     assert await balance(api, owner) == 880 + left
     assert (await account())["balance"] == 0
@@ -118,8 +131,10 @@ async def test_only_a_floor_chat_that_is_open_has_an_account_to_fund(api, admin)
     closed = await api.post(url, json={"amount": 5}, headers=owner.headers)
     assert closed.status_code == 409 and "closed" in closed.json()["detail"]
     assert await balance(api, owner) == 10
-    hidden = await api.get(f"/v1/chats/{plain['chat_id']}/account",
-                           headers=(await introduce(api, admin, "Stranger")).headers)  # fmt: skip
+    hidden = await api.get(
+        f"/v1/chats/{plain['chat_id']}/account",
+        headers=(await introduce(api, admin, "Stranger")).headers,
+    )
     assert hidden.status_code == 404  # a chat the caller may not see is not there
 
 
@@ -136,18 +151,24 @@ async def test_a_worker_killed_mid_paid_round_pays_each_turn_once(
             await introduce(api, admin, f"Killed{i}", brain={"turns_per_hour": 1000})
             for i in range(3)
         ]
-        await api.post(f"/v1/accounts/{owner.agent_id}/mint", json={"amount": 500},
-                       headers=admin)  # fmt: skip
-        floor_settings = {"max_messages_per_turn": 1, "price_per_1k_tokens": 100,
-                          "round_robin_grace_seconds": 20}  # fmt: skip
+        await api.post(f"/v1/accounts/{owner.agent_id}/mint", json={"amount": 500}, headers=admin)
+        floor_settings = {
+            "max_messages_per_turn": 1,
+            "price_per_1k_tokens": 100,
+            "round_robin_grace_seconds": 20,
+        }
         room = await group(api, owner, *hosts, speaker_policy="round_robin", floor=floor_settings)
         cid = room["chat_id"]
-        funded = await api.post(f"/v1/chats/{cid}/account/deposits", json={"amount": 200},
-                                headers=owner.headers)  # fmt: skip
+        funded = await api.post(
+            f"/v1/chats/{cid}/account/deposits", json={"amount": 200}, headers=owner.headers
+        )
         assert funded.status_code == 201, funded.text
         await api.post(f"/v1/chats/{cid}/floor", headers=owner.headers)
-        await api.post(f"/v1/chats/{cid}/messages", json={"content": "go", "yield": True},
-                       headers=owner.headers)  # fmt: skip
+        await api.post(
+            f"/v1/chats/{cid}/messages",
+            json={"content": "go", "yield": True},
+            headers=owner.headers,
+        )
 
         async def page():
             return await json_of(api.get(f"/v1/chats/{cid}/messages", headers=owner.headers))

@@ -144,8 +144,9 @@ async def test_a_public_chat_is_joined_by_anyone_as_member_or_guest(api, admin):
         base + "/members", json={"agent_id": walker.agent_id}, headers=walker.headers
     )
     assert joined.status_code == 201
-    assert (await api.post(base + "/messages", json={"content": "hi all"},
-                           headers=walker.headers)).status_code == 201  # fmt: skip
+    assert (
+        await api.post(base + "/messages", json={"content": "hi all"}, headers=walker.headers)
+    ).status_code == 201
 
 
 async def test_messages_get_increasing_seqs_and_page_in_order(api, admin):
@@ -243,8 +244,9 @@ async def test_concurrent_posters_get_one_total_order_without_gaps(api, admin):
         seqs = []
         for i in range(25):
             while True:
-                r = await api.post(base, json={"content": f"{agent.agent_id} {i}"},
-                                   headers=agent.headers)  # fmt: skip
+                r = await api.post(
+                    base, json={"content": f"{agent.agent_id} {i}"}, headers=agent.headers
+                )
                 if r.status_code != 429:
                     break
                 await asyncio.sleep(float(r.headers.get("retry-after", "1")) / 10)

@@ -32,29 +32,51 @@ async def test_one_correlation_id_greps_from_the_api_to_the_worker_to_the_event(
         async def on_event(event: EventEnvelope) -> None:
             received.append(event)
 
-        cancel = await consume(bus.connection, bus.topology.inbox_queue(b.agent_id), on_event,
-                               dead_letter_exchange=bus.topology.dead_letters)  # fmt: skip
-        chat = (await api.post("/v1/chats", json={"type": "direct", "participants": [b.agent_id]},
-                               headers=a.headers)).json()  # fmt: skip
+        cancel = await consume(
+            bus.connection,
+            bus.topology.inbox_queue(b.agent_id),
+            on_event,
+            dead_letter_exchange=bus.topology.dead_letters,
+        )
+        chat = (
+            await api.post(
+                "/v1/chats",
+                json={"type": "direct", "participants": [b.agent_id]},
+                headers=a.headers,
+            )
+        ).json()
         cid = f"trace-{uuid.uuid4().hex[:10]}"
-        posted = await api.post(f"/v1/chats/{chat['chat_id']}/messages", json={"content": "hi"},
-                                headers=a.headers | {"X-Correlation-ID": cid})  # fmt: skip
+        posted = await api.post(
+            f"/v1/chats/{chat['chat_id']}/messages",
+            json={"content": "hi"},
+            headers=a.headers | {"X-Correlation-ID": cid},
+        )
         assert posted.headers["x-correlation-id"] == cid
         await eventually(lambda: value([e for e in received if e.type == "message.sent"]), bool)
-        await eventually(lambda: value(worker_log.read_text() if worker_log.exists() else ""),
-                         lambda text: cid in text, timeout=20)  # fmt: skip
+        await eventually(
+            lambda: value(worker_log.read_text() if worker_log.exists() else ""),
+            lambda text: cid in text,
+            timeout=20,
+        )
         await cancel()
 
     event = next(e for e in received if e.type == "message.sent")
     assert event.correlation_id == cid
-    api_lines = [json.loads(JsonFormatter().format(r)) for r in caplog.records
-                 if r.name == "agora.api"]  # fmt: skip
-    assert any(line.get("correlation_id") == cid and "/messages" in line["msg"]
-               for line in api_lines)  # fmt: skip
-    worker_lines = [json.loads(line) for line in worker_log.read_text().splitlines()
-                    if line.startswith("{") and cid in line]  # fmt: skip
-    assert any(line["msg"] == "event published" and line["event_type"] == "message.sent"
-               for line in worker_lines)  # fmt: skip
+    api_lines = [
+        json.loads(JsonFormatter().format(r)) for r in caplog.records if r.name == "agora.api"
+    ]
+    assert any(
+        line.get("correlation_id") == cid and "/messages" in line["msg"] for line in api_lines
+    )
+    worker_lines = [
+        json.loads(line)
+        for line in worker_log.read_text().splitlines()
+        if line.startswith("{") and cid in line
+    ]
+    assert any(
+        line["msg"] == "event published" and line["event_type"] == "message.sent"
+        for line in worker_lines
+    )
 
 
 async def test_a_post_with_no_answer_in_time_gets_504_naming_a_safe_retry(
@@ -71,8 +93,11 @@ async def test_a_post_with_no_answer_in_time_gets_504_naming_a_safe_retry(
     async with app_client(settings.model_copy(update={"request_timeout_seconds": 1.0})) as api:
         cid = f"late-{uuid.uuid4().hex[:10]}"
         key = {"Idempotency-Key": uuid.uuid4().hex, "X-Correlation-ID": cid}
-        posted = await api.post(f"/v1/chats/{chat['chat_id']}/messages", json={"content": "hi?"},
-                                headers=a.headers | key)  # fmt: skip
+        posted = await api.post(
+            f"/v1/chats/{chat['chat_id']}/messages",
+            json={"content": "hi?"},
+            headers=a.headers | key,
+        )
         assert posted.status_code == 504, posted.text
         assert "same Idempotency-Key is safe" in posted.json()["detail"]
         assert posted.headers["x-correlation-id"] == cid

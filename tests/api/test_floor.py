@@ -147,7 +147,9 @@ async def test_round_robin_waits_its_grace_for_a_member_back_for_another_turn(ap
     # second asks, but first is next and has come back each time: the floor waits for it
     held = await floor(api, cid, a)
     assert held["current_speaker"] is None and [q["agent_id"] for q in held["queue"]] == [
-        second.agent_id, third.agent_id]  # fmt: skip
+        second.agent_id,
+        third.agent_id,
+    ]
     await ask(api, cid, first)
     assert await holder() == first.agent_id
 
@@ -209,9 +211,12 @@ async def test_llm_policy_lets_the_model_pick_from_the_transcript(api, admin):
 async def test_rounds_end_by_max_turns_idle_and_termination_text(api, admin, server):
     a, b = await introduce(api, admin, "Ann"), await introduce(api, admin, "Ben")
     chat = await group(
-        api, a, b, speaker_policy="fifo",
+        api,
+        a,
+        b,
+        speaker_policy="fifo",
         floor={"max_turns": 2, "termination_text": "TERMINATE", "idle_timeout_seconds": 1},
-    )  # fmt: skip
+    )
     cid = chat["chat_id"]
     await ask(api, cid, a)
     await api.delete(f"/v1/chats/{cid}/floor", headers=a.headers)
@@ -280,8 +285,9 @@ async def test_floor_access_and_bad_requests(api, admin):
     owner, mem, guest, out = [await introduce(api, admin, n) for n in ("Own", "Mem", "Gus", "Out")]
     chat = await group(api, owner, mem, guest, speaker_policy="fifo")
     cid = chat["chat_id"]
-    await api.patch(f"/v1/chats/{cid}/members/{guest.agent_id}", json={"role": "guest"},
-                    headers=owner.headers)  # fmt: skip
+    await api.patch(
+        f"/v1/chats/{cid}/members/{guest.agent_id}", json={"role": "guest"}, headers=owner.headers
+    )
     base = f"/v1/chats/{cid}/floor"
     assert (await api.post(base, json={}, headers=guest.headers)).status_code == 403
     assert (await api.post(base, json={}, headers=out.headers)).status_code == 404
@@ -291,20 +297,24 @@ async def test_floor_access_and_bad_requests(api, admin):
     assert (
         await api.patch(base, json={"speaker_policy": "priority"}, headers=mem.headers)
     ).status_code == 403
-    changed = await api.patch(base, json={"speaker_policy": "priority", "turn_seconds": 30},
-                              headers=owner.headers)  # fmt: skip
+    changed = await api.patch(
+        base, json={"speaker_policy": "priority", "turn_seconds": 30}, headers=owner.headers
+    )
     assert changed.status_code == 200 and changed.json()["speaker_policy"] == "priority"
     assert (
         await api.patch(base, json={"turn_seconds": 0}, headers=owner.headers)
     ).status_code == 422
     too_long = await api.patch(base, json={"round_robin_grace_seconds": 61}, headers=owner.headers)
     assert too_long.status_code == 422 and "round_robin_grace_seconds" in too_long.text
-    assert (await api.post(base + "/grant", json={"agent_id": mem.agent_id},
-                           headers=owner.headers)).status_code == 409  # fmt: skip
-    direct = await api.post("/v1/chats", json={"type": "direct", "participants": [mem.agent_id]},
-                            headers=owner.headers)  # fmt: skip
-    no_floor = await api.post(f"/v1/chats/{direct.json()['chat_id']}/floor", json={},
-                              headers=owner.headers)  # fmt: skip
+    assert (
+        await api.post(base + "/grant", json={"agent_id": mem.agent_id}, headers=owner.headers)
+    ).status_code == 409
+    direct = await api.post(
+        "/v1/chats", json={"type": "direct", "participants": [mem.agent_id]}, headers=owner.headers
+    )
+    no_floor = await api.post(
+        f"/v1/chats/{direct.json()['chat_id']}/floor", json={}, headers=owner.headers
+    )
     assert no_floor.status_code == 409
 
 
@@ -333,14 +343,14 @@ async def test_a_partial_floor_change_leaves_the_other_settings_alone(api, admin
     owner, mem = await introduce(api, admin, "Own"), await introduce(api, admin, "Mem")
     chat = await group(api, owner, mem, speaker_policy="round_robin", floor={"max_turns": 8})
     base = f"/v1/chats/{chat['chat_id']}"
-    one = await api.patch(f"{base}/floor", json={"max_messages_per_turn": 1},
-                          headers=owner.headers)  # fmt: skip
+    one = await api.patch(f"{base}/floor", json={"max_messages_per_turn": 1}, headers=owner.headers)
     assert one.status_code == 200 and one.json()["speaker_policy"] == "round_robin"
     await ask(api, chat["chat_id"], mem)
     assert (await floor(api, chat["chat_id"], mem))["messages_left"] == 1
     # a null clears an optional limit; on a required setting it changes nothing
-    cleared = await api.patch(f"{base}/floor", json={"max_turns": None, "speaker_policy": None},
-                              headers=owner.headers)  # fmt: skip
+    cleared = await api.patch(
+        f"{base}/floor", json={"max_turns": None, "speaker_policy": None}, headers=owner.headers
+    )
     assert cleared.status_code == 200 and cleared.json()["speaker_policy"] == "round_robin"
     shown = (await api.get(base, headers=owner.headers)).json()
     assert shown["speaker_policy"] == "round_robin"
@@ -524,14 +534,16 @@ async def test_a_floor_chat_tells_its_listeners_at_once_only_where_they_ask_on_n
     speakers ask with their post, and news for the listeners waits the interval."""
     settings.notice_interval_seconds = 30.0
     owner, listener = await introduce(api, admin, "Own"), await introduce(api, admin, "Lis")
-    cid = (await group(api, owner, listener, speaker_policy=policy,
-                       floor={"max_messages_per_turn": 5}))["chat_id"]  # fmt: skip
+    cid = (
+        await group(api, owner, listener, speaker_policy=policy, floor={"max_messages_per_turn": 5})
+    )["chat_id"]
     await ask(api, cid, owner)
     if policy == "moderator":
         granted = await api.post(
-            f"/v1/chats/{cid}/floor/grant", json={"agent_id": owner.agent_id},
+            f"/v1/chats/{cid}/floor/grant",
+            json={"agent_id": owner.agent_id},
             headers=owner.headers,
-        )  # fmt: skip
+        )
         assert granted.status_code == 200
     assert (await say(api, cid, owner, "first")).status_code == 201  # after quiet: at once
     await eventually(lambda: unread(api, cid, listener), lambda n: n == 1)

@@ -37,8 +37,11 @@ def machine(http: httpx.Client, agents: list[Agent], admin: dict, skill: str, le
         def start(self) -> None:
             self.tasks: list[str] = []
             for agent in agents:
-                response = http.post(f"/v1/accounts/{agent.agent_id}/mint",
-                                     json={"amount": MINTED_EACH}, headers=admin)  # fmt: skip
+                response = http.post(
+                    f"/v1/accounts/{agent.agent_id}/mint",
+                    json={"amount": MINTED_EACH},
+                    headers=admin,
+                )
                 assert response.status_code == 201
                 minted["total"] += MINTED_EACH
 
@@ -46,13 +49,23 @@ def machine(http: httpx.Client, agents: list[Agent], admin: dict, skill: str, le
             task_id = self.tasks[index % len(self.tasks)]
             return http.get(f"/v1/tasks/{task_id}", headers=admin).json()
 
-        @rule(poster=st.integers(0, 2), reward=st.integers(1, 50),
-              lifetime=st.sampled_from([1.5, 3.0, 600.0]))  # fmt: skip
+        @rule(
+            poster=st.integers(0, 2),
+            reward=st.integers(1, 50),
+            lifetime=st.sampled_from([1.5, 3.0, 600.0]),
+        )
         def post(self, poster: int, reward: int, lifetime: float) -> None:
             deadline = (datetime.now(UTC) + timedelta(seconds=lifetime)).isoformat()
-            response = http.post("/v1/tasks", json={"title": "job", "reward": reward,
-                                 "skills_required": [skill], "deadline": deadline},
-                                 headers=agents[poster].headers)  # fmt: skip
+            response = http.post(
+                "/v1/tasks",
+                json={
+                    "title": "job",
+                    "reward": reward,
+                    "skills_required": [skill],
+                    "deadline": deadline,
+                },
+                headers=agents[poster].headers,
+            )
             assert response.status_code in (201, 409), response.text
             if response.status_code == 201:
                 self.tasks.append(response.json()["task_id"])
@@ -61,8 +74,11 @@ def machine(http: httpx.Client, agents: list[Agent], admin: dict, skill: str, le
         @rule(index=st.integers(0, 50), bidder=st.integers(0, 2), price=st.integers(1, 60))
         def bid(self, index: int, bidder: int, price: int) -> None:
             task = self._task(index)
-            response = http.post(f"/v1/tasks/{task['task_id']}/bids", json={"price": price},
-                                 headers=agents[bidder].headers)  # fmt: skip
+            response = http.post(
+                f"/v1/tasks/{task['task_id']}/bids",
+                json={"price": price},
+                headers=agents[bidder].headers,
+            )
             assert response.status_code in (201, 409, 422), response.text
             if response.status_code == 201:
                 assert price <= task["reward"] and agents[bidder].agent_id != task["poster"]
@@ -75,8 +91,11 @@ def machine(http: httpx.Client, agents: list[Agent], admin: dict, skill: str, le
                 return
             chosen = task["bids"][pick % len(task["bids"])]["agent_id"]
             poster = next(a for a in agents if a.agent_id == task["poster"])
-            response = http.post(f"/v1/tasks/{task['task_id']}/assign",
-                                 json={"agent_id": chosen}, headers=poster.headers)  # fmt: skip
+            response = http.post(
+                f"/v1/tasks/{task['task_id']}/assign",
+                json={"agent_id": chosen},
+                headers=poster.headers,
+            )
             assert response.status_code in (200, 409), response.text
 
         @precondition(lambda self: self.tasks)
@@ -86,8 +105,9 @@ def machine(http: httpx.Client, agents: list[Agent], admin: dict, skill: str, le
             doer = next((a for a in agents if a.agent_id == task["assignee"]), None)
             if doer is None:
                 return
-            response = http.post(f"/v1/tasks/{task['task_id']}/submit",
-                                 json={"result": "done"}, headers=doer.headers)  # fmt: skip
+            response = http.post(
+                f"/v1/tasks/{task['task_id']}/submit", json={"result": "done"}, headers=doer.headers
+            )
             assert response.status_code in (200, 409), response.text
 
         @precondition(lambda self: self.tasks)
@@ -116,8 +136,9 @@ def machine(http: httpx.Client, agents: list[Agent], admin: dict, skill: str, le
 
         def _escrow(self, task_id: str) -> int:
             account = f"escrow:{task_id}"
-            entries = ledger_db["transactions"].find({"$or": [{"credit": account},
-                                                              {"debit": account}]})  # fmt: skip
+            entries = ledger_db["transactions"].find(
+                {"$or": [{"credit": account}, {"debit": account}]}
+            )
             return sum(e["amount"] if e["credit"] == account else -e["amount"] for e in entries)
 
         @invariant()

@@ -263,8 +263,12 @@ async def test_a_hosted_members_inbox_gets_no_copy_of_its_room_and_its_observer_
     )
     assert invited.status_code == 201, invited.text
     hosted = {m["agent_id"]: m["hosted"] for m in invited.json()["members"]}
-    assert hosted == {ada.agent_id: False, bob.agent_id: False, hal.agent_id: True,
-                      hugo.agent_id: True}  # fmt: skip
+    assert hosted == {
+        ada.agent_id: False,
+        bob.agent_id: False,
+        hal.agent_id: True,
+        hugo.agent_id: True,
+    }
     ticket = await _ticket(http, hal.headers, chat_id=room["chat_id"])
     url = server.replace("http", "ws", 1) + f"/v1/observe?ticket={ticket['ticket']}"
     async with websockets.connect(url, open_timeout=10) as connection:
@@ -281,8 +285,12 @@ async def test_a_hosted_members_inbox_gets_no_copy_of_its_room_and_its_observer_
         return polled.json()["events"]
 
     def of_room(events: list[dict]) -> list[str]:
-        return [e["type"] for e in events if e["payload"].get("chat_id") == room["chat_id"]
-                or e["payload"].get("message", {}).get("chat_id") == room["chat_id"]]  # fmt: skip
+        return [
+            e["type"]
+            for e in events
+            if e["payload"].get("chat_id") == room["chat_id"]
+            or e["payload"].get("message", {}).get("chat_id") == room["chat_id"]
+        ]
 
     # Bob's copy arrived: the batch's copies were all confirmed by then
     bobs = await eventually(lambda: inbox(bob, 5), lambda events: "message.sent" in of_room(events))

@@ -42,18 +42,31 @@ async def test_schemathesis_finds_no_server_error_undocumented_status_or_schema_
         authorization = admin["Authorization"]
     report = tmp_path / "schemathesis.json"
     argv = [
-        str(Path(sys.executable).parent / "schemathesis"), "run", f"{server}/openapi.json",
-        "--header", f"Authorization: {authorization}",
-        "--checks", CHECKS,
-        "--phases", "examples,coverage,fuzzing",
-        "--max-examples", os.environ.get("AGORA_FUZZ_EXAMPLES", "8"),
-        "--workers", "2",
-        "--seed", os.environ.get("AGORA_FUZZ_SEED", "20261124"),
-        "--generation-database", "none",
-        "--request-timeout", "30",
+        str(Path(sys.executable).parent / "schemathesis"),
+        "run",
+        f"{server}/openapi.json",
+        "--header",
+        f"Authorization: {authorization}",
+        "--checks",
+        CHECKS,
+        "--phases",
+        "examples,coverage,fuzzing",
+        "--max-examples",
+        os.environ.get("AGORA_FUZZ_EXAMPLES", "8"),
+        "--workers",
+        "2",
+        "--seed",
+        os.environ.get("AGORA_FUZZ_SEED", "20261124"),
+        "--generation-database",
+        "none",
+        "--request-timeout",
+        "30",
         "--no-color",
-        "--report", "json", "--report-json-path", str(report),
-    ]  # fmt: skip
+        "--report",
+        "json",
+        "--report-json-path",
+        str(report),
+    ]
     env = os.environ | {"SCHEMATHESIS_HOOKS": "tests.api.fuzz_hooks", "PYTHONPATH": str(ROOT)}
     process = await asyncio.create_subprocess_exec(
         *argv, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT, env=env

@@ -138,9 +138,10 @@ async def test_a_retired_agents_tokens_all_stop_working(api, admin):
 
 async def test_operators_hold_jwts_with_the_operator_role(api, admin):
     created = await api.post(
-        "/v1/operators", json={"operator_id": f"op-{uuid.uuid4().hex[:6]}", "name": "Op"},
+        "/v1/operators",
+        json={"operator_id": f"op-{uuid.uuid4().hex[:6]}", "name": "Op"},
         headers=admin,
-    )  # fmt: skip
+    )
     token = created.json()["token"]
     assert claims_of(token)["role"] == "operator"
     mine = await introduce(api, bearer(token), "Run")
@@ -232,8 +233,13 @@ async def test_a_stranger_reaches_no_object_of_others(api, admin, database):
     await api.post("/v1/skills", json={"name": skill}, headers=admin)
     await api.post(f"/v1/accounts/{owner.agent_id}/mint", json={"amount": 20}, headers=admin)
     deadline = (datetime.now(UTC) + timedelta(minutes=10)).isoformat()
-    task = (await api.post("/v1/tasks", json={"title": "mine", "reward": 20, "deadline": deadline,
-            "skills_required": [skill]}, headers=owner.headers)).json()  # fmt: skip
+    task = (
+        await api.post(
+            "/v1/tasks",
+            json={"title": "mine", "reward": 20, "deadline": deadline, "skills_required": [skill]},
+            headers=owner.headers,
+        )
+    ).json()
 
     spec = (await api.get("/openapi.json")).json()
     open_to_all = {
@@ -276,8 +282,11 @@ async def test_a_stranger_reaches_no_object_of_others(api, admin, database):
             url = path.format(agent_id=owner.agent_id, chat_id=chat_id, task_id=task["task_id"])
             body = bodies.get(path) if method in ("POST", "PATCH") else None
             response = await api.request(method, url, json=body, headers=stranger.headers)
-            allowed = {expected_instead[(method, path)]} if (method, path) in expected_instead \
-                else {403, 404}  # fmt: skip
+            allowed = (
+                {expected_instead[(method, path)]}
+                if (method, path) in expected_instead
+                else {403, 404}
+            )
             assert response.status_code in allowed, (method, path, response.text)
             assert "only for us" not in response.text
             checked += 1

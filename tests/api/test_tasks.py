@@ -25,12 +25,19 @@ async def test_a_task_is_posted_bid_on_done_accepted_paid_and_reviewed(api, admi
     novice = await introduce(api, admin, "Novice")
     await api.post(f"/v1/accounts/{poster.agent_id}/mint", json={"amount": 100}, headers=admin)
 
-    body = {"title": "Summarise the survey", "skills_required": [root], "reward": 50,
-            "deadline": in_seconds(600)}  # fmt: skip
+    body = {
+        "title": "Summarise the survey",
+        "skills_required": [root],
+        "reward": 50,
+        "deadline": in_seconds(600),
+    }
     for bad, expected in (
-        ({"reward": 0}, 422), ({"reward": -1}, 422), ({"deadline": in_seconds(-60)}, 422),
-        ({"skills_required": ["no_such_skill"]}, 422), ({"reward": 1000}, 409),
-    ):  # fmt: skip
+        ({"reward": 0}, 422),
+        ({"reward": -1}, 422),
+        ({"deadline": in_seconds(-60)}, 422),
+        ({"skills_required": ["no_such_skill"]}, 422),
+        ({"reward": 1000}, 409),
+    ):
         refused = await api.post("/v1/tasks", json=body | bad, headers=poster.headers)
         assert refused.status_code == expected, (bad, refused.text)
     assert await balance(api, poster) == 100  # nothing moved
@@ -41,8 +48,9 @@ async def test_a_task_is_posted_bid_on_done_accepted_paid_and_reviewed(api, admi
     task = posted.json()
     url = f"/v1/tasks/{task['task_id']}"
     assert task["status"] == "open" and await balance(api, poster) == 50
-    listed = await api.get("/v1/tasks", params={"status": "open", "skill": root},
-                           headers=worker.headers)  # fmt: skip
+    listed = await api.get(
+        "/v1/tasks", params={"status": "open", "skill": root}, headers=worker.headers
+    )
     assert [t["task_id"] for t in listed.json()["items"]] == [task["task_id"]]
     candidates = (await api.get(f"{url}/candidates", headers=poster.headers)).json()
     assert [c["agent_id"] for c in candidates] == [worker.agent_id]
@@ -54,21 +62,28 @@ async def test_a_task_is_posted_bid_on_done_accepted_paid_and_reviewed(api, admi
     ):
         response = await api.post(f"{url}/bids", json=bid, headers=who.headers)
         assert response.status_code == expected, (who.agent_id, response.text)
-    assert (await api.post(f"{url}/bids", json={"price": 40, "note": "tomorrow"},
-                           headers=worker.headers)).status_code == 201  # fmt: skip
+    assert (
+        await api.post(
+            f"{url}/bids", json={"price": 40, "note": "tomorrow"}, headers=worker.headers
+        )
+    ).status_code == 201
     assert (
         await api.post(f"{url}/bids", json={"price": 30}, headers=worker.headers)
     ).status_code == 409
 
-    assert (await api.post(f"{url}/assign", json={"agent_id": novice.agent_id},
-                           headers=poster.headers)).status_code == 409  # fmt: skip
-    assert (await api.post(f"{url}/assign", json={"agent_id": worker.agent_id},
-                           headers=worker.headers)).status_code == 403  # fmt: skip
-    assigned = await api.post(f"{url}/assign", json={"agent_id": worker.agent_id},
-                              headers=poster.headers)  # fmt: skip
+    assert (
+        await api.post(f"{url}/assign", json={"agent_id": novice.agent_id}, headers=poster.headers)
+    ).status_code == 409
+    assert (
+        await api.post(f"{url}/assign", json={"agent_id": worker.agent_id}, headers=worker.headers)
+    ).status_code == 403
+    assigned = await api.post(
+        f"{url}/assign", json={"agent_id": worker.agent_id}, headers=poster.headers
+    )
     assert assigned.status_code == 200 and assigned.json()["status"] == "assigned"
-    task = await eventually(lambda: json_of(api.get(url, headers=poster.headers)),
-                            lambda t: t["chat_id"] is not None)  # fmt: skip
+    task = await eventually(
+        lambda: json_of(api.get(url, headers=poster.headers)), lambda t: t["chat_id"] is not None
+    )
     chat = await api.get(f"/v1/chats/{task['chat_id']}", headers=worker.headers)
     assert {m["agent_id"] for m in chat.json()["members"]} == {poster.agent_id, worker.agent_id}
     await eventually(
@@ -96,8 +111,11 @@ async def test_a_task_is_posted_bid_on_done_accepted_paid_and_reviewed(api, admi
     assert accepted.status_code == 200 and accepted.json()["status"] == "settled"
     assert await balance(api, worker) == 40 and await balance(api, poster) == 60
 
-    assert (await api.post(f"{url}/reviews", json={"rating": 5, "comment": "great"},
-                           headers=poster.headers)).status_code == 201  # fmt: skip
+    assert (
+        await api.post(
+            f"{url}/reviews", json={"rating": 5, "comment": "great"}, headers=poster.headers
+        )
+    ).status_code == 201
     assert (
         await api.post(f"{url}/reviews", json={"rating": 1}, headers=poster.headers)
     ).status_code == 409
@@ -129,13 +147,19 @@ async def test_a_passed_deadline_refunds_and_a_bidding_window_picks_the_best_bid
     dear = await introduce(api, admin, "Dear", available_resources=[{"name": root}])
     await api.post(f"/v1/accounts/{poster.agent_id}/mint", json={"amount": 100}, headers=admin)
 
-    lapsed = (await api.post("/v1/tasks", json={"title": "too late", "reward": 30,
-              "deadline": in_seconds(2)}, headers=poster.headers)).json()  # fmt: skip
+    lapsed = (
+        await api.post(
+            "/v1/tasks",
+            json={"title": "too late", "reward": 30, "deadline": in_seconds(2)},
+            headers=poster.headers,
+        )
+    ).json()
     assert await balance(api, poster) == 70
     await eventually(
         lambda: json_of(api.get(f"/v1/tasks/{lapsed['task_id']}", headers=poster.headers)),
-        lambda t: t["status"] == "expired", timeout=30,
-    )  # fmt: skip
+        lambda t: t["status"] == "expired",
+        timeout=30,
+    )
     await eventually(lambda: balance(api, poster), lambda b: b == 100)
 
     async def expired_in_temporal() -> int:  # the search attribute follows the status
@@ -144,9 +168,19 @@ async def test_a_passed_deadline_refunds_and_a_bidding_window_picks_the_best_bid
 
     await eventually(expired_in_temporal, lambda n: n == 1, timeout=20)
 
-    windowed = (await api.post("/v1/tasks", json={"title": "pick one", "reward": 50,
-                "skills_required": [root], "deadline": in_seconds(120), "bidding_window": 3},
-                headers=poster.headers)).json()  # fmt: skip
+    windowed = (
+        await api.post(
+            "/v1/tasks",
+            json={
+                "title": "pick one",
+                "reward": 50,
+                "skills_required": [root],
+                "deadline": in_seconds(120),
+                "bidding_window": 3,
+            },
+            headers=poster.headers,
+        )
+    ).json()
     url = f"/v1/tasks/{windowed['task_id']}"
     assert (
         await api.post(f"{url}/bids", json={"price": 45}, headers=dear.headers)
@@ -154,8 +188,11 @@ async def test_a_passed_deadline_refunds_and_a_bidding_window_picks_the_best_bid
     assert (
         await api.post(f"{url}/bids", json={"price": 20}, headers=cheap.headers)
     ).status_code == 201
-    task = await eventually(lambda: json_of(api.get(url, headers=poster.headers)),
-                            lambda t: t["status"] == "assigned", timeout=30)  # fmt: skip
+    task = await eventually(
+        lambda: json_of(api.get(url, headers=poster.headers)),
+        lambda t: t["status"] == "assigned",
+        timeout=30,
+    )
     assert task["assignee"] == cheap.agent_id and task["price"] == 20
     late = await api.post(f"{url}/bids", json={"price": 10}, headers=dear.headers)
     assert late.status_code == 409
@@ -164,18 +201,36 @@ async def test_a_passed_deadline_refunds_and_a_bidding_window_picks_the_best_bid
 async def test_a_hosted_assignee_does_the_work_in_its_task_chat_and_submits_it(api, admin):
     root, child = await _skills(api, admin)
     poster = await introduce(api, admin, "Client")
-    host = await introduce(api, admin, "Scribe", available_resources=[{"name": child}],
-                           brain={"persona": "a careful analyst"})  # fmt: skip
+    host = await introduce(
+        api,
+        admin,
+        "Scribe",
+        available_resources=[{"name": child}],
+        brain={"persona": "a careful analyst"},
+    )
     await api.post(f"/v1/accounts/{poster.agent_id}/mint", json={"amount": 10}, headers=admin)
-    task = (await api.post("/v1/tasks", json={"title": "Mean of 2 and 4",
-            "description": "Give the arithmetic mean.", "skills_required": [root],
-            "reward": 10, "deadline": in_seconds(300)}, headers=poster.headers)).json()  # fmt: skip
+    task = (
+        await api.post(
+            "/v1/tasks",
+            json={
+                "title": "Mean of 2 and 4",
+                "description": "Give the arithmetic mean.",
+                "skills_required": [root],
+                "reward": 10,
+                "deadline": in_seconds(300),
+            },
+            headers=poster.headers,
+        )
+    ).json()
     url = f"/v1/tasks/{task['task_id']}"
     assert (await api.post(f"{url}/bids", json={"price": 8}, headers=host.headers)).is_success
     await api.post(f"{url}/assign", json={"agent_id": host.agent_id}, headers=poster.headers)
 
-    done = await eventually(lambda: json_of(api.get(url, headers=poster.headers)),
-                            lambda t: t["status"] == "submitted", timeout=60)  # fmt: skip
+    done = await eventually(
+        lambda: json_of(api.get(url, headers=poster.headers)),
+        lambda t: t["status"] == "submitted",
+        timeout=60,
+    )
     assert done["result"]
     page = await json_of(api.get(f"/v1/chats/{done['chat_id']}/messages", headers=poster.headers))
     senders = [m["from"] for m in page["items"]]

@@ -56,8 +56,12 @@ async def test_one_message_is_one_trace_from_the_request_to_the_readers_stream(
 
         def spans_of_the_post():
             spans = traced.get_finished_spans()
-            roots = [s for s in spans if s.attributes.get("agora.correlation_id") == "trace-me-1"
-                     and s.name.startswith("POST")]  # fmt: skip
+            roots = [
+                s
+                for s in spans
+                if s.attributes.get("agora.correlation_id") == "trace-me-1"
+                and s.name.startswith("POST")
+            ]
             if not roots:
                 return []
             trace_id = roots[0].context.trace_id

@@ -154,8 +154,9 @@ async def test_a_watcher_that_falls_too_far_behind_ends_and_publishing_goes_on(b
         async def bound() -> None:
             ready[i].set()
 
-        await tail_events(bus, on_event, ["watch.tested"], stop, on_ready=bound,
-                          max_backlog=50, check_seconds=0.2)  # fmt: skip
+        await tail_events(
+            bus, on_event, ["watch.tested"], stop, on_ready=bound, max_backlog=50, check_seconds=0.2
+        )
 
     lagging = asyncio.create_task(watch(slow, 0))
     keeping = asyncio.create_task(watch(keeps_up, 1))

@@ -42,8 +42,12 @@ async def test_agents_list_show_retire_and_unknown_ids(server, admin, settings, 
     assert shown.exit_code == 0 and '"status": "active"' in shown.output
     retired = await agora(env, "agents", "retire", ada.agent_id, "--yes")
     assert retired.exit_code == 0 and "retired" in retired.output
-    for args in (("agents", "show", "nobody-here"), ("agents", "retire", "nobody-here", "--yes"),
-                 ("chats", "show", "no-chat"), ("chats", "transcript", "no-chat")):  # fmt: skip
+    for args in (
+        ("agents", "show", "nobody-here"),
+        ("agents", "retire", "nobody-here", "--yes"),
+        ("chats", "show", "no-chat"),
+        ("chats", "transcript", "no-chat"),
+    ):
         missing = await agora(env, *args)
         assert missing.exit_code == 1, args
         assert "404" in missing.output and "Traceback" not in missing.output

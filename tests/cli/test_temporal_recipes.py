@@ -22,9 +22,13 @@ def recipes() -> list[str]:
 
 async def _run(line: str, env: dict[str, str]) -> str:
     process = await asyncio.create_subprocess_exec(
-        "bash", "-c", line, env=env,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
-    )  # fmt: skip
+        "bash",
+        "-c",
+        line,
+        env=env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+    )
     output, _ = await asyncio.wait_for(process.communicate(), timeout=60)
     text = output.decode()
     assert process.returncode == 0, f"{line}\n{text}"
@@ -46,8 +50,13 @@ async def test_every_readme_recipe_works_against_the_dev_server(api, admin, sett
     }
     lines = recipes()
     assert [line.split()[2] for line in lines] == [
-        "list", "describe", "query", "signal", "terminate", "reset"
-    ]  # fmt: skip
+        "list",
+        "describe",
+        "query",
+        "signal",
+        "terminate",
+        "reset",
+    ]
     listing, describe, query, signal, terminate, reset = lines
 
     # visibility (what list reads) trails the workflow by a moment

@@ -326,9 +326,15 @@ def test_the_cluster_topology_names_its_parts_and_binds_to_loopback(cluster):
     running = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
     assert b"--telemetry=disable" in running, running
     assert cluster.parts == [
-        "rabbitmq-1", "rabbitmq-2", "rabbitmq-3", "haproxy",
-        "worker-1", "worker-2", "api-1", "api-2",
-    ]  # fmt: skip
+        "rabbitmq-1",
+        "rabbitmq-2",
+        "rabbitmq-3",
+        "haproxy",
+        "worker-1",
+        "worker-2",
+        "api-1",
+        "api-2",
+    ]
 
 
 async def test_both_apis_show_the_same_society_in_their_metrics(cluster, admin):

@@ -15,9 +15,15 @@ T0 = datetime(2026, 12, 2, tzinfo=UTC)
 
 def message(chat: str, seq: int, text: str | None = None) -> Message:
     return Message(
-        message_id=f"{chat}:{seq}", chat_id=chat, seq=seq, from_="a", timestamp=T0,
-        message_type="text", content=text or f"line {seq}", is_private=False,
-    )  # fmt: skip
+        message_id=f"{chat}:{seq}",
+        chat_id=chat,
+        seq=seq,
+        from_="a",
+        timestamp=T0,
+        message_type="text",
+        content=text or f"line {seq}",
+        is_private=False,
+    )
 
 
 def test_a_run_held_whole_is_answered_with_what_follows_it():

@@ -75,14 +75,19 @@ async def test_the_cluster_drills_lose_nothing_and_resume_on_the_other_part(tmp_
     """``DRILLS=cluster DRILL_SIZE=ci make drills``: two APIs, two workers, three RabbitMQ
     nodes; an API killed with 50 streams on the cluster, a node killed, a worker killed
     again and again, every process restarted in turn."""
-    outcome = await drills.run("ci", home=tmp_path_factory.mktemp("cluster-drills"),
-                               parts=("cluster",))  # fmt: skip
+    outcome = await drills.run(
+        "ci", home=tmp_path_factory.mktemp("cluster-drills"), parts=("cluster",)
+    )
     drills.print_table(outcome)
     cluster = outcome["cluster"]
     assert cluster["listeners"] == 50
     reports = cluster["drills"]
-    assert set(reports) == {"cluster-api-sigkill", "cluster-rabbitmq-node-sigkill",
-                            "cluster-worker-sigkill", "cluster-rolling-restart"}  # fmt: skip
+    assert set(reports) == {
+        "cluster-api-sigkill",
+        "cluster-rabbitmq-node-sigkill",
+        "cluster-worker-sigkill",
+        "cluster-rolling-restart",
+    }
     for name, report in reports.items():
         lost_nothing(name, report)
         # work went on after every fault: a message accepted after it reached a reader

@@ -38,8 +38,15 @@ async def test_a_group_longer_than_the_pool_is_stored_and_the_store_still_answer
         Member(agent_id=f"m{i}", role=Role.OWNER if i == 0 else Role.MEMBER, joined_at=now)
         for i in range(LONGER_THAN_THE_POOL)
     ]
-    chat = ChatPublic(chat_id="g-big", type="group", join_rule="invite", created_by="m0",
-                      created_at=now, members=members, version=1)  # fmt: skip
+    chat = ChatPublic(
+        chat_id="g-big",
+        type="group",
+        join_rule="invite",
+        created_by="m0",
+        created_at=now,
+        members=members,
+        version=1,
+    )
     chats = ChatRepository(database)
     assert await asyncio.wait_for(chats.upsert(chat), HANG_GUARD_SECONDS)
     marks = await asyncio.wait_for(chats.watermarks("g-big"), HANG_GUARD_SECONDS)

@@ -81,7 +81,7 @@ async def test_an_older_context_never_replaces_a_newer_one_that_waits():
             st.integers(min_value=0, max_value=1_000),
         ),
         max_size=60,
-    )  # fmt: skip
+    )
 )
 def test_one_write_a_dialogue_and_it_is_the_newest_saved(saves):
     async def run() -> list[tuple[str, str, int]]:

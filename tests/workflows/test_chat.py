@@ -74,9 +74,11 @@ async def test_killing_the_worker_during_a_burst_of_500_loses_and_duplicates_not
                 received.append(event)
 
         cancel = await consume(
-            bus.connection, bus.topology.inbox_queue(bob.agent_id), on_event,
+            bus.connection,
+            bus.topology.inbox_queue(bob.agent_id),
+            on_event,
             dead_letter_exchange=bus.topology.dead_letters,
-        )  # fmt: skip
+        )
         burst = asyncio.create_task(post_burst(api, chat_id, ada, 500))
         await eventually(_count(database, chat_id), lambda n: n >= 120, timeout=60)
         os.killpg(first.pid, signal.SIGKILL)
@@ -126,10 +128,11 @@ async def test_a_long_chat_continues_as_new_without_a_gap(api, admin, settings, 
     )
     assert retried.status_code == 201
     page = await eventually(
-        lambda: json_of(api.get(f"/v1/chats/{chat['chat_id']}/messages?limit=500",
-                                headers=bob.headers)),
+        lambda: json_of(
+            api.get(f"/v1/chats/{chat['chat_id']}/messages?limit=500", headers=bob.headers)
+        ),
         lambda p: len(p["items"]) >= 121,
-    )  # fmt: skip
+    )
     assert [m["seq"] for m in page["items"]] == list(range(1, 122))
     first = next(m for m in page["items"] if m["content"] == "burst 0")
     same = {"message_id": first["message_id"], "seq": first["seq"], "floor_yielded": False}
@@ -156,10 +159,13 @@ async def test_a_chat_continues_as_new_before_temporal_caps_its_updates(
 
     runs = await eventually(runs_of_chat, lambda runs: len(runs) >= 3, timeout=20)
     lengths = [
-        len((await temporal_client.get_workflow_handle(r.id, run_id=r.run_id)
-             .fetch_history()).events)
+        len(
+            (
+                await temporal_client.get_workflow_handle(r.id, run_id=r.run_id).fetch_history()
+            ).events
+        )
         for r in runs
-    ]  # fmt: skip
+    ]
     assert max(lengths) < settings.continue_as_new_after_events
     assert (await handle.describe()).status.name == "RUNNING"
 
@@ -347,8 +353,16 @@ def _pending(content: str):
 
     from models.chats import Message
 
-    return Message(message_id="m", chat_id="c", seq=1, from_="a", timestamp=datetime.now(UTC),
-                   message_type="text", content=content, is_private=False)  # fmt: skip
+    return Message(
+        message_id="m",
+        chat_id="c",
+        seq=1,
+        from_="a",
+        timestamp=datetime.now(UTC),
+        message_type="text",
+        content=content,
+        is_private=False,
+    )
 
 
 async def test_a_busy_chat_tells_a_members_agent_a_few_times_and_counts_every_message(
@@ -453,8 +467,10 @@ async def _told(temporal_client, agent_id: str) -> collections.Counter:
     told: collections.Counter = collections.Counter()
     for e in history.events:
         signal = e.workflow_execution_signaled_event_attributes
-        if (e.event_type == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_SIGNALED
-                and signal.signal_name == "dialogue_notice"):  # fmt: skip
+        if (
+            e.event_type == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_SIGNALED
+            and signal.signal_name == "dialogue_notice"
+        ):
             told[json.loads(signal.input.payloads[0].data)["chat_id"]] += 1
     return told
 
@@ -473,8 +489,11 @@ async def test_plain_news_in_a_group_waits_its_interval_a_mention_and_a_direct_c
     async with app_client(settings) as api:
         ada, bob = await introduce(api, admin, "Ada"), await introduce(api, admin, "Bob")
         room = (await group(api, ada, bob))["chat_id"]
-        r = await api.post("/v1/chats", json={"type": "direct", "participants": [bob.agent_id]},
-                           headers=ada.headers)  # fmt: skip
+        r = await api.post(
+            "/v1/chats",
+            json={"type": "direct", "participants": [bob.agent_id]},
+            headers=ada.headers,
+        )
         assert r.status_code in (200, 201), r.text
         pair = r.json()["chat_id"]
         await post_in_turn(api, (room, pair), ada, 10)
@@ -511,8 +530,9 @@ async def test_posts_keep_the_chats_timers_and_the_news_still_goes_when_they_fir
     async with app_client(settings) as api:
         ada, bob = await introduce(api, admin, "Ada"), await introduce(api, admin, "Bob")
         room = (await group(api, ada, bob))["chat_id"]
-        floored = (await group(api, ada, bob, speaker_policy="fifo",
-                               floor={"max_messages_per_turn": 50}))["chat_id"]  # fmt: skip
+        floored = (
+            await group(api, ada, bob, speaker_policy="fifo", floor={"max_messages_per_turn": 50})
+        )["chat_id"]
         r = await api.post(f"/v1/chats/{floored}/floor", json={}, headers=ada.headers)
         assert r.status_code in (200, 202), r.text
         await post_in_turn(api, (room, floored), ada, 12)

@@ -46,9 +46,15 @@ def test_a_deposit_counts_once_and_a_turn_pays_its_tokens_to_its_speaker():
     events = turn(f, tokens=1001)  # 1001 * 20 / 1000 = 20.02: 21, rounded up
     paid = [e.payload for e in events if e.type == "chat.turn_paid"]
     assert paid == [
-        {"agent_id": "a", "round": 1, "tokens": 1001, "amount": 21, "balance": 79,
-         "entry_id": "chat-turn/room/1"}
-    ]  # fmt: skip
+        {
+            "agent_id": "a",
+            "round": 1,
+            "tokens": 1001,
+            "amount": 21,
+            "balance": 79,
+            "entry_id": "chat-turn/room/1",
+        }
+    ]
     assert [(c.to, c.amount, c.kind) for c in f.take_unrecorded()] == [("a", 21, "chat_turn")]
     f.recorded(["chat-turn/room/1"])
     assert f.take_unrecorded() == []
@@ -65,9 +71,13 @@ def test_the_round_ends_when_the_next_turn_could_spend_past_the_balance():
     events = turn(f, tokens=30)  # b: 30 left, less than the dearest turn
     ended = [e.payload for e in events if e.type == "chat.round_ended"]
     assert ended == [
-        {"round": 1, "reason": "budget", "turns": 2,
-         "conditions": ["budget: the chat's account holds 30, a turn here may cost 40"]}
-    ]  # fmt: skip
+        {
+            "round": 1,
+            "reason": "budget",
+            "turns": 2,
+            "conditions": ["budget: the chat's account holds 30, a turn here may cost 40"],
+        }
+    ]
     assert f.state.current_speaker is None and not f.needs_grant()
     # a request opens the next round; its grant ends it at once while the account is short
     f.request("a", 0, None, T0 + timedelta(seconds=1))
@@ -85,8 +95,11 @@ def test_a_turn_that_costs_more_than_is_left_pays_what_is_left_and_ends_the_roun
         f.request(agent, 0, None, T0)
     events = turn(f, tokens=60)
     assert types(events) == [
-        "chat.floor_granted", "chat.turn_paid", "chat.floor_released", "chat.round_ended",
-    ]  # fmt: skip
+        "chat.floor_granted",
+        "chat.turn_paid",
+        "chat.floor_released",
+        "chat.round_ended",
+    ]
     assert events[1].payload["amount"] == 25 and f.state.budget.balance == 0
     assert events[2].payload["reason"] == "budget"
     assert events[3].payload["conditions"] == [

@@ -57,9 +57,16 @@ def test_moderator_picks_nobody_by_itself():
 
 @pytest.mark.parametrize(
     ("answer", "expected"),
-    [("b", "b"), (" b. ", "b"), ("'b'", "b"), ("z", None), ("", None), (None, None),
-     ("b and c", None)],
-)  # fmt: skip
+    [
+        ("b", "b"),
+        (" b. ", "b"),
+        ("'b'", "b"),
+        ("z", None),
+        ("", None),
+        (None, None),
+        ("b and c", None),
+    ],
+)
 def test_a_model_pick_counts_only_when_it_names_a_requester(answer, expected):
     assert valid_pick(answer, requests(("a", 0), ("b", 0))) == expected
 
@@ -291,10 +298,14 @@ actions = st.one_of(
 def drive(policy: str, steps, seed: int):
     """Run a random sequence; check the invariants after every step; return the grants."""
     f = floor(
-        speaker_policy=policy, turn_seconds=60, max_messages_per_turn=3,
-        max_handoffs_in_row=2, handoff_to_any=seed % 2 == 0,
-        rotation_grace=seed // 2 % 2 == 0, round_robin_grace_seconds=seed % 4,
-    )  # fmt: skip
+        speaker_policy=policy,
+        turn_seconds=60,
+        max_messages_per_turn=3,
+        max_handoffs_in_row=2,
+        handoff_to_any=seed % 2 == 0,
+        rotation_grace=seed // 2 % 2 == 0,
+        round_robin_grace_seconds=seed % 4,
+    )
     members = set(MEMBERS)
     pair, in_row = None, 0
     rng = random.Random(seed)

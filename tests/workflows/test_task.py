@@ -19,8 +19,9 @@ async def _ready_to_accept(api, poster, worker, skill: str) -> str:
     task = (await api.post("/v1/tasks", json=body, headers=poster.headers)).json()
     url = f"/v1/tasks/{task['task_id']}"
     assert (await api.post(f"{url}/bids", json={"price": 30}, headers=worker.headers)).is_success
-    assert (await api.post(f"{url}/assign", json={"agent_id": worker.agent_id},
-                           headers=poster.headers)).is_success  # fmt: skip
+    assert (
+        await api.post(f"{url}/assign", json={"agent_id": worker.agent_id}, headers=poster.headers)
+    ).is_success
     assert (
         await api.post(f"{url}/submit", json={"result": "42"}, headers=worker.headers)
     ).is_success
@@ -59,8 +60,11 @@ async def test_killing_the_worker_during_settlement_loses_and_duplicates_no_toke
             if answer.status_code != 200:  # the accept never reached the workflow: again
                 again = await api.post(f"{url}/accept", headers=poster.headers)
                 assert again.status_code in (200, 409), again.text
-            await eventually(lambda u=url: json_of(api.get(u, headers=poster.headers)),
-                             lambda t: t["status"] == "settled", timeout=60)  # fmt: skip
+            await eventually(
+                lambda u=url: json_of(api.get(u, headers=poster.headers)),
+                lambda t: t["status"] == "settled",
+                timeout=60,
+            )
             if index + 1 < len(tasks):
                 pending = await accept_and_kill(tasks[index + 1], delays[index + 1], proc)
 
@@ -95,16 +99,27 @@ async def test_task_events_reach_the_parties_inboxes(api, admin, bus: EventBus):
             bus.topology.inbox_queue(agent_id),
             collector(agent_id),
             dead_letter_exchange=bus.topology.dead_letters,
-        )  # fmt: skip
+        )
         for agent_id in seen
     ]
     await api.post(f"/v1/accounts/{poster.agent_id}/mint", json={"amount": 50}, headers=admin)
     task_id = await _ready_to_accept(api, poster, worker, skill)
     await api.post(f"/v1/tasks/{task_id}/accept", headers=poster.headers)
-    everything = ["task.posted", "task.bid_placed", "task.assigned", "task.submitted",
-                  "task.accepted", "task.settled"]  # fmt: skip
-    await eventually(lambda: value(seen),
-                     lambda s: set(everything) <= set(s[poster.agent_id])
-                     and set(everything[1:]) <= set(s[worker.agent_id]), timeout=30)  # fmt: skip
+    everything = [
+        "task.posted",
+        "task.bid_placed",
+        "task.assigned",
+        "task.submitted",
+        "task.accepted",
+        "task.settled",
+    ]
+    await eventually(
+        lambda: value(seen),
+        lambda s: (
+            set(everything) <= set(s[poster.agent_id])
+            and set(everything[1:]) <= set(s[worker.agent_id])
+        ),
+        timeout=30,
+    )
     for cancel in cancels:
         await cancel()
