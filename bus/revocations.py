@@ -29,7 +29,8 @@ async def watch_revocations(
     async def deliver(message: AbstractIncomingMessage) -> None:
         async with message.process():
             event = EventEnvelope.model_validate_json(message.body)
-            on_revoked(CredentialsRevoked.model_validate(event.payload))
+            # a tolerant reader: a field a newer process adds is no reason to miss one
+            on_revoked(CredentialsRevoked.model_validate(event.payload, extra="ignore"))
 
     def lost(*_: object) -> None:
         on_heard(False)

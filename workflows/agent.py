@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 
 from temporalio import workflow
@@ -76,7 +77,19 @@ with workflow.unsafe.imports_passed_through():
         DialogueScore,
         FocusSwitch,
     )
-    from models.events import REVOKED, CredentialsRevoked, EventEnvelope
+    from models.events import (
+        REVOKED,
+        AgentBudgetExhausted,
+        AgentFocusChanged,
+        AgentIntroduced,
+        AgentReplyFailed,
+        AgentRetired,
+        AgentStatusChanged,
+        AgentTokenRotated,
+        CredentialsRevoked,
+        EventEnvelope,
+        EventPayload,
+    )
     from models.market import DebitRequest, DebitResult, agent_account
     from models.workflow_io import (
         ActAsAgentInput,
@@ -145,12 +158,12 @@ class AgentWorkflow:
         self._flush_in_one_step = self._debounced and self._patched("one-activity-a-flush")
         if not state.introduced:
             manifest = state.manifest
-            payload = {
-                "agent_id": manifest.agent_id,
-                "name": manifest.public_profile.name,
-                "status": str(manifest.status),
-            }
-            self._emit("agent.introduced", payload, start.correlation_id)
+            introduced = AgentIntroduced(
+                agent_id=manifest.agent_id,
+                name=manifest.public_profile.name,
+                status=str(manifest.status),
+            )
+            self._emit(introduced, correlation_id=start.correlation_id)
             state.introduced = True
         if not state.credential_stored and self._patched("life-set-up-in-one-step"):
             await self._set_up()
@@ -466,9 +479,8 @@ class AgentWorkflow:
         finally:
             self._rotations -= 1
         self._emit(
-            "agent.token_rotated",
-            {"agent_id": self.state.manifest.agent_id},
-            rotation.correlation_id,
+            AgentTokenRotated(agent_id=self.state.manifest.agent_id),
+            correlation_id=rotation.correlation_id,
         )
 
     @workflow.update(name=AgentHandlers.DEBIT)
@@ -615,7 +627,8 @@ class AgentWorkflow:
             state.manifest.online_status = False
             self._set_status(AgentStatus.RETIRED, state.retire_correlation_id)
             self._emit(
-                "agent.retired", {"agent_id": state.manifest.agent_id}, state.retire_correlation_id
+                AgentRetired(agent_id=state.manifest.agent_id),
+                correlation_id=state.retire_correlation_id,
             )
             self._touch()
             state.retired = True
@@ -738,9 +751,8 @@ class AgentWorkflow:
         self.state.manifest.current_activities = ([f"{FOCUS_PREFIX}{new}"] if new else []) + kept
         self._touch()
         self._emit(
-            "agent.focus_changed",
-            {"agent_id": self.state.manifest.agent_id, "from": old, "to": new},
-            correlation_id,
+            AgentFocusChanged(agent_id=self.state.manifest.agent_id, from_=old, to=new),
+            correlation_id=correlation_id,
         )
 
     def _should_act(self) -> bool:
@@ -800,9 +812,9 @@ class AgentWorkflow:
         if len(state.acts) >= state.brain.turns_per_hour:
             if not state.budget_noted:
                 self._emit(
-                    "agent.budget_exhausted",
-                    {"agent_id": agent_id, "turns_per_hour": state.brain.turns_per_hour},
-                    None,
+                    AgentBudgetExhausted(
+                        agent_id=agent_id, turns_per_hour=state.brain.turns_per_hour
+                    )
                 )
                 state.budget_noted = True
             await self._let_go(entry, key)
@@ -815,7 +827,7 @@ class AgentWorkflow:
         try:
             reply = await self._compose(chat_id)
         except ActivityError:
-            self._emit("agent.reply_failed", {"agent_id": agent_id, "chat_id": chat_id}, None)
+            self._emit(AgentReplyFailed(agent_id=agent_id, chat_id=chat_id))
             await self._let_go(entry, key)
             return
         posted = await options.run(
@@ -854,7 +866,7 @@ class AgentWorkflow:
                 posted = await options.run(ChatActions.post_as_agent, post, **options.STORE)
                 yielded = posted and post.yield_floor
         except options.LOCAL_FAILURES:
-            self._emit("agent.reply_failed", {"agent_id": agent_id, "chat_id": chat_id}, None)
+            self._emit(AgentReplyFailed(agent_id=agent_id, chat_id=chat_id))
             await self._let_go(entry, key)
             return
         entry.context_seq = reply.context_seq
@@ -909,7 +921,7 @@ class AgentWorkflow:
         try:
             reply = await self._compose(todo.chat_id)
         except ActivityError:
-            self._emit("agent.reply_failed", {"agent_id": agent_id, "task_id": todo.task_id}, None)
+            self._emit(AgentReplyFailed(agent_id=agent_id, task_id=todo.task_id))
             state.tasks_todo = [t for t in state.tasks_todo if t.task_id != todo.task_id]
             return
         await options.run(
@@ -965,16 +977,13 @@ class AgentWorkflow:
         if old == new:
             return
         manifest.status = new
-        self._emit(
-            "agent.status_changed",
-            {
-                "agent_id": manifest.agent_id,
-                "old_status": str(old),
-                "new_status": str(new),
-                "online_status": manifest.online_status,
-            },
-            correlation_id,
+        changed = AgentStatusChanged(
+            agent_id=manifest.agent_id,
+            old_status=str(old),
+            new_status=str(new),
+            online_status=manifest.online_status,
         )
+        self._emit(changed, correlation_id=correlation_id)
 
     async def _announce_revocation(self, correlation_id: str | None) -> None:
         """Tell every API process the agent's earlier tokens are revoked (stored just
@@ -987,7 +996,7 @@ class AgentWorkflow:
             type=REVOKED,
             occurred_at=workflow.now(),
             correlation_id=correlation_id,
-            payload=CredentialsRevoked(subject=self.state.manifest.agent_id).model_dump(),
+            payload=CredentialsRevoked(subject=self.state.manifest.agent_id).as_dict(),
         )
         try:
             await options.run(
@@ -998,10 +1007,20 @@ class AgentWorkflow:
         except ActivityError:
             workflow.logger.warning("revocation of %s not announced", event.payload["subject"])
 
-    def _emit(self, event_type: str, payload: dict, correlation_id: str | None) -> None:
-        event_id = str(workflow.uuid4())
+    def _emit(
+        self,
+        payload: EventPayload,
+        recipients: Sequence[str] = (),
+        correlation_id: str | None = None,
+        *,
+        event_id: str | None = None,
+    ) -> None:
         self._outbox().emit(
-            event_id, event_type, workflow.now(), payload, correlation_id=correlation_id
+            event_id or str(workflow.uuid4()),
+            workflow.now(),
+            payload,
+            recipients=recipients,
+            correlation_id=correlation_id,
         )
 
     def _sync_search_attributes(self) -> None:

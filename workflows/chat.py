@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 
 from temporalio import workflow
@@ -38,6 +39,23 @@ with workflow.unsafe.imports_passed_through():
         can_post,
         message_id_for,
     )
+    from models.events import (
+        ChatAccountFunded,
+        ChatAccountMoved,
+        ChatAccountWithdrawn,
+        ChatClosed,
+        ChatCreated,
+        ChatFloorGranted,
+        ChatFloorReleased,
+        ChatFloorRequested,
+        ChatFloorSettingsChanged,
+        ChatMemberJoined,
+        ChatMemberLeft,
+        ChatRoleChanged,
+        EventPayload,
+        FloorEvent,
+        MessageSent,
+    )
     from models.floor import BudgetView, Charge, FloorSettings, FloorState, FloorView
     from models.workflow_io import (
         AnalyseMessagesInput,
@@ -67,7 +85,7 @@ with workflow.unsafe.imports_passed_through():
         TranscriptLine,
     )
     from workflows import options
-    from workflows.floor import Floor, FloorError, FloorEvent
+    from workflows.floor import Floor, FloorError
     from workflows.membership import Membership, Notices, Refusal, conflict, forbidden, not_found
     from workflows.outbox import Outbox, Projection, Wake, run_is_long
     from workflows.patches import Patches
@@ -252,12 +270,7 @@ class ChatWorkflow:
         state = self.state
         if state.stored_version < 0 and not state.pending_events:
             members = list(state.members)
-            self._emit(
-                "chat.created",
-                {"chat": self._public().model_dump(mode="json")},
-                members,
-                start.correlation_id,
-            )
+            self._emit(ChatCreated(chat=self._public()), members, start.correlation_id)
             state.pending_rooms += [
                 RoomChange(
                     agent_id=m, chat_id=state.chat.chat_id, joined=True, chat_type=state.chat.type
@@ -378,8 +391,7 @@ class ChatWorkflow:
             TranscriptLine(speaker=sender, text=post.content[:500]),
         ]
         self._emit(
-            "message.sent",
-            {"message": message.model_dump(mode="json", by_alias=True)},
+            MessageSent(message=message),
             recipients,
             post.correlation_id,
             event_id=f"message.sent/{message.message_id}",
@@ -426,8 +438,10 @@ class ChatWorkflow:
             return []
         events = floor.request(sender, 0, "again, after the next message", now, standing=True)
         position = floor.position(sender)
-        asked = {"agent_id": sender, "priority": 0, "position": position, "standing": True}
-        return [*events, FloorEvent("chat.floor_requested", asked)]
+        asked = ChatFloorRequested(
+            chat_id=floor.chat_id, agent_id=sender, priority=0, position=position, standing=True
+        )
+        return [*events, asked]
 
     @staticmethod
     def _post_key(post: PostMessage) -> str | None:
@@ -472,13 +486,9 @@ class ChatWorkflow:
         self._members().add(change.target, role, workflow.now(), change.hosted)
         self._changed_membership(change.target, joined=True)
         self._emit(
-            "chat.member_joined",
-            {
-                "chat_id": self.state.chat.chat_id,
-                "agent_id": change.target,
-                "role": role,
-                "by": change.actor,
-            },
+            ChatMemberJoined(
+                chat_id=self.state.chat.chat_id, agent_id=change.target, role=role, by=change.actor
+            ),
             list(self.state.members),
             change.correlation_id,
         )
@@ -510,14 +520,13 @@ class ChatWorkflow:
         member.role = change.role
         self._touch()
         self._emit(
-            "chat.role_changed",
-            {
-                "chat_id": self.state.chat.chat_id,
-                "agent_id": change.target,
-                "old_role": old,
-                "new_role": change.role,
-                "by": change.actor,
-            },
+            ChatRoleChanged(
+                chat_id=self.state.chat.chat_id,
+                agent_id=change.target,
+                old_role=old,
+                new_role=change.role,
+                by=change.actor,
+            ),
             list(self.state.members),
             change.correlation_id,
         )
@@ -547,8 +556,7 @@ class ChatWorkflow:
         ]
         self._touch()
         self._emit(
-            "chat.closed",
-            {"chat_id": state.chat.chat_id, "by": request.actor},
+            ChatClosed(chat_id=state.chat.chat_id, by=request.actor),
             members,
             request.correlation_id,
         )
@@ -591,8 +599,13 @@ class ChatWorkflow:
         position = floor.position(ask.agent_id)
         waits = floor.state.current_speaker is not None or not floor.chooses_by_itself()
         if position is not None and waits and self._patched(FLOOR_REQUESTED):
-            asked = {"agent_id": ask.agent_id, "priority": ask.priority, "position": position}
-            events = [*events, FloorEvent("chat.floor_requested", asked)]
+            asked = ChatFloorRequested(
+                chat_id=floor.chat_id,
+                agent_id=ask.agent_id,
+                priority=ask.priority,
+                position=position,
+            )
+            events = [*events, asked]
         self.state.floor_version += 1
         self._floor_events(events, ask.correlation_id)
         if floor.chooses_by_itself() and floor.needs_grant():
@@ -710,7 +723,7 @@ class ChatWorkflow:
         assert floor is not None  # the validator saw one, and a floor is never taken away
         # what the ledger holds for this entry (the first request's, on a retry)
         if floor.deposit(command.entry_id, paid.entry.amount):
-            self._account_event("chat.account_funded", command, command.entry_id)
+            self._account_event(ChatAccountFunded, command, command.entry_id)
         if paid.entry.amount != command.amount:  # the key was used for another deposit
             raise ApplicationError(
                 f"Idempotency-Key: already used to deposit {paid.entry.amount}; "
@@ -735,7 +748,7 @@ class ChatWorkflow:
         except FloorError as exc:
             raise _answer(exc) from exc
         if charge is not None:  # None: a retry of one made before
-            self._account_event("chat.account_withdrawn", command, charge.entry_id)
+            self._account_event(ChatAccountWithdrawn, command, charge.entry_id)
         # answered once the ledger has it (a retry: once nothing is left unrecorded)
         await workflow.wait_condition(lambda: not self._unrecorded())
         return floor.budget_view()
@@ -793,12 +806,9 @@ class ChatWorkflow:
         state.floor_version += 1
         self._touch()
         self._emit(
-            "chat.floor_settings_changed",
-            {
-                "chat_id": state.chat.chat_id,
-                "settings": state.floor.settings.model_dump(mode="json"),
-                "by": change.actor,
-            },
+            ChatFloorSettingsChanged(
+                chat_id=state.chat.chat_id, settings=state.floor.settings, by=change.actor
+            ),
             list(state.members),
             change.correlation_id,
         )
@@ -1340,18 +1350,16 @@ class ChatWorkflow:
             return
         self.state.floor_version += 1
         for event in events:
-            payload = {"chat_id": self.state.chat.chat_id, **event.payload}
-            self._emit(event.type, payload, list(self.state.members), correlation_id)
-            holder = event.payload.get("agent_id")
-            if event.type == "chat.floor_granted":
-                self._notice(holder, floor="granted")
-            elif event.type in ("chat.floor_released", "chat.floor_expired") and holder:
-                self._notice(holder, floor="released")
-            elif event.type == "chat.floor_requested" and event.payload.get("standing"):
+            self._emit(event, list(self.state.members), correlation_id)
+            if isinstance(event, ChatFloorGranted):
+                self._notice(event.agent_id, floor="granted")
+            elif isinstance(event, ChatFloorReleased) and event.agent_id:  # or expired
+                self._notice(event.agent_id, floor="released")
+            elif isinstance(event, ChatFloorRequested) and event.standing:
                 # its own turn's answer told the hosted agent all this notice would (it
                 # yielded, asked again, read what came before its post): one workflow
                 # task less for each turn
-                self.state.pending_notices.pop(holder, None)
+                self.state.pending_notices.pop(event.agent_id, None)
         floor = self._floor()
         if floor.chooses_by_itself() and floor.needs_grant() and not self.state.chat.closed:
             granted = floor.grant_next(workflow.now(), self._member_order(), workflow.random())
@@ -1428,15 +1436,17 @@ class ChatWorkflow:
 
     # ---- the chat's account -------------------------------------------------------------
 
-    def _account_event(self, kind: str, command: ChatFundsCommand, entry_id: str) -> None:
-        budget = self.state.floor.budget
-        payload = {
-            "by": command.actor,
-            "amount": command.amount,
-            "balance": budget.balance,
-            "entry_id": entry_id,
-        }
-        self._floor_events([FloorEvent(kind, payload)], command.correlation_id)
+    def _account_event(
+        self, kind: type[ChatAccountMoved], command: ChatFundsCommand, entry_id: str
+    ) -> None:
+        event = kind(
+            chat_id=self.state.chat.chat_id,
+            by=command.actor,
+            amount=command.amount,
+            balance=self.state.floor.budget.balance,
+            entry_id=entry_id,
+        )
+        self._floor_events([event], command.correlation_id)
 
     def _unrecorded(self) -> list[Charge]:
         floor = self._floor()
@@ -1509,24 +1519,19 @@ class ChatWorkflow:
         self._changed_membership(target, joined=False)
         recipients = [*state.members, target]
         self._emit(
-            "chat.member_left",
-            {"chat_id": state.chat.chat_id, "agent_id": target, "by": actor},
+            ChatMemberLeft(chat_id=state.chat.chat_id, agent_id=target, by=actor),
             recipients,
             correlation_id,
         )
         if heir is not None:
-            self._emit(
-                "chat.role_changed",
-                {
-                    "chat_id": state.chat.chat_id,
-                    "agent_id": heir.agent_id,
-                    "old_role": "previous",
-                    "new_role": Role.OWNER,
-                    "by": PLATFORM,
-                },
-                list(state.members),
-                correlation_id,
+            handed = ChatRoleChanged(
+                chat_id=state.chat.chat_id,
+                agent_id=heir.agent_id,
+                old_role="previous",
+                new_role=Role.OWNER,
+                by=PLATFORM,
             )
+            self._emit(handed, list(state.members), correlation_id)
         if not state.members:
             state.chat.closed = True
 
@@ -1543,17 +1548,14 @@ class ChatWorkflow:
 
     def _emit(
         self,
-        event_type: str,
-        payload: dict,
-        recipients: list[str],
-        correlation_id: str | None,
+        payload: EventPayload,
+        recipients: Sequence[str] = (),
+        correlation_id: str | None = None,
         *,
         event_id: str | None = None,
     ) -> None:
-        event_id = event_id or str(workflow.uuid4())
         self._outbox().emit(
-            event_id,
-            event_type,
+            event_id or str(workflow.uuid4()),
             workflow.now(),
             payload,
             recipients=recipients,

@@ -8,9 +8,18 @@ from __future__ import annotations
 
 import random
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
+from models.events import (
+    ChatFloorExpired,
+    ChatFloorGranted,
+    ChatFloorReleased,
+    ChatFloorWithdrawn,
+    ChatRoundEnded,
+    ChatRoundStarted,
+    ChatTurnPaid,
+    FloorEvent,
+)
 from models.floor import (
     RECENT_TURNS,
     BudgetView,
@@ -37,12 +46,6 @@ class FloorError(Exception):
     def __init__(self, message: str, kind: str = "Conflict") -> None:
         super().__init__(message)
         self.kind = kind
-
-
-@dataclass
-class FloorEvent:
-    type: str
-    payload: dict = field(default_factory=dict)
 
 
 class Floor:
@@ -181,7 +184,7 @@ class Floor:
                 s.budget.spent_in_round = 0
             s.spoke_in_round, s.rotation = [], []
             s.round_open = True
-            events.append(FloorEvent("chat.round_started", {"round": s.round, "by": agent_id}))
+            events.append(ChatRoundStarted(chat_id=self.chat_id, round=s.round, by=agent_id))
         if agent_id == s.current_speaker:
             return events
         if agent_id in s.spoke_in_round and agent_id not in s.rotation:
@@ -217,7 +220,7 @@ class Floor:
         s.queue = [r for r in s.queue if r.agent_id != agent_id]
         if len(s.queue) == before:
             raise FloorError(f"{agent_id} neither holds the floor nor waits for it")
-        return [FloorEvent("chat.floor_withdrawn", {"agent_id": agent_id})]
+        return [ChatFloorWithdrawn(chat_id=self.chat_id, agent_id=agent_id)]
 
     def posted(
         self,
@@ -383,19 +386,17 @@ class Floor:
         s.last_activity_at = now
         s.grant_reason = reason
         return [
-            FloorEvent(
-                "chat.floor_granted",
-                {
-                    "agent_id": agent_id,
-                    "policy": self.policy,
-                    "reason": reason,
-                    "request_reason": request.reason if request else None,
-                    "priority": request.priority if request else 0,
-                    "round": s.round,
-                    "turn": s.turns_in_round + 1,
-                    "turn_ends_at": s.turn_ends_at.isoformat(),
-                    "max_messages": s.settings.max_messages_per_turn,
-                },
+            ChatFloorGranted(
+                chat_id=self.chat_id,
+                agent_id=agent_id,
+                policy=self.policy,
+                reason=reason,
+                request_reason=request.reason if request else None,
+                priority=request.priority if request else 0,
+                round=s.round,
+                turn=s.turns_in_round + 1,
+                turn_ends_at=s.turn_ends_at.isoformat(),
+                max_messages=s.settings.max_messages_per_turn,
             )
         ]
 
@@ -468,13 +469,17 @@ class Floor:
         if s.budget is not None:
             s.budget.dearest_turn = max(s.budget.dearest_turn, s.budget.turn_cost)
             s.budget.turn_cost = 0
-        kind = "chat.floor_expired" if why == "expired" else "chat.floor_released"
-        payload = {"agent_id": holder, "reason": why, "round": s.round}
+        kind = ChatFloorExpired if why == "expired" else ChatFloorReleased
+        figures = {}
         if record is not None:
-            payload["turn_seconds"] = record.seconds
-            payload["model_seconds"] = record.model_seconds
-            payload["overhead_seconds"] = record.overhead_seconds
-        events = [FloorEvent(kind, payload)]
+            figures = {
+                "turn_seconds": record.seconds,
+                "model_seconds": record.model_seconds,
+                "overhead_seconds": record.overhead_seconds,
+            }
+        events: list[FloorEvent] = [
+            kind(chat_id=self.chat_id, agent_id=holder, reason=why, round=s.round, **figures)
+        ]
         max_turns = s.settings.max_turns
         if max_turns and s.round_open and s.turns_in_round >= max_turns:
             events += self._end_round("max_turns")
@@ -574,16 +579,14 @@ class Floor:
             budget.spent_in_round += paid
             budget.turn_cost += paid
             events.append(
-                FloorEvent(
-                    "chat.turn_paid",
-                    {
-                        "agent_id": agent_id,
-                        "round": s.round,
-                        "tokens": tokens,
-                        "amount": paid,
-                        "balance": budget.balance,
-                        "entry_id": charge.entry_id,
-                    },
+                ChatTurnPaid(
+                    chat_id=self.chat_id,
+                    agent_id=agent_id,
+                    round=s.round,
+                    tokens=tokens,
+                    amount=paid,
+                    balance=budget.balance,
+                    entry_id=charge.entry_id,
                 )
             )
         if paid < cost:
@@ -646,10 +649,14 @@ class Floor:
         s = self.state
         s.round_open = False
         s.held_until = None
-        payload = {"round": s.round, "reason": why, "turns": s.turns_in_round}
-        if conditions is not None:
-            payload["conditions"] = conditions  # which of the expression's fired
-        return [FloorEvent("chat.round_ended", payload)]
+        ended = ChatRoundEnded(
+            chat_id=self.chat_id,
+            round=s.round,
+            reason=why,
+            turns=s.turns_in_round,
+            conditions=conditions,
+        )
+        return [ended]
 
 
 def _pct(values: list[float], q: float) -> float:

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from models.events import EventEnvelope
+from models.events import EventEnvelope, EventPayload
 
 
 class Outbox:
@@ -29,20 +29,20 @@ class Outbox:
     def emit(
         self,
         event_id: str,
-        event_type: str,
         at: datetime,
-        payload: dict,
+        payload: EventPayload,
         *,
         recipients: Sequence[str] = (),
         correlation_id: str | None = None,
     ) -> EventEnvelope:
-        """Queue an event (its id deterministic: the workflow's ``uuid4`` or derived)."""
+        """Queue an event of the payload's type (its id deterministic: the workflow's
+        ``uuid4`` or derived)."""
         event = EventEnvelope(
             event_id=event_id,
-            type=event_type,
+            type=payload.TYPE,
             occurred_at=at,
             correlation_id=correlation_id,
-            payload=payload,
+            payload=payload.as_dict(),
             recipients=list(recipients),
         )
         self.events.append(event)

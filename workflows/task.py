@@ -10,6 +10,7 @@ never pays twice: tokens are neither lost nor duplicated.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 
 from temporalio import workflow
@@ -21,6 +22,19 @@ with workflow.unsafe.imports_passed_through():
     from activities.tasks import TaskActivities
     from core.names import PLATFORM, TASK_WORKFLOW, TaskHandlers
     from core.temporal import STATUS
+    from models.events import (
+        EventPayload,
+        TaskAccepted,
+        TaskAssigned,
+        TaskBidPlaced,
+        TaskBidWithdrawn,
+        TaskCancelled,
+        TaskExpired,
+        TaskPosted,
+        TaskRejected,
+        TaskSettled,
+        TaskSubmitted,
+    )
     from models.market import (
         FINAL,
         Bid,
@@ -87,7 +101,7 @@ class TaskWorkflow:
                     **options.STORE,
                 )
                 state.escrowed = True
-                self._emit("task.posted", self._parties(), {"reward": self.task.reward})
+                self._emit(TaskPosted(**self._about(), reward=self.task.reward), self._parties())
             except ActivityError as exc:
                 cause = exc.cause
                 state.escrow_refused = (
@@ -140,10 +154,8 @@ class TaskWorkflow:
             reputation=command.reputation,
         )
         self.task.bids.append(bid)
-        payload = {"agent_id": bid.agent_id, "price": bid.price}
-        self._emit(
-            "task.bid_placed", [self.task.poster, bid.agent_id], payload, command.correlation_id
-        )
+        placed = TaskBidPlaced(**self._about(), agent_id=bid.agent_id, price=bid.price)
+        self._emit(placed, [self.task.poster, bid.agent_id], command.correlation_id)
         return await self._stored()
 
     @place_bid.validator
@@ -165,9 +177,8 @@ class TaskWorkflow:
         """The bidder takes its bid back while the task is open."""
         self.task.bids = [b for b in self.task.bids if b.agent_id != command.actor]
         self._emit(
-            "task.bid_withdrawn",
+            TaskBidWithdrawn(**self._about(), agent_id=command.actor),
             [self.task.poster, command.actor],
-            {"agent_id": command.actor},
             command.correlation_id,
         )
         return await self._stored()
@@ -185,7 +196,7 @@ class TaskWorkflow:
         """The poster withdraws an open task: the whole reward returns from escrow."""
         self.task.status = "cancelled"
         self._touch()
-        self._emit("task.cancelled", self._parties(), {}, command.correlation_id)
+        self._emit(TaskCancelled(**self._about()), self._parties(), command.correlation_id)
         await self._settle(pay=False, correlation_id=command.correlation_id)
         return await self._stored()
 
@@ -218,9 +229,8 @@ class TaskWorkflow:
         self.task.submissions += 1
         self._touch()
         self._emit(
-            "task.submitted",
+            TaskSubmitted(**self._about(), submissions=self.task.submissions),
             self._parties(),
-            {"submissions": self.task.submissions},
             command.correlation_id,
         )
         return await self._stored()
@@ -237,7 +247,7 @@ class TaskWorkflow:
     async def accept(self, command: TaskCommand) -> Task:
         self.task.status = "settled"
         self._touch()
-        self._emit("task.accepted", self._parties(), {}, command.correlation_id)
+        self._emit(TaskAccepted(**self._about()), self._parties(), command.correlation_id)
         await self._settle(pay=True, correlation_id=command.correlation_id)
         return await self._stored()
 
@@ -251,12 +261,10 @@ class TaskWorkflow:
     @workflow.update
     async def reject(self, command: TaskCommand) -> Task:
         self.task.rejections.append(command.reason or "")
-        self._emit(
-            "task.rejected",
-            self._parties(),
-            {"reason": command.reason, "rejections": len(self.task.rejections)},
-            command.correlation_id,
+        rejected = TaskRejected(
+            **self._about(), reason=command.reason, rejections=len(self.task.rejections)
         )
+        self._emit(rejected, self._parties(), command.correlation_id)
         if len(self.task.rejections) >= 2:
             self.task.status = "refunded"
             self._touch()
@@ -325,14 +333,13 @@ class TaskWorkflow:
         self._touch()
         # the agreed price is the poster's and the assignee's; the other bidders learn who
         self._emit(
-            "task.assigned",
+            TaskAssigned(**self._about(), agent_id=bid.agent_id, price=bid.price),
             [self.task.poster, bid.agent_id],
-            {"agent_id": bid.agent_id, "price": bid.price},
             correlation_id,
         )
         others = [p for p in self._parties() if p not in (self.task.poster, bid.agent_id)]
         if others:
-            self._emit("task.assigned", others, {"agent_id": bid.agent_id}, correlation_id)
+            self._emit(TaskAssigned(**self._about(), agent_id=bid.agent_id), others, correlation_id)
 
     async def _settle(self, *, pay: bool, correlation_id: str | None) -> None:
         """Pay the assignee and refund the rest (accepted), or refund it all. Each entry
@@ -363,9 +370,8 @@ class TaskWorkflow:
             )
             self.state.settled_entries.append(entry_id)
         self._emit(
-            "task.settled",
+            TaskSettled(**self._about(), paid=paid, refunded=task.reward - paid),
             self._parties(),
-            {"paid": paid, "refunded": task.reward - paid},
             correlation_id,
         )
         if task.assignee:
@@ -383,7 +389,7 @@ class TaskWorkflow:
         if task.status not in FINAL and now >= task.deadline:
             task.status = "expired"
             self._touch()
-            self._emit("task.expired", self._parties(), {})
+            self._emit(TaskExpired(**self._about()), self._parties())
             await self._settle(pay=False, correlation_id=None)
 
     def _next_timer(self) -> timedelta | None:
@@ -514,17 +520,23 @@ class TaskWorkflow:
     def _touch(self) -> None:
         self.task.version += 1
 
+    def _about(self) -> dict[str, str]:
+        """What every task event says first: the task, its title, its status now."""
+        return {"task_id": self.task.task_id, "title": self.task.title, "status": self.task.status}
+
     def _emit(
-        self, kind: str, recipients: list[str], payload: dict, correlation_id: str | None = None
+        self,
+        payload: EventPayload,
+        recipients: Sequence[str] = (),
+        correlation_id: str | None = None,
+        *,
+        event_id: str | None = None,
     ) -> None:
         self._touch()
-        event_id = str(workflow.uuid4())
         self._outbox().emit(
-            event_id,
-            kind,
+            event_id or str(workflow.uuid4()),
             workflow.now(),
-            {"task_id": self.task.task_id, "title": self.task.title, "status": self.task.status}
-            | payload,
+            payload,
             recipients=recipients,
             correlation_id=correlation_id or self._correlation_id,
         )

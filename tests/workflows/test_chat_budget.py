@@ -44,9 +44,10 @@ def test_a_deposit_counts_once_and_a_turn_pays_its_tokens_to_its_speaker():
     for agent in MEMBERS:
         f.request(agent, 0, None, T0)
     events = turn(f, tokens=1001)  # 1001 * 20 / 1000 = 20.02: 21, rounded up
-    paid = [e.payload for e in events if e.type == "chat.turn_paid"]
+    paid = [e.as_dict() for e in events if e.type == "chat.turn_paid"]
     assert paid == [
         {
+            "chat_id": "room",
             "agent_id": "a",
             "round": 1,
             "tokens": 1001,
@@ -69,9 +70,10 @@ def test_the_round_ends_when_the_next_turn_could_spend_past_the_balance():
         f.request(agent, 0, None, T0)
     turn(f, tokens=40)  # a: 60 left, a turn here may cost 40
     events = turn(f, tokens=30)  # b: 30 left, less than the dearest turn
-    ended = [e.payload for e in events if e.type == "chat.round_ended"]
+    ended = [e.as_dict() for e in events if e.type == "chat.round_ended"]
     assert ended == [
         {
+            "chat_id": "room",
             "round": 1,
             "reason": "budget",
             "turns": 2,
@@ -100,9 +102,9 @@ def test_a_turn_that_costs_more_than_is_left_pays_what_is_left_and_ends_the_roun
         "chat.floor_released",
         "chat.round_ended",
     ]
-    assert events[1].payload["amount"] == 25 and f.state.budget.balance == 0
-    assert events[2].payload["reason"] == "budget"
-    assert events[3].payload["conditions"] == [
+    assert events[1].amount == 25 and f.state.budget.balance == 0
+    assert events[2].reason == "budget"
+    assert events[3].conditions == [
         "budget: 60 model tokens cost 60, the chat's account held 25"
     ]
 

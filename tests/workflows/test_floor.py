@@ -86,7 +86,7 @@ def test_a_turn_ends_at_the_message_limit_and_the_next_is_granted():
     assert f.posted("a", "one", T0) == []
     released = f.posted("a", "two", T0)
     assert [e.type for e in released] == ["chat.floor_released"]
-    assert released[0].payload["reason"] == "message_limit"
+    assert released[0].reason == "message_limit"
     f.grant_next(T0, MEMBERS, random.Random(0))
     assert f.state.current_speaker == "b"
 
@@ -109,7 +109,7 @@ def test_max_turns_and_termination_end_the_round_and_a_request_opens_the_next():
     f.grant_next(T0, MEMBERS, random.Random(0))
     events = f.release("a", T0)
     assert [e.type for e in events] == ["chat.floor_released", "chat.round_ended"]
-    assert events[-1].payload["reason"] == "max_turns"
+    assert events[-1].reason == "max_turns"
     assert not f.needs_grant()  # b still waits, but the round is over
     started = f.request("c", 0, None, T0)
     assert started[0].type == "chat.round_started" and f.state.round == 2
@@ -117,7 +117,7 @@ def test_max_turns_and_termination_end_the_round_and_a_request_opens_the_next():
     assert f.state.current_speaker == "b"
     f.apply({"max_turns": 10})
     ended = f.posted("b", "we are done. terminate", T0)
-    assert [e.payload.get("reason") for e in ended] == ["termination", "termination"]
+    assert [e.reason for e in ended] == ["termination", "termination"]
 
 
 def test_idle_timeout_ends_the_round():
@@ -126,7 +126,7 @@ def test_idle_timeout_ends_the_round():
     f.grant_next(T0, MEMBERS, random.Random(0))
     events = f.expire_due(T0 + timedelta(seconds=10))
     assert [e.type for e in events] == ["chat.floor_released", "chat.round_ended"]
-    assert events[-1].payload["reason"] == "idle"
+    assert events[-1].reason == "idle"
 
 
 def test_grant_by_hand_needs_a_requester_and_a_free_floor():
@@ -225,7 +225,7 @@ def test_leaving_loses_the_floor_and_the_place():
     f.leave("b", T0)
     assert [r.agent_id for r in f.state.queue] == ["c"]
     events = f.leave("a", T0)
-    assert events[0].payload["reason"] == "left" and f.state.current_speaker is None
+    assert events[0].reason == "left" and f.state.current_speaker is None
 
 
 def test_a_standing_request_waits_for_a_later_post_then_is_granted():
@@ -242,10 +242,10 @@ def test_a_standing_request_waits_for_a_later_post_then_is_granted():
     assert f.view().queue[0].after_next_message
     assert f.next_deadline(T0) is None  # nothing to time out while only it waits
     f.request("b", 0, None, T0)
-    assert f.grant_next(T0, MEMBERS, rng)[0].payload["agent_id"] == "b"  # a waits on
+    assert f.grant_next(T0, MEMBERS, rng)[0].agent_id == "b"  # a waits on
     f.posted("b", "an answer", T0)  # someone spoke after a: a may speak again
     assert not f.view().queue[0].after_next_message
-    assert f.grant_next(T0, MEMBERS, rng)[0].payload["agent_id"] == "a"
+    assert f.grant_next(T0, MEMBERS, rng)[0].agent_id == "a"
 
 
 def test_a_plain_request_makes_a_standing_one_plain_and_a_standing_one_keeps_a_plain():
@@ -356,10 +356,10 @@ def drive(policy: str, steps, seed: int):
         events = f.grant_next(now, [m for m in MEMBERS if m in members], rng)
         for event in events:
             if event.type == "chat.floor_granted":
-                granted = event.payload["agent_id"]
+                granted = event.agent_id
                 assert standing.get(granted, -1) < posts, "granted before anyone spoke after"
                 standing.pop(granted, None)
-        grants += [e.payload["agent_id"] for e in events if e.type == "chat.floor_granted"]
+        grants += [e.agent_id for e in events if e.type == "chat.floor_granted"]
         if any(e.type == "chat.floor_granted" for e in events):
             pair, in_row = None, 0  # the policy chose: the handoffs in a row start again
         assert len(f.state.recent_turns) <= RECENT_TURNS
@@ -403,7 +403,7 @@ def test_fifo_and_round_robin_grant_every_requester_within_a_bounded_number_of_t
     granted: list[str] = []
     for _ in range(len(waiting)):  # the bound: one turn per requester
         events = f.grant_next(now, MEMBERS, random.Random(seed))
-        granted += [e.payload["agent_id"] for e in events if e.type == "chat.floor_granted"]
+        granted += [e.agent_id for e in events if e.type == "chat.floor_granted"]
         if f.state.current_speaker:
             # the holder speaks and asks again: it must not starve the others
             holder = f.state.current_speaker
@@ -420,8 +420,8 @@ def test_a_handoff_ends_the_turn_and_grants_the_named_requester():
     f.grant_next(T0, MEMBERS, random.Random(0))
     events = f.handoff("a", "c", MEMBERS, T0 + timedelta(seconds=2))
     assert [e.type for e in events] == ["chat.floor_released", "chat.floor_granted"]
-    assert events[0].payload["reason"] == "handoff"
-    assert events[1].payload["reason"] == "handed over by a"
+    assert events[0].reason == "handoff"
+    assert events[1].reason == "handed over by a"
     assert f.state.current_speaker == "c" and [r.agent_id for r in f.state.queue] == ["b"]
     f.request("a", 0, None, T0)
     refusal = f.handoff_refusal("c", "a", MEMBERS)

@@ -9,6 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from pydantic import BaseModel
 
+from models.events import ChatClosed, TaskAssigned
 from workflows.outbox import Outbox, Projection, Wake, continue_due, run_is_long
 
 T0 = datetime(2026, 12, 1, tzinfo=UTC)
@@ -27,7 +28,7 @@ def test_every_event_goes_out_once_and_in_the_order_it_was_decided(steps):
     emitted, published = [], []
     for n, step in enumerate(steps):
         if step == "emit":
-            emitted.append(outbox.emit(f"e{n}", "chat.created", T0, {"n": n}).event_id)
+            emitted.append(outbox.emit(f"e{n}", T0, ChatClosed(chat_id=f"c{n}", by="ann")).event_id)
         elif step == "take":
             published += [e.event_id for e in outbox.take()]
         else:
@@ -41,15 +42,21 @@ def test_every_event_goes_out_once_and_in_the_order_it_was_decided(steps):
 
 def test_an_event_carries_what_it_was_given():
     outbox = Outbox([])
-    event = outbox.emit(
-        "id-1", "message.sent", T0, {"x": 1}, recipients=["ann"], correlation_id="c-1"
-    )
+    payload = TaskAssigned(task_id="t-1", title="Sum", status="assigned", agent_id="bob")
+    event = outbox.emit("id-1", T0, payload, recipients=["ann"], correlation_id="c-1")
     assert (event.event_id, event.type, event.recipients, event.correlation_id) == (
         "id-1",
-        "message.sent",
+        "task.assigned",
         ["ann"],
         "c-1",
     )
+    # a field without a value is left out (the other bidders are not told the price)
+    assert event.payload == {
+        "task_id": "t-1",
+        "title": "Sum",
+        "status": "assigned",
+        "agent_id": "bob",
+    }
     assert len(outbox) == 1 and outbox.head(5) == [event]
 
 

@@ -85,8 +85,8 @@ def test_a_round_ends_when_its_expression_holds_and_says_which_conditions():
     assert f.posted("a", "two", T0) == []
     events = f.posted("a", "three", T0)
     ended = events[-1]
-    assert ended.type == "chat.round_ended" and ended.payload["reason"] == "termination"
-    assert ended.payload["conditions"] == ['text("done")', "max_messages(3)"]
+    assert ended.type == "chat.round_ended" and ended.reason == "termination"
+    assert ended.conditions == ['text("done")', "max_messages(3)"]
     assert f.state.current_speaker is None and not f.state.round_open
     f.request("b", 0, None, T0)  # a new round starts from nothing
     assert f.state.round == 2 and f.state.messages_in_round == 0 and f.state.said_in_round == []
@@ -98,7 +98,7 @@ def test_the_owner_s_stop_ends_the_round_whatever_it_says():
     f.grant_next(T0, ["a"], random.Random(0))
     events = f.stop("owner", T0)
     assert [e.type for e in events] == ["chat.floor_released", "chat.round_ended"]
-    assert events[-1].payload["conditions"] == ["stopped by owner"]
+    assert events[-1].conditions == ["stopped by owner"]
 
 
 def test_an_idle_condition_sets_a_deadline_only_ahead_of_now():
