@@ -110,10 +110,19 @@ class Inbox:
         """Unacked messages go back to the queue, in order. Each step is bounded, so that
         the agent's place in ``bus.reading`` is given back even when the connection died
         under them: held, every later stream of the agent on this process got 4409."""
-        for step in (lambda: self.queue.cancel(self.tag), self.channel.close):
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(step(), SETTLE_SECONDS)
+        await ending(lambda: self.queue.cancel(self.tag))
+        await ending(self.channel.close)
         await self.forget()
+
+
+async def ending(step: Callable[[], Awaitable[object]]) -> None:
+    """One step of a reader's end (cancel its consumer, delete its queue, close its
+    channel) within ``SETTLE_SECONDS``, never raising: asked on a connection that died as
+    it was written, a step is never answered, and the reader (a stream, an observer, a
+    task's follower) would never end. What it would have undone, the broker undoes with
+    the connection."""
+    with contextlib.suppress(Exception):
+        await asyncio.wait_for(step(), SETTLE_SECONDS)
 
 
 async def open_inbox(bus: EventBus, agent_id: str, prefetch: int = 64) -> Inbox:

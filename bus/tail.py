@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 from collections.abc import Awaitable, Callable
 
+from bus.inbox import ending
 from bus.publisher import EventBus
 from models.events import EventEnvelope
 
@@ -81,12 +82,10 @@ async def tail_events(
                 raise WatchLost
         finally:
             stopping.cancel()
-            with contextlib.suppress(Exception):
-                await queue.cancel(tag)
-                await queue.delete(if_unused=False, if_empty=False)
+            await ending(lambda: queue.cancel(tag))
+            await ending(lambda: queue.delete(if_unused=False, if_empty=False))
     finally:
-        with contextlib.suppress(Exception):
-            await channel.close()
+        await ending(channel.close)
 
 
 async def _first_of(stop: asyncio.Event, lost: asyncio.Event, ended: asyncio.Event) -> None:

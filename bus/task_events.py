@@ -13,6 +13,7 @@ from collections.abc import AsyncIterator
 import aio_pika
 from aio_pika.abc import AbstractExchange, AbstractIncomingMessage
 
+from bus.inbox import ending
 from bus.publisher import EventBus
 
 
@@ -63,10 +64,7 @@ class TaskEvents:
             try:
                 yield received
             finally:
-                with contextlib.suppress(Exception):
-                    await queue.cancel(tag)
-                with contextlib.suppress(Exception):
-                    await queue.delete(if_unused=False, if_empty=False)
+                await ending(lambda: queue.cancel(tag))
+                await ending(lambda: queue.delete(if_unused=False, if_empty=False))
         finally:
-            with contextlib.suppress(Exception):
-                await channel.close()
+            await ending(channel.close)

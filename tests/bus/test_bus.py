@@ -343,3 +343,48 @@ async def test_an_a2a_task_followed_across_a_cut_ends_with_its_stored_state(sett
             assert states[-1] == TaskState.TASK_STATE_COMPLETED
         finally:
             await cut_bus.close()
+
+
+async def test_a_watcher_whose_consumer_cancel_is_never_answered_still_ends(
+    bus: EventBus, monkeypatch
+):
+    """A watcher's end cancels its consumer; on a connection that died as the cancel was
+    written, no answer ever comes, and the observer stream or tail must end all the same.
+    The same holds for a follower of an A2A task's events."""
+    import aio_pika.queue
+
+    from bus import inbox
+    from bus.tail import tail_events
+    from bus.task_events import TaskEvents
+
+    monkeypatch.setattr(inbox, "SETTLE_SECONDS", 0.5)
+    asked, never = asyncio.Event(), asyncio.Event()
+
+    async def cancel(queue, *args, **kwargs):
+        asked.set()
+        await never.wait()  # asked on a connection that is gone: no answer, ever
+
+    monkeypatch.setattr(aio_pika.queue.Queue, "cancel", cancel)
+    stop, ready = asyncio.Event(), asyncio.Event()
+
+    async def ignore(event: EventEnvelope) -> None:
+        pass
+
+    async def bound() -> None:
+        ready.set()
+
+    watcher = asyncio.create_task(tail_events(bus, ignore, ["watch.tested"], stop, on_ready=bound))
+    await asyncio.wait_for(ready.wait(), 10)
+    stop.set()
+    await asyncio.wait_for(watcher, 10)  # before: waited on the cancel for ever
+    assert asked.is_set()
+
+    asked.clear()
+    follower = TaskEvents(bus)
+
+    async def follow() -> None:
+        async with follower.following("task-1"):
+            pass
+
+    await asyncio.wait_for(follow(), 10)
+    assert asked.is_set()
