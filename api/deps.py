@@ -74,8 +74,8 @@ Public = Depends(public)
 
 
 # The dependencies are coroutines, also where they only read ``app.state``: FastAPI runs a
-# plain function in its thread pool, a hop a dependency per request (measured: a tenth of
-# the API's CPU under posts at 50 a second went to the pool's handoffs).
+# plain function in its thread pool, a hop to another thread for each dependency of each
+# request (the README's Performance section has what those hops cost).
 
 
 async def get_settings(request: Request) -> Settings:

@@ -99,8 +99,8 @@ class Inbox:
     async def _settle(self, answer: Awaitable[None], what: str) -> None:
         """Within ``SETTLE_SECONDS``: an acknowledgement is written to the connection, not
         answered, and one put on a connection that died as it was written waits for ever
-        (aiormq's write queue is not drained again). Four streams did so through a
-        RabbitMQ restart in the drills, their clients connected and told nothing more."""
+        (aiormq's write queue is not drained again): the stream would stay open, its
+        client told nothing more, while its events wait in the broker."""
         try:
             await asyncio.wait_for(answer, SETTLE_SECONDS)
         except (aio_pika.exceptions.AMQPError, RuntimeError, TimeoutError) as exc:

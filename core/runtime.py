@@ -14,16 +14,15 @@ import uvloop
 YOUNG_COLLECTION_EVERY = 20_000
 """Allocations between two young collections (Python's default is 700). Under load the
 worker and the API allocate a few thousand objects a message; at the default they
-collected young objects about 15 times a second each, and the older generations often
-enough that a full collection, a stop of 0.1 to 0.3 s, came every few seconds."""
+collected young objects many times a second, and the older generations often enough
+that a full collection, a stop of the whole process, came every few seconds."""
 
 
 def settle_heap() -> None:
     """Move what start-up built (modules, classes, routes, settings: most of the heap) out
     of the collector's sight, and collect young objects less often. A full collection
-    then walks what the process made since, not the whole import graph: measured under
-    a load of 50 messages a second, the API's full collections took 0.3 s, the worker's
-    0.17 s, each a pause of every request and workflow task in the process."""
+    then walks what the process made since, not the whole import graph: each full
+    collection pauses every request and workflow task in the process."""
     gc.collect()
     gc.freeze()
     _, middle, old = gc.get_threshold()

@@ -176,9 +176,9 @@ class Settings(BaseSettings):
     so rooms opened together do not tell their members all at once."""
     continue_as_new_after_events: int = Field(default=2_000, ge=100)
     """A worker that restarts replays every busy workflow's history from its start: the
-    shorter the run, the sooner a crashed worker's chats answer again (measured by the
-    worker-kill drill: at ~2,500 events per chat, five busy chats kept a restarted worker
-    replaying longer than the ten seconds it lived)."""
+    shorter the run, the sooner a crashed worker's chats answer again: a run much longer
+    than this keeps a restarted worker replaying busy chats past the workflow task
+    timeout (the worker-kill drill)."""
     sticky_schedule_to_start_seconds: float = Field(default=3.0, gt=0, le=60)
     workflow_task_slots: int = Field(default=100, ge=2, le=1_000)
     """Workflow tasks a worker runs at once (the SDK's default)."""
@@ -192,9 +192,9 @@ class Settings(BaseSettings):
     bound by the interpreter, not by waiting."""
     workflow_sandbox: bool = False
     """Run workflow code in the SDK's sandbox, which isolates each workflow's module
-    globals and refuses non-deterministic calls. It is a guard for development, and it
-    costs the worker about a third of its CPU per message (every activation goes through
-    the sandbox's importer and proxies), so the worker runs without it and the test suite
+    globals and refuses non-deterministic calls. It is a guard for development, and every
+    activation pays for it (each goes through the sandbox's importer and proxies), so the
+    worker runs without it and the test suite
     runs every workflow inside it (``tests/conftest.py``): a call the sandbox refuses fails
     CI, not production."""
     continue_as_new_after_updates: int = Field(default=1_500, ge=10, le=1_900)

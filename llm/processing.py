@@ -64,8 +64,8 @@ class MessageAnalyser(Runnable[dict, dict]):
     """The offline reader as a LangChain runnable: a pure function of its input, called
     on the event loop. It opens a callback run only when the caller passes callbacks:
     as a ``RunnableLambda`` every call inspected the function's signature and set up a
-    run that nobody listened to (293 µs a batch of one, against 15 µs now, on the
-    worker's one event loop that every delivery passes through)."""
+    run that nobody listened to, on the worker's one event loop that every delivery
+    passes through."""
 
     name: str = "agora_message_analyser"
 

@@ -93,8 +93,8 @@ async def find_by_ids(
 
     FerretDB v1 (the local stand-in, run with --telemetry=disable) does not push an
     ``$in`` down to PostgreSQL: it decodes every document of the collection to filter
-    them itself (114 ms at 1,300 agents, growing with the society), where a find by one
-    ``_id`` is filtered by PostgreSQL (3 ms). On MongoDB both are index look-ups."""
+    them itself, a cost that grows with the society, where a find by one ``_id`` is
+    filtered by PostgreSQL. On MongoDB both are index look-ups."""
     found = await asyncio.gather(
         *(collection.find_one({"_id": i}, projection) for i in dict.fromkeys(ids))
     )

@@ -28,7 +28,7 @@ def test_every_event_type_is_catalogued_once_under_a_name_the_envelope_takes():
     types = catalogue()
     assert "message.sent" in types and "task.settled" in types and "chat.floor_granted" in types
     for name, cls in types.items():
-        assert cls.TYPE == name
+        assert name == cls.TYPE
         # the envelope refuses a type outside its pattern
         EventEnvelope(event_id="e", type=name, occurred_at=T0)
     assert len({cls for cls in types.values()}) == len(types)

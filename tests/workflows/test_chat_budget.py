@@ -104,9 +104,7 @@ def test_a_turn_that_costs_more_than_is_left_pays_what_is_left_and_ends_the_roun
     ]
     assert events[1].amount == 25 and f.state.budget.balance == 0
     assert events[2].reason == "budget"
-    assert events[3].conditions == [
-        "budget: 60 model tokens cost 60, the chat's account held 25"
-    ]
+    assert events[3].conditions == ["budget: 60 model tokens cost 60, the chat's account held 25"]
 
 
 def test_a_chat_without_an_account_pays_nothing_and_ends_no_round_for_it():
