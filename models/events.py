@@ -46,6 +46,14 @@ def optional() -> Any:
     return Field(default=None, exclude_if=_absent)
 
 
+def _as_published(schema: dict[str, Any], cls: type) -> None:
+    """A payload's JSON schema as clients get it: named by its event type, and open to
+    fields a later version adds (a reader ignores what it does not know)."""
+    schema.pop("additionalProperties", None)
+    if "TYPE" in vars(cls):
+        schema["x-event-type"] = cls.TYPE
+
+
 class EventPayload(BaseModel):
     """The payload of one event type (``TYPE``): every event a workflow emits is one of
     the classes below, so this module is the catalogue of what goes over the bus. On the
@@ -53,7 +61,9 @@ class EventPayload(BaseModel):
     consumer that reads one back into its class ignores fields it does not know
     (``model_validate(..., extra="ignore")``); made here, an unknown field is an error."""
 
-    model_config = ConfigDict(frozen=True, populate_by_name=True, extra="forbid")
+    model_config = ConfigDict(
+        frozen=True, populate_by_name=True, extra="forbid", json_schema_extra=_as_published
+    )
 
     TYPE: ClassVar[str]
 
@@ -347,7 +357,8 @@ class TaskSettled(TaskEvent):
 
 
 def catalogue() -> dict[str, type[EventPayload]]:
-    """Every event type a workflow emits, with its payload class."""
+    """Every event type a workflow emits, with its payload class (the API publishes their
+    schemas in its OpenAPI, ``api.routes.events.document_events``)."""
     found: dict[str, type[EventPayload]] = {}
     todo = list(EventPayload.__subclasses__())
     while todo:

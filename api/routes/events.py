@@ -26,6 +26,7 @@ from fastapi import (
     WebSocketDisconnect,
     status,
 )
+from pydantic.json_schema import models_json_schema
 
 from api.audit import audit_websocket
 from api.deps import (
@@ -51,6 +52,7 @@ from models.events import (
     ObserverScope,
     ObserverTicket,
     WhoAmI,
+    catalogue,
     event_chat_id,
 )
 from persistence import ChatRepository, StreamTicketRepository
@@ -304,3 +306,16 @@ async def read_slowest_traces(
     """This API process's slowest recent traces (their root span's duration), when it
     traces (``AGORA_TRACING=1`` or ``OTEL_EXPORTER_OTLP_ENDPOINT``); admins and operators."""
     return {"tracing": is_configured(), "traces": SLOWEST.slowest()}
+
+
+def document_events(schema: dict) -> dict:
+    """Every event payload's JSON schema into the OpenAPI's components, each marked with
+    its ``x-event-type``: the streams are WebSockets, which the OpenAPI cannot describe,
+    and a client generating its types from the document still gets what each event's
+    ``payload`` holds. A model the routes already publish keeps the routes' schema."""
+    models = [(cls, "serialization") for cls in catalogue().values()]
+    _, found = models_json_schema(models, ref_template="#/components/schemas/{model}")
+    schemas = schema.setdefault("components", {}).setdefault("schemas", {})
+    for name, model in found.get("$defs", {}).items():
+        schemas.setdefault(name, model)
+    return schema

@@ -43,3 +43,18 @@ async def test_openapi_is_served(api):
     schema = (await api.get("/openapi.json")).json()
     assert "/v1/agents" in schema["paths"]
     assert (await api.get("/docs")).status_code == 200
+
+
+async def test_the_openapi_describes_every_event_payload_a_stream_carries(api):
+    """The streams are WebSockets; what their events' payloads hold is in the document's
+    components, each schema named by its event type and open to fields added later."""
+    from models.events import catalogue
+
+    schemas = (await api.get("/openapi.json")).json()["components"]["schemas"]
+    published = {s["x-event-type"]: s for s in schemas.values() if "x-event-type" in s}
+    assert set(published) == set(catalogue())
+    sent = published["message.sent"]
+    assert sent["properties"]["message"] == {"$ref": "#/components/schemas/Message"}
+    assert "from" in schemas["Message"]["properties"]  # by its name on the wire
+    assert "price" not in published["task.assigned"]["required"]  # the others are not told
+    assert not any("additionalProperties" in s for s in published.values())
