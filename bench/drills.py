@@ -656,34 +656,35 @@ async def single_stack(stack: Stack, size: dict, parts: tuple[str, ...], result:
         await asyncio.to_thread(stack.down)
 
 
+VERDICT = (
+    "drill",
+    "accepted",
+    "stored",
+    "twice",
+    "gaps",
+    "missing",
+    "dup. deliveries",
+    "faults",
+    "5xx (not 502/3/4)",
+)
+"""The columns every drill's row starts with (``verdict``)."""
+
+
+def verdict(name: str, r: dict) -> list[str]:
+    keys = ("accepted", "stored", "stored_twice", "seq_gaps", "deliveries_missing")
+    keys += ("duplicate_deliveries", "faults", "server_errors")
+    return [name, *(str(r[k]) for k in keys)]
+
+
 def print_table(result: dict) -> None:
     table = Table(
-        "drill",
-        "accepted",
-        "stored",
-        "twice",
-        "gaps",
-        "missing",
-        "dup. deliveries",
-        "faults",
-        "5xx (not 502/3/4)",
+        *VERDICT,
         "answers while down",
         title=f"Agora drills ({result['size']}, {result['cores']} cores)",
     )
     for name, r in result.get("drills", {}).items():
         down = ", ".join(f"{k}×{v}" for k, v in r["answers_while_down"].items()) or "-"
-        table.add_row(
-            name,
-            str(r["accepted"]),
-            str(r["stored"]),
-            str(r["stored_twice"]),
-            str(r["seq_gaps"]),
-            str(r["deliveries_missing"]),
-            str(r["duplicate_deliveries"]),
-            str(r["faults"]),
-            str(r["server_errors"]),
-            down,
-        )
+        table.add_row(*verdict(name, r), down)
     if "drills" in result:
         console.print(table)
     if "cluster" in result:
@@ -705,15 +706,7 @@ def print_table(result: dict) -> None:
 def print_cluster_table(result: dict) -> None:
     cluster = result["cluster"]
     table = Table(
-        "drill",
-        "accepted",
-        "stored",
-        "twice",
-        "gaps",
-        "missing",
-        "dup. deliveries",
-        "faults",
-        "5xx (not 502/3/4)",
+        *VERDICT,
         "resumed p50 / max s",
         "streams back p50 / max s",
         title=f"Agora cluster drills ({result['size']}, {cluster['listeners']} "
@@ -722,15 +715,7 @@ def print_cluster_table(result: dict) -> None:
     for name, r in cluster["drills"].items():
         back = r.get("streams_back")
         table.add_row(
-            name,
-            str(r["accepted"]),
-            str(r["stored"]),
-            str(r["stored_twice"]),
-            str(r["seq_gaps"]),
-            str(r["deliveries_missing"]),
-            str(r["duplicate_deliveries"]),
-            str(r["faults"]),
-            str(r["server_errors"]),
+            *verdict(name, r),
             f"{r['resumed']['p50']} / {r['resumed']['max']}",
             f"{back['p50']} / {back['max']}" if back else "-",
         )

@@ -24,19 +24,14 @@ from urllib.parse import quote
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from cli.browser import chromium_args  # noqa: E402
+from cli.browser import OFF_THE_NETWORK, chromium_args  # noqa: E402
 from cli.stack import Stack  # noqa: E402
 
 OUT = ROOT / "docs" / "screenshots"
 FLAGS = [
     "--headless",
     "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
+    *OFF_THE_NETWORK,
     "--window-size=1400,900",
     "--virtual-time-budget=15000",
     "--hide-scrollbars",

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
 from datetime import datetime, timedelta
 
 from temporalio import workflow
@@ -88,7 +87,6 @@ with workflow.unsafe.imports_passed_through():
         AgentTokenRotated,
         CredentialsRevoked,
         EventEnvelope,
-        EventPayload,
     )
     from models.market import DebitRequest, DebitResult, agent_account
     from models.workflow_io import (
@@ -163,7 +161,7 @@ class AgentWorkflow:
                 name=manifest.public_profile.name,
                 status=str(manifest.status),
             )
-            self._emit(introduced, correlation_id=start.correlation_id)
+            self._outbox().emit(introduced, correlation_id=start.correlation_id)
             state.introduced = True
         if not state.credential_stored and self._patched("life-set-up-in-one-step"):
             await self._set_up()
@@ -478,7 +476,7 @@ class AgentWorkflow:
             await self._announce_revocation(rotation.correlation_id)
         finally:
             self._rotations -= 1
-        self._emit(
+        self._outbox().emit(
             AgentTokenRotated(agent_id=self.state.manifest.agent_id),
             correlation_id=rotation.correlation_id,
         )
@@ -626,7 +624,7 @@ class AgentWorkflow:
             state.manifest.room_participation = []
             state.manifest.online_status = False
             self._set_status(AgentStatus.RETIRED, state.retire_correlation_id)
-            self._emit(
+            self._outbox().emit(
                 AgentRetired(agent_id=state.manifest.agent_id),
                 correlation_id=state.retire_correlation_id,
             )
@@ -705,7 +703,9 @@ class AgentWorkflow:
             attention.stored_up_to(version)
 
     def _outbox(self) -> Outbox:
-        return Outbox(self.state.pending_events)
+        return Outbox(
+            self.state.pending_events, new_id=lambda: str(workflow.uuid4()), now=workflow.now
+        )
 
     def _manifest_projection(self) -> Projection:
         return Projection(self.state, "manifest.version", "stored_version")
@@ -750,7 +750,7 @@ class AgentWorkflow:
         kept = [a for a in self.state.manifest.current_activities if not a.startswith(FOCUS_PREFIX)]
         self.state.manifest.current_activities = ([f"{FOCUS_PREFIX}{new}"] if new else []) + kept
         self._touch()
-        self._emit(
+        self._outbox().emit(
             AgentFocusChanged(agent_id=self.state.manifest.agent_id, from_=old, to=new),
             correlation_id=correlation_id,
         )
@@ -811,7 +811,7 @@ class AgentWorkflow:
             key = f"{key}/{entry.last_seq}"
         if len(state.acts) >= state.brain.turns_per_hour:
             if not state.budget_noted:
-                self._emit(
+                self._outbox().emit(
                     AgentBudgetExhausted(
                         agent_id=agent_id, turns_per_hour=state.brain.turns_per_hour
                     )
@@ -827,7 +827,7 @@ class AgentWorkflow:
         try:
             reply = await self._compose(chat_id)
         except ActivityError:
-            self._emit(AgentReplyFailed(agent_id=agent_id, chat_id=chat_id))
+            self._outbox().emit(AgentReplyFailed(agent_id=agent_id, chat_id=chat_id))
             await self._let_go(entry, key)
             return
         posted = await options.run(
@@ -866,7 +866,7 @@ class AgentWorkflow:
                 posted = await options.run(ChatActions.post_as_agent, post, **options.STORE)
                 yielded = posted and post.yield_floor
         except options.LOCAL_FAILURES:
-            self._emit(AgentReplyFailed(agent_id=agent_id, chat_id=chat_id))
+            self._outbox().emit(AgentReplyFailed(agent_id=agent_id, chat_id=chat_id))
             await self._let_go(entry, key)
             return
         entry.context_seq = reply.context_seq
@@ -921,7 +921,7 @@ class AgentWorkflow:
         try:
             reply = await self._compose(todo.chat_id)
         except ActivityError:
-            self._emit(AgentReplyFailed(agent_id=agent_id, task_id=todo.task_id))
+            self._outbox().emit(AgentReplyFailed(agent_id=agent_id, task_id=todo.task_id))
             state.tasks_todo = [t for t in state.tasks_todo if t.task_id != todo.task_id]
             return
         await options.run(
@@ -983,7 +983,7 @@ class AgentWorkflow:
             new_status=str(new),
             online_status=manifest.online_status,
         )
-        self._emit(changed, correlation_id=correlation_id)
+        self._outbox().emit(changed, correlation_id=correlation_id)
 
     async def _announce_revocation(self, correlation_id: str | None) -> None:
         """Tell every API process the agent's earlier tokens are revoked (stored just
@@ -1006,22 +1006,6 @@ class AgentWorkflow:
             )
         except ActivityError:
             workflow.logger.warning("revocation of %s not announced", event.payload["subject"])
-
-    def _emit(
-        self,
-        payload: EventPayload,
-        recipients: Sequence[str] = (),
-        correlation_id: str | None = None,
-        *,
-        event_id: str | None = None,
-    ) -> None:
-        self._outbox().emit(
-            event_id or str(workflow.uuid4()),
-            workflow.now(),
-            payload,
-            recipients=recipients,
-            correlation_id=correlation_id,
-        )
 
     def _sync_search_attributes(self) -> None:
         status = str(self.state.manifest.status)

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Sequence
 from datetime import datetime, timedelta
 
 from temporalio import workflow
@@ -52,7 +51,6 @@ with workflow.unsafe.imports_passed_through():
         ChatMemberJoined,
         ChatMemberLeft,
         ChatRoleChanged,
-        EventPayload,
         FloorEvent,
         MessageSent,
     )
@@ -270,7 +268,7 @@ class ChatWorkflow:
         state = self.state
         if state.stored_version < 0 and not state.pending_events:
             members = list(state.members)
-            self._emit(ChatCreated(chat=self._public()), members, start.correlation_id)
+            self._outbox().emit(ChatCreated(chat=self._public()), members, start.correlation_id)
             state.pending_rooms += [
                 RoomChange(
                     agent_id=m, chat_id=state.chat.chat_id, joined=True, chat_type=state.chat.type
@@ -390,7 +388,7 @@ class ChatWorkflow:
             *state.recent[-19:],
             TranscriptLine(speaker=sender, text=post.content[:500]),
         ]
-        self._emit(
+        self._outbox().emit(
             MessageSent(message=message),
             recipients,
             post.correlation_id,
@@ -485,7 +483,7 @@ class ChatWorkflow:
         role = change.role or Role.MEMBER
         self._members().add(change.target, role, workflow.now(), change.hosted)
         self._changed_membership(change.target, joined=True)
-        self._emit(
+        self._outbox().emit(
             ChatMemberJoined(
                 chat_id=self.state.chat.chat_id, agent_id=change.target, role=role, by=change.actor
             ),
@@ -519,7 +517,7 @@ class ChatWorkflow:
         old = member.role
         member.role = change.role
         self._touch()
-        self._emit(
+        self._outbox().emit(
             ChatRoleChanged(
                 chat_id=self.state.chat.chat_id,
                 agent_id=change.target,
@@ -555,7 +553,7 @@ class ChatWorkflow:
             RoomChange(agent_id=m, chat_id=state.chat.chat_id, joined=False) for m in members
         ]
         self._touch()
-        self._emit(
+        self._outbox().emit(
             ChatClosed(chat_id=state.chat.chat_id, by=request.actor),
             members,
             request.correlation_id,
@@ -805,7 +803,7 @@ class ChatWorkflow:
         state.chat.speaker_policy = state.floor.settings.speaker_policy
         state.floor_version += 1
         self._touch()
-        self._emit(
+        self._outbox().emit(
             ChatFloorSettingsChanged(
                 chat_id=state.chat.chat_id, settings=state.floor.settings, by=change.actor
             ),
@@ -1350,7 +1348,7 @@ class ChatWorkflow:
             return
         self.state.floor_version += 1
         for event in events:
-            self._emit(event, list(self.state.members), correlation_id)
+            self._outbox().emit(event, list(self.state.members), correlation_id)
             if isinstance(event, ChatFloorGranted):
                 self._notice(event.agent_id, floor="granted")
             elif isinstance(event, ChatFloorReleased) and event.agent_id:  # or expired
@@ -1518,7 +1516,7 @@ class ChatWorkflow:
             self._floor_events(floor.leave(target, workflow.now()), correlation_id)
         self._changed_membership(target, joined=False)
         recipients = [*state.members, target]
-        self._emit(
+        self._outbox().emit(
             ChatMemberLeft(chat_id=state.chat.chat_id, agent_id=target, by=actor),
             recipients,
             correlation_id,
@@ -1531,7 +1529,7 @@ class ChatWorkflow:
                 new_role=Role.OWNER,
                 by=PLATFORM,
             )
-            self._emit(handed, list(state.members), correlation_id)
+            self._outbox().emit(handed, list(state.members), correlation_id)
         if not state.members:
             state.chat.closed = True
 
@@ -1546,24 +1544,10 @@ class ChatWorkflow:
         if agent_id in self.state.members:
             self._notices().note(agent_id, workflow.now(), **what)
 
-    def _emit(
-        self,
-        payload: EventPayload,
-        recipients: Sequence[str] = (),
-        correlation_id: str | None = None,
-        *,
-        event_id: str | None = None,
-    ) -> None:
-        self._outbox().emit(
-            event_id or str(workflow.uuid4()),
-            workflow.now(),
-            payload,
-            recipients=recipients,
-            correlation_id=correlation_id,
-        )
-
     def _outbox(self) -> Outbox:
-        return Outbox(self.state.pending_events)
+        return Outbox(
+            self.state.pending_events, new_id=lambda: str(workflow.uuid4()), now=workflow.now
+        )
 
     def _chat_projection(self) -> Projection:
         return Projection(self.state, "version", "stored_version")

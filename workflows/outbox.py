@@ -21,26 +21,35 @@ from models.events import EventEnvelope, EventPayload
 
 
 class Outbox:
-    """Events a workflow has decided and not yet published, oldest first."""
+    """Events a workflow has decided and not yet published, oldest first. ``new_id`` and
+    ``now`` are the workflow's own (``workflow.uuid4``, ``workflow.now``), so an event's id
+    and time are the same in every replay."""
 
-    def __init__(self, events: list[EventEnvelope]) -> None:
+    def __init__(
+        self,
+        events: list[EventEnvelope],
+        *,
+        new_id: Callable[[], str],
+        now: Callable[[], datetime],
+    ) -> None:
         self.events = events
+        self.new_id = new_id
+        self.now = now
 
     def emit(
         self,
-        event_id: str,
-        at: datetime,
         payload: EventPayload,
-        *,
         recipients: Sequence[str] = (),
         correlation_id: str | None = None,
+        *,
+        event_id: str | None = None,
     ) -> EventEnvelope:
-        """Queue an event of the payload's type (its id deterministic: the workflow's
-        ``uuid4`` or derived)."""
+        """Queue an event of the payload's type (``event_id`` when it is derived from what
+        the event is about, as a message's; else a new one)."""
         event = EventEnvelope(
-            event_id=event_id,
+            event_id=event_id or self.new_id(),
             type=payload.TYPE,
-            occurred_at=at,
+            occurred_at=self.now(),
             correlation_id=correlation_id,
             payload=payload.as_dict(),
             recipients=list(recipients),

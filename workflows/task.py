@@ -470,7 +470,9 @@ class TaskWorkflow:
             )
 
     def _outbox(self) -> Outbox:
-        return Outbox(self.state.pending_events)
+        return Outbox(
+            self.state.pending_events, new_id=lambda: str(workflow.uuid4()), now=workflow.now
+        )
 
     def _projection(self) -> Projection:
         return Projection(self.state, "task.version", "stored_version")
@@ -533,10 +535,5 @@ class TaskWorkflow:
         event_id: str | None = None,
     ) -> None:
         self._touch()
-        self._outbox().emit(
-            event_id or str(workflow.uuid4()),
-            workflow.now(),
-            payload,
-            recipients=recipients,
-            correlation_id=correlation_id or self._correlation_id,
-        )
+        correlation_id = correlation_id or self._correlation_id
+        self._outbox().emit(payload, recipients, correlation_id, event_id=event_id)

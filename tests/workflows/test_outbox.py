@@ -24,11 +24,12 @@ T0 = datetime(2026, 12, 1, tzinfo=UTC)
 )
 def test_every_event_goes_out_once_and_in_the_order_it_was_decided(steps):
     state: list = []
-    outbox = Outbox(state)
+    ids = iter(range(10_000))
+    outbox = Outbox(state, new_id=lambda: f"e{next(ids)}", now=lambda: T0)
     emitted, published = [], []
     for n, step in enumerate(steps):
         if step == "emit":
-            emitted.append(outbox.emit(f"e{n}", T0, ChatClosed(chat_id=f"c{n}", by="ann")).event_id)
+            emitted.append(outbox.emit(ChatClosed(chat_id=f"c{n}", by="ann")).event_id)
         elif step == "take":
             published += [e.event_id for e in outbox.take()]
         else:
@@ -41,15 +42,16 @@ def test_every_event_goes_out_once_and_in_the_order_it_was_decided(steps):
 
 
 def test_an_event_carries_what_it_was_given():
-    outbox = Outbox([])
+    outbox = Outbox([], new_id=lambda: "id-1", now=lambda: T0)
     payload = TaskAssigned(task_id="t-1", title="Sum", status="assigned", agent_id="bob")
-    event = outbox.emit("id-1", T0, payload, recipients=["ann"], correlation_id="c-1")
-    assert (event.event_id, event.type, event.recipients, event.correlation_id) == (
+    event = outbox.emit(payload, ["ann"], "c-1")
+    assert (event.event_id, event.type, event.occurred_at, event.recipients) == (
         "id-1",
         "task.assigned",
+        T0,
         ["ann"],
-        "c-1",
     )
+    assert event.correlation_id == "c-1"
     # a field without a value is left out (the other bidders are not told the price)
     assert event.payload == {
         "task_id": "t-1",
@@ -58,6 +60,9 @@ def test_an_event_carries_what_it_was_given():
         "agent_id": "bob",
     }
     assert len(outbox) == 1 and outbox.head(5) == [event]
+    # an id derived from what the event is about (a message's) stands instead of a new one
+    derived = outbox.emit(payload, event_id="message.sent/room:1")
+    assert derived.event_id == "message.sent/room:1"
 
 
 class Manifest(BaseModel):
