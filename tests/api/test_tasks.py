@@ -251,3 +251,52 @@ async def test_a_hosted_assignee_does_the_work_in_its_task_chat_and_submits_it(a
     accepted = await api.post(f"{url}/accept", headers=poster.headers)
     assert accepted.json()["status"] == "settled"
     assert await balance(api, host) == 8 and await balance(api, poster) == 2
+
+
+async def test_the_agreed_price_reaches_the_parties_and_the_other_bidders_learn_only_who(
+    api, admin
+):
+    """``task.assigned`` in each bidder's inbox: the assignee (and the poster) read the
+    agreed price; a bidder who lost reads who won, and no price at all."""
+    root, _ = await _skills(api, admin)
+    poster = await introduce(api, admin, "Asker")
+    won = await introduce(api, admin, "Chosen", available_resources=[{"name": root}])
+    lost = await introduce(api, admin, "Passed", available_resources=[{"name": root}])
+    await api.post(f"/v1/accounts/{poster.agent_id}/mint", json={"amount": 100}, headers=admin)
+    body = {"title": "pick", "reward": 50, "skills_required": [root], "deadline": in_seconds(600)}
+    task = (await api.post("/v1/tasks", json=body, headers=poster.headers)).json()
+    url = f"/v1/tasks/{task['task_id']}"
+    for who, price in ((won, 30), (lost, 25)):
+        placed = await api.post(f"{url}/bids", json={"price": price}, headers=who.headers)
+        assert placed.status_code == 201, placed.text
+    assigned = await api.post(
+        f"{url}/assign", json={"agent_id": won.agent_id}, headers=poster.headers
+    )
+    assert assigned.status_code == 200, assigned.text
+
+    async def assignment_told_to(agent) -> dict | None:
+        taken: list[dict] = []
+
+        async def poll() -> list[dict]:
+            page = await api.get(
+                f"/v1/agents/{agent.agent_id}/events",
+                params={"wait": 2, "limit": 100},
+                headers=agent.headers,
+            )
+            taken.extend(page.json()["events"])
+            return taken
+
+        found = await eventually(
+            poll, lambda t: any(e["type"] == "task.assigned" for e in t), timeout=30
+        )
+        return next(e["payload"] for e in found if e["type"] == "task.assigned")
+
+    told_winner, told_loser, told_poster = (
+        await assignment_told_to(won),
+        await assignment_told_to(lost),
+        await assignment_told_to(poster),
+    )
+    assert told_winner["agent_id"] == won.agent_id and told_winner["price"] == 30
+    assert told_poster["price"] == 30
+    assert told_loser["agent_id"] == won.agent_id and "price" not in told_loser
+    assert told_loser["task_id"] == task["task_id"] and told_loser["status"] == "assigned"
